@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+// Encode converts a typed value to the string payload form used for inputs
+// and outputs. A string is passed through as is (not JSON-quoted), so typed
+// and untyped callers interoperate; anything else becomes JSON.
+func Encode(v any) (string, error) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encoding %T payload: %w", v, err)
+	}
+	return string(b), nil
+}
+
+// Decode converts a string payload to T. For a string T, a JSON string
+// literal is unquoted and any other text is returned as is. For other types
+// the payload must be valid JSON for T.
+func Decode[T any](s string) (T, error) {
+	var out T
+	if p, ok := any(&out).(*string); ok {
+		var unq string
+		if len(s) > 0 && s[0] == '"' && json.Unmarshal([]byte(s), &unq) == nil {
+			*p = unq
+		} else {
+			*p = s
+		}
+		return out, nil
+	}
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return out, fmt.Errorf("decoding payload as %s: %w", reflect.TypeFor[T](), err)
+	}
+	return out, nil
+}

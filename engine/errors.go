@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrorCategory classifies a failure. The strings are stable.
+type ErrorCategory string
+
+// Error categories.
+const (
+	// CategoryApplication is an error of user code: an activity or
+	// orchestration returned an error, panicked, or was cancelled.
+	CategoryApplication ErrorCategory = "application"
+	// CategoryInfrastructure is an error of the store or the runtime.
+	CategoryInfrastructure ErrorCategory = "infrastructure"
+	// CategoryConfiguration is an error in how the code was deployed, most
+	// often nondeterminism: replayed code no longer matches its history.
+	CategoryConfiguration ErrorCategory = "configuration"
+	// CategoryPoison is a message that failed more than MaxAttempts times.
+	CategoryPoison ErrorCategory = "poison"
+)
+
+// Error kinds, per category. The strings are stable.
+const (
+	KindActivityFailed        = "activity_failed"
+	KindOrchestrationFailed   = "orchestration_failed"
+	KindPanicked              = "panicked"
+	KindCancelled             = "cancelled"
+	KindTimeout               = "timeout"
+	KindNondeterminism        = "nondeterminism"
+	KindStore                 = "store"
+	KindPoisonOrchestration   = "orchestration"
+	KindPoisonActivity        = "activity"
+	KindFailedDeserialization = "failed_deserialization"
+)
+
+// ErrorDetails describes why an activity or orchestration failed. It is
+// stored in history, returned by client status calls, and implements error so
+// that orchestration code receives it from Future.Get and can inspect it with
+// errors.As.
+type ErrorDetails struct {
+	Category ErrorCategory `json:"category"`
+	Kind     string        `json:"kind"`
+	Message  string        `json:"message,omitempty"`
+	// Retryable is a hint for callers; poison and configuration errors are
+	// never retryable.
+	Retryable bool `json:"retryable,omitempty"`
+
+	// Poison details.
+	Attempts    int    `json:"attempts,omitempty"`
+	MaxAttempts int    `json:"max_attempts,omitempty"`
+	Instance    string `json:"instance,omitempty"`
+	Execution   int64  `json:"execution,omitempty"`
+	Activity    string `json:"activity,omitempty"`
+	ActivityID  int64  `json:"activity_id,omitempty"`
+}
+
+// Error returns the stable display string of the failure.
+func (e *ErrorDetails) Error() string {
+	switch e.Category {
+	case CategoryApplication:
+		switch e.Kind {
+		case KindPanicked:
+			return "orchestration panicked: " + e.Message
+		case KindCancelled:
+			return "canceled: " + e.Message
+		case KindTimeout:
+			return "timeout: " + e.Message
+		}
+		return e.Message
+	case CategoryInfrastructure:
+		return "infrastructure: " + e.Message
+	case CategoryConfiguration:
+		return "nondeterministic: " + e.Message
+	case CategoryPoison:
+		var s string
+		switch e.Kind {
+		case KindPoisonActivity:
+			s = fmt.Sprintf("poison: activity %s#%d of orchestration %s exceeded %d attempts (max %d)",
+				e.Activity, e.ActivityID, e.Instance, e.Attempts, e.MaxAttempts)
+		case KindFailedDeserialization:
+			s = fmt.Sprintf("poison: orchestration %s history deserialization failed after %d attempts (max %d)",
+				e.Instance, e.Attempts, e.MaxAttempts)
+		default:
+			s = fmt.Sprintf("poison: orchestration %s exceeded %d attempts (max %d)", e.Instance, e.Attempts, e.MaxAttempts)
+		}
+		if e.Message != "" {
+			s += ": " + e.Message
+		}
+		return s
+	}
+	return string(e.Category) + ": " + e.Message
+}
+
+// IsPoison reports whether err is, or wraps, a poison failure.
+func IsPoison(err error) bool {
+	var d *ErrorDetails
+	return errors.As(err, &d) && d.Category == CategoryPoison
+}
+
+// IsNondeterminism reports whether err is, or wraps, a nondeterminism failure.
+func IsNondeterminism(err error) bool {
+	var d *ErrorDetails
+	return errors.As(err, &d) && d.Category == CategoryConfiguration && d.Kind == KindNondeterminism
+}
+
+// ApplicationError returns the details of an application failure of the given
+// kind (KindActivityFailed, KindOrchestrationFailed, ...).
+func ApplicationError(kind, message string) *ErrorDetails {
+	return &ErrorDetails{Category: CategoryApplication, Kind: kind, Message: message}
+}
+
+// InfrastructureError returns the details of a store or runtime failure.
+func InfrastructureError(message string, retryable bool) *ErrorDetails {
+	return &ErrorDetails{Category: CategoryInfrastructure, Kind: KindStore, Message: message, Retryable: retryable}
+}
+
+// NondeterminismError returns the details of a replay mismatch.
+func NondeterminismError(format string, args ...any) *ErrorDetails {
+	return &ErrorDetails{Category: CategoryConfiguration, Kind: KindNondeterminism, Message: fmt.Sprintf(format, args...)}
+}
+
+// DetailsOf converts any error returned by user code into ErrorDetails:
+// ErrorDetails pass through, anything else becomes an application failure of
+// the given kind.
+func DetailsOf(err error, kind string) *ErrorDetails {
+	var d *ErrorDetails
+	if errors.As(err, &d) {
+		return d
+	}
+	return ApplicationError(kind, err.Error())
+}

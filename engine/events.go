@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// EventKind names the kind of a history event. Its string form is part of the
+// stored JSON and never changes once released.
+type EventKind string
+
+// History event kinds understood by this engine version. An event of any other
+// kind fails decoding: that is how a history written by a newer engine is kept
+// away from an older one (see DecodeEvent).
+const (
+	// EventOrchestrationStarted is always event 1 of an execution.
+	EventOrchestrationStarted EventKind = "OrchestrationStarted"
+	// EventOrchestrationCompleted ends an execution successfully.
+	EventOrchestrationCompleted EventKind = "OrchestrationCompleted"
+	// EventOrchestrationFailed ends an execution with an error.
+	EventOrchestrationFailed EventKind = "OrchestrationFailed"
+	// EventOrchestrationContinuedAsNew ends an execution that continues as a new one.
+	EventOrchestrationContinuedAsNew EventKind = "OrchestrationContinuedAsNew"
+	// EventActivityScheduled records a ScheduleActivity call.
+	EventActivityScheduled EventKind = "ActivityScheduled"
+	// EventActivityCompleted records an activity's result.
+	EventActivityCompleted EventKind = "ActivityCompleted"
+	// EventActivityFailed records an activity's error.
+	EventActivityFailed EventKind = "ActivityFailed"
+	// EventTimerCreated records a ScheduleTimer call.
+	EventTimerCreated EventKind = "TimerCreated"
+	// EventTimerFired records that a durable timer fired.
+	EventTimerFired EventKind = "TimerFired"
+	// EventExternalSubscribed records a WaitForEvent call.
+	EventExternalSubscribed EventKind = "ExternalSubscribed"
+	// EventExternalEvent records an event raised from outside.
+	EventExternalEvent EventKind = "ExternalEvent"
+)
+
+var knownEventKinds = map[EventKind]bool{
+	EventOrchestrationStarted:        true,
+	EventOrchestrationCompleted:      true,
+	EventOrchestrationFailed:         true,
+	EventOrchestrationContinuedAsNew: true,
+	EventActivityScheduled:           true,
+	EventActivityCompleted:           true,
+	EventActivityFailed:              true,
+	EventTimerCreated:                true,
+	EventTimerFired:                  true,
+	EventExternalSubscribed:          true,
+	EventExternalEvent:               true,
+}
+
+// Event is one entry of an execution's history. The JSON form is documented in
+// docs/protocol.md; fields that a kind does not use are omitted.
+type Event struct {
+	// ID is the 1-based position of the event within its execution.
+	ID int64 `json:"id"`
+	// SourceID links a completion to the event that scheduled it.
+	SourceID int64 `json:"source_id,omitempty"`
+	// Kind says what happened.
+	Kind EventKind `json:"kind"`
+	// Time is when the event was recorded, in Unix milliseconds. It is the
+	// source of OrchestrationContext.Now.
+	Time int64 `json:"ts"`
+	// Engine is the version of the engine that wrote the event.
+	Engine string `json:"engine"`
+
+	// Name is the orchestration, activity or external event name.
+	Name string `json:"name,omitempty"`
+	// Version is the orchestration version (OrchestrationStarted).
+	Version string `json:"version,omitempty"`
+	// Input is the input of an orchestration or activity, or the input of
+	// the next execution (OrchestrationContinuedAsNew).
+	Input string `json:"input,omitempty"`
+	// Result is an activity result, orchestration output or event payload.
+	Result string `json:"result,omitempty"`
+	// Error describes a failure (ActivityFailed, OrchestrationFailed).
+	Error *ErrorDetails `json:"error,omitempty"`
+	// FireAt is a timer's due time in Unix milliseconds.
+	FireAt int64 `json:"fire_at,omitempty"`
+	// ParentInstance is the instance that started this one as a child.
+	ParentInstance string `json:"parent_instance,omitempty"`
+}
+
+// IsTerminal reports whether e ends its execution.
+func (e *Event) IsTerminal() bool {
+	switch e.Kind {
+	case EventOrchestrationCompleted, EventOrchestrationFailed, EventOrchestrationContinuedAsNew:
+		return true
+	}
+	return false
+}
+
+// EncodeEvent returns the stored JSON form of e.
+func EncodeEvent(e Event) (string, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", fmt.Errorf("encoding %s event %d: %w", e.Kind, e.ID, err)
+	}
+	return string(b), nil
+}
+
+// DecodeEvent parses one stored event. It fails on malformed JSON and on an
+// event kind that this engine does not know, so that a history written by a
+// newer engine is never replayed by an older one.
+func DecodeEvent(s string) (Event, error) {
+	var e Event
+	if err := json.Unmarshal([]byte(s), &e); err != nil {
+		return Event{}, fmt.Errorf("decoding history event: %w", err)
+	}
+	if !knownEventKinds[e.Kind] {
+		return Event{}, &UnknownKindError{What: "history event", Kind: string(e.Kind)}
+	}
+	return e, nil
+}
+
+// DecodeHistory decodes a stored history in order and checks its shape: dense
+// ids from 1 and OrchestrationStarted first.
+func DecodeHistory(raw []string) ([]Event, error) {
+	events := make([]Event, 0, len(raw))
+	for i, s := range raw {
+		e, err := DecodeEvent(s)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i+1, err)
+		}
+		if e.ID != int64(i+1) {
+			return nil, fmt.Errorf("event %d: corrupted history: id %d out of sequence", i+1, e.ID)
+		}
+		if i == 0 && e.Kind != EventOrchestrationStarted {
+			return nil, fmt.Errorf("corrupted history: first event is %s, not %s", e.Kind, EventOrchestrationStarted)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+// UnknownKindError reports a stored event or message of a kind this engine
+// version does not understand.
+type UnknownKindError struct {
+	What string // "history event" or "message"
+	Kind string
+}
+
+func (e *UnknownKindError) Error() string {
+	return fmt.Sprintf("unknown %s kind %q: written by a newer engine than %s?", e.What, e.Kind, Version)
+}

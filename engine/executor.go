@@ -1,0 +1,432 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// ExecutionStatus is the state of an execution after a turn.
+type ExecutionStatus string
+
+// Execution statuses. The strings are stable and stored.
+const (
+	StatusRunning        ExecutionStatus = "Running"
+	StatusCompleted      ExecutionStatus = "Completed"
+	StatusFailed         ExecutionStatus = "Failed"
+	StatusContinuedAsNew ExecutionStatus = "ContinuedAsNew"
+)
+
+// DefaultStepTimeout bounds how long orchestration code may run between two
+// yields (a Get, Select or Join that must wait, or its return) before the turn
+// is abandoned as blocked.
+const DefaultStepTimeout = 30 * time.Second
+
+// ExecutionInfo identifies an execution and the code that runs it.
+type ExecutionInfo struct {
+	InstanceID  string
+	ExecutionID int64
+	Name        string
+	Version     string
+}
+
+// ExecutorOptions tunes an Executor. The zero value is usable.
+type ExecutorOptions struct {
+	// Logger receives the orchestration's replay-guarded traces. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// StepTimeout: see DefaultStepTimeout. Zero means the default.
+	StepTimeout time.Duration
+}
+
+// TimerRequest is a durable timer a turn created: Message is delivered to the
+// instance at FireAt.
+type TimerRequest struct {
+	FireAt  time.Time
+	Message Message
+}
+
+// TurnResult is what one turn decided: the events to append and the work to
+// send, all of which the caller persists in one atomic step.
+type TurnResult struct {
+	// NewEvents are appended to the execution's history, in order.
+	NewEvents []Event
+	// Activities are the activities scheduled in this turn.
+	Activities []ActivityRequest
+	// Timers are the durable timers created in this turn.
+	Timers []TimerRequest
+	// Status is the execution's status after the turn.
+	Status ExecutionStatus
+	// Output is the orchestration's output (Completed) or the next
+	// execution's input (ContinuedAsNew).
+	Output string
+	// Failure describes why the execution failed (Failed).
+	Failure *ErrorDetails
+	// Next is the start message of the next execution (ContinuedAsNew).
+	Next *Message
+	// Dropped describes messages the turn consumed without effect (stale or
+	// duplicate completions, messages after the end), for logging.
+	Dropped []string
+}
+
+// ErrStepTimeout is returned by Turn when orchestration code ran for longer
+// than the step timeout without yielding, which usually means it blocked on
+// something outside the OrchestrationContext (I/O, a channel, time.Sleep).
+var ErrStepTimeout = errors.New("orchestration code did not yield within the step timeout (blocking outside the OrchestrationContext?)")
+
+// Executor replays one execution and runs its turns. It keeps the live
+// orchestration between turns, so a worker that caches it pays only for new
+// events. An Executor is not safe for concurrent use; call Close when it is no
+// longer needed.
+type Executor struct {
+	fn          OrchestrationFunc
+	info        ExecutionInfo
+	logger      *slog.Logger
+	stepTimeout time.Duration
+	ctx         *OrchestrationContext
+
+	history       []Event
+	committed     int   // events persisted before the current turn
+	cursor        int   // next history event to replay or match
+	lastDelivered int   // index of the last delivered start or completion, -1 before the start
+	now           int64 // Time of the last delivered event (ms): OrchestrationContext.Now
+	turnNow       int64 // time of the current turn (ms), stamped on new events
+	guids         int
+
+	open      map[int64]*slot // schedules awaiting completion, by event id
+	completed map[int64]bool  // schedules already completed, for duplicate detection
+	waits     map[string][]*slot
+
+	co       *coroutine
+	deadline <-chan time.Time
+
+	finished bool
+	status   ExecutionStatus
+	output   string
+	failure  *ErrorDetails
+	next     *Message
+	abort    *ErrorDetails // set by orchestration-side checks (nondeterminism) to end the execution
+	misuse   atomic.Bool   // the context was used from a foreign goroutine
+
+	out TurnResult
+}
+
+// NewExecutor prepares an execution for replay. history is the execution's
+// stored history (empty for a new execution, whose first turn must receive its
+// start message). Nothing runs until the first Turn.
+func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts ExecutorOptions) (*Executor, error) {
+	if fn == nil {
+		return nil, errors.New("engine: nil orchestration function")
+	}
+	if len(history) > 0 && history[0].Kind != EventOrchestrationStarted {
+		return nil, fmt.Errorf("corrupted history: first event is %s", history[0].Kind)
+	}
+	x := &Executor{
+		fn:            fn,
+		info:          info,
+		logger:        opts.Logger,
+		stepTimeout:   opts.StepTimeout,
+		history:       append(make([]Event, 0, len(history)+8), history...),
+		committed:     len(history),
+		lastDelivered: -1,
+		open:          map[int64]*slot{},
+		completed:     map[int64]bool{},
+		waits:         map[string][]*slot{},
+	}
+	if x.logger == nil {
+		x.logger = slog.Default()
+	}
+	if x.stepTimeout <= 0 {
+		x.stepTimeout = DefaultStepTimeout
+	}
+	x.ctx = &OrchestrationContext{x: x}
+	return x, nil
+}
+
+// Info returns the execution the executor runs.
+func (x *Executor) Info() ExecutionInfo { return x.info }
+
+// HistoryLen returns the number of events the executor holds, which equals
+// the stored history length after a successful turn and commit.
+func (x *Executor) HistoryLen() int { return len(x.history) }
+
+// Finished reports whether the execution has ended.
+func (x *Executor) Finished() bool { return x.finished }
+
+// Turn replays any history not yet replayed, then applies msgs in order, and
+// returns what the turn decided. now is the turn's time; it stamps new events.
+// On a returned error the executor must be discarded (Close) and the turn
+// retried from stored history.
+func (x *Executor) Turn(now time.Time, msgs []Message) (*TurnResult, error) {
+	x.turnNow = now.UnixMilli()
+	x.out = TurnResult{}
+	timer := time.NewTimer(x.stepTimeout)
+	defer timer.Stop()
+	x.deadline = timer.C
+
+	if err := x.drive(); err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if x.finished {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s message after the execution ended", m.Kind))
+			continue
+		}
+		if err := x.apply(m); err != nil {
+			return nil, err
+		}
+		if err := x.drive(); err != nil {
+			return nil, err
+		}
+	}
+	if len(x.history) == 0 {
+		return nil, errors.New("engine: a new execution's first turn needs its start message")
+	}
+
+	res := x.out
+	res.NewEvents = append([]Event(nil), x.history[x.committed:]...)
+	x.committed = len(x.history)
+	res.Status = StatusRunning
+	if x.finished {
+		res.Status, res.Output, res.Failure, res.Next = x.status, x.output, x.failure, x.next
+		res.Timers = nil // nobody will wait for them
+	}
+	x.out = TurnResult{}
+	return &res, nil
+}
+
+// Close stops the orchestration's goroutine, if any. It is safe to call more
+// than once.
+func (x *Executor) Close() {
+	if x.co != nil {
+		x.co.stop()
+	}
+}
+
+// drive replays or processes history events from the cursor until it reaches
+// the end of the history or the execution ends.
+func (x *Executor) drive() error {
+	for x.cursor < len(x.history) && !x.finished {
+		idx := x.cursor
+		ev := &x.history[idx]
+		switch ev.Kind {
+		case EventOrchestrationStarted:
+			if idx != 0 || x.co != nil {
+				x.fail(NondeterminismError("corrupted history: %s at position %d", ev.Kind, idx+1))
+				return nil
+			}
+			x.cursor++
+			x.deliverAt(idx)
+			x.startCoroutine(ev.Input)
+		case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventExternalEvent:
+			x.cursor++
+			x.deliverAt(idx)
+			if d := x.deliver(ev); d != nil {
+				x.fail(d)
+				return nil
+			}
+		case EventOrchestrationCompleted, EventOrchestrationFailed, EventOrchestrationContinuedAsNew:
+			x.fail(NondeterminismError("history ends the execution with %s (event %d) but the orchestration has not returned", ev.Kind, ev.ID))
+			return nil
+		default:
+			x.fail(NondeterminismError("history has %s %q (event %d) but the orchestration did not schedule it", ev.Kind, ev.Name, ev.ID))
+			return nil
+		}
+		if err := x.step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *Executor) deliverAt(idx int) {
+	x.lastDelivered = idx
+	x.now = x.history[idx].Time
+}
+
+// deliver resolves the future a completion event belongs to. It returns
+// details when the completion must end the execution instead.
+func (x *Executor) deliver(ev *Event) *ErrorDetails {
+	if ev.Kind == EventExternalEvent {
+		subs := x.waits[ev.Name]
+		if len(subs) == 0 {
+			return nil // arrived before any subscription: kept in history, delivered to nobody
+		}
+		s := subs[0]
+		x.waits[ev.Name] = subs[1:]
+		s.resolve(ev.Result, nil)
+		return nil
+	}
+	s := x.open[ev.SourceID]
+	if s == nil {
+		return NondeterminismError("history has %s for event %d, which is not an open schedule", ev.Kind, ev.SourceID)
+	}
+	if s.completion != ev.Kind && !(s.completion == EventActivityCompleted && ev.Kind == EventActivityFailed) {
+		return NondeterminismError("completion kind mismatch for event %d: expected %s, got %s", ev.SourceID, s.completion, ev.Kind)
+	}
+	delete(x.open, ev.SourceID)
+	x.completed[ev.SourceID] = true
+	if ev.Kind == EventActivityFailed && ev.Error != nil && ev.Error.Category == CategoryPoison {
+		// A poisoned activity fails its orchestration; code cannot catch it.
+		return ev.Error
+	}
+	s.resolve(ev.Result, ev.Error)
+	return nil
+}
+
+// apply turns one inbox message into a history event, or drops it.
+func (x *Executor) apply(m Message) error {
+	ev := Event{Kind: "", Time: x.turnNow, Engine: Version}
+	switch m.Kind {
+	case MessageStart, MessageContinueAsNew:
+		if len(x.history) > 0 {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s message for a running execution", m.Kind))
+			return nil
+		}
+		ev.Kind = EventOrchestrationStarted
+		ev.Name, ev.Version, ev.Input, ev.ParentInstance = x.info.Name, x.info.Version, m.Input, m.ParentInstance
+	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired:
+		if len(x.history) == 0 {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s message before the execution started", m.Kind))
+			return nil
+		}
+		if m.Execution != x.info.ExecutionID {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s for event %d of execution %d (current %d)", m.Kind, m.EventID, m.Execution, x.info.ExecutionID))
+			return nil
+		}
+		if x.completed[m.EventID] {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("duplicate %s for event %d", m.Kind, m.EventID))
+			return nil
+		}
+		if x.open[m.EventID] == nil {
+			x.fail(NondeterminismError("no matching schedule for %s of event %d", m.Kind, m.EventID))
+			return nil
+		}
+		ev.SourceID = m.EventID
+		switch m.Kind {
+		case MessageActivityCompleted:
+			ev.Kind, ev.Result = EventActivityCompleted, m.Result
+		case MessageActivityFailed:
+			ev.Kind, ev.Error = EventActivityFailed, m.Error
+		case MessageTimerFired:
+			ev.Kind, ev.FireAt = EventTimerFired, m.FireAt
+		}
+	case MessageExternalEvent:
+		if len(x.history) == 0 {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("event %q before the execution started", m.Name))
+			return nil
+		}
+		ev.Kind, ev.Name, ev.Result = EventExternalEvent, m.Name, m.Result
+	default:
+		return &UnknownKindError{What: "message", Kind: string(m.Kind)}
+	}
+	x.appendEvent(ev)
+	return nil
+}
+
+func (x *Executor) appendEvent(ev Event) int64 {
+	ev.ID = int64(len(x.history) + 1)
+	x.history = append(x.history, ev)
+	return ev.ID
+}
+
+// emit is called by orchestration code (on its goroutine) for every schedule
+// action. While replaying it matches the action against the next history event
+// and ends the execution as nondeterministic on a mismatch; past the end of
+// history it appends a new event. It returns the event of the action and
+// whether it is new in this turn (and so needs its side effect sent).
+func (x *Executor) emit(action Event) (*Event, bool) {
+	x.mustOwn()
+	if x.cursor < len(x.history) {
+		h := &x.history[x.cursor]
+		if !actionMatches(h, &action) {
+			x.abort = NondeterminismError("schedule mismatch at event %d: orchestration did %s, history has %s", h.ID, describe(&action), describe(h))
+			runtime.Goexit()
+		}
+		x.cursor++
+		return h, false
+	}
+	action.Time, action.Engine = x.turnNow, Version
+	x.appendEvent(action)
+	x.cursor++
+	return &x.history[len(x.history)-1], true
+}
+
+func actionMatches(h, a *Event) bool {
+	if h.Kind != a.Kind {
+		return false
+	}
+	switch a.Kind {
+	case EventActivityScheduled:
+		return h.Name == a.Name && h.Input == a.Input
+	case EventExternalSubscribed:
+		return h.Name == a.Name
+	}
+	return true // timers match by position
+}
+
+func describe(e *Event) string {
+	switch e.Kind {
+	case EventActivityScheduled:
+		return fmt.Sprintf("%s %q with input %q", e.Kind, e.Name, truncate(e.Input, 64))
+	case EventExternalSubscribed:
+		return fmt.Sprintf("%s %q", e.Kind, e.Name)
+	}
+	return string(e.Kind)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// finish records how the orchestration function returned.
+func (x *Executor) finish(out string, err error) {
+	var can *ContinueAsNewError
+	switch {
+	case errors.As(err, &can):
+		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input}
+		x.end(StatusContinuedAsNew, Event{Kind: EventOrchestrationContinuedAsNew, Input: can.Input}, can.Input, nil, true)
+	case err != nil:
+		d := DetailsOf(err, KindOrchestrationFailed)
+		x.end(StatusFailed, Event{Kind: EventOrchestrationFailed, Error: d}, "", d, true)
+	default:
+		x.end(StatusCompleted, Event{Kind: EventOrchestrationCompleted, Result: out}, out, nil, true)
+	}
+}
+
+// fail ends the execution with details, whatever the code does.
+func (x *Executor) fail(d *ErrorDetails) {
+	if x.finished {
+		return
+	}
+	x.Close()
+	x.next = nil
+	x.end(StatusFailed, Event{Kind: EventOrchestrationFailed, Error: d}, "", d, false)
+}
+
+// end appends the terminal event. When the orchestration returned by itself
+// while history still holds unreplayed events, the code has diverged from its
+// history: the execution fails as nondeterministic instead.
+func (x *Executor) end(status ExecutionStatus, ev Event, output string, failure *ErrorDetails, byCode bool) {
+	x.finished = true
+	x.status, x.output, x.failure = status, output, failure
+	if byCode && x.cursor < len(x.history) {
+		h := &x.history[x.cursor]
+		if h.Kind == ev.Kind {
+			x.cursor++ // replaying an execution that already ended this way
+			return
+		}
+		x.status, x.output, x.next = StatusFailed, "", nil
+		x.failure = NondeterminismError("orchestration returned but history has %s (event %d)", describe(h), h.ID)
+		ev = Event{Kind: EventOrchestrationFailed, Error: x.failure}
+	}
+	ev.Time, ev.Engine = x.turnNow, Version
+	x.appendEvent(ev)
+	x.cursor = len(x.history)
+}
