@@ -1,0 +1,102 @@
+package queue
+
+import "strings"
+
+// DefaultPrefix is the key namespace used when Options.Prefix is empty.
+const DefaultPrefix = "dw"
+
+// Key kinds. Lua scripts build instance-dependent keys from the same kinds
+// (see queue/lua/common.lua); the two must stay in step.
+const (
+	kindInstance   = "inst:"
+	kindInbox      = "inbox:"
+	kindHistory    = "hist:"
+	kindReady      = "ready:"
+	kindWork       = "work:"
+	kindWorkItem   = "wi:"
+	kindTimers     = "timers"
+	kindEngines    = "engines"
+	kindSeq        = "seq"
+	kindFetchReq   = "fr:"
+	kindWakeOrch   = "wake:orch"
+	kindWakeWork   = "wake:work"
+	kindEndedEvent = "ended"
+)
+
+// Keys builds every Redis key and channel name of one namespace. Each name
+// is "{" + prefix + "}:" + kind + ..., so the hash tag is the prefix and all
+// keys of a namespace map to one Redis Cluster slot, whatever instance ids and
+// bucket names they contain. The zero value is not usable; call NewKeys.
+type Keys struct {
+	base string // "{prefix}:"
+}
+
+// NewKeys returns the key builder for prefix ("" means DefaultPrefix). It
+// panics if prefix contains '{' or '}', which would change the hash tag.
+func NewKeys(prefix string) Keys {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		panic("queue: key prefix must not contain '{' or '}': " + prefix)
+	}
+	return Keys{base: "{" + prefix + "}:"}
+}
+
+// Prefix returns the common start of every key, "{prefix}:". Scripts get it
+// as KEYS[1] and derive instance-dependent keys from it.
+func (k Keys) Prefix() string { return k.base }
+
+// InstanceKey is the hash holding an instance's metadata and lock.
+func (k Keys) InstanceKey(instanceID string) string { return k.base + kindInstance + instanceID }
+
+// InboxKey is the list of messages waiting for an instance's next turn.
+func (k Keys) InboxKey(instanceID string) string { return k.base + kindInbox + instanceID }
+
+// HistoryKey is the list of history events of one execution of an instance.
+func (k Keys) HistoryKey(instanceID string, executionID uint64) string {
+	return k.base + kindHistory + instanceID + ":" + formatUint(executionID)
+}
+
+// ReadyKey is the sorted set of instances in a ready bucket, scored by the
+// time (Unix ms) from which each may be fetched.
+func (k Keys) ReadyKey(bucket string) string { return k.base + kindReady + bucket }
+
+// WorkKey is the sorted set of work item ids in a work bucket, scored by the
+// time (Unix ms) from which each may be fetched.
+func (k Keys) WorkKey(bucket string) string { return k.base + kindWork + bucket }
+
+// WorkItemKey is the hash holding one work item.
+func (k Keys) WorkItemKey(workID string) string { return k.base + kindWorkItem + workID }
+
+// TimersKey is the sorted set of delayed messages, scored by due time (Unix ms).
+func (k Keys) TimersKey() string { return k.base + kindTimers }
+
+// EnginesKey is the set of engine versions that executions have pinned.
+func (k Keys) EnginesKey() string { return k.base + kindEngines }
+
+// SeqKey is the counter that numbers work items and timers.
+func (k Keys) SeqKey() string { return k.base + kindSeq }
+
+// FetchOrchRequestKey records what one FetchOrchestrations request locked,
+// so that running the same request again returns the same items.
+func (k Keys) FetchOrchRequestKey(requestID string) string {
+	return k.base + kindFetchReq + "o:" + requestID
+}
+
+// FetchWorkRequestKey records what one FetchWork request locked.
+func (k Keys) FetchWorkRequestKey(requestID string) string {
+	return k.base + kindFetchReq + "w:" + requestID
+}
+
+// WakeOrchChannel is the pub/sub channel announcing that a ready bucket got
+// work; the message is the bucket name.
+func (k Keys) WakeOrchChannel() string { return k.base + kindWakeOrch }
+
+// WakeWorkChannel is the pub/sub channel announcing that a work bucket got
+// items; the message is the bucket name.
+func (k Keys) WakeWorkChannel() string { return k.base + kindWakeWork }
+
+// EndedChannel is the pub/sub channel announcing that an instance reached
+// Completed or Failed; the message is the instance id.
+func (k Keys) EndedChannel() string { return k.base + kindEndedEvent }

@@ -1,0 +1,28 @@
+-- abandon_work.lua: release a work item lock; the item becomes fetchable at now+delay.
+-- KEYS[1] prefix "{ns}:"   KEYS[2] wi:<work id>
+-- ARGV[1] work id   ARGV[2] token   ARGV[3] delay ms (>= 0)
+-- ARGV[4] "1" to keep the attempt count, "0" to give the attempt back (att-1, min 0)
+-- Returns 1.
+-- Errors: WORK_NOT_FOUND; LOCK_LOST when the token is not the current lock.
+local wid, token = ARGV[1], ARGV[2]
+
+-- validate
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'att')
+if not f[2] then
+  return redis.error_reply('WORK_NOT_FOUND ' .. wid)
+end
+if f[1] ~= token then
+  return redis.error_reply('LOCK_LOST work ' .. wid)
+end
+
+-- decide
+local now = now_ms()
+local delay = tonumber(ARGV[3])
+local att = num(f[3])
+if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
+
+-- write
+redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'att', att)
+redis.call('ZADD', k_work(f[2]), now + delay, wid)
+if delay == 0 then redis.call('PUBLISH', CH_WAKE_WORK, f[2]) end
+return 1

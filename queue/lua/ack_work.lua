@@ -1,0 +1,28 @@
+-- ack_work.lua: complete a work item and deliver its completion.
+-- KEYS[1] prefix "{ns}:"   KEYS[2] wi:<work id>
+-- ARGV[1] work id   ARGV[2] token   ARGV[3] completion message ("" = none)
+-- Returns 1 if the completion was delivered, 0 if there was none or its
+-- instance is missing or ended (then it is dropped).
+-- Errors: WORK_NOT_FOUND when wi:<work id> is gone (acked or never existed);
+-- LOCK_LOST when the token is not the current lock.
+local wid, token = ARGV[1], ARGV[2]
+
+-- validate
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst')
+if not f[2] then
+  return redis.error_reply('WORK_NOT_FOUND ' .. wid)
+end
+if f[1] ~= token then
+  return redis.error_reply('LOCK_LOST work ' .. wid)
+end
+
+-- write
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', k_work(f[2]), wid)
+local delivered = 0
+if ARGV[3] ~= '' and f[3] and f[3] ~= '' then
+  local woken = {}
+  if deliver(f[3], ARGV[3], now_ms(), woken) then delivered = 1 end
+  publish_all(CH_WAKE_ORCH, woken)
+end
+return delivered

@@ -1,0 +1,92 @@
+-- common.lua: helpers prepended to every script of package queue (it is not
+-- run on its own). KEYS[1] of every script is the key prefix "{ns}:". Keys
+-- that depend on data only known inside the script (an instance's ready
+-- bucket, a work item's instance) are derived from it; they share the hash
+-- tag of the prefix, so they live in the same cluster slot as KEYS[1].
+-- The key kinds below must match queue/keys.go.
+local P = KEYS[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function k_inst(id) return P .. 'inst:' .. id end
+local function k_inbox(id) return P .. 'inbox:' .. id end
+local function k_hist(id, exec) return P .. 'hist:' .. id .. ':' .. exec end
+local function k_ready(bucket) return P .. 'ready:' .. bucket end
+local function k_work(bucket) return P .. 'work:' .. bucket end
+local function k_wi(id) return P .. 'wi:' .. id end
+local K_TIMERS = P .. 'timers'
+local K_ENGINES = P .. 'engines'
+local K_SEQ = P .. 'seq'
+local CH_WAKE_ORCH = P .. 'wake:orch'
+local CH_WAKE_WORK = P .. 'wake:work'
+local CH_ENDED = P .. 'ended'
+
+local function is_ended(status)
+  return status == 'Completed' or status == 'Failed'
+end
+
+-- num converts a hash field (false when missing, '' when cleared) to a number.
+local function num(v)
+  if not v or v == '' then return 0 end
+  return tonumber(v) or 0
+end
+
+-- deliver appends msg to the inbox of instance id and makes it fetchable
+-- now, unless it already waits in its bucket (ZADD NX keeps the score of a
+-- locked or delayed instance). Messages to a missing or ended instance are
+-- dropped. woken collects the buckets to announce on wake:orch.
+-- Returns true if the message was delivered.
+local function deliver(id, msg, now, woken)
+  local f = redis.call('HMGET', k_inst(id), 'status', 'rq')
+  if not f[1] or is_ended(f[1]) then return false end
+  redis.call('RPUSH', k_inbox(id), msg)
+  redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
+  woken[f[2]] = true
+  return true
+end
+
+-- publish_all announces every bucket in set (a table used as a set) on channel.
+local function publish_all(channel, set)
+  for bucket in pairs(set) do
+    redis.call('PUBLISH', channel, bucket)
+  end
+end
+
+-- decode_ids parses "<len>:<id><len>:<id>..." as written by encode_ids.
+local function decode_ids(s)
+  local ids, pos = {}, 1
+  while pos <= #s do
+    local colon = string.find(s, ':', pos, true)
+    if not colon then break end
+    local n = tonumber(string.sub(s, pos, colon - 1))
+    if not n then break end
+    table.insert(ids, string.sub(s, colon + 1, colon + n))
+    pos = colon + n + 1
+  end
+  return ids
+end
+
+local function encode_ids(ids)
+  local parts = {}
+  for i, id in ipairs(ids) do parts[i] = #id .. ':' .. id end
+  return table.concat(parts)
+end
+
+-- earliest returns the lowest score in zset key, or nil when it is empty.
+local function earliest(key)
+  local r = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if r[2] then return tonumber(r[2]) end
+  return nil
+end
+
+-- wake_after turns the earliest known score into a delay in ms from now:
+-- 0 when nothing is known, at least 1 when something is (already) due.
+local function wake_after(best, now)
+  if not best then return 0 end
+  local d = best - now
+  if d < 1 then d = 1 end
+  return d
+end

@@ -1,0 +1,146 @@
+-- fetch_orch.lua: promote due timers, then lock up to Max fetchable instances
+-- of the served ready buckets and return their batches.
+-- KEYS[1] prefix "{ns}:"   KEYS[2] timers   KEYS[3] fr:o:<request id>
+-- KEYS[3+i] ready:<bucket i>, i = 1..n (distinct)
+-- ARGV[1] request id   ARGV[2] max instances (>= 1)   ARGV[3] max messages per batch (>= 1)
+-- ARGV[4] lock timeout ms   ARGV[5] cache owner (may be "")   ARGV[6] max timers to promote (>= 0)
+-- ARGV[6+i] bucket name i (same order as KEYS[3+i])
+-- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
+--   flat inst hash (HGETALL), messages, history length, omitted (0|1), history}.
+--   next_wake_ms: delay until the earliest entry left in the served buckets or
+--   the timers (0 = none, at least 1 when one is already due).
+-- Idempotent per request id: while KEYS[3] exists (PX = lock timeout) the
+-- script only rebuilds the items it locked that are still locked by it.
+-- Cost: O(buckets * log N + Max * buckets + promoted timers), independent of
+-- the size of buckets not served.
+local req = ARGV[1]
+local max = tonumber(ARGV[2])
+local maxmsg = tonumber(ARGV[3])
+local lock = tonumber(ARGV[4])
+local owner = ARGV[5]
+local npromote = tonumber(ARGV[6])
+local nb = #KEYS - 3
+local now = now_ms()
+
+local function build_item(id, tok)
+  local flat = redis.call('HGETALL', k_inst(id))
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  local batch = num(h.batch)
+  local msgs = {}
+  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), 0, batch - 1) end
+  local hk = k_hist(id, h.exec or '0')
+  local hlen = redis.call('LLEN', hk)
+  local omitted, hist = 0, {}
+  if owner ~= '' and h.cache == owner then
+    omitted = 1
+  else
+    hist = redis.call('LRANGE', hk, 0, -1)
+  end
+  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist}
+end
+
+local function next_wake()
+  local best = earliest(KEYS[2])
+  for i = 1, nb do
+    local s = earliest(KEYS[3 + i])
+    if s and (not best or s < best) then best = s end
+  end
+  return wake_after(best, now)
+end
+
+-- Replay of a request that already ran: return what it locked, lock nothing new.
+local rec = redis.call('GET', KEYS[3])
+if rec then
+  local out = {0}
+  for i, id in ipairs(decode_ids(rec)) do
+    local tok = req .. ':' .. i
+    if redis.call('HGET', k_inst(id), 'tok') == tok then
+      table.insert(out, build_item(id, tok))
+    end
+  end
+  out[1] = next_wake()
+  return out
+end
+
+local woken = {}
+
+-- (1) Promote due timers, at most npromote. Member: "<seq>:<len>:<id><body>".
+if npromote > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, npromote)
+  for _, m in ipairs(due) do
+    local c1 = string.find(m, ':', 1, true)
+    local c2 = c1 and string.find(m, ':', c1 + 1, true)
+    local n = c2 and tonumber(string.sub(m, c1 + 1, c2 - 1))
+    if n then
+      deliver(string.sub(m, c2 + 1, c2 + n), string.sub(m, c2 + n + 1), now, woken)
+    end
+    redis.call('ZREM', KEYS[2], m)
+  end
+end
+
+-- (2) Candidates: the Max oldest fetchable entries of each served bucket, merged.
+local cands = {}
+for i = 1, nb do
+  local r = redis.call('ZRANGEBYSCORE', KEYS[3 + i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+  for j = 1, #r, 2 do
+    table.insert(cands, {r[j], tonumber(r[j + 1]), i})
+  end
+end
+table.sort(cands, function(a, b)
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[3] < b[3]
+end)
+
+-- (3) Lock. Entries that break the invariant are repaired and skipped.
+local locked, items, seen = {}, {}, {}
+for _, c in ipairs(cands) do
+  if #locked >= max then break end
+  local id, zkey, bucket = c[1], KEYS[3 + c[3]], ARGV[6 + c[3]]
+  if not seen[id] then
+    seen[id] = true
+    local ik = k_inst(id)
+    local f = redis.call('HMGET', ik, 'status', 'rq', 'tok', 'ldl', 'att')
+    local tok, ldl = f[3] or '', num(f[4])
+    if not f[1] then
+      redis.call('ZREM', zkey, id)                      -- orphan entry
+    elseif is_ended(f[1]) then
+      redis.call('ZREM', zkey, id)                      -- ended: nothing to do
+      redis.call('DEL', k_inbox(id))
+    elseif f[2] ~= bucket then
+      redis.call('ZREM', zkey, id)                      -- stale bucket: move to rq
+      if tok ~= '' then
+        redis.call('ZADD', k_ready(f[2]), 'NX', ldl, id)
+      elseif redis.call('LLEN', k_inbox(id)) > 0 then
+        redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
+      end
+    elseif tok ~= '' and ldl > now then
+      redis.call('ZADD', zkey, ldl, id)                 -- live lock: fix its score
+    else
+      local llen = redis.call('LLEN', k_inbox(id))
+      if llen == 0 then
+        redis.call('ZREM', zkey, id)                    -- nothing to process
+        if tok ~= '' then redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', 0) end
+      else
+        local n = #locked + 1
+        local t = req .. ':' .. n
+        local deadline = now + lock
+        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', num(f[5]) + 1,
+          'batch', math.min(llen, maxmsg))
+        redis.call('ZADD', zkey, deadline, id)
+        locked[n] = id
+        table.insert(items, build_item(id, t))
+      end
+    end
+  end
+end
+
+if #locked > 0 then
+  redis.call('SET', KEYS[3], encode_ids(locked), 'PX', lock)
+end
+publish_all(CH_WAKE_ORCH, woken)
+
+local out = {next_wake()}
+for _, it in ipairs(items) do table.insert(out, it) end
+return out

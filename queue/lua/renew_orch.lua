@@ -1,0 +1,23 @@
+-- renew_orch.lua: extend a live instance lock. Never changes the attempt count.
+-- KEYS[1] prefix "{ns}:"   KEYS[2] inst:<id>
+-- ARGV[1] instance id   ARGV[2] token   ARGV[3] lock timeout ms
+-- Returns the new lock deadline (Unix ms).
+-- Errors: INSTANCE_NOT_FOUND; LOCK_LOST when the token is not the current lock
+-- or the lock has already expired (it may have been stolen since).
+local id, token = ARGV[1], ARGV[2]
+
+-- validate
+local f = redis.call('HMGET', KEYS[2], 'tok', 'ldl', 'rq')
+if not f[3] then
+  return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
+end
+local now = now_ms()
+if f[1] ~= token or num(f[2]) < now then
+  return redis.error_reply('LOCK_LOST ' .. id)
+end
+
+-- write
+local deadline = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], 'ldl', deadline)
+redis.call('ZADD', k_ready(f[3]), 'XX', deadline, id)
+return deadline

@@ -1,0 +1,235 @@
+// Package queue is duroworker's Redis store: instance metadata and locks,
+// inboxes, histories, ready buckets, work items and timers.
+//
+// It is a "dumb store". Messages, history events and work item bodies are
+// opaque strings chosen by the caller, and so are bucket names; queue never
+// interprets them and never imports the engine. What it owns is the Redis
+// layout (see Keys and docs/redis-layout.md) and the atomicity of every
+// look-up-then-write, which runs as one Lua script per operation.
+//
+// Locks are fenced by tokens: an ack, renew or abandon with a token that is
+// no longer the instance's (or work item's) current lock fails with
+// ErrLockLost and changes nothing. Lock deadlines and every "now" come from the
+// Redis server clock (TIME), never from the caller's.
+//
+// Fetches are safe to run twice: the caller names each fetch with a request
+// id, and a second run of the same request returns what the first one locked
+// instead of locking more. go-redis may resend a script whose reply it lost,
+// so this matters even without caller-side retries.
+package queue
+
+import (
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sentinel errors. Returned errors wrap them with context; test with errors.Is.
+var (
+	// ErrInstanceExists is returned by CreateInstance when the instance id is
+	// taken, whatever the status of that instance.
+	ErrInstanceExists = errors.New("instance already exists")
+	// ErrInstanceNotFound is returned when an instance does not exist.
+	ErrInstanceNotFound = errors.New("instance not found")
+	// ErrInstanceEnded is returned by Enqueue when the instance is Completed or Failed.
+	ErrInstanceEnded = errors.New("instance has ended")
+	// ErrLockLost is returned by acks, renewals and abandons whose token is
+	// not the current lock (the lock expired and was taken by another fetch,
+	// or was already released), and by renewals of an expired lock.
+	ErrLockLost = errors.New("lock lost")
+	// ErrWorkNotFound is returned when a work item does not exist: it was
+	// never created or has already been acked.
+	ErrWorkNotFound = errors.New("work item not found")
+)
+
+// Defaults for zero-valued request fields.
+const (
+	// DefaultMaxMessages caps the inbox batch of one instance when
+	// FetchOrchestrationsRequest.MaxMessages is zero.
+	DefaultMaxMessages = 1000
+	// DefaultPromoteTimers caps the timers promoted by one fetch when
+	// FetchOrchestrationsRequest.PromoteTimers is zero.
+	DefaultPromoteTimers = 256
+)
+
+// Instance statuses stored in the status field of an instance.
+const (
+	StatusPending   = "Pending"
+	StatusRunning   = "Running"
+	StatusCompleted = "Completed"
+	StatusFailed    = "Failed"
+	// StatusContinuedAsNew is only valid in OrchestrationAck.Status; the
+	// instance itself stays Running.
+	StatusContinuedAsNew = "ContinuedAsNew"
+)
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// Options configures a Store.
+type Options struct {
+	// Prefix is the key namespace; every key is "{Prefix}:...". If empty,
+	// DefaultPrefix ("dw") is used. It must not contain '{' or '}'.
+	Prefix string
+}
+
+// Store is the Redis store of one namespace. It is safe for concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys Keys
+
+	create, enqueue        *redis.Script
+	fetchOrch, ackOrch     *redis.Script
+	abandonOrch, renewOrch *redis.Script
+	fetchWork, ackWork     *redis.Script
+	abandonWork, renewWork *redis.Script
+}
+
+// New returns a Store using rdb. It does not contact Redis: scripts are sent
+// on first use (EVALSHA, falling back to EVAL when the server answers
+// NOSCRIPT, for example after a restart or failover). It panics if
+// opts.Prefix contains '{' or '}'.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix)}
+	s.create = loadScript("create.lua")
+	s.enqueue = loadScript("enqueue.lua")
+	s.fetchOrch = loadScript("fetch_orch.lua")
+	s.ackOrch = loadScript("ack_orch.lua")
+	s.abandonOrch = loadScript("abandon_orch.lua")
+	s.renewOrch = loadScript("renew_orch.lua")
+	s.fetchWork = loadScript("fetch_work.lua")
+	s.ackWork = loadScript("ack_work.lua")
+	s.abandonWork = loadScript("abandon_work.lua")
+	s.renewWork = loadScript("renew_work.lua")
+	return s
+}
+
+// loadScript returns the embedded script name with common.lua in front.
+func loadScript(name string) *redis.Script {
+	common, err := luaFiles.ReadFile("lua/common.lua")
+	if err != nil {
+		panic("queue: embedded lua/common.lua missing: " + err.Error())
+	}
+	body, err := luaFiles.ReadFile("lua/" + name)
+	if err != nil {
+		panic("queue: embedded lua/" + name + " missing: " + err.Error())
+	}
+	return redis.NewScript(string(common) + "\n" + string(body))
+}
+
+// Keys returns the key builder of the Store's namespace.
+func (s *Store) Keys() Keys { return s.keys }
+
+// scriptErrors maps the codes scripts return with redis.error_reply.
+var scriptErrors = []struct {
+	code string
+	err  error
+}{
+	{"INSTANCE_EXISTS", ErrInstanceExists},
+	{"INSTANCE_NOT_FOUND", ErrInstanceNotFound},
+	{"INSTANCE_ENDED", ErrInstanceEnded},
+	{"LOCK_LOST", ErrLockLost},
+	{"WORK_NOT_FOUND", ErrWorkNotFound},
+}
+
+// mapScriptError turns a script's error reply into the matching sentinel;
+// other errors are returned unchanged.
+func mapScriptError(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return err
+	}
+	msg := rerr.Error()
+	for _, se := range scriptErrors {
+		if strings.HasPrefix(msg, se.code) {
+			return se.err
+		}
+	}
+	return err
+}
+
+// newRequestID returns a random request id for fetches that did not name one.
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// dedupe returns the distinct non-empty strings of in, in first-seen order.
+func dedupe(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// millis converts d to whole milliseconds, rounding up so that a positive
+// duration never becomes zero.
+func millis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// Reply decoding helpers for script results (nested []any of string/int64).
+
+func replyInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case string:
+		return strconv.ParseInt(x, 10, 64)
+	}
+	return 0, fmt.Errorf("unexpected reply element %T, want integer", v)
+}
+
+func replyString(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case nil:
+		return "", nil
+	}
+	return "", fmt.Errorf("unexpected reply element %T, want string", v)
+}
+
+func replyStrings(v any) ([]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply element %T, want array", v)
+	}
+	out := make([]string, len(arr))
+	for i, e := range arr {
+		s, err := replyString(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func replyArray(v any, n int) ([]any, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) != n {
+		return nil, fmt.Errorf("unexpected reply element %T of length %d, want array of %d", v, len(arr), n)
+	}
+	return arr, nil
+}

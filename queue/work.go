@@ -1,0 +1,156 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// FetchWorkRequest asks for work items to run.
+type FetchWorkRequest struct {
+	// RequestID names this call; see FetchOrchestrationsRequest.RequestID.
+	// If empty, a random id is used.
+	RequestID string
+	// Buckets are the work buckets this worker serves. Duplicates and empty
+	// names are ignored.
+	Buckets []string
+	// Max is the largest number of items to lock; it must be at least 1.
+	Max int
+	// LockTimeout is how long the locks last unless renewed; it must be positive.
+	LockTimeout time.Duration
+}
+
+// FetchedWork is one locked work item.
+type FetchedWork struct {
+	ID string
+	// Token is the lock token to pass to AckWork, AbandonWork and RenewWork.
+	Token  string
+	Bucket string
+	Body   string
+	// InstanceID is the instance whose ack created the item; AckWork delivers
+	// the completion there.
+	InstanceID string
+	// Attempts is the delivery count after this fetch (1 on first delivery).
+	Attempts int
+}
+
+// FetchWorkResult is the outcome of FetchWork.
+type FetchWorkResult struct {
+	Items []FetchedWork
+	// NextWake is the time until the earliest entry left in the served
+	// buckets (at least 1 ms when one is already due), 0 when there is none.
+	NextWake time.Duration
+}
+
+// FetchWork locks up to Max fetchable work items of the served buckets,
+// oldest first. Items use the same scoring model as instances: a work bucket
+// is a sorted set scored by the time from which an item may be fetched, and a
+// lock moves the score to the lock deadline, so an expired lock makes the
+// item fetchable again (Attempts+1, new token). It is idempotent per
+// RequestID like FetchOrchestrations.
+func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkResult, error) {
+	if req.Max < 1 {
+		return FetchWorkResult{}, fmt.Errorf("fetching work: Max must be at least 1, got %d", req.Max)
+	}
+	if req.LockTimeout <= 0 {
+		return FetchWorkResult{}, fmt.Errorf("fetching work: LockTimeout must be positive, got %v", req.LockTimeout)
+	}
+	if req.RequestID == "" {
+		req.RequestID = newRequestID()
+	}
+	buckets := dedupe(req.Buckets)
+	k := s.keys
+	keys := make([]string, 0, 2+len(buckets))
+	keys = append(keys, k.Prefix(), k.FetchWorkRequestKey(req.RequestID))
+	args := make([]any, 0, 3+len(buckets))
+	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout))
+	for _, b := range buckets {
+		keys = append(keys, k.WorkKey(b))
+		args = append(args, b)
+	}
+	raw, err := s.fetchWork.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return FetchWorkResult{}, fmt.Errorf("fetching work: %w", mapScriptError(err))
+	}
+	res, err := decodeFetchWork(raw)
+	if err != nil {
+		return FetchWorkResult{}, fmt.Errorf("fetching work: decoding reply: %w", err)
+	}
+	return res, nil
+}
+
+func decodeFetchWork(raw []any) (FetchWorkResult, error) {
+	var res FetchWorkResult
+	if len(raw) == 0 {
+		return res, fmt.Errorf("empty reply")
+	}
+	wake, err := replyInt(raw[0])
+	if err != nil {
+		return res, err
+	}
+	res.NextWake = time.Duration(wake) * time.Millisecond
+	for _, v := range raw[1:] {
+		f, err := replyArray(v, 6)
+		if err != nil {
+			return res, err
+		}
+		var w FetchedWork
+		for i, dst := range []*string{&w.ID, &w.Token, &w.Bucket, &w.Body, &w.InstanceID} {
+			if *dst, err = replyString(f[i]); err != nil {
+				return res, err
+			}
+		}
+		att, err := replyInt(f[5])
+		if err != nil {
+			return res, err
+		}
+		w.Attempts = int(att)
+		res.Items = append(res.Items, w)
+	}
+	return res, nil
+}
+
+// AckWork completes a work item: it deletes the item and, if completion is
+// not empty, delivers it to the item's instance like Enqueue (dropped if the
+// instance is missing or ended). It returns ErrLockLost when token is not the
+// current lock and ErrWorkNotFound when the item is gone, which is also what
+// a retry of an ack that already succeeded gets.
+func (s *Store) AckWork(ctx context.Context, id, token, completion string) error {
+	k := s.keys
+	err := s.ackWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, id, token, completion).Err()
+	if err != nil {
+		return fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
+	}
+	return nil
+}
+
+// AbandonWork releases a work item lock; the item becomes fetchable again
+// after delay. With keepAttempt false the fetch is not counted (Attempts-1,
+// minimum 0). It returns ErrLockLost or ErrWorkNotFound.
+func (s *Store) AbandonWork(ctx context.Context, id, token string, delay time.Duration, keepAttempt bool) error {
+	k := s.keys
+	keep := "0"
+	if keepAttempt {
+		keep = "1"
+	}
+	err := s.abandonWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, id, token, millis(delay), keep).Err()
+	if err != nil {
+		return fmt.Errorf("abandoning work %s: %w", id, mapScriptError(err))
+	}
+	return nil
+}
+
+// RenewWork moves a work item's lock deadline to now+lockTimeout. It never
+// changes Attempts. It returns ErrLockLost when token is not the current lock
+// or the lock has already expired, and ErrWorkNotFound.
+func (s *Store) RenewWork(ctx context.Context, id, token string, lockTimeout time.Duration) error {
+	if lockTimeout <= 0 {
+		return fmt.Errorf("renewing work %s: lock timeout must be positive, got %v", id, lockTimeout)
+	}
+	k := s.keys
+	err := s.renewWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, id, token, millis(lockTimeout)).Err()
+	if err != nil {
+		return fmt.Errorf("renewing work %s: %w", id, mapScriptError(err))
+	}
+	return nil
+}
