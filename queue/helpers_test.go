@@ -28,7 +28,7 @@ type env struct {
 }
 
 // forEach runs fn on miniredis and on a real redis-server.
-func forEach(t *testing.T, fn func(e *env)) {
+func forEach(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
 	redistest.ForEachBackend(t, func(t *testing.T, rdb *redis.Client, b redistest.Backend) {
 		e := &env{t: t, ctx: context.Background(), rdb: rdb, b: b, s: New(rdb, Options{})}
@@ -37,7 +37,7 @@ func forEach(t *testing.T, fn func(e *env)) {
 			e.now = time.UnixMilli(1_700_000_000_000)
 			b.Mini.SetTime(e.now)
 		}
-		fn(e)
+		fn(t, e)
 	})
 }
 
@@ -257,3 +257,5 @@ func (e *env) subscribe(channels ...string) *redis.PubSub {
 	}
 	return ps
 }
+
+func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }

@@ -3,7 +3,7 @@
 -- ARGV[1] instance id   ARGV[2] token   ARGV[3] lock timeout ms
 -- Returns the new lock deadline (Unix ms).
 -- Errors: INSTANCE_NOT_FOUND; LOCK_LOST when the token is not the current lock
--- or the lock has already expired (it may have been stolen since).
+-- or the lock has already expired (deadline <= now; it may have been stolen since).
 local id, token = ARGV[1], ARGV[2]
 
 -- validate
@@ -12,7 +12,7 @@ if not f[3] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
 local now = now_ms()
-if f[1] ~= token or num(f[2]) < now then
+if f[1] ~= token or num(f[2]) <= now then
   return redis.error_reply('LOCK_LOST ' .. id)
 end
 

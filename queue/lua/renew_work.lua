@@ -3,7 +3,7 @@
 -- ARGV[1] work id   ARGV[2] token   ARGV[3] lock timeout ms
 -- Returns the new lock deadline (Unix ms).
 -- Errors: WORK_NOT_FOUND; LOCK_LOST when the token is not the current lock or
--- the lock has already expired.
+-- the lock has already expired (deadline <= now).
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
@@ -12,7 +12,7 @@ if not f[3] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
 local now = now_ms()
-if f[1] ~= token or num(f[2]) < now then
+if f[1] ~= token or num(f[2]) <= now then
   return redis.error_reply('LOCK_LOST work ' .. wid)
 end
 
