@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -181,6 +182,29 @@ func TestEnginePins(t *testing.T) {
 		wantErr(t, "EnginePins", err, nil)
 		if len(pins) != 2 || !(pins[0] == "0.1.0" || pins[1] == "0.1.0") {
 			t.Errorf("EnginePins = %v, want 0.1.0 and 0.2.0", pins)
+		}
+	})
+}
+
+func TestPrefixesAreIsolated(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		other := New(e.rdb, Options{Prefix: "tenant-b"})
+		e.create("i1", "o:b", "start")
+		_, err := other.Instance(e.ctx, "i1")
+		wantErr(t, "Instance in other namespace", err, ErrInstanceNotFound)
+		res, err := other.FetchOrchestrations(e.ctx, FetchOrchestrationsRequest{Buckets: []string{"o:b"}, Max: 1, LockTimeout: longLock})
+		wantErr(t, "fetch in other namespace", err, nil)
+		if len(res.Items) != 0 {
+			t.Fatalf("other namespace fetched %d items", len(res.Items))
+		}
+		wantErr(t, "create same id in other namespace",
+			other.CreateInstance(e.ctx, CreateRequest{InstanceID: "i1", Bucket: "o:b", Message: "s"}), nil)
+		keys, err := e.rdb.Keys(e.ctx, "*").Result()
+		wantErr(t, "KEYS", err, nil)
+		for _, k := range keys {
+			if !strings.HasPrefix(k, "{dw}:") && !strings.HasPrefix(k, "{tenant-b}:") {
+				t.Errorf("key %q outside both namespaces", k)
+			}
 		}
 	})
 }

@@ -653,15 +653,23 @@ func TestFetchIdempotentByRequestID(t *testing.T) {
 func TestFetchIgnoresUnservedBuckets(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
 		const n = 10000
-		wantErr(t, "load script", e.s.create.Load(e.ctx, e.rdb).Err(), nil)
-		pipe := e.rdb.Pipeline()
-		for i := range n {
-			id := fmt.Sprintf("b%05d", i)
-			e.s.create.EvalSha(e.ctx, pipe, []string{e.k.Prefix(), e.k.InstanceKey(id), e.k.InboxKey(id), e.k.ReadyKey("B")},
-				id, "billing", "", "", "B", "start")
+		// Seed with plain commands (running create.lua 10,000 times is slow
+		// on miniredis under -race), writing what CreateInstance writes.
+		e.create("b00000", "B", "start")
+		tmpl, err := e.rdb.HGetAll(e.ctx, e.k.InstanceKey("b00000")).Result()
+		wantErr(t, "HGETALL template", err, nil)
+		now := float64(e.serverNow().UnixMilli())
+		for start := 1; start < n; start += 1000 {
+			pipe := e.rdb.Pipeline()
+			for i := start; i < min(start+1000, n); i++ {
+				id := fmt.Sprintf("b%05d", i)
+				pipe.HSet(e.ctx, e.k.InstanceKey(id), tmpl)
+				pipe.RPush(e.ctx, e.k.InboxKey(id), "start")
+				pipe.ZAdd(e.ctx, e.k.ReadyKey("B"), redisZ(now-float64(n-i), id))
+			}
+			_, err := pipe.Exec(e.ctx)
+			wantErr(t, "seed bucket B", err, nil)
 		}
-		_, err := pipe.Exec(e.ctx)
-		wantErr(t, "seed bucket B", err, nil)
 		snapshot := func() []string {
 			t.Helper()
 			z, err := e.rdb.ZRangeWithScores(e.ctx, e.k.ReadyKey("B"), 0, -1).Result()
@@ -694,6 +702,12 @@ func TestFetchIgnoresUnservedBuckets(t *testing.T) {
 			if r := e.instance(id); r.Locked || r.Attempts != 0 {
 				t.Errorf("%s touched: %+v", id, r)
 			}
+		}
+		// B's items were real candidates all along: serving B finds the oldest.
+		res, err = e.s.FetchOrchestrations(ctx, FetchOrchestrationsRequest{RequestID: "b1", Buckets: []string{"B"}, Max: 2, LockTimeout: longLock})
+		wantErr(t, "fetch B", err, nil)
+		if len(res.Items) != 2 || res.Items[0].InstanceID != "b00001" || res.Items[1].InstanceID != "b00002" {
+			t.Errorf("fetch serving B = %d items, want b00001 and b00002", len(res.Items))
 		}
 	})
 }

@@ -1,0 +1,275 @@
+package queue
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// scheduleWork creates instance id, runs its first turn and schedules one
+// work item per body in bucket; the instance then waits in "x:b".
+func (e *env) scheduleWork(id, bucket string, bodies ...string) {
+	e.t.Helper()
+	e.create(id, "o:b", "start")
+	it := e.fetchOne("o:b", longLock)
+	var items []WorkItem
+	for _, b := range bodies {
+		items = append(items, WorkItem{Bucket: bucket, Body: b})
+	}
+	e.ack(OrchestrationAck{InstanceID: id, Token: it.Token, ReadyBucket: "x:b", Activities: items})
+}
+
+func (e *env) fetchWork(lock time.Duration, buckets ...string) FetchWorkResult {
+	e.t.Helper()
+	reqSeq++
+	res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{RequestID: fmt.Sprintf("w%d", reqSeq), Buckets: buckets, Max: 10, LockTimeout: lock})
+	if err != nil {
+		e.t.Fatalf("FetchWork: %v", err)
+	}
+	return res
+}
+
+func (e *env) fetchOneWork(lock time.Duration, bucket string) FetchedWork {
+	e.t.Helper()
+	res := e.fetchWork(lock, bucket)
+	if len(res.Items) != 1 {
+		e.t.Fatalf("FetchWork(%s): %d items, want 1", bucket, len(res.Items))
+	}
+	return res.Items[0]
+}
+
+func TestWorkLifecycle(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		wake := e.subscribe(e.k.WakeWorkChannel())
+		e.scheduleWork("i1", "a:SendEmail", "email-1")
+		if m := receive(t, wake); m.Payload != "a:SendEmail" {
+			t.Errorf("wake:work payload = %q, want a:SendEmail", m.Payload)
+		}
+
+		res := e.fetchWork(longLock, "a:SendEmail")
+		if len(res.Items) != 1 {
+			t.Fatalf("FetchWork: %d items, want 1", len(res.Items))
+		}
+		w := res.Items[0]
+		if w.ID == "" || w.Token == "" || w.Bucket != "a:SendEmail" || w.Body != "email-1" || w.InstanceID != "i1" || w.Attempts != 1 {
+			t.Errorf("work item = %+v", w)
+		}
+		if res.NextWake <= 59*time.Second || res.NextWake > time.Minute {
+			t.Errorf("NextWake = %v, want about the lock timeout", res.NextWake)
+		}
+		if got := e.fetchWork(longLock, "a:SendEmail"); len(got.Items) != 0 {
+			t.Fatalf("second FetchWork got %d items, want none", len(got.Items))
+		}
+
+		// The completion goes to the instance, which becomes fetchable.
+		orch := e.subscribe(e.k.WakeOrchChannel())
+		wantErr(t, "AckWork", e.s.AckWork(e.ctx, w.ID, w.Token, "email-1-done"), nil)
+		if m := receive(t, orch); m.Payload != "x:b" {
+			t.Errorf("wake:orch payload = %q, want x:b", m.Payload)
+		}
+		if e.exists(e.k.WorkItemKey(w.ID)) || e.exists(e.k.WorkKey("a:SendEmail")) {
+			t.Error("acked work item left keys behind")
+		}
+		it := e.fetchOne("x:b", longLock)
+		wantEqual(t, "completion batch", []string{"email-1-done"}, it.Messages)
+
+		wantErr(t, "retried AckWork", e.s.AckWork(e.ctx, w.ID, w.Token, "email-1-done"), ErrWorkNotFound)
+		wantErr(t, "AckWork unknown", e.s.AckWork(e.ctx, "999", "t", ""), ErrWorkNotFound)
+	})
+}
+
+func TestAckWorkWithoutCompletionOrToEndedInstance(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1", "w2")
+		items := e.fetchWork(longLock, "a:x").Items
+		if len(items) != 2 {
+			t.Fatalf("got %d items, want 2", len(items))
+		}
+		// No completion: nothing delivered.
+		wantErr(t, "AckWork", e.s.AckWork(e.ctx, items[0].ID, items[0].Token, ""), nil)
+		if e.exists(e.k.InboxKey("i1")) {
+			t.Error("empty completion was delivered")
+		}
+		// End the instance; the second completion is dropped.
+		e.enqueue("i1", "m")
+		it := e.fetchOne("x:b", longLock)
+		e.ack(OrchestrationAck{InstanceID: "i1", Token: it.Token, Status: StatusCompleted})
+		wantErr(t, "AckWork to ended", e.s.AckWork(e.ctx, items[1].ID, items[1].Token, "late"), nil)
+		if e.exists(e.k.InboxKey("i1")) || e.exists(e.k.WorkItemKey(items[1].ID)) {
+			t.Error("completion to an ended instance was delivered or the item kept")
+		}
+	})
+}
+
+func TestWorkStaleTokens(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		lock := e.shortLock()
+		first := e.fetchOneWork(lock, "a:x")
+		var second FetchedWork
+		e.after(lock, "expired work lock is fetchable", func() bool {
+			res := e.fetchWork(longLock, "a:x")
+			if len(res.Items) == 1 {
+				second = res.Items[0]
+				return true
+			}
+			return false
+		})
+		if second.ID != first.ID || second.Token == first.Token || second.Attempts != 2 {
+			t.Errorf("stolen work = %+v (first %+v), want same id, new token, 2 attempts", second, first)
+		}
+		wantErr(t, "stale AckWork", e.s.AckWork(e.ctx, first.ID, first.Token, "x"), ErrLockLost)
+		wantErr(t, "stale RenewWork", e.s.RenewWork(e.ctx, first.ID, first.Token, time.Minute), ErrLockLost)
+		wantErr(t, "stale AbandonWork", e.s.AbandonWork(e.ctx, first.ID, first.Token, 0, false), ErrLockLost)
+		if e.exists(e.k.InboxKey("i1")) {
+			t.Error("stale ack delivered its completion")
+		}
+		wantErr(t, "AckWork", e.s.AckWork(e.ctx, second.ID, second.Token, "done"), nil)
+		wantEqual(t, "inbox", []string{"done"}, e.lrange(e.k.InboxKey("i1")))
+	})
+}
+
+func TestRenewWork(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		lock := e.shortLock()
+		w := e.fetchOneWork(lock, "a:x")
+		for range 3 {
+			wantErr(t, "RenewWork", e.s.RenewWork(e.ctx, w.ID, w.Token, 10*lock), nil)
+		}
+		start := e.serverNow()
+		e.after(2*lock, "original lock would have expired", func() bool { return e.serverNow().Sub(start) >= 2*lock })
+		if got := e.fetchWork(longLock, "a:x"); len(got.Items) != 0 {
+			t.Fatalf("renewed work item was fetched again")
+		}
+		att, err := e.rdb.HGet(e.ctx, e.k.WorkItemKey(w.ID), "att").Result()
+		wantErr(t, "HGET att", err, nil)
+		if att != "1" {
+			t.Errorf("attempts after renewals = %s, want 1", att)
+		}
+		wantErr(t, "RenewWork wrong token", e.s.RenewWork(e.ctx, w.ID, "nope", lock), ErrLockLost)
+		wantErr(t, "RenewWork unknown", e.s.RenewWork(e.ctx, "999", w.Token, lock), ErrWorkNotFound)
+		if err := e.s.RenewWork(e.ctx, w.ID, w.Token, 0); err == nil {
+			t.Error("RenewWork with zero timeout succeeded")
+		}
+	})
+}
+
+func TestRenewExpiredWork(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		lock := e.shortLock()
+		w := e.fetchOneWork(lock, "a:x")
+		e.after(lock, "work lock expired", func() bool {
+			s, _ := e.zscore(e.k.WorkKey("a:x"), w.ID)
+			return int64(s) <= e.serverNow().UnixMilli()
+		})
+		wantErr(t, "RenewWork after expiry", e.s.RenewWork(e.ctx, w.ID, w.Token, time.Minute), ErrLockLost)
+		// Nobody took it: the ack still succeeds.
+		wantErr(t, "AckWork after expiry", e.s.AckWork(e.ctx, w.ID, w.Token, "done"), nil)
+	})
+}
+
+func TestAbandonWork(t *testing.T) {
+	tests := []struct {
+		name        string
+		keepAttempt bool
+		wantAtt     int
+	}{
+		{name: "give attempt back", keepAttempt: false, wantAtt: 1},
+		{name: "keep attempt", keepAttempt: true, wantAtt: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEach(t, func(t *testing.T, e *env) {
+				e.scheduleWork("i1", "a:x", "w1")
+				w := e.fetchOneWork(longLock, "a:x")
+				delay := 20 * time.Second
+				if e.b.Real {
+					delay = 500 * time.Millisecond
+				}
+				wantErr(t, "AbandonWork", e.s.AbandonWork(e.ctx, w.ID, w.Token, delay, tt.keepAttempt), nil)
+				wantErr(t, "second AbandonWork", e.s.AbandonWork(e.ctx, w.ID, w.Token, delay, tt.keepAttempt), ErrLockLost)
+				res := e.fetchWork(longLock, "a:x")
+				if len(res.Items) != 0 {
+					t.Fatal("abandoned work item visible before its delay")
+				}
+				if res.NextWake <= 0 || res.NextWake > delay {
+					t.Errorf("NextWake = %v, want in (0, %v]", res.NextWake, delay)
+				}
+				var got FetchedWork
+				e.after(delay, "work visible after the delay", func() bool {
+					res := e.fetchWork(longLock, "a:x")
+					if len(res.Items) == 1 {
+						got = res.Items[0]
+						return true
+					}
+					return false
+				})
+				if got.Attempts != tt.wantAtt || got.Body != "w1" {
+					t.Errorf("refetched = %+v, want attempts %d", got, tt.wantAtt)
+				}
+				wantErr(t, "AbandonWork unknown", e.s.AbandonWork(e.ctx, "999", "t", 0, false), ErrWorkNotFound)
+			})
+		})
+	}
+}
+
+func TestFetchWorkOnlyServedBuckets(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:B", "b1", "b2", "b3")
+		if got := e.fetchWork(longLock, "a:A"); len(got.Items) != 0 || got.NextWake != 0 {
+			t.Errorf("fetch from a:A = %+v, want nothing", got)
+		}
+		if n, _ := e.rdb.ZCard(e.ctx, e.k.WorkKey("a:B")).Result(); n != 3 {
+			t.Errorf("a:B has %d items, want 3", n)
+		}
+		res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{Buckets: []string{"a:A", "a:B", "a:B"}, Max: 2, LockTimeout: longLock})
+		wantErr(t, "FetchWork", err, nil)
+		if len(res.Items) != 2 || res.NextWake != time.Millisecond {
+			t.Errorf("FetchWork Max 2 = %d items, NextWake %v; want 2 and 1ms (one more due)", len(res.Items), res.NextWake)
+		}
+	})
+}
+
+func TestFetchWorkIdempotentByRequestID(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1", "w2", "w3")
+		req := FetchWorkRequest{RequestID: "same", Buckets: []string{"a:x"}, Max: 2, LockTimeout: longLock}
+		first, err := e.s.FetchWork(e.ctx, req)
+		wantErr(t, "FetchWork", err, nil)
+		second, err := e.s.FetchWork(e.ctx, req)
+		wantErr(t, "replayed FetchWork", err, nil)
+		if len(first.Items) != 2 {
+			t.Fatalf("first fetch: %d items, want 2", len(first.Items))
+		}
+		wantEqual(t, "replayed items", first.Items, second.Items)
+		for _, w := range first.Items {
+			if att, _ := e.rdb.HGet(e.ctx, e.k.WorkItemKey(w.ID), "att").Result(); att != "1" {
+				t.Errorf("work %s attempts = %s after replay, want 1", w.ID, att)
+			}
+		}
+		// The same request id on an orchestration fetch is a different
+		// request: it locks what is ready instead of replaying.
+		e.enqueue("i1", "m")
+		if res := e.fetch(FetchOrchestrationsRequest{RequestID: "same", Buckets: []string{"x:b"}}); len(res.Items) != 1 {
+			t.Errorf("orchestration fetch reusing a work request id returned %d items, want 1", len(res.Items))
+		}
+		if res := e.fetchWork(longLock, "a:x"); len(res.Items) != 1 {
+			t.Errorf("other request got %d items, want 1", len(res.Items))
+		}
+	})
+}
+
+func TestFetchWorkValidates(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		for _, req := range []FetchWorkRequest{
+			{Buckets: []string{"b"}, Max: 0, LockTimeout: time.Second},
+			{Buckets: []string{"b"}, Max: 1},
+		} {
+			if _, err := e.s.FetchWork(e.ctx, req); err == nil {
+				t.Errorf("FetchWork(%+v) succeeded, want an error", req)
+			}
+		}
+	})
+}
