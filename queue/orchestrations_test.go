@@ -734,3 +734,21 @@ func TestFetchRepairsBrokenEntries(t *testing.T) {
 		}
 	})
 }
+
+// TestAckLargeTurn appends more events than one RPUSH chunk of the script.
+func TestAckLargeTurn(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.create("i1", "o:b", "start")
+		it := e.fetchOne("o:b", longLock)
+		var events, head []string
+		for i := range 250 {
+			events = append(events, fmt.Sprintf("e%03d", i))
+		}
+		for i := range 120 {
+			head = append(head, fmt.Sprintf("h%03d", i))
+		}
+		e.ack(OrchestrationAck{InstanceID: "i1", Token: it.Token, NewEvents: events, HeadMessages: head})
+		wantEqual(t, "history", events, e.history("i1", 1))
+		wantEqual(t, "inbox", head, e.lrange(e.k.InboxKey("i1")))
+	})
+}
