@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,14 +104,14 @@ func (e *env) enqueue(id, msg string) {
 	}
 }
 
-var reqSeq int
+// reqSeq numbers the request ids of test fetches.
+var reqSeq atomic.Int64
 
 // fetch runs FetchOrchestrations with a fresh request id and defaults.
 func (e *env) fetch(req FetchOrchestrationsRequest) FetchOrchestrationsResult {
 	e.t.Helper()
 	if req.RequestID == "" {
-		reqSeq++
-		req.RequestID = fmt.Sprintf("req%d", reqSeq)
+		req.RequestID = fmt.Sprintf("req%d", reqSeq.Add(1))
 	}
 	if req.Max == 0 {
 		req.Max = 10

@@ -21,8 +21,7 @@ func (e *env) scheduleWork(id, bucket string, bodies ...string) {
 
 func (e *env) fetchWork(lock time.Duration, buckets ...string) FetchWorkResult {
 	e.t.Helper()
-	reqSeq++
-	res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{RequestID: fmt.Sprintf("w%d", reqSeq), Buckets: buckets, Max: 10, LockTimeout: lock})
+	res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{RequestID: fmt.Sprintf("w%d", reqSeq.Add(1)), Buckets: buckets, Max: 10, LockTimeout: lock})
 	if err != nil {
 		e.t.Fatalf("FetchWork: %v", err)
 	}
