@@ -61,10 +61,14 @@ const (
 
 // Instance statuses stored in the status field of an instance.
 const (
-	StatusPending   = "Pending"
-	StatusRunning   = "Running"
+	// StatusPending: created, no turn acked yet.
+	StatusPending = "Pending"
+	// StatusRunning: at least one turn acked, not ended.
+	StatusRunning = "Running"
+	// StatusCompleted: ended successfully; the instance takes no more messages.
 	StatusCompleted = "Completed"
-	StatusFailed    = "Failed"
+	// StatusFailed: ended with a failure; the instance takes no more messages.
+	StatusFailed = "Failed"
 	// StatusContinuedAsNew is only valid in OrchestrationAck.Status; the
 	// instance itself stays Running.
 	StatusContinuedAsNew = "ContinuedAsNew"
