@@ -63,7 +63,9 @@ func (c *OrchestrationContext) NewGUID() string {
 }
 
 // TraceDebug logs at debug level unless the orchestration is replaying.
-func (c *OrchestrationContext) TraceDebug(msg string, args ...any) { c.trace(slog.LevelDebug, msg, args) }
+func (c *OrchestrationContext) TraceDebug(msg string, args ...any) {
+	c.trace(slog.LevelDebug, msg, args)
+}
 
 // TraceInfo logs at info level unless the orchestration is replaying.
 func (c *OrchestrationContext) TraceInfo(msg string, args ...any) { c.trace(slog.LevelInfo, msg, args) }
@@ -72,7 +74,9 @@ func (c *OrchestrationContext) TraceInfo(msg string, args ...any) { c.trace(slog
 func (c *OrchestrationContext) TraceWarn(msg string, args ...any) { c.trace(slog.LevelWarn, msg, args) }
 
 // TraceError logs at error level unless the orchestration is replaying.
-func (c *OrchestrationContext) TraceError(msg string, args ...any) { c.trace(slog.LevelError, msg, args) }
+func (c *OrchestrationContext) TraceError(msg string, args ...any) {
+	c.trace(slog.LevelError, msg, args)
+}
 
 func (c *OrchestrationContext) trace(level slog.Level, msg string, args []any) {
 	if c.IsReplaying() {

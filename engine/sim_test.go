@@ -221,4 +221,3 @@ func bothWays(t *testing.T, orchs *OrchestrationRegistry, acts map[string]Activi
 	}
 	return a
 }
-

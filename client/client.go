@@ -1,0 +1,275 @@
+// Package client is what any service uses to drive duroworker without running
+// workers: start orchestrations, raise events, read their status and wait for
+// them to end. It talks only to the store, so it works from any process that
+// can reach Redis.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// Limits on what a client accepts.
+const (
+	// MaxInstanceIDBytes is the longest accepted instance id.
+	MaxInstanceIDBytes = 512
+	// MaxPayloadBytes is the largest accepted orchestration input or event
+	// payload.
+	MaxPayloadBytes = 4 << 20
+)
+
+// Errors returned by the client. Errors from the store wrap the queue
+// package's sentinels, re-exported here so callers need not import queue.
+var (
+	// ErrInstanceExists: Start was called with the id of an existing instance.
+	ErrInstanceExists = queue.ErrInstanceExists
+	// ErrInstanceNotFound: no instance has that id.
+	ErrInstanceNotFound = queue.ErrInstanceNotFound
+	// ErrInstanceEnded: the instance has completed or failed and takes no more events.
+	ErrInstanceEnded = queue.ErrInstanceEnded
+	// ErrInvalidInput: an argument was rejected before anything was sent.
+	ErrInvalidInput = errors.New("invalid input")
+)
+
+// State is the lifecycle state of an instance.
+type State string
+
+// Instance states.
+const (
+	StateNotFound  State = "NotFound"
+	StatePending   State = "Pending" // started, first turn not yet run
+	StateRunning   State = "Running" // includes a continue-as-new in flight
+	StateCompleted State = "Completed"
+	StateFailed    State = "Failed"
+)
+
+// Ended reports whether s is Completed or Failed.
+func (s State) Ended() bool { return s == StateCompleted || s == StateFailed }
+
+// Status is an instance's state and, once it has ended, its outcome.
+type Status struct {
+	State State
+	// Output is the orchestration's output (Completed).
+	Output string
+	// Failure is why it failed (Failed); errors.As works on it, and
+	// Failure.Category tells application, infrastructure, configuration
+	// (nondeterminism) and poison apart.
+	Failure *engine.ErrorDetails
+	// Version is the orchestration version of the current execution.
+	Version string
+	// ExecutionID is the current execution (0 while Pending).
+	ExecutionID int64
+}
+
+// InstanceInfo describes an instance.
+type InstanceInfo struct {
+	InstanceID           string
+	OrchestrationName    string
+	OrchestrationVersion string
+	CurrentExecutionID   int64
+	Status               State
+	Output               string
+	Failure              *engine.ErrorDetails
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+	ParentInstanceID     string
+	// EnginePin is the engine version the current execution is pinned to.
+	EnginePin string
+}
+
+// Client starts and inspects orchestrations. It is safe for concurrent use.
+// Close releases the shared wait subscription.
+type Client struct {
+	store  *queue.Store
+	waiter *waiter
+}
+
+// New returns a client for store.
+func New(store *queue.Store) *Client {
+	return &Client{store: store, waiter: newWaiter(store)}
+}
+
+// Close stops the client's background subscription, if Wait started one.
+func (c *Client) Close() error {
+	c.waiter.close()
+	return nil
+}
+
+// Start starts orchestration name with input as instance id; the version is
+// chosen by the registry policy of the worker that runs the first turn. It
+// fails with ErrInstanceExists if the id is taken (by a running or ended
+// instance).
+func (c *Client) Start(ctx context.Context, instanceID, name, input string) error {
+	return c.StartVersioned(ctx, instanceID, name, "", input)
+}
+
+// StartVersioned is Start with an explicit orchestration version; an empty
+// version means the registry policy.
+func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, input string) error {
+	if err := validateInstanceID(instanceID); err != nil {
+		return err
+	}
+	if err := capability.ValidateName("orchestration", name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if version != "" {
+		v, err := semver.StrictNewVersion(version)
+		if err != nil {
+			return fmt.Errorf("%w: version %q is not a semver version (MAJOR.MINOR.PATCH)", ErrInvalidInput, version)
+		}
+		version = v.String()
+	}
+	if err := checkPayload("input", input); err != nil {
+		return err
+	}
+	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageStart, Execution: 1, Name: name, Version: version, Input: input})
+	if err != nil {
+		return err
+	}
+	bucket := capability.StartBucket(name)
+	if version != "" {
+		bucket = capability.StartVersionBucket(name, version)
+	}
+	err = c.store.CreateInstance(ctx, queue.CreateRequest{
+		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg,
+	})
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", instanceID, err)
+	}
+	return nil
+}
+
+// StartTyped is Start with an input encoded by engine.Encode.
+func (c *Client) StartTyped(ctx context.Context, instanceID, name string, input any) error {
+	in, err := engine.Encode(input)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	return c.Start(ctx, instanceID, name, in)
+}
+
+// RaiseEvent delivers a named external event to a running instance. It fails
+// with ErrInstanceNotFound or ErrInstanceEnded.
+func (c *Client) RaiseEvent(ctx context.Context, instanceID, name, data string) error {
+	if err := validateInstanceID(instanceID); err != nil {
+		return err
+	}
+	if name == "" {
+		return fmt.Errorf("%w: event name is empty", ErrInvalidInput)
+	}
+	if err := checkPayload("event data", data); err != nil {
+		return err
+	}
+	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageExternalEvent, Name: name, Result: data})
+	if err != nil {
+		return err
+	}
+	if err := c.store.Enqueue(ctx, instanceID, msg); err != nil {
+		return fmt.Errorf("raising event %q on %s: %w", name, instanceID, err)
+	}
+	return nil
+}
+
+// GetInstanceInfo returns what the store knows of an instance; the
+// orchestration version changes only when a new execution starts.
+func (c *Client) GetInstanceInfo(ctx context.Context, instanceID string) (InstanceInfo, error) {
+	rec, err := c.store.Instance(ctx, instanceID)
+	if err != nil {
+		return InstanceInfo{}, fmt.Errorf("reading instance %s: %w", instanceID, err)
+	}
+	info := InstanceInfo{
+		InstanceID:           rec.InstanceID,
+		OrchestrationName:    rec.Name,
+		OrchestrationVersion: rec.Version,
+		CurrentExecutionID:   int64(rec.ExecutionID),
+		Status:               State(rec.Status),
+		CreatedAt:            rec.CreatedAt,
+		UpdatedAt:            rec.UpdatedAt,
+		ParentInstanceID:     rec.ParentInstanceID,
+		EnginePin:            rec.EnginePin,
+	}
+	switch info.Status {
+	case StateCompleted:
+		info.Output = rec.Output
+	case StateFailed:
+		info.Failure = decodeFailure(rec.Output)
+	}
+	return info, nil
+}
+
+// Status returns the instance's state; a missing instance is StateNotFound,
+// not an error.
+func (c *Client) Status(ctx context.Context, instanceID string) (Status, error) {
+	info, err := c.GetInstanceInfo(ctx, instanceID)
+	if errors.Is(err, ErrInstanceNotFound) {
+		return Status{State: StateNotFound}, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{State: info.Status, Output: info.Output, Failure: info.Failure,
+		Version: info.OrchestrationVersion, ExecutionID: info.CurrentExecutionID}, nil
+}
+
+// Wait blocks until the instance completes or fails, or ctx ends. Waits
+// share one Redis subscription per client instead of polling per instance.
+// A missing instance returns ErrInstanceNotFound.
+func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
+	ch, cancel := c.waiter.watch(ctx, instanceID)
+	defer cancel()
+	for {
+		st, err := c.Status(ctx, instanceID)
+		if err != nil {
+			return Status{}, err
+		}
+		if st.State == StateNotFound {
+			return st, fmt.Errorf("waiting for %s: %w", instanceID, ErrInstanceNotFound)
+		}
+		if st.State.Ended() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("waiting for %s: %w", instanceID, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+func decodeFailure(s string) *engine.ErrorDetails {
+	var d engine.ErrorDetails
+	if err := json.Unmarshal([]byte(s), &d); err != nil || d.Category == "" {
+		return &engine.ErrorDetails{Category: engine.CategoryApplication, Kind: engine.KindOrchestrationFailed, Message: s}
+	}
+	return &d
+}
+
+func validateInstanceID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: instance id is empty", ErrInvalidInput)
+	case len(id) > MaxInstanceIDBytes:
+		return fmt.Errorf("%w: instance id is %d bytes (max %d)", ErrInvalidInput, len(id), MaxInstanceIDBytes)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: instance id %q contains a control character", ErrInvalidInput, id)
+	}
+	return nil
+}
+
+func checkPayload(what, s string) error {
+	if len(s) > MaxPayloadBytes {
+		return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrInvalidInput, what, len(s), MaxPayloadBytes)
+	}
+	return nil
+}

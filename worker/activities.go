@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// runningActivity is an activity in progress, tracked so Shutdown can cancel
+// and release it.
+type runningActivity struct {
+	item     queue.FetchedWork
+	cancel   context.CancelCauseFunc
+	mu       sync.Mutex
+	released bool // Shutdown released the item; the result must not be acked
+}
+
+var (
+	errLockLost = errors.New("activity lock lost: another worker may run it")
+	errShutdown = errors.New("worker shutting down")
+)
+
+// activityLoop fetches activities while slots are free and blocks while
+// there is nothing to do.
+func (w *Worker) activityLoop(ctx context.Context) {
+	defer w.fetchers.Done()
+	buckets := w.serves.ActivityBuckets()
+	slots := make(chan struct{}, w.opts.ActivityConcurrency)
+	errs := 0
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+		for n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		res, err := w.store.FetchWork(ctx, queue.FetchWorkRequest{
+			RequestID: randomID(), Buckets: buckets, Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+		})
+		for i := len(res.Items); i < n; i++ {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			errs++
+			if errs == 1 || errs%50 == 0 {
+				w.log.Error("fetching activities failed; retrying", "err", err, "consecutive_errors", errs)
+			}
+			idleWait(ctx, nil, errorBackoff(errs))
+			continue
+		}
+		if errs > 0 {
+			w.log.Info("store reachable again", "after_errors", errs)
+			errs = 0
+		}
+		for _, item := range res.Items {
+			w.inflight.Add(1)
+			go func(item queue.FetchedWork) {
+				defer w.inflight.Done()
+				defer func() { <-slots }()
+				w.runActivity(item)
+			}(item)
+		}
+		if len(res.Items) == 0 {
+			wait := w.opts.BlockTimeout
+			if res.NextWake > 0 && res.NextWake < wait {
+				wait = res.NextWake
+			}
+			idleWait(ctx, w.workKick, wait)
+		}
+	}
+}
+
+// runActivity runs one fetched work item and acks its completion.
+func (w *Worker) runActivity(item queue.FetchedWork) {
+	log := w.log.With("work_item", item.ID, "instance", item.InstanceID, "attempt", item.Attempts)
+	// Store calls use a context that survives shutdown: the ack of a finished
+	// activity must still be written.
+	storeCtx := context.Background()
+	req, err := engine.DecodeActivityRequest(item.Body)
+	if err != nil {
+		// Cannot be routed back to its orchestration: nothing can ever run it.
+		log.Error("dropping malformed activity work item", "err", err, "body", truncate(item.Body, 256))
+		if err := w.store.AckWork(storeCtx, item.ID, item.Token, ""); err != nil {
+			log.Warn("dropping malformed work item failed", "err", err)
+		}
+		return
+	}
+	log = log.With("activity", req.Name, "activity_id", req.EventID)
+
+	if item.Attempts > w.opts.MaxAttempts {
+		reason := "the activity did not complete on any attempt (worker crashes or lost locks)"
+		if _, lerr := w.acts.Lookup(req.Name); lerr != nil {
+			reason = fmt.Sprintf("activity %q is not registered on worker %s", req.Name, w.opts.NodeID)
+		}
+		poison := &engine.ErrorDetails{
+			Category: engine.CategoryPoison, Kind: engine.KindPoisonActivity, Message: reason,
+			Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts,
+			Instance: req.Instance, Execution: req.Execution, Activity: req.Name, ActivityID: req.EventID,
+		}
+		w.ackActivity(storeCtx, log, item, req.Completion("", poison))
+		log.Error("activity poisoned", "reason", poison.Error())
+		return
+	}
+	fn, err := w.acts.Lookup(req.Name)
+	if err != nil {
+		delay := w.opts.unregisteredDelay(item.Attempts)
+		log.Warn("activity not registered here; backing off", "retry_in", delay, "max_attempts", w.opts.MaxAttempts)
+		if err := w.store.AbandonWork(storeCtx, item.ID, item.Token, delay, true); err != nil {
+			log.Warn("abandoning work item failed; its lock will expire", "err", err)
+		}
+		return
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ra := &runningActivity{item: item, cancel: cancel}
+	w.mu.Lock()
+	w.activities[item.ID] = ra
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.activities, item.ID)
+		w.mu.Unlock()
+	}()
+	stopRenew := w.renewActivityLock(ctx, log, item, cancel)
+	out, runErr := callActivity(fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
+	stopRenew()
+
+	ra.mu.Lock()
+	released := ra.released
+	ra.mu.Unlock()
+	if released || errors.Is(context.Cause(ctx), errLockLost) {
+		log.Warn("activity result dropped: its work item was released or taken over", "cause", context.Cause(ctx))
+		return
+	}
+	var failure *engine.ErrorDetails
+	if runErr != nil {
+		failure = engine.DetailsOf(runErr, engine.KindActivityFailed)
+		log.Debug("activity failed", "err", runErr)
+	}
+	w.ackActivity(storeCtx, log, item, req.Completion(out, failure))
+}
+
+func (w *Worker) ackActivity(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, completion engine.Message) {
+	body, err := engine.EncodeMessage(completion)
+	if err == nil {
+		err = w.store.AckWork(ctx, item.ID, item.Token, body)
+	}
+	if err != nil {
+		log.Warn("acknowledging activity failed; it will be redelivered after its lock expires", "err", err)
+	}
+}
+
+// callActivity runs fn, turning a panic into an application error.
+func callActivity(fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return fn(ctx, input)
+}
+
+// renewActivityLock renews the work item's lock every third of the lock
+// timeout while the activity runs; when the lock is lost it cancels the
+// activity's context. Renewal never counts as a delivery attempt.
+func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc) func() {
+	ctx, stop := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(w.opts.ActivityLockTimeout / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				err := w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)
+				if err == nil || ctx.Err() != nil {
+					continue
+				}
+				if errors.Is(err, queue.ErrLockLost) || errors.Is(err, queue.ErrWorkNotFound) {
+					log.Warn("activity lock lost; cancelling the activity", "err", err)
+					cancel(errLockLost)
+					return
+				}
+				log.Warn("renewing activity lock failed; will retry", "err", err)
+			}
+		}
+	}()
+	return stop
+}
+
+// releaseActivities cancels every running activity and releases its work item
+// so another worker can run it at once, without counting the attempt.
+func (w *Worker) releaseActivities() {
+	w.mu.Lock()
+	running := make([]*runningActivity, 0, len(w.activities))
+	for _, ra := range w.activities {
+		running = append(running, ra)
+	}
+	w.mu.Unlock()
+	for _, ra := range running {
+		ra.mu.Lock()
+		ra.released = true
+		ra.mu.Unlock()
+		ra.cancel(errShutdown)
+		if err := w.store.AbandonWork(context.Background(), ra.item.ID, ra.item.Token, 0, false); err != nil {
+			w.log.Warn("releasing activity at shutdown failed; its lock will expire", "work_item", ra.item.ID, "err", err)
+		}
+	}
+}

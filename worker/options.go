@@ -1,0 +1,176 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/internal/clock"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultOrchestrationConcurrency = 8
+	DefaultActivityConcurrency      = 16
+	DefaultOrchestrationLockTimeout = 5 * time.Second
+	DefaultActivityLockTimeout      = 30 * time.Second
+	DefaultMaxAttempts              = 10
+	DefaultBlockTimeout             = 5 * time.Second
+	DefaultReplayCacheSize          = 1024
+	DefaultUnregisteredBackoffBase  = time.Second
+	DefaultUnregisteredBackoffMax   = 60 * time.Second
+	DefaultMaxMessagesPerTurn       = 1000
+	DefaultTimerPromotionBatch      = 256
+)
+
+// Options configures a Worker. The zero value of every field selects the
+// documented default.
+type Options struct {
+	// NodeID identifies this worker process in logs and activity contexts.
+	// If empty, it is "<hostname>-<pid>-<random>".
+	NodeID string
+
+	// OrchestrationConcurrency is the number of orchestration turns run at
+	// once. If zero, 8. Negative: the worker runs no orchestrations.
+	OrchestrationConcurrency int
+	// ActivityConcurrency is the number of activities run at once. If zero,
+	// 16. Negative: the worker runs no activities.
+	ActivityConcurrency int
+
+	// OrchestrationLockTimeout is how long a turn holds its instance lock
+	// before another worker may take the instance; the lock is renewed while
+	// the turn runs. If zero, 5 seconds.
+	OrchestrationLockTimeout time.Duration
+	// ActivityLockTimeout is how long an activity holds its work item before
+	// another worker may run it; renewed every third of it while the
+	// activity runs. If zero, 30 seconds.
+	ActivityLockTimeout time.Duration
+
+	// MaxAttempts is how many times a message may be fetched without being
+	// completed before it is treated as poison: an orchestration then fails
+	// with poison details, an activity fails its orchestration. If zero, 10.
+	MaxAttempts int
+
+	// SupportedReplayVersions is the range of engine versions whose
+	// executions this worker replays. If nil, every version up to this
+	// worker's own engine version (capability.UpTo(engine.Version)).
+	SupportedReplayVersions *capability.Range
+
+	// BlockTimeout bounds how long an idle dispatcher waits for a wake-up
+	// before fetching again. Idle workers block; they send about one command
+	// per dispatcher per BlockTimeout. If zero, 5 seconds.
+	BlockTimeout time.Duration
+
+	// ReplayCacheSize is how many live orchestrations the sticky replay
+	// cache keeps between turns. If zero, 1024. Negative disables the cache:
+	// every turn replays from history (results are identical either way).
+	ReplayCacheSize int
+
+	// UnregisteredBackoffBase and UnregisteredBackoffMax bound the
+	// exponential backoff (doubling) applied to work whose orchestration or
+	// activity is not registered on this worker, so that an upgraded worker
+	// can take it meanwhile. If zero, 1 second and 60 seconds.
+	UnregisteredBackoffBase time.Duration
+	UnregisteredBackoffMax  time.Duration
+
+	// ActivityCancellationGrace is how long Shutdown lets running activities
+	// finish after their context is cancelled before releasing their work
+	// items to other workers. If zero, 5 seconds.
+	ActivityCancellationGrace time.Duration
+
+	// Logger receives the worker's logs. If nil, slog.Default().
+	Logger *slog.Logger
+	// Clock is the time source. If nil, the system clock.
+	Clock clock.Clock
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.NodeID == "" {
+		host, _ := os.Hostname()
+		o.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomID()[:6])
+	}
+	if o.OrchestrationConcurrency == 0 {
+		o.OrchestrationConcurrency = DefaultOrchestrationConcurrency
+	}
+	if o.ActivityConcurrency == 0 {
+		o.ActivityConcurrency = DefaultActivityConcurrency
+	}
+	if o.OrchestrationLockTimeout == 0 {
+		o.OrchestrationLockTimeout = DefaultOrchestrationLockTimeout
+	}
+	if o.ActivityLockTimeout == 0 {
+		o.ActivityLockTimeout = DefaultActivityLockTimeout
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.BlockTimeout == 0 {
+		o.BlockTimeout = DefaultBlockTimeout
+	}
+	if o.ReplayCacheSize == 0 {
+		o.ReplayCacheSize = DefaultReplayCacheSize
+	}
+	if o.UnregisteredBackoffBase == 0 {
+		o.UnregisteredBackoffBase = DefaultUnregisteredBackoffBase
+	}
+	if o.UnregisteredBackoffMax == 0 {
+		o.UnregisteredBackoffMax = DefaultUnregisteredBackoffMax
+	}
+	if o.ActivityCancellationGrace == 0 {
+		o.ActivityCancellationGrace = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	var errs []error
+	for name, d := range map[string]time.Duration{
+		"OrchestrationLockTimeout": o.OrchestrationLockTimeout, "ActivityLockTimeout": o.ActivityLockTimeout,
+		"BlockTimeout": o.BlockTimeout, "UnregisteredBackoffBase": o.UnregisteredBackoffBase,
+		"UnregisteredBackoffMax": o.UnregisteredBackoffMax, "ActivityCancellationGrace": o.ActivityCancellationGrace,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))
+		}
+	}
+	if o.OrchestrationLockTimeout > 0 && o.OrchestrationLockTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("OrchestrationLockTimeout must be at least 100ms, got %s", o.OrchestrationLockTimeout))
+	}
+	if o.ActivityLockTimeout > 0 && o.ActivityLockTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ActivityLockTimeout must be at least 100ms, got %s", o.ActivityLockTimeout))
+	}
+	if o.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", o.MaxAttempts))
+	}
+	if o.UnregisteredBackoffMax < o.UnregisteredBackoffBase {
+		errs = append(errs, fmt.Errorf("UnregisteredBackoffMax (%s) is below UnregisteredBackoffBase (%s)", o.UnregisteredBackoffMax, o.UnregisteredBackoffBase))
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("worker options: %w", errors.Join(errs...))
+	}
+	return o, nil
+}
+
+// unregisteredDelay is the backoff before the attempt-th retry of work whose
+// handler is not registered here: base doubling per attempt, capped.
+func (o Options) unregisteredDelay(attempt int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = o.UnregisteredBackoffBase
+	b.MaxInterval = o.UnregisteredBackoffMax
+	b.Multiplier = 2
+	b.RandomizationFactor = 0
+	b.MaxElapsedTime = 0
+	b.Reset()
+	d := b.NextBackOff()
+	for i := 1; i < attempt && d < o.UnregisteredBackoffMax; i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}

@@ -1,0 +1,493 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// orchestrationLoop fetches orchestration turns while slots are free and
+// blocks while there is nothing to do.
+func (w *Worker) orchestrationLoop(ctx context.Context) {
+	defer w.fetchers.Done()
+	slots := make(chan struct{}, w.opts.OrchestrationConcurrency)
+	errs := 0
+	pinRefresh := time.NewTicker(30 * time.Second)
+	defer pinRefresh.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-w.refreshPins:
+			w.refreshEnginePins(ctx)
+		case <-pinRefresh.C:
+			w.refreshEnginePins(ctx)
+		default:
+		}
+		// Wait for one free slot, then take every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+		for n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
+			RequestID:     randomID(),
+			Buckets:       w.currentOrchestrationBuckets(),
+			Max:           n,
+			MaxMessages:   DefaultMaxMessagesPerTurn,
+			LockTimeout:   w.opts.OrchestrationLockTimeout,
+			CacheOwner:    w.cacheOwner(),
+			PromoteTimers: DefaultTimerPromotionBatch,
+		})
+		for i := len(res.Items); i < n; i++ {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			errs++
+			if errs == 1 || errs%50 == 0 {
+				w.log.Error("fetching orchestrations failed; retrying", "err", err, "consecutive_errors", errs)
+			}
+			idleWait(ctx, nil, errorBackoff(errs))
+			continue
+		}
+		if errs > 0 {
+			w.log.Info("store reachable again", "after_errors", errs)
+			errs = 0
+		}
+		for _, item := range res.Items {
+			w.inflight.Add(1)
+			go func(item queue.OrchestrationItem) {
+				defer w.inflight.Done()
+				defer func() { <-slots }()
+				w.runTurn(item)
+			}(item)
+		}
+		if len(res.Items) == 0 {
+			wait := w.opts.BlockTimeout
+			if res.NextWake > 0 && res.NextWake < wait {
+				wait = res.NextWake
+			}
+			idleWait(ctx, w.orchKick, wait)
+		}
+	}
+}
+
+func (w *Worker) cacheOwner() string {
+	if !w.cache.enabled() {
+		return ""
+	}
+	return "cache:" + w.opts.NodeID
+}
+
+// turn is the state of one fetched orchestration item while it is processed.
+type turn struct {
+	w    *Worker
+	item queue.OrchestrationItem
+	meta queue.InstanceRecord
+	log  interface {
+		Warn(string, ...any)
+		Error(string, ...any)
+		Info(string, ...any)
+		Debug(string, ...any)
+	}
+}
+
+// runTurn processes one fetched instance: decide the execution, replay,
+// run the turn, and ack; or abandon with backoff; or poison.
+func (w *Worker) runTurn(item queue.OrchestrationItem) {
+	t := &turn{w: w, item: item, meta: item.Instance}
+	t.log = w.log.With("instance", item.InstanceID, "orchestration", t.meta.Name, "attempt", item.Attempts)
+	ctx, cancel := context.WithCancel(context.Background()) // outlives shutdown: a started turn is finished
+	defer cancel()
+	stopRenew := w.renewTurnLock(ctx, item)
+	defer stopRenew()
+
+	msgs := t.decodeMessages()
+	newExecution := t.meta.Status == "Pending" || t.meta.ExecutionID == 0 || (len(msgs) > 0 && msgs[0].IsStart())
+	if newExecution {
+		t.startExecution(ctx, msgs)
+	} else {
+		t.continueExecution(ctx, msgs)
+	}
+}
+
+func (t *turn) decodeMessages() []engine.Message {
+	msgs := make([]engine.Message, 0, len(t.item.Messages))
+	for _, raw := range t.item.Messages {
+		m, err := engine.DecodeMessage(raw)
+		if err != nil {
+			// A malformed message can never be processed; keeping it would
+			// block the instance. It is consumed by this turn and logged.
+			t.log.Error("dropping malformed message", "err", err, "message", truncate(raw, 256))
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// startExecution handles a batch that begins with a start or continue-as-new
+// message: resolve the version, then run the first turn.
+func (t *turn) startExecution(ctx context.Context, msgs []engine.Message) {
+	w := t.w
+	if len(msgs) == 0 || !msgs[0].IsStart() {
+		// The start message was malformed (dropped above): the instance can
+		// never run. End it with a reason instead of leaving it stuck.
+		synthetic := engine.Message{Kind: engine.MessageStart, Name: t.meta.Name, Version: t.meta.Version}
+		t.poison(ctx, int64(t.meta.ExecutionID)+1, nil, synthetic, "the instance has no valid start message", engine.KindPoisonOrchestration)
+		return
+	}
+	start := msgs[0]
+	execution := int64(t.meta.ExecutionID) + 1
+	fn, version, err := w.orchs.Resolve(start.Name, start.Version)
+	if err != nil {
+		reason := fmt.Sprintf("orchestration %s is not registered on worker %s: %v", describeVersion(start.Name, start.Version), w.opts.NodeID, err)
+		if t.item.Attempts > w.opts.MaxAttempts {
+			t.poison(ctx, execution, nil, start, reason, engine.KindPoisonOrchestration)
+			return
+		}
+		t.backoffUnregistered(ctx, reason)
+		return
+	}
+	if t.item.Attempts > w.opts.MaxAttempts {
+		t.poison(ctx, execution, nil, start, fmt.Sprintf("the start of %s@%s failed on every attempt", start.Name, version), engine.KindPoisonOrchestration)
+		return
+	}
+	info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: start.Name, Version: version}
+	x, err := engine.NewExecutor(fn, info, nil, engine.ExecutorOptions{Logger: w.opts.Logger})
+	if err != nil {
+		t.abandon(ctx, time.Second, err)
+		return
+	}
+	t.runAndAck(ctx, x, msgs, engine.Version)
+}
+
+// continueExecution runs a turn of the current execution, from the sticky
+// cache or from its stored history.
+func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message) {
+	w := t.w
+	execution := int64(t.meta.ExecutionID)
+	pin := t.meta.EnginePin
+	if pin != "" {
+		if ok, err := w.serves.ReplayRange.ContainsString(pin); err != nil || !ok {
+			// Slipped through the fetch filter (a range changed): never
+			// replay it with this engine; leave it for a compatible worker.
+			t.log.Warn("execution pinned to an engine version outside this worker's range; releasing it",
+				"pin", pin, "range", w.serves.ReplayRange.String())
+			t.abandon(ctx, time.Second, nil)
+			return
+		}
+	}
+	x := w.cache.take(t.item.InstanceID)
+	if x != nil && (!t.item.HistoryOmitted || x.HistoryLen() != t.item.HistoryLen || x.Info().ExecutionID != execution) {
+		x.Close() // stale: another worker ran a turn since
+		x = nil
+	}
+	if x == nil {
+		raw := t.item.History
+		if t.item.HistoryOmitted {
+			var err error
+			raw, err = w.store.History(ctx, t.item.InstanceID, uint64(execution))
+			if err != nil {
+				t.abandon(ctx, time.Second, fmt.Errorf("reading history: %w", err))
+				return
+			}
+		}
+		history, err := engine.DecodeHistory(raw)
+		if err != nil {
+			t.undecodableHistory(ctx, execution, err)
+			return
+		}
+		if len(history) == 0 {
+			t.abandon(ctx, time.Second, errors.New("execution has no history"))
+			return
+		}
+		fn, _, err := w.orchs.Resolve(t.meta.Name, t.meta.Version)
+		if err != nil {
+			reason := fmt.Sprintf("orchestration %s@%s is not registered on worker %s", t.meta.Name, t.meta.Version, w.opts.NodeID)
+			if t.item.Attempts > w.opts.MaxAttempts {
+				t.poison(ctx, execution, history, engine.Message{}, reason, engine.KindPoisonOrchestration)
+				return
+			}
+			t.backoffUnregistered(ctx, reason)
+			return
+		}
+		if t.item.Attempts > w.opts.MaxAttempts {
+			t.poison(ctx, execution, history, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
+			return
+		}
+		info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: t.meta.Name, Version: t.meta.Version}
+		x, err = engine.NewExecutor(fn, info, history, engine.ExecutorOptions{Logger: w.opts.Logger})
+		if err != nil {
+			t.undecodableHistory(ctx, execution, err)
+			return
+		}
+	} else if t.item.Attempts > w.opts.MaxAttempts {
+		x.Close()
+		t.poison(ctx, execution, nil, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
+		return
+	}
+	t.runAndAck(ctx, x, msgs, "")
+}
+
+// runAndAck runs the turn and commits it. pin is set on the first turn of an
+// execution.
+func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.Message, pin string) {
+	w := t.w
+	res, err := x.Turn(w.opts.Clock.Now(), msgs)
+	if err != nil {
+		x.Close()
+		t.abandon(ctx, time.Second, err)
+		return
+	}
+	for _, d := range res.Dropped {
+		t.log.Debug("message dropped by the turn", "reason", d)
+	}
+	info := x.Info()
+	ack := queue.OrchestrationAck{
+		ExecutionID: uint64(info.ExecutionID),
+		Status:      string(res.Status),
+		Name:        info.Name,
+		Version:     info.Version,
+		EnginePin:   pin,
+	}
+	enginePin := pin
+	if enginePin == "" {
+		enginePin = t.meta.EnginePin
+	}
+	if enginePin == "" {
+		enginePin = engine.Version
+	}
+	switch res.Status {
+	case engine.StatusRunning:
+		ack.ReadyBucket = capability.ExecutionBucket(info.Name, info.Version, enginePin)
+		ack.CacheOwner = w.cacheOwner()
+	case engine.StatusCompleted:
+		ack.Output = res.Output
+	case engine.StatusFailed:
+		ack.Output = encodeFailure(res.Failure)
+	case engine.StatusContinuedAsNew:
+		ack.Output = res.Output
+		next, err := engine.EncodeMessage(*res.Next)
+		if err != nil {
+			x.Close()
+			t.abandon(ctx, time.Second, err)
+			return
+		}
+		ack.HeadMessages = []string{next}
+		ack.ReadyBucket = startBucket(res.Next.Name, res.Next.Version)
+	}
+	for _, e := range res.NewEvents {
+		s, err := engine.EncodeEvent(e)
+		if err != nil {
+			x.Close()
+			t.abandon(ctx, time.Second, err)
+			return
+		}
+		ack.NewEvents = append(ack.NewEvents, s)
+	}
+	for _, a := range res.Activities {
+		body, err := engine.EncodeActivityRequest(a)
+		if err != nil {
+			x.Close()
+			t.abandon(ctx, time.Second, err)
+			return
+		}
+		ack.Activities = append(ack.Activities, queue.WorkItem{Bucket: capability.ActivityBucket(a.Name), Body: body})
+	}
+	for _, tm := range res.Timers {
+		body, err := engine.EncodeMessage(tm.Message)
+		if err != nil {
+			x.Close()
+			t.abandon(ctx, time.Second, err)
+			return
+		}
+		ack.Timers = append(ack.Timers, queue.Timer{DueAt: tm.FireAt, Body: body})
+	}
+	if !t.ack(ctx, ack, x) {
+		return
+	}
+	switch res.Status {
+	case engine.StatusCompleted:
+		t.log.Debug("orchestration completed", "execution", info.ExecutionID, "version", info.Version)
+	case engine.StatusFailed:
+		t.log.Warn("orchestration failed", "execution", info.ExecutionID, "version", info.Version, "category", res.Failure.Category, "err", res.Failure.Error())
+	case engine.StatusContinuedAsNew:
+		t.log.Debug("orchestration continued as new", "execution", info.ExecutionID, "version", info.Version)
+	}
+}
+
+// ack commits the turn. On success a running executor goes back into the
+// sticky cache; otherwise it is closed. It reports success.
+func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Executor) bool {
+	ack.InstanceID = t.item.InstanceID
+	ack.Token = t.item.Token
+	err := t.w.store.AckOrchestration(ctx, ack)
+	if err != nil {
+		if x != nil {
+			x.Close()
+		}
+		if errors.Is(err, queue.ErrLockLost) {
+			t.log.Warn("turn discarded: the instance lock was lost (another worker took over)", "err", err)
+			return false
+		}
+		t.log.Error("acknowledging turn failed; the instance will be retried after its lock expires", "err", err)
+		return false
+	}
+	if x != nil {
+		if ack.Status == string(engine.StatusRunning) && ack.CacheOwner != "" {
+			t.w.cache.put(t.item.InstanceID, x)
+		} else {
+			x.Close()
+		}
+	}
+	return true
+}
+
+func (t *turn) abandon(ctx context.Context, delay time.Duration, cause error) {
+	if cause != nil {
+		t.log.Warn("abandoning turn", "err", cause, "retry_in", delay)
+	}
+	if err := t.w.store.AbandonOrchestration(ctx, t.item.InstanceID, t.item.Token, delay, true); err != nil {
+		t.log.Warn("abandoning turn failed; the lock will expire", "err", err)
+	}
+}
+
+// backoffUnregistered releases work whose orchestration this worker does not
+// have, for longer after each attempt, so an upgraded worker can take it.
+func (t *turn) backoffUnregistered(ctx context.Context, reason string) {
+	delay := t.w.opts.unregisteredDelay(t.item.Attempts)
+	t.log.Warn("orchestration not registered here; backing off", "reason", reason, "retry_in", delay,
+		"attempt", t.item.Attempts, "max_attempts", t.w.opts.MaxAttempts)
+	t.abandon(ctx, delay, nil)
+}
+
+// undecodableHistory handles a history this engine cannot decode (written by
+// a newer engine, or corrupted): it is never replayed. It is retried with a
+// fixed delay and becomes poison after MaxAttempts.
+func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause error) {
+	if t.item.Attempts > t.w.opts.MaxAttempts {
+		t.poison(ctx, execution, nil, engine.Message{}, cause.Error(), engine.KindFailedDeserialization)
+		return
+	}
+	t.log.Warn("history cannot be decoded by this engine; not replaying it", "err", cause, "engine", engine.Version)
+	t.abandon(ctx, time.Second, nil)
+}
+
+// poison ends the execution as failed with poison details. history is the
+// decoded history when known; for a new execution start is its start message.
+func (t *turn) poison(ctx context.Context, execution int64, history []engine.Event, start engine.Message, reason, kind string) {
+	w := t.w
+	now := w.opts.Clock.Now().UnixMilli()
+	details := &engine.ErrorDetails{
+		Category: engine.CategoryPoison, Kind: kind, Message: reason,
+		Attempts: t.item.Attempts, MaxAttempts: w.opts.MaxAttempts,
+		Instance: t.item.InstanceID, Execution: execution,
+	}
+	var events []engine.Event
+	next := int64(t.item.HistoryLen) + 1
+	if history != nil {
+		next = int64(len(history)) + 1
+	}
+	name, version := t.meta.Name, t.meta.Version
+	if start.IsStart() {
+		next = 1
+		name, version = start.Name, start.Version
+		events = append(events, engine.Event{ID: 1, Kind: engine.EventOrchestrationStarted, Time: now, Engine: engine.Version,
+			Name: start.Name, Version: start.Version, Input: start.Input, ParentInstance: start.ParentInstance})
+		next = 2
+	}
+	events = append(events, engine.Event{ID: next, Kind: engine.EventOrchestrationFailed, Time: now, Engine: engine.Version, Error: details})
+	ack := queue.OrchestrationAck{
+		ExecutionID: uint64(execution), Status: string(engine.StatusFailed),
+		Name: name, Version: version, Output: encodeFailure(details),
+	}
+	if start.IsStart() {
+		ack.EnginePin = engine.Version
+	}
+	for _, e := range events {
+		s, err := engine.EncodeEvent(e)
+		if err != nil {
+			t.abandon(ctx, time.Second, err)
+			return
+		}
+		ack.NewEvents = append(ack.NewEvents, s)
+	}
+	if t.ack(ctx, ack, nil) {
+		t.log.Error("orchestration poisoned", "execution", execution, "reason", details.Error())
+	}
+}
+
+// renewTurnLock keeps the instance lock of a turn that runs longer than a
+// third of the lock timeout. It returns a function that stops it.
+func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(w.opts.OrchestrationLockTimeout / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout); err != nil {
+					if ctx.Err() == nil {
+						w.log.Warn("renewing turn lock failed", "instance", item.InstanceID, "err", err)
+					}
+					if errors.Is(err, queue.ErrLockLost) {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return cancel
+}
+
+func startBucket(name, version string) string {
+	if version == "" {
+		return capability.StartBucket(name)
+	}
+	return capability.StartVersionBucket(name, version)
+}
+
+func describeVersion(name, version string) string {
+	if version == "" {
+		return name + " (any version)"
+	}
+	return name + "@" + version
+}
+
+// encodeFailure is how a failed instance's ErrorDetails are stored as its
+// output (the client decodes them for Status).
+func encodeFailure(d *engine.ErrorDetails) string {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Sprintf(`{"category":"infrastructure","kind":"store","message":%q}`, d.Error())
+	}
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,308 @@
+// Package worker is duroworker's runtime: it fetches orchestration turns and
+// activities from the store, runs them with the engine and the user's
+// registries, and acknowledges the results atomically.
+//
+// A Worker has two dispatchers, one for orchestration turns and one for
+// activities. Each blocks while idle (woken by Redis pub/sub, with
+// BlockTimeout as a safety net), fetches as many items as it has free slots,
+// renews the locks of long-running work, backs off work whose handler is not
+// registered here so that an upgraded worker can take it, and turns work that
+// failed more than MaxAttempts times into poison. Shutdown stops fetching,
+// lets running work finish, and releases what does not finish in time.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// Errors returned by Worker methods.
+var (
+	ErrAlreadyStarted = errors.New("worker already started")
+	ErrNotStarted     = errors.New("worker not started")
+)
+
+// Worker runs orchestrations and activities from one store. Create it with
+// New, then call Start once and Shutdown once.
+type Worker struct {
+	store  *queue.Store
+	orchs  *engine.OrchestrationRegistry
+	acts   *engine.ActivityRegistry
+	opts   Options
+	log    *slog.Logger
+	serves capability.Serves
+	cache  *replayCache
+
+	mu           sync.Mutex
+	started      bool
+	orchBuckets  []string
+	knownPins    map[string]bool
+	cancelFetch  context.CancelFunc
+	fetchers     sync.WaitGroup
+	inflight     sync.WaitGroup
+	orchKick     chan struct{}
+	workKick     chan struct{}
+	refreshPins  chan struct{}
+	activities   map[string]*runningActivity // by work item id
+	shutdownOnce sync.Once
+}
+
+// New returns a worker for store with the given registries. Either registry
+// may be nil (an activity-only or orchestration-only worker).
+func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.ActivityRegistry, opts Options) (*Worker, error) {
+	if store == nil {
+		return nil, errors.New("worker: nil store")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if orchs == nil {
+		orchs = engine.NewOrchestrationRegistry().MustBuild()
+	}
+	if acts == nil {
+		acts = engine.NewActivityRegistry().MustBuild()
+	}
+	replay := capability.UpTo(semver.MustParse(engine.Version))
+	if o.SupportedReplayVersions != nil {
+		replay = *o.SupportedReplayVersions
+	}
+	w := &Worker{
+		store: store, orchs: orchs, acts: acts, opts: o,
+		log: o.Logger.With("worker", o.NodeID),
+		serves: capability.Serves{
+			Orchestrations: orchs.All(),
+			Activities:     acts.Names(),
+			ReplayRange:    replay,
+		},
+		cache:       newReplayCache(o.ReplayCacheSize),
+		knownPins:   map[string]bool{engine.Version: true},
+		orchKick:    make(chan struct{}, 1),
+		workKick:    make(chan struct{}, 1),
+		refreshPins: make(chan struct{}, 1),
+		activities:  map[string]*runningActivity{},
+	}
+	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
+	return w, nil
+}
+
+// NodeID returns the worker's node id.
+func (w *Worker) NodeID() string { return w.opts.NodeID }
+
+// Options returns the options in effect, defaults applied.
+func (w *Worker) Options() Options { return w.opts }
+
+// Start subscribes to wake-ups and starts the dispatchers. It returns once
+// they run; they stop when ctx is cancelled or Shutdown is called.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return ErrAlreadyStarted
+	}
+	w.started = true
+	fetchCtx, cancel := context.WithCancel(ctx)
+	w.cancelFetch = cancel
+
+	if pins, err := w.store.EnginePins(ctx); err == nil {
+		w.addPinsLocked(pins)
+	} else {
+		w.log.Warn("reading engine pins failed; serving this engine's executions until Redis answers", "err", err)
+	}
+	w.log.Info("duroworker worker starting",
+		"engine", engine.Version, "replay_range", w.serves.ReplayRange.String(),
+		"orchestrations", len(w.serves.Orchestrations), "activities", len(w.serves.Activities),
+		"orchestration_concurrency", w.opts.OrchestrationConcurrency, "activity_concurrency", w.opts.ActivityConcurrency,
+		"replay_cache", w.opts.ReplayCacheSize)
+
+	w.fetchers.Add(1)
+	go w.listenWakeups(fetchCtx)
+	if w.opts.OrchestrationConcurrency > 0 && len(w.serves.Orchestrations) > 0 {
+		w.fetchers.Add(1)
+		go w.orchestrationLoop(fetchCtx)
+	}
+	if w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0 {
+		w.fetchers.Add(1)
+		go w.activityLoop(fetchCtx)
+	}
+	return nil
+}
+
+// Shutdown stops fetching new work and waits for running turns and
+// activities to finish. When ctx ends first (or after
+// ActivityCancellationGrace past the cancellation of activities), activities
+// still running are released to other workers at once, without counting the
+// attempt. Shutdown returns ctx.Err() if work had to be released.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if !started {
+		return ErrNotStarted
+	}
+	var err error
+	w.shutdownOnce.Do(func() {
+		w.cancelFetch()
+		w.fetchers.Wait()
+		done := make(chan struct{})
+		go func() { w.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			w.releaseActivities()
+			select {
+			case <-done:
+			case <-time.After(w.opts.ActivityCancellationGrace):
+				w.log.Warn("activities still running after shutdown grace; their results will be dropped")
+			}
+		}
+		w.cache.clear()
+		w.log.Info("duroworker worker stopped")
+	})
+	return err
+}
+
+// listenWakeups turns store pub/sub notifications into dispatcher kicks. A
+// lost notification only delays work until BlockTimeout.
+func (w *Worker) listenWakeups(ctx context.Context) {
+	defer w.fetchers.Done()
+	keys := w.store.Keys()
+	ps := w.store.Subscribe(ctx, keys.WakeOrchChannel(), keys.WakeWorkChannel())
+	// Receive does not return on ctx cancellation while blocked on the
+	// socket; closing the subscription does.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	defer ps.Close()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// go-redis reconnects on the next Receive; kick both sides so
+			// nothing waits for a wake-up lost during the outage.
+			kick(w.orchKick)
+			kick(w.workKick)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			kick(w.orchKick) // (re)subscribed: catch up on anything missed
+			kick(w.workKick)
+		case *redis.Message:
+			if m.Channel == keys.WakeWorkChannel() {
+				kick(w.workKick)
+				continue
+			}
+			if !w.servesOrchestrationBucket(m.Payload) && w.serves.CanServe(m.Payload) {
+				kick(w.refreshPins) // a bucket for an engine pin this worker has not listed yet
+			}
+			kick(w.orchKick)
+		}
+	}
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) servesOrchestrationBucket(b string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := sort.SearchStrings(w.orchBuckets, b)
+	return i < len(w.orchBuckets) && w.orchBuckets[i] == b
+}
+
+func (w *Worker) currentOrchestrationBuckets() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.orchBuckets
+}
+
+// refreshEnginePins rereads the engine versions pinned by executions in the
+// store and recomputes the buckets this worker reads.
+func (w *Worker) refreshEnginePins(ctx context.Context) {
+	pins, err := w.store.EnginePins(ctx)
+	if err != nil {
+		w.log.Warn("reading engine pins failed", "err", err)
+		return
+	}
+	w.mu.Lock()
+	w.addPinsLocked(pins)
+	w.mu.Unlock()
+}
+
+func (w *Worker) addPinsLocked(pins []string) {
+	changed := false
+	for _, p := range pins {
+		if !w.knownPins[p] {
+			w.knownPins[p] = true
+			changed = true
+		}
+	}
+	if changed {
+		w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
+	}
+}
+
+func (w *Worker) pinList() []string {
+	out := make([]string, 0, len(w.knownPins))
+	for p := range w.knownPins {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// idleWait blocks until kicked, until d passes, or until ctx ends.
+func idleWait(ctx context.Context, kickCh chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-kickCh:
+	case <-t.C:
+	}
+}
+
+// errorBackoff returns the wait after n consecutive store errors: 100 ms
+// doubling to 5 s.
+func errorBackoff(n int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < n && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
