@@ -8,19 +8,23 @@ const DefaultPrefix = "dw"
 // Key kinds. Lua scripts build instance-dependent keys from the same kinds
 // (see queue/lua/common.lua); the two must stay in step.
 const (
-	kindInstance   = "inst:"
-	kindInbox      = "inbox:"
-	kindHistory    = "hist:"
-	kindReady      = "ready:"
-	kindWork       = "work:"
-	kindWorkItem   = "wi:"
-	kindTimers     = "timers"
-	kindEngines    = "engines"
-	kindSeq        = "seq"
-	kindFetchReq   = "fr:"
-	kindWakeOrch   = "wake:orch"
-	kindWakeWork   = "wake:work"
-	kindEndedEvent = "ended"
+	kindInstance    = "inst:"
+	kindInbox       = "inbox:"
+	kindHistory     = "hist:"
+	kindReady       = "ready:"
+	kindWork        = "work:"
+	kindWorkItem    = "wi:"
+	kindTimers      = "timers"
+	kindEngines     = "engines"
+	kindSeq         = "seq"
+	kindFetchReq    = "fr:"
+	kindWakeOrch    = "wake:orch"
+	kindWakeWork    = "wake:work"
+	kindEndedEvent  = "ended"
+	kindOrchBuckets = "buckets:o"
+	kindWorkBuckets = "buckets:a"
+	kindNodes       = "nodes"
+	kindNode        = "node:"
 )
 
 // Keys builds every Redis key and channel name of one namespace. Each name
@@ -100,3 +104,18 @@ func (k Keys) WakeWorkChannel() string { return k.base + kindWakeWork }
 // EndedChannel is the pub/sub channel announcing that an instance reached
 // Completed or Failed; the message is the instance id.
 func (k Keys) EndedChannel() string { return k.base + kindEndedEvent }
+
+// OrchestrationBucketsKey is the set of every ready bucket name ever used,
+// so that work in a bucket no live node serves can be found.
+func (k Keys) OrchestrationBucketsKey() string { return k.base + kindOrchBuckets }
+
+// WorkBucketsKey is the set of every activity bucket name ever used.
+func (k Keys) WorkBucketsKey() string { return k.base + kindWorkBuckets }
+
+// NodesKey is the sorted set of live worker nodes, scored by the time (ms)
+// until which each counts as live.
+func (k Keys) NodesKey() string { return k.base + kindNodes }
+
+// NodeKey is the set of bucket names a live node serves; it expires with the
+// node's liveness.
+func (k Keys) NodeKey(nodeID string) string { return k.base + kindNode + nodeID }

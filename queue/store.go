@@ -94,6 +94,8 @@ type Store struct {
 	abandonOrch, renewOrch *redis.Script
 	fetchWork, ackWork     *redis.Script
 	abandonWork, renewWork *redis.Script
+	advertise, withdraw    *redis.Script
+	unserved               *redis.Script
 }
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
@@ -112,6 +114,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.ackWork = loadScript("ack_work.lua")
 	s.abandonWork = loadScript("abandon_work.lua")
 	s.renewWork = loadScript("renew_work.lua")
+	s.advertise = loadScript("advertise.lua")
+	s.withdraw = loadScript("withdraw.lua")
+	s.unserved = loadScript("unserved.lua")
 	return s
 }
 

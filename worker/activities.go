@@ -50,7 +50,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			break
 		}
 		res, err := w.store.FetchWork(ctx, queue.FetchWorkRequest{
-			RequestID: randomID(), Buckets: buckets, Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+			RequestID: randomID(), Buckets: w.activityFetchBuckets(buckets), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 		})
 		for i := len(res.Items); i < n; i++ {
 			<-slots

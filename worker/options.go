@@ -26,6 +26,7 @@ const (
 	DefaultUnregisteredBackoffMax   = 60 * time.Second
 	DefaultMaxMessagesPerTurn       = 1000
 	DefaultTimerPromotionBatch      = 256
+	DefaultNodeHeartbeat            = 5 * time.Second
 )
 
 // Options configures a Worker. The zero value of every field selects the
@@ -83,6 +84,12 @@ type Options struct {
 	// items to other workers. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
+	// NodeHeartbeat is how often the worker advertises the buckets it serves
+	// (a node counts as live for three heartbeats) and looks for work that
+	// no live node serves, which it then fetches to back off and finally
+	// poison. If zero, 5 seconds.
+	NodeHeartbeat time.Duration
+
 	// Logger receives the worker's logs. If nil, slog.Default().
 	Logger *slog.Logger
 	// Clock is the time source. If nil, the system clock.
@@ -124,6 +131,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ActivityCancellationGrace == 0 {
 		o.ActivityCancellationGrace = 5 * time.Second
 	}
+	if o.NodeHeartbeat == 0 {
+		o.NodeHeartbeat = DefaultNodeHeartbeat
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -135,6 +145,7 @@ func (o Options) withDefaults() (Options, error) {
 		"OrchestrationLockTimeout": o.OrchestrationLockTimeout, "ActivityLockTimeout": o.ActivityLockTimeout,
 		"BlockTimeout": o.BlockTimeout, "UnregisteredBackoffBase": o.UnregisteredBackoffBase,
 		"UnregisteredBackoffMax": o.UnregisteredBackoffMax, "ActivityCancellationGrace": o.ActivityCancellationGrace,
+		"NodeHeartbeat": o.NodeHeartbeat,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))

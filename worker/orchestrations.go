@@ -46,7 +46,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 		}
 		res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
 			RequestID:     randomID(),
-			Buckets:       w.currentOrchestrationBuckets(),
+			Buckets:       w.orchestrationFetchBuckets(),
 			Max:           n,
 			MaxMessages:   DefaultMaxMessagesPerTurn,
 			LockTimeout:   w.opts.OrchestrationLockTimeout,

@@ -57,6 +57,8 @@ type Worker struct {
 	workKick     chan struct{}
 	refreshPins  chan struct{}
 	activities   map[string]*runningActivity // by work item id
+	unservedOrch []string                    // buckets nobody serves, fetched too
+	unservedWork []string
 	shutdownOnce sync.Once
 }
 
@@ -128,13 +130,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		"orchestration_concurrency", w.opts.OrchestrationConcurrency, "activity_concurrency", w.opts.ActivityConcurrency,
 		"replay_cache", w.opts.ReplayCacheSize)
 
-	w.fetchers.Add(1)
+	w.fetchers.Add(2)
 	go w.listenWakeups(fetchCtx)
-	if w.opts.OrchestrationConcurrency > 0 && len(w.serves.Orchestrations) > 0 {
+	go w.heartbeatLoop(fetchCtx)
+	if w.runsOrchestrations() {
 		w.fetchers.Add(1)
 		go w.orchestrationLoop(fetchCtx)
 	}
-	if w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0 {
+	if w.runsActivities() {
 		w.fetchers.Add(1)
 		go w.activityLoop(fetchCtx)
 	}
@@ -157,6 +160,11 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.shutdownOnce.Do(func() {
 		w.cancelFetch()
 		w.fetchers.Wait()
+		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.store.WithdrawNode(wctx, w.opts.NodeID); err != nil {
+			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
+		}
+		cancel()
 		done := make(chan struct{})
 		go func() { w.inflight.Wait(); close(done) }()
 		select {
@@ -233,12 +241,6 @@ func (w *Worker) servesOrchestrationBucket(b string) bool {
 	defer w.mu.Unlock()
 	i := sort.SearchStrings(w.orchBuckets, b)
 	return i < len(w.orchBuckets) && w.orchBuckets[i] == b
-}
-
-func (w *Worker) currentOrchestrationBuckets() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.orchBuckets
 }
 
 // refreshEnginePins rereads the engine versions pinned by executions in the

@@ -83,6 +83,7 @@ for j = 0, na - 1 do
   woken_work[bucket] = true
 end
 a = a + 2 * na
+for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
 
 -- timers: member "<seq>:<len>:<id><body>" keeps equal bodies apart
 for j = 0, nt - 1 do
@@ -104,12 +105,18 @@ if ended then
   if new_rq ~= old_rq then redis.call('ZREM', k_ready(new_rq), id) end
   redis.call('PUBLISH', CH_ENDED, id)
 elseif redis.call('LLEN', KEYS[3]) > 0 then
-  if new_rq ~= old_rq then redis.call('ZREM', k_ready(old_rq), id) end
+  if new_rq ~= old_rq then
+    redis.call('ZREM', k_ready(old_rq), id)
+    redis.call('SADD', K_ORCH_BUCKETS, new_rq)
+  end
   redis.call('ZADD', k_ready(new_rq), now, id)
   woken[new_rq] = true
 else
   redis.call('ZREM', k_ready(old_rq), id)
-  if new_rq ~= old_rq then redis.call('ZREM', k_ready(new_rq), id) end
+  if new_rq ~= old_rq then
+    redis.call('ZREM', k_ready(new_rq), id)
+    redis.call('SADD', K_ORCH_BUCKETS, new_rq) -- messages may arrive for it later
+  end
 end
 
 publish_all(CH_WAKE_ORCH, woken)

@@ -20,6 +20,10 @@ local function k_wi(id) return P .. 'wi:' .. id end
 local K_TIMERS = P .. 'timers'
 local K_ENGINES = P .. 'engines'
 local K_SEQ = P .. 'seq'
+local K_ORCH_BUCKETS = P .. 'buckets:o'
+local K_WORK_BUCKETS = P .. 'buckets:a'
+local K_NODES = P .. 'nodes'
+local function k_node(id) return P .. 'node:' .. id end
 local CH_WAKE_ORCH = P .. 'wake:orch'
 local CH_WAKE_WORK = P .. 'wake:work'
 local CH_ENDED = P .. 'ended'

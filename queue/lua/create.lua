@@ -19,5 +19,6 @@ redis.call('HSET', KEYS[2],
   'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '')
 redis.call('RPUSH', KEYS[3], ARGV[6])
 redis.call('ZADD', KEYS[4], 'NX', now, id)
+redis.call('SADD', K_ORCH_BUCKETS, bucket)
 redis.call('PUBLISH', CH_WAKE_ORCH, bucket)
 return 1

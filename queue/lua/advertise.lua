@@ -1,0 +1,28 @@
+-- advertise.lua: record the buckets a live worker node serves, for a while.
+-- KEYS[1] prefix "{ns}:"
+-- ARGV[1] node id   ARGV[2] ttl ms (> 0)   ARGV[3..] bucket names
+-- Returns 1. The node counts as live until now + ttl (Redis clock); its
+-- bucket set node:<id> expires at the same time.
+local node, ttl = ARGV[1], tonumber(ARGV[2])
+
+-- validate
+if node == '' or not ttl or ttl <= 0 then
+  return redis.error_reply('BAD_REQUEST node id and a positive ttl are required')
+end
+
+-- write
+local now = now_ms()
+local key = k_node(node)
+redis.call('DEL', key)
+local batch = {}
+for i = 3, #ARGV do
+  batch[#batch + 1] = ARGV[i]
+  if #batch == 500 then
+    redis.call('SADD', key, unpack(batch))
+    batch = {}
+  end
+end
+if #batch > 0 then redis.call('SADD', key, unpack(batch)) end
+redis.call('PEXPIRE', key, ttl)
+redis.call('ZADD', K_NODES, now + ttl, node)
+return 1

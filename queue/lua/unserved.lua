@@ -1,0 +1,26 @@
+-- unserved.lua: list the buckets that hold work but that no live node serves.
+-- KEYS[1] prefix "{ns}:"
+-- ARGV[1] max buckets to return (> 0)
+-- Returns an array of bucket names (orchestration buckets "o:", "v:", "x:"
+-- and activity buckets "a:"), each holding at least one entry.
+-- Cost: O(live nodes x their buckets + known buckets); meant to run every
+-- few seconds per worker, not per fetch.
+local limit = tonumber(ARGV[1]) or 100
+
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
+local served = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, now, '+inf')) do
+  for _, b in ipairs(redis.call('SMEMBERS', k_node(node))) do served[b] = true end
+end
+
+local out = {}
+for _, b in ipairs(redis.call('SMEMBERS', K_ORCH_BUCKETS)) do
+  if #out >= limit then return out end
+  if not served[b] and redis.call('ZCARD', k_ready(b)) > 0 then out[#out + 1] = b end
+end
+for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
+  if #out >= limit then return out end
+  if not served[b] and redis.call('ZCARD', k_work(b)) > 0 then out[#out + 1] = b end
+end
+return out

@@ -1,0 +1,50 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AdvertiseNode records that worker node nodeID is live for ttl and serves
+// buckets. Workers call it periodically; a node that stops calling is
+// forgotten after ttl.
+func (s *Store) AdvertiseNode(ctx context.Context, nodeID string, buckets []string, ttl time.Duration) error {
+	if nodeID == "" || ttl <= 0 {
+		return errors.New("advertising node: node id and a positive ttl are required")
+	}
+	args := make([]any, 0, 2+len(buckets))
+	args = append(args, nodeID, ttl.Milliseconds())
+	for _, b := range buckets {
+		args = append(args, b)
+	}
+	if err := s.advertise.Run(ctx, s.rdb, []string{s.keys.Prefix()}, args...).Err(); err != nil {
+		return fmt.Errorf("advertising node %s: %w", nodeID, mapScriptError(err))
+	}
+	return nil
+}
+
+// WithdrawNode forgets nodeID at once (on graceful shutdown).
+func (s *Store) WithdrawNode(ctx context.Context, nodeID string) error {
+	if err := s.withdraw.Run(ctx, s.rdb, []string{s.keys.Prefix()}, nodeID).Err(); err != nil {
+		return fmt.Errorf("withdrawing node %s: %w", nodeID, mapScriptError(err))
+	}
+	return nil
+}
+
+// UnservedBuckets returns up to limit buckets that hold work no live node
+// advertises: orchestration buckets ("o:", "v:", "x:") and activity buckets
+// ("a:"). Workers fetch from them too, so that work nobody can run (an
+// unregistered name or version) is backed off and finally poisoned instead
+// of waiting forever.
+func (s *Store) UnservedBuckets(ctx context.Context, limit int) ([]string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	out, err := s.unserved.Run(ctx, s.rdb, []string{s.keys.Prefix()}, limit).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("listing unserved buckets: %w", mapScriptError(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/duroworker/duroworker/capability"
+)
+
+// maxUnservedBuckets bounds how many unserved buckets one worker adds to its
+// fetches.
+const maxUnservedBuckets = 100
+
+// heartbeatLoop advertises the buckets this node serves and picks up buckets
+// that hold work no live node serves (an orchestration name or version, or an
+// activity, that no node has registered). Fetching those lets the worker
+// back the work off and finally poison it, instead of leaving it waiting
+// forever; as soon as a node that serves such a bucket advertises it, the
+// bucket is no longer fetched by the others.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	defer w.fetchers.Done()
+	tick := time.NewTicker(w.opts.NodeHeartbeat)
+	defer tick.Stop()
+	for {
+		w.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (w *Worker) heartbeat(ctx context.Context) {
+	var advertised []string
+	if w.runsOrchestrations() {
+		advertised = append(advertised, w.servedOrchestrationBuckets()...)
+	}
+	if w.runsActivities() {
+		advertised = append(advertised, w.serves.ActivityBuckets()...)
+	}
+	if err := w.store.AdvertiseNode(ctx, w.opts.NodeID, advertised, 3*w.opts.NodeHeartbeat); err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("advertising this node failed", "err", err)
+		}
+		return
+	}
+	unserved, err := w.store.UnservedBuckets(ctx, maxUnservedBuckets)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("listing unserved buckets failed", "err", err)
+		}
+		return
+	}
+	var orch, work []string
+	for _, b := range unserved {
+		pb, err := capability.ParseBucket(b)
+		if err != nil {
+			continue
+		}
+		switch pb.Kind {
+		case capability.Start, capability.StartVersion:
+			orch = append(orch, b)
+		case capability.Execution:
+			// Never replay an execution pinned outside this worker's range,
+			// even when nobody else serves it: it waits for a compatible node.
+			if ok, err := w.serves.ReplayRange.ContainsString(pb.Engine); err == nil && ok {
+				orch = append(orch, b)
+			}
+		case capability.Activity:
+			work = append(work, b)
+		}
+	}
+	w.mu.Lock()
+	newOrch := len(orch) > len(w.unservedOrch)
+	newWork := len(work) > len(w.unservedWork)
+	w.unservedOrch, w.unservedWork = orch, work
+	w.mu.Unlock()
+	if len(orch) > 0 || len(work) > 0 {
+		w.log.Debug("fetching unserved buckets too", "orchestration", orch, "activity", work)
+	}
+	if newOrch {
+		kick(w.orchKick)
+	}
+	if newWork {
+		kick(w.workKick)
+	}
+}
+
+func (w *Worker) runsOrchestrations() bool {
+	return w.opts.OrchestrationConcurrency > 0 && len(w.serves.Orchestrations) > 0
+}
+
+func (w *Worker) runsActivities() bool {
+	return w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0
+}
+
+func (w *Worker) servedOrchestrationBuckets() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.orchBuckets
+}
+
+// orchestrationFetchBuckets is what the orchestration dispatcher reads: the
+// served buckets plus unserved ones.
+func (w *Worker) orchestrationFetchBuckets() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.unservedOrch) == 0 {
+		return w.orchBuckets
+	}
+	return append(append([]string(nil), w.orchBuckets...), w.unservedOrch...)
+}
+
+func (w *Worker) activityFetchBuckets(served []string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.unservedWork) == 0 {
+		return served
+	}
+	return append(append([]string(nil), served...), w.unservedWork...)
+}
