@@ -1,0 +1,270 @@
+package healthmonitor_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/examples/healthmonitor"
+	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/worker"
+)
+
+// cluster is one miniredis store shared by the worker nodes of a test.
+type cluster struct {
+	t      *testing.T
+	store  *queue.Store
+	client *client.Client
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := queue.New(rdb, queue.Options{Prefix: "hm"})
+	c := client.New(store)
+	t.Cleanup(func() { _ = c.Close() })
+	return &cluster{t: t, store: store, client: c}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("DUROWORKER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// node starts a worker node with the given registry; it is shut down when
+// the test ends unless the test shuts it down first.
+func (cl *cluster) node(id string, orchs *engine.OrchestrationRegistryBuilder) *worker.Worker {
+	cl.t.Helper()
+	acts := healthmonitor.Activities(engine.NewActivityRegistry()).MustBuild()
+	w, err := worker.New(cl.store, orchs.MustBuild(), acts, worker.Options{
+		NodeID:                  id,
+		BlockTimeout:            200 * time.Millisecond,
+		UnregisteredBackoffBase: 20 * time.Millisecond,
+		UnregisteredBackoffMax:  200 * time.Millisecond,
+		Logger:                  testLogger().With("node", id),
+	})
+	if err != nil {
+		cl.t.Fatalf("worker.New(%s): %v", id, err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		cl.t.Fatalf("start %s: %v", id, err)
+	}
+	cl.t.Cleanup(func() { shutdown(cl.t, w) })
+	return w
+}
+
+func shutdown(t *testing.T, w *worker.Worker) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Shutdown(ctx); err != nil && err != worker.ErrNotStarted {
+		t.Logf("shutdown %s: %v", w.NodeID(), err)
+	}
+}
+
+func upTo(v string) *engine.OrchestrationRegistryBuilder {
+	return healthmonitor.Register(engine.NewOrchestrationRegistry(), v)
+}
+
+// waitRunning polls until the instance runs version at execution 1.
+func (cl *cluster) waitRunning(id, version string) {
+	cl.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cl.client.GetInstanceInfo(context.Background(), id)
+		if err == nil && info.Status == client.StateRunning && info.CurrentExecutionID >= 1 {
+			if info.OrchestrationVersion != version || info.CurrentExecutionID != 1 {
+				cl.t.Fatalf("%s runs %s execution %d, want %s execution 1", id, info.OrchestrationVersion, info.CurrentExecutionID, version)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			cl.t.Fatalf("%s not running after 10s (last info %+v, err %v)", id, info, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (cl *cluster) watch(id string) []healthmonitor.Observation {
+	cl.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := healthmonitor.Watch(ctx, cl.client, id, 10*time.Millisecond, func(o healthmonitor.Observation) {
+		cl.t.Logf("%s: %s execution %d %s", id, o.State, o.ExecutionID, o.Version)
+	})
+	if err != nil {
+		cl.t.Fatalf("watch: %v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+	return obs
+}
+
+// TestRollingUpgrade is the versioning guide's "Version Upgrade Timing": a
+// 1.0.0 instance keeps running 1.0.0 after an upgraded node takes over, and
+// switches to 1.0.2 exactly at a continue-as-new; an instance started after
+// the upgrade runs 1.0.2 from its first execution.
+func TestRollingUpgrade(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	nodeA := cl.node("node-a", upTo(healthmonitor.V1_0_0))
+	in := healthmonitor.Input{Target: "db-1", IntervalMS: 100, Cycles: 3}
+	if err := cl.client.StartTyped(ctx, "monitor-1", healthmonitor.Name, in); err != nil {
+		t.Fatal(err)
+	}
+	cl.waitRunning("monitor-1", healthmonitor.V1_0_0)
+
+	// Deploy: the upgraded node joins, the old one leaves gracefully.
+	cl.node("node-b", upTo(healthmonitor.V1_0_2))
+	shutdown(t, nodeA)
+	info, err := cl.client.GetInstanceInfo(ctx, "monitor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.OrchestrationVersion != healthmonitor.V1_0_0 {
+		// The guide: no immediate switch when the servers change.
+		t.Fatalf("right after the deploy monitor-1 runs %s (execution %d), want still 1.0.0", info.OrchestrationVersion, info.CurrentExecutionID)
+	}
+	if err := cl.client.StartTyped(ctx, "monitor-2", healthmonitor.Name, healthmonitor.Input{Target: "db-2", IntervalMS: 20, Cycles: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	obs := cl.watch("monitor-1")
+	if err := healthmonitor.VerifyUpgrade(obs, healthmonitor.V1_0_0, healthmonitor.V1_0_2); err != nil {
+		t.Fatalf("monitor-1: %v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+	final := obs[len(obs)-1]
+	if final.ExecutionID != 3 || !strings.HasPrefix(final.Output, "[v1.0.2] 3 of 3 cycles done for db-1") {
+		t.Fatalf("monitor-1 final %+v", final)
+	}
+
+	obs2 := cl.watch("monitor-2")
+	if err := healthmonitor.VerifyUpgrade(obs2, healthmonitor.V1_0_2, healthmonitor.V1_0_2); err != nil {
+		t.Fatalf("monitor-2: %v (seen %s)", err, healthmonitor.DescribeExecutions(obs2))
+	}
+	if !strings.HasPrefix(obs2[len(obs2)-1].Output, "[v1.0.2] 2 of 2 cycles") {
+		t.Fatalf("monitor-2 final %+v", obs2[len(obs2)-1])
+	}
+}
+
+// TestHotFix is the guide's "Hot-fix deployment": 1.0.0 instances pick up the
+// 1.0.1 fix at their next continue-as-new without manual intervention.
+func TestHotFix(t *testing.T) {
+	cl := newCluster(t)
+	old := cl.node("node-a", upTo(healthmonitor.V1_0_0))
+	if err := cl.client.StartTyped(context.Background(), "monitor-hf", healthmonitor.Name, healthmonitor.Input{Target: "api", IntervalMS: 100, Cycles: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cl.waitRunning("monitor-hf", healthmonitor.V1_0_0)
+	cl.node("node-b", upTo(healthmonitor.V1_0_1))
+	shutdown(t, old)
+	obs := cl.watch("monitor-hf")
+	if err := healthmonitor.VerifyUpgrade(obs, healthmonitor.V1_0_0, healthmonitor.V1_0_1); err != nil {
+		t.Fatalf("%v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+}
+
+// TestOldDeploymentStaysOnOldVersion: a node with only 1.0.0 registered runs
+// every execution on 1.0.0.
+func TestOldDeploymentStaysOnOldVersion(t *testing.T) {
+	cl := newCluster(t)
+	cl.node("node-a", upTo(healthmonitor.V1_0_0))
+	if err := cl.client.StartTyped(context.Background(), "monitor-old", healthmonitor.Name, healthmonitor.Input{Target: "q", IntervalMS: 10, Cycles: 3}); err != nil {
+		t.Fatal(err)
+	}
+	obs := cl.watch("monitor-old")
+	if err := healthmonitor.VerifyUpgrade(obs, healthmonitor.V1_0_0, healthmonitor.V1_0_0); err != nil {
+		t.Fatalf("%v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+	if out := obs[len(obs)-1].Output; out != "[v1.0.0] 3 of 3 cycles done for q, last check: healthy: q" {
+		t.Fatalf("output %q", out)
+	}
+}
+
+// TestPinnedVersion is the guide's "Pinning to exact version": with an Exact
+// policy, new instances and every continue-as-new run the pinned version even
+// though a later one is registered.
+func TestPinnedVersion(t *testing.T) {
+	cl := newCluster(t)
+	cl.node("node-c", upTo(healthmonitor.V1_0_2).SetPolicy(healthmonitor.Name, engine.Exact(healthmonitor.V1_0_1)))
+	if err := cl.client.StartTyped(context.Background(), "monitor-pinned", healthmonitor.Name, healthmonitor.Input{Target: "cache", IntervalMS: 10, Cycles: 2}); err != nil {
+		t.Fatal(err)
+	}
+	obs := cl.watch("monitor-pinned")
+	if err := healthmonitor.VerifyUpgrade(obs, healthmonitor.V1_0_1, healthmonitor.V1_0_1); err != nil {
+		t.Fatalf("%v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+	if out := obs[len(obs)-1].Output; !strings.HasPrefix(out, "[v1.0.1] 2 of 2 cycles") {
+		t.Fatalf("output %q", out)
+	}
+}
+
+// TestIncreasedInterval: 1.0.2 waits 5 times Input.IntervalMS per cycle.
+func TestIncreasedInterval(t *testing.T) {
+	cl := newCluster(t)
+	cl.node("node-b", upTo(healthmonitor.V1_0_2))
+	started := time.Now()
+	if err := cl.client.StartTyped(context.Background(), "monitor-slow", healthmonitor.Name, healthmonitor.Input{Target: "s", IntervalMS: 100, Cycles: 1}); err != nil {
+		t.Fatal(err)
+	}
+	obs := cl.watch("monitor-slow")
+	if elapsed := time.Since(started); elapsed < 500*time.Millisecond {
+		t.Fatalf("1.0.2 cycle of a 100 ms interval took %s, want at least 500 ms", elapsed)
+	}
+	if last := obs[len(obs)-1]; last.Version != healthmonitor.V1_0_2 || last.State != client.StateCompleted {
+		t.Fatalf("final %+v", last)
+	}
+}
+
+func TestRegisterUpTo(t *testing.T) {
+	for i, v := range healthmonitor.Versions() {
+		reg := upTo(v).MustBuild()
+		if got, want := reg.Versions(healthmonitor.Name), healthmonitor.Versions()[:i+1]; !slices.Equal(got, want) {
+			t.Errorf("Register(%s) registered %v, want %v", v, got, want)
+		}
+		if _, resolved, err := reg.Resolve(healthmonitor.Name, ""); err != nil || resolved != v {
+			t.Errorf("Register(%s): Latest resolves to %s (%v)", v, resolved, err)
+		}
+	}
+	if got := upTo("").MustBuild().Versions(healthmonitor.Name); len(got) != 3 {
+		t.Errorf("Register(\"\") registered %v", got)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "2.0.0") {
+			t.Fatalf("Register(2.0.0) did not panic with the version: %v", r)
+		}
+	}()
+	upTo("2.0.0")
+}
+
+func TestVerifyUpgradeRejectsMidExecutionSwitch(t *testing.T) {
+	obs := []healthmonitor.Observation{
+		{Version: "1.0.0", ExecutionID: 1, State: client.StateRunning},
+		{Version: "1.0.2", ExecutionID: 1, State: client.StateRunning},
+		{Version: "1.0.2", ExecutionID: 2, State: client.StateCompleted},
+	}
+	if err := healthmonitor.VerifyUpgrade(obs, "1.0.0", "1.0.2"); err == nil || !strings.Contains(err.Error(), "middle of execution 1") {
+		t.Fatalf("err %v", err)
+	}
+	obs[1].ExecutionID = 2
+	if err := healthmonitor.VerifyUpgrade(obs, "1.0.0", "1.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := healthmonitor.VerifyUpgrade(obs, "1.0.0", "1.0.1"); err == nil {
+		t.Fatal("wrong final version accepted")
+	}
+	if got := healthmonitor.DescribeExecutions(obs); got != "e1=1.0.0 e2=1.0.2" {
+		t.Fatalf("describe %q", got)
+	}
+}
