@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/duroworker/duroworker/engine"
+)
+
+// run executes the command line args (without the program name) and
+// returns the process exit status: 0 on success, 1 on any error, whose
+// message goes to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "duroworker: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// newRootCommand builds the duroworker command tree writing to stdout and
+// stderr.
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "duroworker",
+		Short: "Durable orchestrations and a distributed worker pool on Redis",
+		Long: `duroworker runs durable orchestrations (deterministic Go functions replayed
+from their history) and activities on a fleet of worker processes that share
+one Redis.
+
+Start with "duroworker dev": it runs the example orchestrations, including a
+rolling upgrade of a versioned orchestration, against an embedded Redis.`,
+		Version:       engine.Version,
+		SilenceUsage:  true, // errors are about the run, not the flags
+		SilenceErrors: true, // run prints them once
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("duroworker engine {{.Version}}\n")
+	root.AddCommand(newVersionCommand(), newDevCommand())
+	return root
+}
