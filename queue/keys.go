@@ -25,6 +25,10 @@ const (
 	kindWorkBuckets = "buckets:a"
 	kindNodes       = "nodes"
 	kindNode        = "node:"
+	kindChildren    = "children:"
+	kindWorkMap     = "wimap:"
+	kindKV          = "kv:"
+	kindKVDelta     = "kvd:"
 )
 
 // Keys builds every Redis key and channel name of one namespace. Each name
@@ -119,3 +123,20 @@ func (k Keys) NodesKey() string { return k.base + kindNodes }
 // NodeKey is the set of bucket names a live node serves; it expires with the
 // node's liveness.
 func (k Keys) NodeKey(nodeID string) string { return k.base + kindNode + nodeID }
+
+// ChildrenKey is the set of instances created by acks of instanceID with
+// ChildStart.ParentInstanceID = instanceID.
+func (k Keys) ChildrenKey(instanceID string) string { return k.base + kindChildren + instanceID }
+
+// WorkMapKey is the hash mapping "<execution id>:<event id>" to the id of a
+// work item an instance scheduled and that is still in flight, so that a
+// later ack of that instance can cancel it.
+func (k Keys) WorkMapKey(instanceID string) string { return k.base + kindWorkMap + instanceID }
+
+// KVKey is the hash of an instance's committed key-value state as of the
+// start of its current execution (field: key, value: JSON {"v":..,"t":..}).
+func (k Keys) KVKey(instanceID string) string { return k.base + kindKV + instanceID }
+
+// KVDeltaKey is the hash of the key-value writes of an instance's current
+// execution, merged into KVKey when the execution ends.
+func (k Keys) KVDeltaKey(instanceID string) string { return k.base + kindKVDelta + instanceID }

@@ -95,6 +95,14 @@ func allKeys(k Keys) map[string]string {
 		"WakeOrchChannel":     k.WakeOrchChannel(),
 		"WakeWorkChannel":     k.WakeWorkChannel(),
 		"EndedChannel":        k.EndedChannel(),
+		"OrchBucketsKey":      k.OrchestrationBucketsKey(),
+		"WorkBucketsKey":      k.WorkBucketsKey(),
+		"NodesKey":            k.NodesKey(),
+		"NodeKey":             k.NodeKey("n{1}"),
+		"ChildrenKey":         k.ChildrenKey(id),
+		"WorkMapKey":          k.WorkMapKey(id),
+		"KVKey":               k.KVKey(id),
+		"KVDeltaKey":          k.KVDeltaKey(id),
 	}
 }
 
@@ -134,6 +142,10 @@ func TestKeyNames(t *testing.T) {
 		{k.WakeOrchChannel(), "{dw}:wake:orch"},
 		{k.WakeWorkChannel(), "{dw}:wake:work"},
 		{k.EndedChannel(), "{dw}:ended"},
+		{k.ChildrenKey("i1"), "{dw}:children:i1"},
+		{k.WorkMapKey("i1"), "{dw}:wimap:i1"},
+		{k.KVKey("i1"), "{dw}:kv:i1"},
+		{k.KVDeltaKey("i1"), "{dw}:kvd:i1"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
