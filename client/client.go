@@ -224,15 +224,25 @@ func (c *Client) Status(ctx context.Context, instanceID string) (Status, error) 
 
 // Wait blocks until the instance completes or fails, or ctx ends. Waits
 // share one Redis subscription per client instead of polling per instance.
-// A missing instance returns ErrInstanceNotFound.
+// A missing instance returns ErrInstanceNotFound. Store errors are retried
+// with backoff (Redis may be restarting) until ctx ends; the last one is
+// returned with ctx's error.
 func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 	ch, cancel := c.waiter.watch(ctx, instanceID)
 	defer cancel()
+	retry := 50 * time.Millisecond
 	for {
 		st, err := c.Status(ctx, instanceID)
 		if err != nil {
-			return Status{}, err
+			select {
+			case <-ctx.Done():
+				return Status{}, fmt.Errorf("waiting for %s: %w (last error: %v)", instanceID, ctx.Err(), err)
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, 2*time.Second)
+			continue
 		}
+		retry = 50 * time.Millisecond
 		if st.State == StateNotFound {
 			return st, fmt.Errorf("waiting for %s: %w", instanceID, ErrInstanceNotFound)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -96,15 +97,48 @@ func (c *OrchestrationContext) trace(level slog.Level, msg string, args []any) {
 // future for its result. An activity error is returned by Get as
 // *ErrorDetails with category application.
 func (c *OrchestrationContext) ScheduleActivity(name, input string) *Future[string] {
-	ev, isNew := c.x.emit(Event{Kind: EventActivityScheduled, Name: name, Input: input})
+	return c.ScheduleActivityWithOptions(name, input, ActivityOptions{})
+}
+
+// ActivityOptions are per-call options of ScheduleActivityWithOptions.
+type ActivityOptions struct {
+	// Tag routes the activity to workers that serve the tag (worker
+	// TagFilter); empty means the default, untagged workers.
+	Tag string
+}
+
+// ScheduleActivityWithOptions is ScheduleActivity with options. An invalid
+// option (a tag over MaxTagBytes, an input over MaxPayloadBytes) fails the
+// future with an application error without scheduling anything.
+func (c *OrchestrationContext) ScheduleActivityWithOptions(name, input string, opts ActivityOptions) *Future[string] {
+	x := c.x
+	x.mustOwn()
+	if err := validateActivityCall(name, input, opts); err != nil {
+		return failedFuture[string](x, err)
+	}
+	ev, isNew := x.emit(Event{Kind: EventActivityScheduled, Name: name, Input: input, Tag: opts.Tag})
 	if isNew {
-		c.x.out.Activities = append(c.x.out.Activities, ActivityRequest{
-			Instance: c.x.info.InstanceID, Execution: c.x.info.ExecutionID, EventID: ev.ID,
-			Name: name, Input: input,
-			OrchestrationName: c.x.info.Name, OrchestrationVersion: c.x.info.Version,
+		x.out.Activities = append(x.out.Activities, ActivityRequest{
+			Instance: x.info.InstanceID, Execution: x.info.ExecutionID, EventID: ev.ID,
+			Name: name, Input: input, Tag: opts.Tag,
+			OrchestrationName: x.info.Name, OrchestrationVersion: x.info.Version,
 		})
 	}
-	return &Future[string]{s: c.x.open_(ev, EventActivityCompleted), x: c.x, decode: decodeString}
+	return &Future[string]{s: x.open_(ev, EventActivityCompleted), x: x, decode: decodeString}
+}
+
+func validateActivityCall(name, input string, opts ActivityOptions) *ErrorDetails {
+	switch {
+	case name == "":
+		return ApplicationError(KindActivityFailed, "activity name is empty")
+	case len(input) > MaxPayloadBytes:
+		return ApplicationError(KindActivityFailed, fmt.Sprintf("input of activity %s is %d bytes, more than the limit of %d", name, len(input), MaxPayloadBytes))
+	case len(opts.Tag) > MaxTagBytes:
+		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag of activity %s is %d bytes, more than the limit of %d", name, len(opts.Tag), MaxTagBytes))
+	case strings.ContainsAny(opts.Tag, "{}\n\r#"):
+		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag %q of activity %s contains '{', '}', '#' or a newline", opts.Tag, name))
+	}
+	return nil
 }
 
 // ScheduleActivityTyped schedules an activity with an input encoded by Encode
@@ -140,7 +174,7 @@ func (c *OrchestrationContext) ScheduleTimer(d time.Duration) *Future[struct{}] 
 // subscription made before the event can be raised).
 func (c *OrchestrationContext) WaitForEvent(name string) *Future[string] {
 	ev, _ := c.x.emit(Event{Kind: EventExternalSubscribed, Name: name})
-	s := &slot{id: ev.ID, completion: EventExternalEvent}
+	s := &slot{id: ev.ID, completion: EventExternalEvent, name: name}
 	c.x.waits[name] = append(c.x.waits[name], s)
 	return &Future[string]{s: s, x: c.x, decode: decodeString}
 }
@@ -161,9 +195,14 @@ func (c *OrchestrationContext) ContinueAsNew(input string) (string, error) {
 }
 
 // ContinueAsNewVersioned is ContinueAsNew with an explicit version for the
-// next execution.
+// next execution. A version that is not MAJOR.MINOR.PATCH fails the
+// orchestration with an application error instead.
 func (c *OrchestrationContext) ContinueAsNewVersioned(version, input string) (string, error) {
-	return "", &ContinueAsNewError{Input: input, Version: version}
+	v, err := CanonicalVersion(version)
+	if err != nil {
+		return "", ApplicationError(KindOrchestrationFailed, "continue as new: "+err.Error())
+	}
+	return "", &ContinueAsNewError{Input: input, Version: v}
 }
 
 // ContinueAsNewTyped is ContinueAsNew with an input encoded by Encode.
@@ -192,6 +231,12 @@ func (e *ContinueAsNewError) Error() string {
 // Select waits until at least one of fs is ready and returns the index of the
 // first ready one in argument order. Because completions are delivered one at
 // a time in history order, the winner is the same on every replay.
+//
+// The losers that are still pending are cancelled, and the cancellation is
+// recorded in history (and so enforced on replay): an activity is taken away
+// from the workers (a running one sees its context cancelled), a
+// sub-orchestration is cancelled, an event or queue wait stops consuming
+// arrivals. A losing timer just fires unobserved.
 func (c *OrchestrationContext) Select(fs ...Awaitable) int {
 	if len(fs) == 0 {
 		panic("engine: Select needs at least one future")
@@ -206,6 +251,11 @@ func (c *OrchestrationContext) Select(fs ...Awaitable) int {
 		}
 		return false
 	})
+	for i, f := range fs {
+		if i != winner {
+			c.x.cancelSlot(f.awaitSlot(), "select_loser")
+		}
+	}
 	return winner
 }
 

@@ -35,6 +35,37 @@ const (
 	EventExternalSubscribed EventKind = "ExternalSubscribed"
 	// EventExternalEvent records an event raised from outside.
 	EventExternalEvent EventKind = "ExternalEvent"
+	// EventExternalSubscribedCancelled records that a WaitForEvent lost a Select.
+	EventExternalSubscribedCancelled EventKind = "ExternalSubscribedCancelled"
+	// EventActivityCancelRequested records that a scheduled activity was
+	// cancelled (it lost a Select, or the orchestration ended first).
+	EventActivityCancelRequested EventKind = "ActivityCancelRequested"
+	// EventSubOrchestrationScheduled records a ScheduleSubOrchestration call.
+	EventSubOrchestrationScheduled EventKind = "SubOrchestrationScheduled"
+	// EventSubOrchestrationCompleted records a child's output.
+	EventSubOrchestrationCompleted EventKind = "SubOrchestrationCompleted"
+	// EventSubOrchestrationFailed records a child's failure.
+	EventSubOrchestrationFailed EventKind = "SubOrchestrationFailed"
+	// EventSubOrchestrationCancelRequested records that a child was cancelled.
+	EventSubOrchestrationCancelRequested EventKind = "SubOrchestrationCancelRequested"
+	// EventOrchestrationChained records a detached StartOrchestration call.
+	EventOrchestrationChained EventKind = "OrchestrationChained"
+	// EventOrchestrationCancelRequested records a cancellation request.
+	EventOrchestrationCancelRequested EventKind = "OrchestrationCancelRequested"
+	// EventQueueSubscribed records a DequeueEvent call.
+	EventQueueSubscribed EventKind = "QueueSubscribed"
+	// EventQueueEventDelivered records a message put on an event queue.
+	EventQueueEventDelivered EventKind = "QueueEventDelivered"
+	// EventQueueSubscriptionCancelled records that a DequeueEvent lost a Select.
+	EventQueueSubscriptionCancelled EventKind = "QueueSubscriptionCancelled"
+	// EventCustomStatusUpdated records SetCustomStatus or ResetCustomStatus.
+	EventCustomStatusUpdated EventKind = "CustomStatusUpdated"
+	// EventKeyValueSet records SetKV.
+	EventKeyValueSet EventKind = "KeyValueSet"
+	// EventKeyValueCleared records ClearKV.
+	EventKeyValueCleared EventKind = "KeyValueCleared"
+	// EventKeyValuesCleared records ClearAllKV.
+	EventKeyValuesCleared EventKind = "KeyValuesCleared"
 )
 
 var knownEventKinds = map[EventKind]bool{
@@ -49,6 +80,22 @@ var knownEventKinds = map[EventKind]bool{
 	EventTimerFired:                  true,
 	EventExternalSubscribed:          true,
 	EventExternalEvent:               true,
+
+	EventExternalSubscribedCancelled:     true,
+	EventActivityCancelRequested:         true,
+	EventSubOrchestrationScheduled:       true,
+	EventSubOrchestrationCompleted:       true,
+	EventSubOrchestrationFailed:          true,
+	EventSubOrchestrationCancelRequested: true,
+	EventOrchestrationChained:            true,
+	EventOrchestrationCancelRequested:    true,
+	EventQueueSubscribed:                 true,
+	EventQueueEventDelivered:             true,
+	EventQueueSubscriptionCancelled:      true,
+	EventCustomStatusUpdated:             true,
+	EventKeyValueSet:                     true,
+	EventKeyValueCleared:                 true,
+	EventKeyValuesCleared:                true,
 }
 
 // Event is one entry of an execution's history. The JSON form is documented in
@@ -81,6 +128,51 @@ type Event struct {
 	FireAt int64 `json:"fire_at,omitempty"`
 	// ParentInstance is the instance that started this one as a child.
 	ParentInstance string `json:"parent_instance,omitempty"`
+	// ParentExecution and ParentEventID say which execution and which
+	// SubOrchestrationScheduled event of the parent wait for this child, so
+	// that its completion reaches the parent from any worker, even after the
+	// parent continued as new (upstream issues #28, #30).
+	ParentExecution int64 `json:"parent_execution,omitempty"`
+	ParentEventID   int64 `json:"parent_event_id,omitempty"`
+	// Instance is the id of a child or detached orchestration.
+	Instance string `json:"instance,omitempty"`
+	// Tag routes an activity to workers that serve the tag.
+	Tag string `json:"tag,omitempty"`
+	// Reason explains a cancellation.
+	Reason string `json:"reason,omitempty"`
+	// Cleared marks a custom status reset.
+	Cleared bool `json:"cleared,omitempty"`
+	// CarryForward holds event-queue messages not yet dequeued when the
+	// previous execution continued as new (OrchestrationStarted).
+	CarryForward []QueueItem `json:"carry_forward,omitempty"`
+	// CustomStatus is the custom status carried over continue-as-new
+	// (OrchestrationStarted); nil when none was set.
+	CustomStatus *string `json:"custom_status,omitempty"`
+}
+
+// QueueItem is one event-queue message.
+type QueueItem struct {
+	Name string `json:"name"`
+	Data string `json:"data,omitempty"`
+}
+
+// scheduleKinds are the events emitted by orchestration code (actions); all
+// others are written by the engine when messages arrive or the code returns.
+var scheduleKinds = map[EventKind]bool{
+	EventActivityScheduled:               true,
+	EventTimerCreated:                    true,
+	EventExternalSubscribed:              true,
+	EventExternalSubscribedCancelled:     true,
+	EventActivityCancelRequested:         true,
+	EventSubOrchestrationScheduled:       true,
+	EventSubOrchestrationCancelRequested: true,
+	EventOrchestrationChained:            true,
+	EventQueueSubscribed:                 true,
+	EventQueueSubscriptionCancelled:      true,
+	EventCustomStatusUpdated:             true,
+	EventKeyValueSet:                     true,
+	EventKeyValueCleared:                 true,
+	EventKeyValuesCleared:                true,
 }
 
 // IsTerminal reports whether e ends its execution.

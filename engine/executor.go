@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sort"
 	"sync/atomic"
 	"time"
 )
@@ -40,6 +41,14 @@ type ExecutorOptions struct {
 	Logger *slog.Logger
 	// StepTimeout: see DefaultStepTimeout. Zero means the default.
 	StepTimeout time.Duration
+	// KV is the instance's key-value state as of the start of this
+	// execution; the execution's own changes are replayed from history on
+	// top of it, so reads are deterministic.
+	KV map[string]KVEntry
+	// MaxHistoryEvents bounds the events of one execution; an execution
+	// that grows past it fails with an application error that suggests
+	// ContinueAsNew. Zero means DefaultMaxHistoryEvents.
+	MaxHistoryEvents int
 }
 
 // TimerRequest is a durable timer a turn created: Message is delivered to the
@@ -67,9 +76,86 @@ type TurnResult struct {
 	Failure *ErrorDetails
 	// Next is the start message of the next execution (ContinuedAsNew).
 	Next *Message
+	// Children are the sub-orchestrations and detached orchestrations
+	// started in this turn.
+	Children []ChildRequest
+	// CancelActivities are scheduled activities to take away from workers
+	// (select losers, or still open when the execution ended).
+	CancelActivities []ActivityRef
+	// Outbox are messages to other instances: cancellation of children, and
+	// the completion of this instance for its parent.
+	Outbox []OutboundMessage
+	// CustomStatus is the last custom status change of the turn, if any.
+	CustomStatus *CustomStatusUpdate
+	// KV are the key-value changes of the turn, in order.
+	KV []KVOp
 	// Dropped describes messages the turn consumed without effect (stale or
 	// duplicate completions, messages after the end), for logging.
 	Dropped []string
+	// Consumed is how many of the turn's messages were processed. After a
+	// continue-as-new the rest belong to the next execution: the caller must
+	// leave them in the inbox. After Completed or Failed every message is
+	// consumed (the instance takes no more).
+	Consumed int
+}
+
+// ChildRequest asks to start another instance: a sub-orchestration (Parent
+// set) or a detached orchestration.
+type ChildRequest struct {
+	InstanceID string
+	Name       string
+	Version    string // empty: the registry policy of the worker that starts it
+	Input      string
+	// Parent is true for a sub-orchestration: its Start message carries the
+	// parent's instance, execution and event id.
+	Parent bool
+	// Start is the child's start message.
+	Start Message
+	// Collision, for a sub-orchestration, is the message that tells this
+	// instance its child id is already taken.
+	Collision *Message
+}
+
+// ActivityRef identifies a scheduled activity.
+type ActivityRef struct {
+	Execution int64
+	EventID   int64
+}
+
+// OutboundMessage is a message for another instance.
+type OutboundMessage struct {
+	InstanceID string
+	Message    Message
+}
+
+// CustomStatusUpdate is a change of the custom status.
+type CustomStatusUpdate struct {
+	Value string
+	Clear bool
+}
+
+// KVOpKind is a kind of key-value change.
+type KVOpKind string
+
+// Key-value change kinds.
+const (
+	KVSet      KVOpKind = "set"
+	KVClear    KVOpKind = "clear"
+	KVClearAll KVOpKind = "clear_all"
+)
+
+// KVOp is one key-value change.
+type KVOp struct {
+	Kind      KVOpKind
+	Key       string
+	Value     string
+	UpdatedAt time.Time
+}
+
+// KVEntry is a stored key-value pair.
+type KVEntry struct {
+	Value     string
+	UpdatedAt time.Time
 }
 
 // ErrStepTimeout is returned by Turn when orchestration code ran for longer
@@ -97,8 +183,19 @@ type Executor struct {
 	guids         int
 
 	open      map[int64]*slot // schedules awaiting completion, by event id
-	completed map[int64]bool  // schedules already completed, for duplicate detection
+	completed map[int64]bool  // schedules already completed or cancelled: late completions are dropped
 	waits     map[string][]*slot
+	queueSubs map[string][]*slot  // open DequeueEvent subscriptions, oldest first
+	queued    map[string][]string // event-queue messages not yet dequeued, oldest first
+	queueSeq  []string            // queue names in order of first use, for a deterministic carry-forward
+
+	parent          string // parent instance of a sub-orchestration
+	parentExecution int64
+	parentEventID   int64
+	cancelReason    *string
+	customStatus    *string
+	kv              map[string]KVEntry
+	maxEvents       int
 
 	co       *coroutine
 	deadline <-chan time.Time
@@ -135,6 +232,16 @@ func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts
 		open:          map[int64]*slot{},
 		completed:     map[int64]bool{},
 		waits:         map[string][]*slot{},
+		queueSubs:     map[string][]*slot{},
+		queued:        map[string][]string{},
+		kv:            map[string]KVEntry{},
+		maxEvents:     opts.MaxHistoryEvents,
+	}
+	for k, v := range opts.KV {
+		x.kv[k] = v
+	}
+	if x.maxEvents <= 0 {
+		x.maxEvents = DefaultMaxHistoryEvents
 	}
 	if x.logger == nil {
 		x.logger = slog.Default()
@@ -170,8 +277,13 @@ func (x *Executor) Turn(now time.Time, msgs []Message) (*TurnResult, error) {
 	if err := x.drive(); err != nil {
 		return nil, err
 	}
-	for _, m := range msgs {
+	consumed := len(msgs)
+	for i, m := range msgs {
 		if x.finished {
+			if x.status == StatusContinuedAsNew {
+				consumed = i // left for the next execution
+				break
+			}
 			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s message after the execution ended", m.Kind))
 			continue
 		}
@@ -187,6 +299,7 @@ func (x *Executor) Turn(now time.Time, msgs []Message) (*TurnResult, error) {
 	}
 
 	res := x.out
+	res.Consumed = consumed
 	res.NewEvents = append([]Event(nil), x.history[x.committed:]...)
 	x.committed = len(x.history)
 	res.Status = StatusRunning
@@ -220,8 +333,21 @@ func (x *Executor) drive() error {
 			}
 			x.cursor++
 			x.deliverAt(idx)
+			x.parent, x.parentExecution, x.parentEventID = ev.ParentInstance, ev.ParentExecution, ev.ParentEventID
+			x.customStatus = ev.CustomStatus
+			for _, q := range ev.CarryForward {
+				x.enqueue(q.Name, q.Data)
+			}
 			x.startCoroutine(ev.Input)
-		case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventExternalEvent:
+		case EventOrchestrationCancelRequested:
+			x.cursor++
+			x.deliverAt(idx)
+			reason := ev.Reason
+			x.cancelReason = &reason
+			x.fail(&ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
+			return nil
+		case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventExternalEvent,
+			EventSubOrchestrationCompleted, EventSubOrchestrationFailed, EventQueueEventDelivered:
 			x.cursor++
 			x.deliverAt(idx)
 			if d := x.deliver(ev); d != nil {
@@ -237,6 +363,10 @@ func (x *Executor) drive() error {
 		}
 		if err := x.step(); err != nil {
 			return err
+		}
+		if len(x.history) > x.maxEvents && !x.finished {
+			x.fail(ApplicationError(KindOrchestrationFailed, fmt.Sprintf(
+				"history has %d events, more than the limit of %d: use ContinueAsNew to start a fresh history", len(x.history), x.maxEvents)))
 		}
 	}
 	return nil
@@ -260,11 +390,15 @@ func (x *Executor) deliver(ev *Event) *ErrorDetails {
 		s.resolve(ev.Result, nil)
 		return nil
 	}
+	if ev.Kind == EventQueueEventDelivered {
+		x.enqueue(ev.Name, ev.Result)
+		return nil
+	}
 	s := x.open[ev.SourceID]
 	if s == nil {
 		return NondeterminismError("history has %s for event %d, which is not an open schedule", ev.Kind, ev.SourceID)
 	}
-	if s.completion != ev.Kind && !(s.completion == EventActivityCompleted && ev.Kind == EventActivityFailed) {
+	if !completes(s.completion, ev.Kind) {
 		return NondeterminismError("completion kind mismatch for event %d: expected %s, got %s", ev.SourceID, s.completion, ev.Kind)
 	}
 	delete(x.open, ev.SourceID)
@@ -273,8 +407,39 @@ func (x *Executor) deliver(ev *Event) *ErrorDetails {
 		// A poisoned activity fails its orchestration; code cannot catch it.
 		return ev.Error
 	}
+	if ev.Kind == EventSubOrchestrationFailed && ev.Error != nil && ev.Error.Category != CategoryApplication {
+		// A child that failed for a system reason (poison, nondeterminism,
+		// infrastructure) fails its parent with the same details.
+		return ev.Error
+	}
 	s.resolve(ev.Result, ev.Error)
 	return nil
+}
+
+// completes reports whether an event of kind got answers a schedule that
+// waits for want.
+func completes(want, got EventKind) bool {
+	switch want {
+	case EventActivityCompleted:
+		return got == EventActivityCompleted || got == EventActivityFailed
+	case EventSubOrchestrationCompleted:
+		return got == EventSubOrchestrationCompleted || got == EventSubOrchestrationFailed
+	}
+	return want == got
+}
+
+// enqueue hands an event-queue message to the oldest open subscription of
+// its queue, or keeps it for the next one.
+func (x *Executor) enqueue(name, data string) {
+	if subs := x.queueSubs[name]; len(subs) > 0 {
+		x.queueSubs[name] = subs[1:]
+		subs[0].resolve(data, nil)
+		return
+	}
+	if _, seen := x.queued[name]; !seen {
+		x.queueSeq = append(x.queueSeq, name)
+	}
+	x.queued[name] = append(x.queued[name], data)
 }
 
 // apply turns one inbox message into a history event, or drops it.
@@ -287,8 +452,11 @@ func (x *Executor) apply(m Message) error {
 			return nil
 		}
 		ev.Kind = EventOrchestrationStarted
-		ev.Name, ev.Version, ev.Input, ev.ParentInstance = x.info.Name, x.info.Version, m.Input, m.ParentInstance
-	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired:
+		ev.Name, ev.Version, ev.Input = x.info.Name, x.info.Version, m.Input
+		ev.ParentInstance, ev.ParentExecution, ev.ParentEventID = m.ParentInstance, m.ParentExecution, m.ParentEventID
+		ev.CarryForward, ev.CustomStatus = m.CarryForward, m.CustomStatus
+	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired,
+		MessageSubOrchestrationCompleted, MessageSubOrchestrationFailed:
 		if len(x.history) == 0 {
 			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("%s message before the execution started", m.Kind))
 			return nil
@@ -313,6 +481,10 @@ func (x *Executor) apply(m Message) error {
 			ev.Kind, ev.Error = EventActivityFailed, m.Error
 		case MessageTimerFired:
 			ev.Kind, ev.FireAt = EventTimerFired, m.FireAt
+		case MessageSubOrchestrationCompleted:
+			ev.Kind, ev.Result = EventSubOrchestrationCompleted, m.Result
+		case MessageSubOrchestrationFailed:
+			ev.Kind, ev.Error = EventSubOrchestrationFailed, m.Error
 		}
 	case MessageExternalEvent:
 		if len(x.history) == 0 {
@@ -320,6 +492,24 @@ func (x *Executor) apply(m Message) error {
 			return nil
 		}
 		ev.Kind, ev.Name, ev.Result = EventExternalEvent, m.Name, m.Result
+	case MessageQueueEvent:
+		if len(x.history) == 0 {
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("queue event %q before the execution started", m.Name))
+			return nil
+		}
+		ev.Kind, ev.Name, ev.Result = EventQueueEventDelivered, m.Name, m.Result
+	case MessageCancel:
+		if len(x.history) == 0 {
+			// Cancelled before its first turn: start it so that it can end
+			// as cancelled with a proper history.
+			x.out.Dropped = append(x.out.Dropped, "cancel before the execution started")
+			return nil
+		}
+		if x.cancelReason != nil {
+			x.out.Dropped = append(x.out.Dropped, "duplicate cancel")
+			return nil
+		}
+		ev.Kind, ev.Reason = EventOrchestrationCancelRequested, m.Reason
 	default:
 		return &UnknownKindError{What: "message", Kind: string(m.Kind)}
 	}
@@ -361,19 +551,39 @@ func actionMatches(h, a *Event) bool {
 	}
 	switch a.Kind {
 	case EventActivityScheduled:
-		return h.Name == a.Name && h.Input == a.Input
-	case EventExternalSubscribed:
+		return h.Name == a.Name && h.Input == a.Input && h.Tag == a.Tag
+	case EventExternalSubscribed, EventQueueSubscribed:
+		return h.Name == a.Name
+	case EventSubOrchestrationScheduled:
+		// An auto-generated child id is not compared: it derives from the
+		// event id, which already matched by position.
+		return h.Name == a.Name && h.Input == a.Input && (a.Instance == "" || h.Instance == a.Instance)
+	case EventOrchestrationChained:
+		return h.Name == a.Name && h.Instance == a.Instance && h.Input == a.Input
+	case EventActivityCancelRequested, EventSubOrchestrationCancelRequested,
+		EventExternalSubscribedCancelled, EventQueueSubscriptionCancelled:
+		return h.SourceID == a.SourceID
+	case EventKeyValueSet:
+		return h.Name == a.Name && h.Result == a.Result
+	case EventKeyValueCleared:
 		return h.Name == a.Name
 	}
-	return true // timers match by position
+	return true // timers, custom status and clear-all match by position and kind
 }
 
 func describe(e *Event) string {
 	switch e.Kind {
 	case EventActivityScheduled:
 		return fmt.Sprintf("%s %q with input %q", e.Kind, e.Name, truncate(e.Input, 64))
-	case EventExternalSubscribed:
+	case EventExternalSubscribed, EventQueueSubscribed, EventKeyValueCleared:
 		return fmt.Sprintf("%s %q", e.Kind, e.Name)
+	case EventSubOrchestrationScheduled, EventOrchestrationChained:
+		return fmt.Sprintf("%s %q (instance %q) with input %q", e.Kind, e.Name, e.Instance, truncate(e.Input, 64))
+	case EventKeyValueSet:
+		return fmt.Sprintf("%s %q = %q", e.Kind, e.Name, truncate(e.Result, 64))
+	case EventActivityCancelRequested, EventSubOrchestrationCancelRequested,
+		EventExternalSubscribedCancelled, EventQueueSubscriptionCancelled:
+		return fmt.Sprintf("%s of event %d", e.Kind, e.SourceID)
 	}
 	return string(e.Kind)
 }
@@ -390,10 +600,15 @@ func (x *Executor) finish(out string, err error) {
 	var can *ContinueAsNewError
 	switch {
 	case errors.As(err, &can):
-		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input}
+		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input,
+			ParentInstance: x.parent, ParentExecution: x.parentExecution, ParentEventID: x.parentEventID,
+			CustomStatus: x.customStatus, CarryForward: x.carryForward()}
 		x.end(StatusContinuedAsNew, Event{Kind: EventOrchestrationContinuedAsNew, Input: can.Input}, can.Input, nil, true)
 	case err != nil:
 		d := DetailsOf(err, KindOrchestrationFailed)
+		x.end(StatusFailed, Event{Kind: EventOrchestrationFailed, Error: d}, "", d, true)
+	case len(out) > MaxPayloadBytes:
+		d := ApplicationError(KindOrchestrationFailed, fmt.Sprintf("output is %d bytes, more than the limit of %d", len(out), MaxPayloadBytes))
 		x.end(StatusFailed, Event{Kind: EventOrchestrationFailed, Error: d}, "", d, true)
 	default:
 		x.end(StatusCompleted, Event{Kind: EventOrchestrationCompleted, Result: out}, out, nil, true)
@@ -426,7 +641,69 @@ func (x *Executor) end(status ExecutionStatus, ev Event, output string, failure 
 		x.failure = NondeterminismError("orchestration returned but history has %s (event %d)", describe(h), h.ID)
 		ev = Event{Kind: EventOrchestrationFailed, Error: x.failure}
 	}
+	x.cancelOpenWork()
 	ev.Time, ev.Engine = x.turnNow, Version
 	x.appendEvent(ev)
 	x.cursor = len(x.history)
+	x.notifyParent()
+}
+
+// cancelOpenWork takes back what the ending execution still waits for:
+// activities leave the worker queue, children are cancelled. Each gets a
+// breadcrumb in history, before the terminal event.
+func (x *Executor) cancelOpenWork() {
+	ids := make([]int64, 0, len(x.open))
+	for id, s := range x.open {
+		if s.completion == EventActivityCompleted || s.completion == EventSubOrchestrationCompleted {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	reason := "orchestration_terminal"
+	for _, id := range ids {
+		s := x.open[id]
+		delete(x.open, id)
+		x.completed[id] = true
+		switch s.completion {
+		case EventActivityCompleted:
+			x.appendEvent(Event{Kind: EventActivityCancelRequested, SourceID: id, Reason: reason, Time: x.turnNow, Engine: Version})
+			x.out.CancelActivities = append(x.out.CancelActivities, ActivityRef{Execution: x.info.ExecutionID, EventID: id})
+		case EventSubOrchestrationCompleted:
+			x.appendEvent(Event{Kind: EventSubOrchestrationCancelRequested, SourceID: id, Reason: reason, Time: x.turnNow, Engine: Version})
+			why := "parent ended"
+			if x.cancelReason != nil {
+				why = "parent canceled: " + *x.cancelReason
+			}
+			x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel, Reason: why}})
+		}
+	}
+}
+
+// notifyParent tells the parent of a sub-orchestration how it ended.
+func (x *Executor) notifyParent() {
+	if x.parent == "" || x.status == StatusContinuedAsNew {
+		return
+	}
+	m := Message{Kind: MessageSubOrchestrationCompleted, Execution: x.parentExecution, EventID: x.parentEventID, Result: x.output}
+	if x.status == StatusFailed {
+		m = Message{Kind: MessageSubOrchestrationFailed, Execution: x.parentExecution, EventID: x.parentEventID, Error: x.failure}
+	}
+	x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: x.parent, Message: m})
+}
+
+// carryForward returns the event-queue messages not yet dequeued, queue by
+// queue in order of first use, keeping at most MaxCarryForward (the newest).
+func (x *Executor) carryForward() []QueueItem {
+	var items []QueueItem
+	for _, name := range x.queueSeq {
+		for _, d := range x.queued[name] {
+			items = append(items, QueueItem{Name: name, Data: d})
+		}
+	}
+	if len(items) > MaxCarryForward {
+		x.logger.Warn("dropping event-queue messages over the carry-forward limit at continue-as-new",
+			"instance", x.info.InstanceID, "dropped", len(items)-MaxCarryForward, "limit", MaxCarryForward)
+		items = items[len(items)-MaxCarryForward:]
+	}
+	return items
 }

@@ -5,6 +5,8 @@ package engine
 type slot struct {
 	id         int64     // id of the scheduling event
 	completion EventKind // the completion kind that resolves it
+	name       string    // event or queue name (waits)
+	child      string    // child instance id (sub-orchestrations)
 	done       bool
 	result     string
 	err        *ErrorDetails

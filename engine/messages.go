@@ -24,6 +24,14 @@ const (
 	MessageTimerFired MessageKind = "TimerFired"
 	// MessageExternalEvent carries an event raised from outside.
 	MessageExternalEvent MessageKind = "ExternalEvent"
+	// MessageQueueEvent carries a message for an event queue (EnqueueEvent).
+	MessageQueueEvent MessageKind = "QueueEvent"
+	// MessageSubOrchestrationCompleted carries a child's output to its parent.
+	MessageSubOrchestrationCompleted MessageKind = "SubOrchestrationCompleted"
+	// MessageSubOrchestrationFailed carries a child's failure to its parent.
+	MessageSubOrchestrationFailed MessageKind = "SubOrchestrationFailed"
+	// MessageCancel asks the instance to end as cancelled.
+	MessageCancel MessageKind = "Cancel"
 )
 
 var knownMessageKinds = map[MessageKind]bool{
@@ -33,6 +41,11 @@ var knownMessageKinds = map[MessageKind]bool{
 	MessageActivityFailed:    true,
 	MessageTimerFired:        true,
 	MessageExternalEvent:     true,
+
+	MessageQueueEvent:                true,
+	MessageSubOrchestrationCompleted: true,
+	MessageSubOrchestrationFailed:    true,
+	MessageCancel:                    true,
 }
 
 // Message is one entry of an instance's inbox: the input of an orchestration
@@ -57,8 +70,18 @@ type Message struct {
 	Error *ErrorDetails `json:"error,omitempty"`
 	// FireAt is a timer's due time in Unix milliseconds.
 	FireAt int64 `json:"fire_at,omitempty"`
-	// ParentInstance is the parent of a child orchestration (Start).
-	ParentInstance string `json:"parent_instance,omitempty"`
+	// ParentInstance is the parent of a child orchestration (Start,
+	// ContinueAsNew); ParentExecution and ParentEventID say which of its
+	// executions and events wait for the child.
+	ParentInstance  string `json:"parent_instance,omitempty"`
+	ParentExecution int64  `json:"parent_execution,omitempty"`
+	ParentEventID   int64  `json:"parent_event_id,omitempty"`
+	// Reason explains a cancellation (Cancel).
+	Reason string `json:"reason,omitempty"`
+	// CarryForward and CustomStatus carry state into the next execution
+	// (ContinueAsNew).
+	CarryForward []QueueItem `json:"carry_forward,omitempty"`
+	CustomStatus *string     `json:"custom_status,omitempty"`
 }
 
 // IsStart reports whether m begins a new execution.
@@ -90,16 +113,17 @@ func DecodeMessage(s string) (Message, error) {
 		if m.Name == "" {
 			return Message{}, fmt.Errorf("decoding %s message: orchestration name is empty", m.Kind)
 		}
-	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired:
+	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired,
+		MessageSubOrchestrationCompleted, MessageSubOrchestrationFailed:
 		if m.EventID <= 0 || m.Execution <= 0 {
 			return Message{}, fmt.Errorf("decoding %s message: execution and event_id must be positive", m.Kind)
 		}
-	case MessageExternalEvent:
+	case MessageExternalEvent, MessageQueueEvent:
 		if m.Name == "" {
 			return Message{}, fmt.Errorf("decoding %s message: event name is empty", m.Kind)
 		}
 	}
-	if m.Kind == MessageActivityFailed && m.Error == nil {
+	if (m.Kind == MessageActivityFailed || m.Kind == MessageSubOrchestrationFailed) && m.Error == nil {
 		return Message{}, fmt.Errorf("decoding %s message: error is missing", m.Kind)
 	}
 	return m, nil
@@ -114,6 +138,8 @@ type ActivityRequest struct {
 	EventID int64  `json:"event_id"`
 	Name    string `json:"name"`
 	Input   string `json:"input,omitempty"`
+	// Tag routes the activity to workers that serve the tag ("" = default).
+	Tag string `json:"tag,omitempty"`
 	// OrchestrationName and OrchestrationVersion describe the caller.
 	OrchestrationName    string `json:"orchestration"`
 	OrchestrationVersion string `json:"orchestration_version"`

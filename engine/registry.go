@@ -218,6 +218,19 @@ func (e *orchestrationEntry) find(v *semver.Version) *orchestrationVersion {
 	return nil
 }
 
+// CanonicalVersion checks that v is a MAJOR.MINOR.PATCH semver version and
+// returns its canonical form ("" stays "": resolve by policy).
+func CanonicalVersion(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	sv, err := semver.StrictNewVersion(v)
+	if err != nil {
+		return "", fmt.Errorf("version %q is not a semver version (want MAJOR.MINOR.PATCH)", v)
+	}
+	return sv.String(), nil
+}
+
 // Resolve returns the function for name at version. An empty version resolves
 // by the name's policy (Latest or Exact). The returned string is the resolved
 // version, in canonical form. Errors wrap ErrNotRegistered.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ var (
 // there is nothing to do.
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
-	buckets := w.serves.ActivityBuckets()
+	buckets := w.activityBuckets
 	slots := make(chan struct{}, w.opts.ActivityConcurrency)
 	errs := 0
 	for ctx.Err() == nil {
@@ -159,12 +160,20 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	w.ackActivity(storeCtx, log, item, req.Completion(out, failure))
 }
 
-func (w *Worker) ackActivity(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, completion engine.Message) {
+func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.FetchedWork, completion engine.Message) {
 	body, err := engine.EncodeMessage(completion)
 	if err == nil {
 		err = w.store.AckWork(ctx, item.ID, item.Token, body)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrWorkNotFound):
+		// Cancelled by its orchestration meanwhile, or this ack was resent
+		// by the Redis client after a lost reply and already applied.
+		log.Debug("activity result not needed: its work item is gone (cancelled or already acknowledged)")
+	case errors.Is(err, queue.ErrLockLost):
+		log.Warn("activity result dropped: another worker took the work item over", "err", err)
+	default:
 		log.Warn("acknowledging activity failed; it will be redelivered after its lock expires", "err", err)
 	}
 }

@@ -10,8 +10,16 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/duroworker/duroworker/capability"
-	"github.com/duroworker/duroworker/internal/clock"
 )
+
+// Clock tells the time; tests may substitute their own.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
 
 // Defaults for Options fields left zero.
 const (
@@ -79,9 +87,10 @@ type Options struct {
 	UnregisteredBackoffBase time.Duration
 	UnregisteredBackoffMax  time.Duration
 
-	// ActivityCancellationGrace is how long Shutdown lets running activities
-	// finish after their context is cancelled before releasing their work
-	// items to other workers. If zero, 5 seconds.
+	// ActivityCancellationGrace is how long Shutdown still waits, after its
+	// context ended and the work items of running activities were released
+	// to other workers (and their contexts cancelled), for those activities
+	// to return; their results are then dropped. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
 	// NodeHeartbeat is how often the worker advertises the buckets it serves
@@ -92,8 +101,8 @@ type Options struct {
 
 	// Logger receives the worker's logs. If nil, slog.Default().
 	Logger *slog.Logger
-	// Clock is the time source. If nil, the system clock.
-	Clock clock.Clock
+	// Clock is the time source of turns. If nil, the system clock.
+	Clock Clock
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -138,7 +147,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Clock == nil {
-		o.Clock = clock.Real{}
+		o.Clock = systemClock{}
 	}
 	var errs []error
 	for name, d := range map[string]time.Duration{

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -46,20 +47,21 @@ type Worker struct {
 	serves capability.Serves
 	cache  *replayCache
 
-	mu           sync.Mutex
-	started      bool
-	orchBuckets  []string
-	knownPins    map[string]bool
-	cancelFetch  context.CancelFunc
-	fetchers     sync.WaitGroup
-	inflight     sync.WaitGroup
-	orchKick     chan struct{}
-	workKick     chan struct{}
-	refreshPins  chan struct{}
-	activities   map[string]*runningActivity // by work item id
-	unservedOrch []string                    // buckets nobody serves, fetched too
-	unservedWork []string
-	shutdownOnce sync.Once
+	mu              sync.Mutex
+	started         bool
+	orchBuckets     []string
+	knownPins       map[string]bool
+	cancelFetch     context.CancelFunc
+	fetchers        sync.WaitGroup
+	inflight        sync.WaitGroup
+	orchKick        chan struct{}
+	workKick        chan struct{}
+	refreshPins     chan struct{}
+	activities      map[string]*runningActivity // by work item id
+	unservedOrch    []string                    // buckets nobody serves, fetched too
+	activityBuckets []string                    // served activity buckets, sorted; fixed after New
+	unservedWork    []string
+	shutdownOnce    sync.Once
 }
 
 // New returns a worker for store with the given registries. Either registry
@@ -98,6 +100,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		activities:  map[string]*runningActivity{},
 	}
 	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
+	w.activityBuckets = w.serves.ActivityBuckets()
 	return w, nil
 }
 
@@ -217,14 +220,21 @@ func (w *Worker) listenWakeups(ctx context.Context) {
 			kick(w.orchKick) // (re)subscribed: catch up on anything missed
 			kick(w.workKick)
 		case *redis.Message:
+			// Only wake a dispatcher for a bucket it reads: a busy bucket of
+			// another fleet must not make this worker fetch in vain.
 			if m.Channel == keys.WakeWorkChannel() {
-				kick(w.workKick)
+				if w.readsActivityBucket(m.Payload) {
+					kick(w.workKick)
+				}
 				continue
 			}
-			if !w.servesOrchestrationBucket(m.Payload) && w.serves.CanServe(m.Payload) {
+			switch {
+			case w.readsOrchestrationBucket(m.Payload):
+				kick(w.orchKick)
+			case w.serves.CanServe(m.Payload):
 				kick(w.refreshPins) // a bucket for an engine pin this worker has not listed yet
+				kick(w.orchKick)
 			}
-			kick(w.orchKick)
 		}
 	}
 }
@@ -236,11 +246,23 @@ func kick(ch chan struct{}) {
 	}
 }
 
-func (w *Worker) servesOrchestrationBucket(b string) bool {
+// readsOrchestrationBucket reports whether the orchestration dispatcher
+// fetches from bucket b (served, or unserved by anyone and picked up here).
+func (w *Worker) readsOrchestrationBucket(b string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	i := sort.SearchStrings(w.orchBuckets, b)
-	return i < len(w.orchBuckets) && w.orchBuckets[i] == b
+	return (i < len(w.orchBuckets) && w.orchBuckets[i] == b) || slices.Contains(w.unservedOrch, b)
+}
+
+// readsActivityBucket is readsOrchestrationBucket for activities.
+func (w *Worker) readsActivityBucket(b string) bool {
+	if slices.Contains(w.activityBuckets, b) {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.unservedWork, b)
 }
 
 // refreshEnginePins rereads the engine versions pinned by executions in the
