@@ -88,6 +88,9 @@ func TestDevMiniredis(t *testing.T) {
 
 func TestDevRedisServer(t *testing.T) {
 	t.Parallel()
+	if testing.Short() {
+		t.Skip("-short: skipping the run on a real redis-server")
+	}
 	if _, err := exec.LookPath(redisServerBinary); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("redis-server is required in CI: %v", err)

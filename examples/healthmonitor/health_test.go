@@ -119,7 +119,9 @@ func TestRollingUpgrade(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
 	nodeA := cl.node("node-a", upTo(healthmonitor.V1_0_0))
-	in := healthmonitor.Input{Target: "db-1", IntervalMS: 100, Cycles: 3}
+	// The interval leaves the deploy (node-b up, node-a down) ample time to
+	// finish within the first cycle.
+	in := healthmonitor.Input{Target: "db-1", IntervalMS: 250, Cycles: 3}
 	if err := cl.client.StartTyped(ctx, "monitor-1", healthmonitor.Name, in); err != nil {
 		t.Fatal(err)
 	}
