@@ -19,8 +19,11 @@ const (
 	// Execution holds running executions of one orchestration version,
 	// pinned to one engine version: "x:<name>@<version>@<engine>".
 	Execution
-	// Activity holds activities: "a:<name>".
+	// Activity holds untagged activities: "a:<name>".
 	Activity
+	// TaggedActivity holds activities scheduled with a tag, for workers that
+	// serve the tag: "t:<tag>#<name>".
+	TaggedActivity
 )
 
 // String returns "start", "start-version", "execution" or "activity".
@@ -34,6 +37,8 @@ func (k Kind) String() string {
 		return "execution"
 	case Activity:
 		return "activity"
+	case TaggedActivity:
+		return "tagged-activity"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -49,6 +54,8 @@ type Bucket struct {
 	// Engine is the pinned replay-engine version, for Execution buckets, in
 	// canonical form.
 	Engine string
+	// Tag is the activity tag, for TaggedActivity buckets.
+	Tag string
 }
 
 // StartBucket returns the bucket of new executions of orchestration name
@@ -91,6 +98,8 @@ func (b Bucket) String() string {
 		return ExecutionBucket(b.Name, b.Version, b.Engine)
 	case Activity:
 		return ActivityBucket(b.Name)
+	case TaggedActivity:
+		return TaggedActivityBucket(b.Name, b.Tag)
 	}
 	return ""
 }
@@ -141,11 +150,20 @@ func parseBucket(s string) (Bucket, error) {
 		b.Name, b.Version, b.Engine = name, version, engine
 	case 'a':
 		b.Kind, b.Name = Activity, rest
+	case 't':
+		tag, name, ok := strings.Cut(rest, "#")
+		if !ok {
+			return Bucket{}, fmt.Errorf("missing '#' after the tag")
+		}
+		if err := ValidateTag(tag); err != nil {
+			return Bucket{}, err
+		}
+		b.Kind, b.Tag, b.Name = TaggedActivity, tag, name
 	default:
-		return Bucket{}, fmt.Errorf("unknown kind prefix %q (want o:, v:, x: or a:)", s[:2])
+		return Bucket{}, fmt.Errorf("unknown kind prefix %q (want o:, v:, x:, a: or t:)", s[:2])
 	}
 	kind := "orchestration"
-	if b.Kind == Activity {
+	if b.Kind == Activity || b.Kind == TaggedActivity {
 		kind = "activity"
 	}
 	if err := ValidateName(kind, b.Name); err != nil {
@@ -162,6 +180,30 @@ func parseBucket(s string) (Bucket, error) {
 		}
 	}
 	return b, nil
+}
+
+// TaggedActivityBucket returns the bucket of activity name scheduled with
+// tag: "t:" + tag + "#" + name. Tags cannot contain '#' (ValidateTag), so the
+// first '#' ends the tag and names may contain '#'.
+func TaggedActivityBucket(name, tag string) string {
+	return "t:" + tag + "#" + name
+}
+
+// MaxTagLen is the longest accepted activity tag, in bytes.
+const MaxTagLen = 256
+
+// ValidateTag checks an activity tag: 1 to MaxTagLen bytes, without '#',
+// '{', '}' or line breaks. The error wraps ErrInvalidName.
+func ValidateTag(tag string) error {
+	switch {
+	case tag == "":
+		return fmt.Errorf("%w: activity tag is empty", ErrInvalidName)
+	case len(tag) > MaxTagLen:
+		return fmt.Errorf("%w: activity tag is %d bytes (max %d)", ErrInvalidName, len(tag), MaxTagLen)
+	case strings.ContainsAny(tag, "#{}\n\r"):
+		return fmt.Errorf("%w: activity tag %q contains '#', '{', '}' or a line break", ErrInvalidName, tag)
+	}
+	return nil
 }
 
 // cutLast slices s around the last instance of sep.

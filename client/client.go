@@ -120,6 +120,9 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
+	if strings.Contains(instanceID, engine.SubOrchestrationMarker) {
+		return fmt.Errorf("%w: instance id %q contains %q, which is reserved for generated sub-orchestration ids", ErrInvalidInput, instanceID, engine.SubOrchestrationMarker)
+	}
 	if err := capability.ValidateName("orchestration", name); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
@@ -162,21 +165,55 @@ func (c *Client) StartTyped(ctx context.Context, instanceID, name string, input 
 // RaiseEvent delivers a named external event to a running instance. It fails
 // with ErrInstanceNotFound or ErrInstanceEnded.
 func (c *Client) RaiseEvent(ctx context.Context, instanceID, name, data string) error {
+	return c.send(ctx, instanceID, "event name", name, data, engine.MessageExternalEvent)
+}
+
+// send enqueues a named message (external or queue event) for an instance.
+func (c *Client) send(ctx context.Context, instanceID, what, name, data string, kind engine.MessageKind) error {
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
 	if name == "" {
-		return fmt.Errorf("%w: event name is empty", ErrInvalidInput)
+		return fmt.Errorf("%w: %s is empty", ErrInvalidInput, what)
 	}
 	if err := checkPayload("event data", data); err != nil {
 		return err
 	}
-	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageExternalEvent, Name: name, Result: data})
+	msg, err := engine.EncodeMessage(engine.Message{Kind: kind, Name: name, Result: data})
 	if err != nil {
 		return err
 	}
 	if err := c.store.Enqueue(ctx, instanceID, msg); err != nil {
-		return fmt.Errorf("raising event %q on %s: %w", name, instanceID, err)
+		return fmt.Errorf("sending %s %q to %s: %w", kind, name, instanceID, err)
+	}
+	return nil
+}
+
+// EnqueueEvent puts data on the event queue name of a running instance,
+// where the orchestration takes messages in FIFO order with DequeueEvent.
+// Unlike RaiseEvent, a message that arrives before the orchestration asks
+// for it is kept (and carried across continue-as-new).
+func (c *Client) EnqueueEvent(ctx context.Context, instanceID, queueName, data string) error {
+	return c.send(ctx, instanceID, "queue name", queueName, data, engine.MessageQueueEvent)
+}
+
+// Cancel asks a running instance to end: it fails with a cancelled error
+// (display "canceled: <reason>"), its running activities lose their locks and
+// their contexts are cancelled, and its sub-orchestrations are cancelled too.
+// Cancelling an ended instance returns ErrInstanceEnded.
+func (c *Client) Cancel(ctx context.Context, instanceID, reason string) error {
+	if err := validateInstanceID(instanceID); err != nil {
+		return err
+	}
+	if err := checkPayload("reason", reason); err != nil {
+		return err
+	}
+	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageCancel, Reason: reason})
+	if err != nil {
+		return err
+	}
+	if err := c.store.Enqueue(ctx, instanceID, msg); err != nil {
+		return fmt.Errorf("cancelling %s: %w", instanceID, err)
 	}
 	return nil
 }

@@ -31,7 +31,6 @@ var (
 // there is nothing to do.
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
-	buckets := w.activityBuckets
 	slots := make(chan struct{}, w.opts.ActivityConcurrency)
 	errs := 0
 	for ctx.Err() == nil {
@@ -51,7 +50,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			break
 		}
 		res, err := w.store.FetchWork(ctx, queue.FetchWorkRequest{
-			RequestID: randomID(), Buckets: w.activityFetchBuckets(buckets), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+			RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 		})
 		for i := len(res.Items); i < n; i++ {
 			<-slots

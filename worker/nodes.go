@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/duroworker/duroworker/capability"
@@ -37,7 +38,21 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		advertised = append(advertised, w.servedOrchestrationBuckets()...)
 	}
 	if w.runsActivities() {
-		advertised = append(advertised, w.serves.ActivityBuckets()...)
+		if w.opts.Tags.mode == tagsAny {
+			if known, err := w.store.WorkBuckets(ctx); err == nil {
+				buckets := w.opts.Tags.buckets(w.serves.Activities, known)
+				w.mu.Lock()
+				added := len(buckets) > len(w.activityBuckets)
+				w.activityBuckets = buckets
+				w.mu.Unlock()
+				if added {
+					kick(w.workKick)
+				}
+			}
+		}
+		w.mu.Lock()
+		advertised = append(advertised, w.activityBuckets...)
+		w.mu.Unlock()
 	}
 	if err := w.store.AdvertiseNode(ctx, w.opts.NodeID, advertised, 3*w.opts.NodeHeartbeat); err != nil {
 		if ctx.Err() == nil {
@@ -68,7 +83,14 @@ func (w *Worker) heartbeat(ctx context.Context) {
 				orch = append(orch, b)
 			}
 		case capability.Activity:
-			work = append(work, b)
+			// Only names this worker lacks: they go down the unregistered
+			// path (backoff, then poison). A registered name that this
+			// worker's tag filter excludes is not its work.
+			if !slices.Contains(w.serves.Activities, pb.Name) {
+				work = append(work, b)
+			}
+			// Tagged work nobody serves is not picked up: it waits for a
+			// worker with its tag, and management reports it as unserved.
 		}
 	}
 	w.mu.Lock()
@@ -92,7 +114,7 @@ func (w *Worker) runsOrchestrations() bool {
 }
 
 func (w *Worker) runsActivities() bool {
-	return w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0
+	return w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0 && w.opts.Tags.mode != tagsNone
 }
 
 func (w *Worker) servedOrchestrationBuckets() []string {
@@ -112,11 +134,11 @@ func (w *Worker) orchestrationFetchBuckets() []string {
 	return append(append([]string(nil), w.orchBuckets...), w.unservedOrch...)
 }
 
-func (w *Worker) activityFetchBuckets(served []string) []string {
+func (w *Worker) activityFetchBuckets() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.unservedWork) == 0 {
-		return served
+		return w.activityBuckets
 	}
-	return append(append([]string(nil), served...), w.unservedWork...)
+	return append(append([]string(nil), w.activityBuckets...), w.unservedWork...)
 }

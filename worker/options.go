@@ -93,6 +93,10 @@ type Options struct {
 	// to return; their results are then dropped. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
+	// Tags selects the activities this worker runs by tag. The zero value
+	// runs untagged activities only (DefaultTagsOnly).
+	Tags TagFilter
+
 	// NodeHeartbeat is how often the worker advertises the buckets it serves
 	// (a node counts as live for three heartbeats) and looks for work that
 	// no live node serves, which it then fetches to back off and finally
@@ -171,6 +175,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.UnregisteredBackoffMax < o.UnregisteredBackoffBase {
 		errs = append(errs, fmt.Errorf("UnregisteredBackoffMax (%s) is below UnregisteredBackoffBase (%s)", o.UnregisteredBackoffMax, o.UnregisteredBackoffBase))
+	}
+	if err := o.Tags.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("worker options: %w", errors.Join(errs...))

@@ -310,7 +310,7 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 			t.abandon(ctx, time.Second, err)
 			return
 		}
-		ack.Activities = append(ack.Activities, queue.WorkItem{Bucket: capability.ActivityBucket(a.Name), Body: body})
+		ack.Activities = append(ack.Activities, queue.WorkItem{Bucket: activityBucketFor(a.Name, a.Tag), Body: body})
 	}
 	for _, tm := range res.Timers {
 		body, err := engine.EncodeMessage(tm.Message)

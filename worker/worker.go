@@ -100,7 +100,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		activities:  map[string]*runningActivity{},
 	}
 	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
-	w.activityBuckets = w.serves.ActivityBuckets()
+	w.activityBuckets = o.Tags.buckets(acts.Names(), nil)
 	return w, nil
 }
 
@@ -257,12 +257,9 @@ func (w *Worker) readsOrchestrationBucket(b string) bool {
 
 // readsActivityBucket is readsOrchestrationBucket for activities.
 func (w *Worker) readsActivityBucket(b string) bool {
-	if slices.Contains(w.activityBuckets, b) {
-		return true
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Contains(w.unservedWork, b)
+	return slices.Contains(w.activityBuckets, b) || slices.Contains(w.unservedWork, b)
 }
 
 // refreshEnginePins rereads the engine versions pinned by executions in the
