@@ -36,6 +36,14 @@ type InstanceRecord struct {
 	// Locked reports whether a lock token is set; the lock may have expired
 	// without anybody taking it yet.
 	Locked bool
+	// CustomStatus is the value last set with OrchestrationAck.CustomStatus,
+	// "" when never set or cleared.
+	CustomStatus string
+	// CustomStatusSet reports whether a custom status is set (it may be "").
+	CustomStatusSet bool
+	// CustomStatusVersion counts the custom status updates (set or clear) of
+	// the instance, across executions; 0 when there were none.
+	CustomStatusVersion int64
 }
 
 // decodeInstance builds a record from the fields of inst:<id>.
@@ -50,6 +58,8 @@ func decodeInstance(id string, h map[string]string) (InstanceRecord, error) {
 		Output:           h["out"],
 		ReadyBucket:      h["rq"],
 		Locked:           h["tok"] != "",
+		CustomStatus:     h["cstatus"],
+		CustomStatusSet:  h["cset"] == "1",
 	}
 	var err error
 	if r.ExecutionID, err = parseUintField(h, "exec"); err != nil {
@@ -60,6 +70,11 @@ func decodeInstance(id string, h map[string]string) (InstanceRecord, error) {
 		return InstanceRecord{}, err
 	}
 	r.Attempts = int(att)
+	csver, err := parseUintField(h, "csver")
+	if err != nil {
+		return InstanceRecord{}, err
+	}
+	r.CustomStatusVersion = int64(csver)
 	ctime, err := parseUintField(h, "ctime")
 	if err != nil {
 		return InstanceRecord{}, err

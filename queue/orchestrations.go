@@ -2,8 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -52,6 +54,11 @@ type OrchestrationItem struct {
 	// HistoryOmitted is true when the instance's history is held by the
 	// request's CacheOwner, so History was not sent.
 	HistoryOmitted bool
+	// KV is the instance's committed key-value state as of the start of the
+	// current execution (kv:<id>), sent with the history: nil when
+	// HistoryOmitted, non-nil otherwise. Writes of the running execution
+	// are not in it; they are in its history, to be applied on top.
+	KV map[string]KVEntry
 }
 
 // FetchOrchestrationsResult is the outcome of FetchOrchestrations.
@@ -124,7 +131,7 @@ func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
 	}
 	res.NextWake = time.Duration(wake) * time.Millisecond
 	for _, v := range raw[1:] {
-		f, err := replyArray(v, 8)
+		f, err := replyArray(v, 9)
 		if err != nil {
 			return res, err
 		}
@@ -164,6 +171,13 @@ func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
 			if it.History, err = replyStrings(f[7]); err != nil {
 				return res, err
 			}
+			flat, err := flatToMap(f[8])
+			if err != nil {
+				return res, err
+			}
+			if it.KV, err = decodeKVStore(flat); err != nil {
+				return res, fmt.Errorf("instance %s: %w", it.InstanceID, err)
+			}
 		}
 		res.Items = append(res.Items, it)
 	}
@@ -175,6 +189,51 @@ type WorkItem struct {
 	// Bucket is the work bucket, e.g. "a:SendEmail". Required.
 	Bucket string
 	Body   string
+	// ExecutionID and EventID name the item for OrchestrationAck.CancelActivities.
+	// The reference is recorded only when ExecutionID is not zero; an item
+	// without one cannot be cancelled. A later item with the same reference
+	// replaces the earlier one in the map.
+	ExecutionID uint64
+	EventID     int64
+}
+
+// ActivityRef names a work item scheduled by the acking instance with
+// WorkItem.ExecutionID and WorkItem.EventID.
+type ActivityRef struct {
+	ExecutionID uint64
+	EventID     int64
+}
+
+func (r ActivityRef) String() string {
+	return strconv.FormatUint(r.ExecutionID, 10) + ":" + strconv.FormatInt(r.EventID, 10)
+}
+
+// ChildStart creates another instance (a sub-orchestration, or a detached
+// orchestration when ParentInstanceID is empty) in the same atomic ack.
+type ChildStart struct {
+	// InstanceID, Name, Bucket and Message are required; Bucket must not
+	// contain '{' or '}'. The instance is created like CreateInstance does.
+	InstanceID, Name, Version string
+	// ParentInstanceID, when not empty, is stored as the child's parent and
+	// the child is added to the set ChildrenKey(ParentInstanceID).
+	ParentInstanceID string
+	Bucket, Message  string
+	// CollisionMessage, when not empty, is delivered to the acking
+	// instance's own inbox if InstanceID already exists (whatever its
+	// status; the existing instance is left untouched), so that its next
+	// turn learns of the collision. It is dropped when the ack ends the
+	// acking instance (Completed or Failed). When empty, a collision is
+	// silently ignored.
+	CollisionMessage string
+}
+
+// CustomStatusUpdate sets or clears an instance's custom status.
+type CustomStatusUpdate struct {
+	// Value is the new custom status; it must be empty when Clear is set.
+	Value string
+	// Clear removes the custom status (InstanceRecord.CustomStatusSet
+	// becomes false).
+	Clear bool
 }
 
 // Timer is a message delivered to the acking instance's inbox at DueAt
@@ -226,6 +285,24 @@ type OrchestrationAck struct {
 	// CacheOwner is who holds this instance's history in memory after this
 	// ack; empty clears it.
 	CacheOwner string
+	// Children are instances created by this ack, after its work items and
+	// before its Outbox (so a message to a child started in this turn is
+	// delivered after the child's start message).
+	Children []ChildStart
+	// CancelActivities deletes in-flight work items this instance scheduled
+	// ("lock stealing"), after this ack's own Activities are created: the
+	// item leaves its bucket, and a worker holding it gets ErrWorkNotFound
+	// from RenewWork and AckWork. A reference that is not there (already
+	// completed, or never recorded) is skipped.
+	CancelActivities []ActivityRef
+	// CustomStatus, when not nil, sets or clears the custom status; every
+	// update adds 1 to InstanceRecord.CustomStatusVersion.
+	CustomStatus *CustomStatusUpdate
+	// KV are key-value operations, applied in order to the delta of the
+	// current execution (see KVOp). When Status ends the execution
+	// (Completed, Failed or ContinuedAsNew) the delta is then merged into
+	// the committed state.
+	KV []KVOp
 }
 
 // validStatus reports whether s is a valid OrchestrationAck.Status.
@@ -245,9 +322,15 @@ func validStatus(s string) bool {
 // (they arrived during the turn or are HeadMessages), the instance is
 // readied in ReadyBucket at once.
 //
+// The same script creates Children, cancels CancelActivities, updates the
+// custom status and applies the KV operations (merging the key-value delta
+// when the execution ends); see the field docs for the order.
+//
 // It returns ErrLockLost when Token is not the current lock. Retrying an ack
 // that already succeeded with the same token returns nil and changes nothing.
-// An ack whose lock expired but was not taken by another fetch succeeds.
+// An ack whose lock expired but was not taken by another fetch succeeds. An
+// ack with more than MaxAckEntries entries in one of its lists fails with
+// ErrAckTooLarge before anything is sent.
 func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) error {
 	if ack.InstanceID == "" || ack.Token == "" {
 		return fmt.Errorf("acking orchestration %q: instance id and token are required", ack.InstanceID)
@@ -258,27 +341,34 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 	if !validStatus(ack.Status) {
 		return fmt.Errorf("acking orchestration %s: invalid status %q", ack.InstanceID, ack.Status)
 	}
-	for _, w := range ack.Activities {
-		if w.Bucket == "" {
-			return fmt.Errorf("acking orchestration %s: work item without bucket", ack.InstanceID)
-		}
+	if err := validateAck(ack); err != nil {
+		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
-	for _, m := range ack.Outbox {
-		if m.InstanceID == "" {
-			return fmt.Errorf("acking orchestration %s: outbound message without instance id", ack.InstanceID)
-		}
+	kvArgs, err := encodeKVOps(ack.KV)
+	if err != nil {
+		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
 	k := s.keys
 	keys := []string{
 		k.Prefix(), k.InstanceKey(ack.InstanceID), k.InboxKey(ack.InstanceID),
 		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.TimersKey(), k.SeqKey(), k.EnginesKey(),
+		k.WorkMapKey(ack.InstanceID), k.KVKey(ack.InstanceID), k.KVDeltaKey(ack.InstanceID),
 	}
-	n := 15 + len(ack.NewEvents) + len(ack.HeadMessages) + 2*(len(ack.Activities)+len(ack.Timers)+len(ack.Outbox))
+	csOp, csValue := "", ""
+	if cs := ack.CustomStatus; cs != nil {
+		csOp, csValue = "set", cs.Value
+		if cs.Clear {
+			csOp = "clear"
+		}
+	}
+	n := 20 + len(ack.NewEvents) + len(ack.HeadMessages) + 3*len(ack.Activities) +
+		2*(len(ack.Timers)+len(ack.Outbox)) + 7*len(ack.Children) + len(ack.CancelActivities) + len(kvArgs)
 	args := make([]any, 0, n)
 	args = append(args,
 		ack.InstanceID, ack.Token, strconv.FormatUint(ack.ExecutionID, 10), ack.Status, ack.Output,
 		ack.Name, ack.Version, ack.EnginePin, ack.ReadyBucket, ack.CacheOwner,
-		len(ack.NewEvents), len(ack.HeadMessages), len(ack.Activities), len(ack.Timers), len(ack.Outbox))
+		len(ack.NewEvents), len(ack.HeadMessages), len(ack.Activities), len(ack.Timers), len(ack.Outbox),
+		len(ack.Children), len(ack.CancelActivities), len(ack.KV), csOp, csValue)
 	for _, e := range ack.NewEvents {
 		args = append(args, e)
 	}
@@ -286,7 +376,11 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 		args = append(args, m)
 	}
 	for _, w := range ack.Activities {
-		args = append(args, w.Bucket, w.Body)
+		ref := ""
+		if w.ExecutionID != 0 {
+			ref = ActivityRef{ExecutionID: w.ExecutionID, EventID: w.EventID}.String()
+		}
+		args = append(args, w.Bucket, w.Body, ref)
 	}
 	for _, t := range ack.Timers {
 		args = append(args, t.DueAt.UnixMilli(), t.Body)
@@ -294,8 +388,59 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 	for _, m := range ack.Outbox {
 		args = append(args, m.InstanceID, m.Body)
 	}
+	for _, c := range ack.Children {
+		args = append(args, c.InstanceID, c.Name, c.Version, c.ParentInstanceID, c.Bucket, c.Message, c.CollisionMessage)
+	}
+	for _, r := range ack.CancelActivities {
+		args = append(args, r.String())
+	}
+	args = append(args, kvArgs...)
 	if err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
+	}
+	return nil
+}
+
+// validateAck checks the parts of an ack that the script trusts.
+func validateAck(ack OrchestrationAck) error {
+	lists := []struct {
+		name string
+		n    int
+	}{
+		{"NewEvents", len(ack.NewEvents)}, {"HeadMessages", len(ack.HeadMessages)},
+		{"Activities", len(ack.Activities)}, {"Timers", len(ack.Timers)}, {"Outbox", len(ack.Outbox)},
+		{"Children", len(ack.Children)}, {"CancelActivities", len(ack.CancelActivities)}, {"KV", len(ack.KV)},
+	}
+	for _, l := range lists {
+		if l.n > MaxAckEntries {
+			return fmt.Errorf("%w: %s has %d entries, the limit is %d", ErrAckTooLarge, l.name, l.n, MaxAckEntries)
+		}
+	}
+	for _, w := range ack.Activities {
+		if w.Bucket == "" {
+			return errors.New("work item without bucket")
+		}
+	}
+	for _, m := range ack.Outbox {
+		if m.InstanceID == "" {
+			return errors.New("outbound message without instance id")
+		}
+	}
+	for i, c := range ack.Children {
+		if c.InstanceID == "" || c.Name == "" || c.Bucket == "" || c.Message == "" {
+			return fmt.Errorf("child %d (%q): instance id, name, bucket and message are required", i, c.InstanceID)
+		}
+		if strings.ContainsAny(c.Bucket, "{}") {
+			return fmt.Errorf("child %s: bucket %q must not contain '{' or '}'", c.InstanceID, c.Bucket)
+		}
+	}
+	for _, r := range ack.CancelActivities {
+		if r.ExecutionID == 0 {
+			return fmt.Errorf("cancelled activity %s: execution id must be at least 1", r)
+		}
+	}
+	if cs := ack.CustomStatus; cs != nil && cs.Clear && cs.Value != "" {
+		return errors.New("custom status: Clear with a non-empty Value")
 	}
 	return nil
 }

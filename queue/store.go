@@ -45,8 +45,12 @@ var (
 	// or was already released), and by renewals of an expired lock.
 	ErrLockLost = errors.New("lock lost")
 	// ErrWorkNotFound is returned when a work item does not exist: it was
-	// never created or has already been acked.
+	// never created, has already been acked, or was cancelled by
+	// OrchestrationAck.CancelActivities.
 	ErrWorkNotFound = errors.New("work item not found")
+	// ErrAckTooLarge is returned by AckOrchestration when one of the ack's
+	// lists has more than MaxAckEntries entries; nothing is written.
+	ErrAckTooLarge = errors.New("ack too large")
 )
 
 // Defaults for zero-valued request fields.
@@ -57,6 +61,10 @@ const (
 	// DefaultPromoteTimers caps the timers promoted by one fetch when
 	// FetchOrchestrationsRequest.PromoteTimers is zero.
 	DefaultPromoteTimers = 256
+	// MaxAckEntries is the largest number of entries each list of an
+	// OrchestrationAck (NewEvents, HeadMessages, Activities, Timers, Outbox,
+	// Children, CancelActivities, KV) may have.
+	MaxAckEntries = 10000
 )
 
 // Instance statuses stored in the status field of an instance.
@@ -95,7 +103,7 @@ type Store struct {
 	fetchWork, ackWork     *redis.Script
 	abandonWork, renewWork *redis.Script
 	advertise, withdraw    *redis.Script
-	unserved               *redis.Script
+	unserved, kvRead       *redis.Script
 }
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
@@ -117,6 +125,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.advertise = loadScript("advertise.lua")
 	s.withdraw = loadScript("withdraw.lua")
 	s.unserved = loadScript("unserved.lua")
+	s.kvRead = loadScript("kv_read.lua")
 	return s
 }
 

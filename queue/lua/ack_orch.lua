@@ -1,23 +1,34 @@
 -- ack_orch.lua: commit an orchestration turn and release the instance lock.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] inst:<id>   KEYS[3] inbox:<id>
 -- KEYS[4] hist:<id>:<execution id>   KEYS[5] timers   KEYS[6] seq   KEYS[7] engines
+-- KEYS[8] wimap:<id>   KEYS[9] kv:<id>   KEYS[10] kvd:<id>
 -- ARGV[1] instance id   ARGV[2] token   ARGV[3] execution id (>= 1)
 -- ARGV[4] status: Running | Completed | Failed | ContinuedAsNew
 -- ARGV[5] output   ARGV[6] name (may be "")   ARGV[7] version (may be "")
 -- ARGV[8] engine pin (may be "")   ARGV[9] ready bucket (may be "": keep)
 -- ARGV[10] cache owner (may be "")
--- ARGV[11..15] counts: events E, head messages H, activities A, timers T, outbox O
--- then E events, H head messages, A pairs (bucket, body), T pairs (due ms, body),
--- O pairs (instance id, body).
+-- ARGV[11..18] counts: events E, head messages H, activities A, timers T,
+--   outbox O, children C, cancelled activities X, key-value ops K
+-- ARGV[19] custom status: "" (unchanged) | "set" | "clear"   ARGV[20] its value
+-- then, from ARGV[21]: E events, H head messages,
+--   A triples (bucket, body, ref "<exec>:<eventid>" or ""),
+--   T pairs (due ms, body), O pairs (instance id, body),
+--   C 7-tuples (id, name, version, parent id, bucket, message, collision message),
+--   X refs "<exec>:<eventid>",
+--   K quads (op "set" | "del" | "all", key, JSON string literal of the value, time ms or "").
 -- Returns 1 when applied, 0 when this token was already acked (a retried ack).
 -- Errors: INSTANCE_NOT_FOUND; LOCK_LOST when the token is not the current
 -- lock and not the last acked one; STALE_EXECUTION when the execution id is
 -- lower than the instance's current one.
+-- Keys of children, cancelled work items and outbox targets are derived from
+-- KEYS[1] (see docs/redis-layout.md, "Dynamic keys").
 local id, token = ARGV[1], ARGV[2]
 local exec = tonumber(ARGV[3])
 local status = ARGV[4]
 local ne, nh, na, nt, no = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]),
   tonumber(ARGV[14]), tonumber(ARGV[15])
+local nc, nx, nk = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local KV_ALL = '\0all' -- clear-all marker field of kvd:<id>; keys never start with NUL
 
 -- validate
 local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch')
@@ -43,20 +54,53 @@ local inst_status = status
 if status == 'ContinuedAsNew' then inst_status = 'Running' end
 local batch = num(f[6])
 local woken, woken_work = {}, {}
+-- offsets of the item lists in ARGV
+local oE = 21
+local oH = oE + ne
+local oA = oH + nh
+local oT = oA + 3 * na
+local oO = oT + 2 * nt
+local oC = oO + 2 * no
+local oX = oC + 7 * nc
+local oK = oX + nx
+
+-- kv_merge folds kvd:<id> (the delta of the execution that ends) into
+-- kv:<id>: the clear-all marker empties kv first, tombstones delete, other
+-- fields overwrite. kvd:<id> is deleted.
+local function kv_merge()
+  local d = redis.call('HGETALL', KEYS[10])
+  if #d == 0 then return end
+  local sets, dels = {}, {}
+  for i = 1, #d, 2 do
+    local field, v = d[i], d[i + 1]
+    if field == KV_ALL then
+      redis.call('DEL', KEYS[9])
+    elseif string.sub(v, 1, 5) == '{"d":' then
+      table.insert(dels, field)
+    else
+      table.insert(sets, field)
+      table.insert(sets, v)
+    end
+  end
+  for i = 1, #dels, 100 do
+    redis.call('HDEL', KEYS[9], unpack(dels, i, math.min(i + 99, #dels)))
+  end
+  for i = 1, #sets, 200 do
+    redis.call('HSET', KEYS[9], unpack(sets, i, math.min(i + 199, #sets)))
+  end
+  redis.call('DEL', KEYS[10])
+end
 
 -- write: consume the batch, append history, put head messages back in front
 if batch > 0 then redis.call('LTRIM', KEYS[3], batch, -1) end
-local a = 16
 for i = 0, ne - 1, 100 do
   local chunk = {}
-  for j = i, math.min(i + 99, ne - 1) do table.insert(chunk, ARGV[a + j]) end
+  for j = i, math.min(i + 99, ne - 1) do table.insert(chunk, ARGV[oE + j]) end
   redis.call('RPUSH', KEYS[4], unpack(chunk))
 end
-a = a + ne
 for j = nh - 1, 0, -1 do
-  redis.call('LPUSH', KEYS[3], ARGV[a + j])
+  redis.call('LPUSH', KEYS[3], ARGV[oH + j])
 end
-a = a + nh
 
 -- instance fields
 redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', now,
@@ -73,30 +117,90 @@ if ARGV[8] ~= '' then
   redis.call('SADD', KEYS[7], ARGV[8])
 end
 
--- new work items
+-- custom status: csver counts every update and is never reset
+if ARGV[19] == 'set' then
+  redis.call('HSET', KEYS[2], 'cstatus', ARGV[20], 'cset', '1')
+  redis.call('HINCRBY', KEYS[2], 'csver', 1)
+elseif ARGV[19] == 'clear' then
+  redis.call('HSET', KEYS[2], 'cstatus', '', 'cset', '')
+  redis.call('HINCRBY', KEYS[2], 'csver', 1)
+end
+
+-- new work items; those with a ref are recorded in wimap:<id> for cancellation
 for j = 0, na - 1 do
-  local bucket, body = ARGV[a + 2 * j], ARGV[a + 2 * j + 1]
+  local o = oA + 3 * j
+  local bucket, body, ref = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local wid = tostring(redis.call('INCR', KEYS[6]))
   redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
     'tok', '', 'ldl', '', 'att', 0)
+  if ref ~= '' then
+    redis.call('HSET', k_wi(wid), 'ref', ref)
+    redis.call('HSET', KEYS[8], ref, wid)
+  end
   redis.call('ZADD', k_work(bucket), now, wid)
   woken_work[bucket] = true
 end
-a = a + 2 * na
 for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
+
+-- cancelled work items (after the new ones: a turn may schedule and cancel
+-- the same activity). A ref that is not there (completed) is skipped. A
+-- worker holding a deleted item gets WORK_NOT_FOUND on renew and ack.
+for j = 0, nx - 1 do
+  local ref = ARGV[oX + j]
+  local wid = redis.call('HGET', KEYS[8], ref)
+  if wid then
+    local bucket = redis.call('HGET', k_wi(wid), 'bucket')
+    if bucket then redis.call('ZREM', k_work(bucket), wid) end
+    redis.call('DEL', k_wi(wid))
+    redis.call('HDEL', KEYS[8], ref)
+  end
+end
+
+-- children (before the outbox, so a message to a child started in this turn
+-- lands after its start message). An existing id is left untouched; its
+-- collision message goes to this instance's inbox (after the trim above),
+-- unless this instance is ending.
+for j = 0, nc - 1 do
+  local o = oC + 7 * j
+  local cid, parent = ARGV[o], ARGV[o + 3]
+  if redis.call('EXISTS', k_inst(cid)) == 0 then
+    create_instance(cid, ARGV[o + 1], ARGV[o + 2], parent, ARGV[o + 4], ARGV[o + 5], now, woken)
+    if parent ~= '' then redis.call('SADD', k_children(parent), cid) end
+  elseif ARGV[o + 6] ~= '' and not ended then
+    redis.call('RPUSH', KEYS[3], ARGV[o + 6])
+  end
+end
 
 -- timers: member "<seq>:<len>:<id><body>" keeps equal bodies apart
 for j = 0, nt - 1 do
-  local due, body = ARGV[a + 2 * j], ARGV[a + 2 * j + 1]
+  local due, body = ARGV[oT + 2 * j], ARGV[oT + 2 * j + 1]
   local seq = redis.call('INCR', KEYS[6])
   redis.call('ZADD', KEYS[5], due, seq .. ':' .. #id .. ':' .. id .. body)
 end
-a = a + 2 * nt
 
 -- messages to other instances (dropped if missing or ended)
 for j = 0, no - 1 do
-  deliver(ARGV[a + 2 * j], ARGV[a + 2 * j + 1], now, woken)
+  deliver(ARGV[oO + 2 * j], ARGV[oO + 2 * j + 1], now, woken)
 end
+
+-- key-value state: a new execution first commits what the previous one left
+-- (normally nothing: its ending ack merged it); this turn's ops go to the
+-- delta in order; an ending execution merges the delta into the store.
+if exec > cur then kv_merge() end
+for j = 0, nk - 1 do
+  local o = oK + 4 * j
+  local op, key, t = ARGV[o], ARGV[o + 1], ARGV[o + 3]
+  if t == '' then t = tostring(now) end
+  if op == 'set' then
+    redis.call('HSET', KEYS[10], key, '{"v":' .. ARGV[o + 2] .. ',"t":' .. t .. '}')
+  elseif op == 'del' then
+    redis.call('HSET', KEYS[10], key, '{"d":1,"t":' .. t .. '}')
+  elseif op == 'all' then
+    redis.call('DEL', KEYS[10])
+    redis.call('HSET', KEYS[10], KV_ALL, '1')
+  end
+end
+if ended or status == 'ContinuedAsNew' then kv_merge() end
 
 -- where the instance waits now
 if ended then

@@ -1,6 +1,8 @@
 -- ack_work.lua: complete a work item and deliver its completion.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] wi:<work id>
 -- ARGV[1] work id   ARGV[2] token   ARGV[3] completion message ("" = none)
+-- A work item with a ref (see ack_orch.lua) is also removed from its
+-- instance's wimap:<instance id>, if the map still points at it.
 -- Returns 1 if the completion was delivered, 0 if there was none or its
 -- instance is missing or ended (then it is dropped).
 -- Errors: WORK_NOT_FOUND when wi:<work id> is gone (acked or never existed);
@@ -8,7 +10,7 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref')
 if not f[2] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
@@ -19,6 +21,10 @@ end
 -- write
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', k_work(f[2]), wid)
+if f[4] and f[4] ~= '' and f[3] and f[3] ~= '' then
+  local wm = k_wimap(f[3])
+  if redis.call('HGET', wm, f[4]) == wid then redis.call('HDEL', wm, f[4]) end
+end
 local delivered = 0
 if ARGV[3] ~= '' and f[3] and f[3] ~= '' then
   local woken = {}

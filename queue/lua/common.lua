@@ -17,6 +17,10 @@ local function k_hist(id, exec) return P .. 'hist:' .. id .. ':' .. exec end
 local function k_ready(bucket) return P .. 'ready:' .. bucket end
 local function k_work(bucket) return P .. 'work:' .. bucket end
 local function k_wi(id) return P .. 'wi:' .. id end
+local function k_children(id) return P .. 'children:' .. id end
+local function k_wimap(id) return P .. 'wimap:' .. id end
+local function k_kv(id) return P .. 'kv:' .. id end
+local function k_kvd(id) return P .. 'kvd:' .. id end
 local K_TIMERS = P .. 'timers'
 local K_ENGINES = P .. 'engines'
 local K_SEQ = P .. 'seq'
@@ -50,6 +54,20 @@ local function deliver(id, msg, now, woken)
   redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
   woken[f[2]] = true
   return true
+end
+
+-- create_instance writes a new instance exactly as CreateInstance does:
+-- status Pending, msg in its inbox, fetchable from bucket now. The caller
+-- has checked that inst:<id> does not exist and publishes woken (bucket added).
+local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
+  redis.call('HSET', k_inst(id),
+    'name', name, 'ver', ver, 'status', 'Pending', 'exec', '0', 'pin', '',
+    'parent', parent, 'out', '', 'ctime', now, 'utime', now, 'rq', bucket,
+    'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '')
+  redis.call('RPUSH', k_inbox(id), msg)
+  redis.call('ZADD', k_ready(bucket), 'NX', now, id)
+  redis.call('SADD', K_ORCH_BUCKETS, bucket)
+  woken[bucket] = true
 end
 
 -- publish_all announces every bucket in set (a table used as a set) on channel.

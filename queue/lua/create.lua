@@ -11,14 +11,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('INSTANCE_EXISTS ' .. id)
 end
 
--- write
-local now = now_ms()
-redis.call('HSET', KEYS[2],
-  'name', ARGV[2], 'ver', ARGV[3], 'status', 'Pending', 'exec', '0', 'pin', '',
-  'parent', ARGV[4], 'out', '', 'ctime', now, 'utime', now, 'rq', bucket,
-  'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '')
-redis.call('RPUSH', KEYS[3], ARGV[6])
-redis.call('ZADD', KEYS[4], 'NX', now, id)
-redis.call('SADD', K_ORCH_BUCKETS, bucket)
-redis.call('PUBLISH', CH_WAKE_ORCH, bucket)
+-- write (create_instance derives KEYS[2..4] from the id and the bucket)
+local woken = {}
+create_instance(id, ARGV[2], ARGV[3], ARGV[4], bucket, ARGV[6], now_ms(), woken)
+publish_all(CH_WAKE_ORCH, woken)
 return 1

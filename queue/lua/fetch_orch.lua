@@ -6,7 +6,8 @@
 -- ARGV[4] lock timeout ms   ARGV[5] cache owner (may be "")   ARGV[6] max timers to promote (>= 0)
 -- ARGV[6+i] bucket name i (same order as KEYS[3+i])
 -- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
---   flat inst hash (HGETALL), messages, history length, omitted (0|1), history}.
+--   flat inst hash (HGETALL), messages, history length, omitted (0|1), history,
+--   flat kv:<id> (HGETALL; empty when the history is omitted)}.
 --   next_wake_ms: delay until the earliest entry left in the served buckets or
 --   the timers (0 = none, at least 1 when one is already due).
 -- Idempotent per request id: while KEYS[3] exists (PX = lock timeout) the
@@ -31,13 +32,14 @@ local function build_item(id, tok)
   if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), 0, batch - 1) end
   local hk = k_hist(id, h.exec or '0')
   local hlen = redis.call('LLEN', hk)
-  local omitted, hist = 0, {}
+  local omitted, hist, kv = 0, {}, {}
   if owner ~= '' and h.cache == owner then
     omitted = 1
   else
     hist = redis.call('LRANGE', hk, 0, -1)
+    kv = redis.call('HGETALL', k_kv(id))
   end
-  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist}
+  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist, kv}
 end
 
 local function next_wake()
