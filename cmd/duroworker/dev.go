@@ -162,8 +162,10 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	d.runScenarios(ctx)
 	d.stopAll()
 
-	fmt.Fprintln(stdout)
-	d.sum.print(stdout)
+	p.Locked(func(w io.Writer) {
+		fmt.Fprintln(w)
+		d.sum.print(w)
+	})
 	p.Printf("run took %s", p.Elapsed().Round(time.Millisecond))
 
 	if ctx.Err() != nil {

@@ -19,11 +19,20 @@ type progress struct {
 
 func newProgress(w io.Writer) *progress { return &progress{w: w, start: time.Now()} }
 
-// Printf prints one line "[+1.234s] message".
+// Printf prints one line "[  +1.234s] message".
 func (p *progress) Printf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "[+%6.3fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	stamp := fmt.Sprintf("+%.3fs", time.Since(p.start).Seconds())
+	fmt.Fprintf(p.w, "[%9s] %s\n", stamp, fmt.Sprintf(format, args...))
+}
+
+// Locked calls fn with the output while no progress line can be printed,
+// for a block of output such as the summary table.
+func (p *progress) Locked(fn func(w io.Writer)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(p.w)
 }
 
 // Elapsed is the time since the run started.

@@ -2,11 +2,13 @@ package healthmonitor_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +51,11 @@ func testLogger() *slog.Logger {
 // the test ends unless the test shuts it down first.
 func (cl *cluster) node(id string, orchs *engine.OrchestrationRegistryBuilder) *worker.Worker {
 	cl.t.Helper()
-	acts := healthmonitor.Activities(engine.NewActivityRegistry()).MustBuild()
+	return cl.nodeWith(id, orchs, healthmonitor.Activities(engine.NewActivityRegistry()).MustBuild())
+}
+
+func (cl *cluster) nodeWith(id string, orchs *engine.OrchestrationRegistryBuilder, acts *engine.ActivityRegistry) *worker.Worker {
+	cl.t.Helper()
 	w, err := worker.New(cl.store, orchs.MustBuild(), acts, worker.Options{
 		NodeID:                  id,
 		BlockTimeout:            200 * time.Millisecond,
@@ -268,5 +274,48 @@ func TestVerifyUpgradeRejectsMidExecutionSwitch(t *testing.T) {
 	}
 	if got := healthmonitor.DescribeExecutions(obs); got != "e1=1.0.0 e2=1.0.2" {
 		t.Fatalf("describe %q", got)
+	}
+}
+
+// TestHotFixRetriesFlakyCheck shows what the 1.0.1 hot fix changes: a
+// health check that fails once fails a 1.0.0 cycle, while 1.0.1 retries it.
+func TestHotFixRetriesFlakyCheck(t *testing.T) {
+	cl := newCluster(t)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	flaky := engine.NewActivityRegistry().Register(healthmonitor.HealthCheck, func(ctx *engine.ActivityContext, target string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[ctx.InstanceID()]++
+		if calls[ctx.InstanceID()] == 1 {
+			return "", errors.New("connection reset")
+		}
+		return "healthy: " + target, nil
+	}).MustBuild()
+	cl.nodeWith("node-old", upTo(healthmonitor.V1_0_0), flaky)
+	in := healthmonitor.Input{Target: "db", IntervalMS: 10, Cycles: 1}
+	if err := cl.client.StartTyped(context.Background(), "flaky-old", healthmonitor.Name, in); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := cl.client.Wait(ctx, "flaky-old")
+	if err != nil || st.State != client.StateFailed || st.Failure == nil || !strings.Contains(st.Failure.Message, "connection reset") {
+		t.Fatalf("1.0.0 with a flaky check: %+v (%v), want Failed with the check's error", st, err)
+	}
+
+	cl2 := newCluster(t)
+	cl2.nodeWith("node-fixed", upTo(healthmonitor.V1_0_1), flaky)
+	if err := cl2.client.StartTyped(context.Background(), "flaky-fixed", healthmonitor.Name, in); err != nil {
+		t.Fatal(err)
+	}
+	st, err = cl2.client.Wait(ctx, "flaky-fixed")
+	if err != nil || st.State != client.StateCompleted || st.Output != "[v1.0.1] 1 of 1 cycles done for db, last check: healthy: db" {
+		t.Fatalf("1.0.1 with a flaky check: %+v (%v), want Completed after a retry", st, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["flaky-fixed"] != 2 {
+		t.Fatalf("1.0.1 ran the check %d times, want 2", calls["flaky-fixed"])
 	}
 }

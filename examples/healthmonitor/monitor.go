@@ -17,8 +17,11 @@ const HealthCheck = "examples::activity::health-check"
 
 // Versions of the monitor, in the order they were released.
 const (
+	// V1_0_0 is the original version, run by Monitor.
 	V1_0_0 = "1.0.0"
+	// V1_0_1 is the health-check hot fix, run by Monitor_1_0_1.
 	V1_0_1 = "1.0.1"
+	// V1_0_2 is the longer interval, run by Monitor_1_0_2.
 	V1_0_2 = "1.0.2"
 	// LatestVersion is the highest registered version.
 	LatestVersion = V1_0_2
