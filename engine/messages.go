@@ -76,6 +76,11 @@ type Message struct {
 	ParentInstance  string `json:"parent_instance,omitempty"`
 	ParentExecution int64  `json:"parent_execution,omitempty"`
 	ParentEventID   int64  `json:"parent_event_id,omitempty"`
+	// PreviousVersion is the version of the execution that continued as new
+	// (ContinueAsNew without an explicit version). A worker whose Latest
+	// version is older does not start the next execution: instances never
+	// move back to an older version during a rolling upgrade.
+	PreviousVersion string `json:"previous_version,omitempty"`
 	// Reason explains a cancellation (Cancel).
 	Reason string `json:"reason,omitempty"`
 	// CarryForward and CustomStatus carry state into the next execution

@@ -49,6 +49,9 @@ func Exact(v string) VersionPolicy {
 	return VersionPolicy{exact: sv}
 }
 
+// IsExact reports whether the policy pins a version.
+func (p VersionPolicy) IsExact() bool { return p.exact != nil }
+
 // String returns "latest" or "exact(v)".
 func (p VersionPolicy) String() string {
 	if p.exact == nil {
@@ -258,6 +261,14 @@ func (r *OrchestrationRegistry) Resolve(name, version string) (OrchestrationFunc
 	}
 	return nil, "", fmt.Errorf("orchestration %q version %s (registered: %s): %w",
 		name, want, strings.Join(r.Versions(name), ", "), ErrNotRegistered)
+}
+
+// Older reports whether version a is lower than version b; unparsable
+// versions are never older.
+func Older(a, b string) bool {
+	va, errA := semver.StrictNewVersion(a)
+	vb, errB := semver.StrictNewVersion(b)
+	return errA == nil && errB == nil && va.LessThan(vb)
 }
 
 // Names returns the registered orchestration names, sorted.

@@ -237,3 +237,51 @@ func TestSeedHotFixWithRetryPolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestNoDowngradeDuringRollingUpgrade runs an old node (1.0.0 only) and an
+// upgraded node (1.0.0..1.0.2) side by side: once an instance has run 1.0.2,
+// no later execution runs an older version, whichever node fetches it.
+func TestNoDowngradeDuringRollingUpgrade(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		loop := func(version string) engine.OrchestrationFunc {
+			return func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				out := in + " " + ctx.Version()
+				if strings.Count(out, " ") >= 6 {
+					return out, nil
+				}
+				if _, err := ctx.ScheduleTimer(5 * time.Millisecond).Get(); err != nil {
+					return "", err
+				}
+				return ctx.ContinueAsNew(out)
+			}
+		}
+		old := engine.NewOrchestrationRegistry().Register("Loop", loop("1.0.0")).MustBuild()
+		upgraded := engine.NewOrchestrationRegistry().Register("Loop", loop("1.0.0")).
+			RegisterVersioned("Loop", "1.0.1", loop("1.0.1")).RegisterVersioned("Loop", "1.0.2", loop("1.0.2")).MustBuild()
+		opts := worker.Options{UnregisteredBackoffBase: 5 * time.Millisecond, UnregisteredBackoffMax: 20 * time.Millisecond, MaxAttempts: 50}
+		opts.NodeID = "old"
+		e.startWorker(old, nil, opts)
+		opts.NodeID = "upgraded"
+		e.startWorker(upgraded, nil, opts)
+		ctx := context.Background()
+		for i := 0; i < 10; i++ {
+			if err := e.client.Start(ctx, fmt.Sprint("loop-", i), "Loop", "run:"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 10; i++ {
+			st := e.wait(fmt.Sprint("loop-", i))
+			if st.State != client.StateCompleted {
+				t.Fatalf("loop-%d: %+v", i, st)
+			}
+			seen102 := false
+			for _, v := range strings.Fields(st.Output)[1:] {
+				if v == "1.0.2" {
+					seen102 = true
+				} else if seen102 {
+					t.Fatalf("loop-%d went back to %s after 1.0.2: %q", i, v, st.Output)
+				}
+			}
+		}
+	})
+}

@@ -166,6 +166,20 @@ func (t *turn) startExecution(ctx context.Context, msgs []engine.Message) {
 		t.backoffUnregistered(ctx, reason)
 		return
 	}
+	if start.Kind == engine.MessageContinueAsNew && start.Version == "" && !w.orchs.Policy(start.Name).IsExact() &&
+		engine.Older(version, start.PreviousVersion) {
+		// This node's Latest is older than the version the instance already
+		// ran: an upgraded node must take it (no downgrade in a rolling
+		// upgrade). Pin with Exact or ContinueAsNewVersioned to go back.
+		reason := fmt.Sprintf("orchestration %s continued as new from %s but worker %s has only up to %s",
+			start.Name, start.PreviousVersion, w.opts.NodeID, version)
+		if t.item.Attempts > w.opts.MaxAttempts {
+			t.poison(ctx, execution, nil, start, reason, engine.KindPoisonOrchestration)
+			return
+		}
+		t.backoffUnregistered(ctx, reason)
+		return
+	}
 	if t.item.Attempts > w.opts.MaxAttempts {
 		t.poison(ctx, execution, nil, start, fmt.Sprintf("the start of %s@%s failed on every attempt", start.Name, version), engine.KindPoisonOrchestration)
 		return
