@@ -602,7 +602,7 @@ func (x *Executor) finish(out string, err error) {
 	case errors.As(err, &can):
 		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input,
 			PreviousVersion: x.info.Version,
-			ParentInstance: x.parent, ParentExecution: x.parentExecution, ParentEventID: x.parentEventID,
+			ParentInstance:  x.parent, ParentExecution: x.parentExecution, ParentEventID: x.parentEventID,
 			CustomStatus: x.customStatus, CarryForward: x.carryForward()}
 		x.end(StatusContinuedAsNew, Event{Kind: EventOrchestrationContinuedAsNew, Input: can.Input}, can.Input, nil, true)
 	case err != nil:
