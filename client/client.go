@@ -70,6 +70,12 @@ type Status struct {
 	Version string
 	// ExecutionID is the current execution (0 while Pending).
 	ExecutionID int64
+	// CustomStatus is the status the orchestration published with
+	// SetCustomStatus; CustomStatusSet is false when none is set.
+	CustomStatus    string
+	CustomStatusSet bool
+	// CustomStatusVersion counts custom status updates (never decreases).
+	CustomStatusVersion int64
 }
 
 // InstanceInfo describes an instance.
@@ -86,6 +92,10 @@ type InstanceInfo struct {
 	ParentInstanceID     string
 	// EnginePin is the engine version the current execution is pinned to.
 	EnginePin string
+	// CustomStatus, CustomStatusSet and CustomStatusVersion: see Status.
+	CustomStatus        string
+	CustomStatusSet     bool
+	CustomStatusVersion int64
 }
 
 // Client starts and inspects orchestrations. It is safe for concurrent use.
@@ -235,6 +245,9 @@ func (c *Client) GetInstanceInfo(ctx context.Context, instanceID string) (Instan
 		UpdatedAt:            rec.UpdatedAt,
 		ParentInstanceID:     rec.ParentInstanceID,
 		EnginePin:            rec.EnginePin,
+		CustomStatus:         rec.CustomStatus,
+		CustomStatusSet:      rec.CustomStatusSet,
+		CustomStatusVersion:  rec.CustomStatusVersion,
 	}
 	switch info.Status {
 	case StateCompleted:
@@ -256,7 +269,60 @@ func (c *Client) Status(ctx context.Context, instanceID string) (Status, error) 
 		return Status{}, err
 	}
 	return Status{State: info.Status, Output: info.Output, Failure: info.Failure,
-		Version: info.OrchestrationVersion, ExecutionID: info.CurrentExecutionID}, nil
+		Version: info.OrchestrationVersion, ExecutionID: info.CurrentExecutionID,
+		CustomStatus: info.CustomStatus, CustomStatusSet: info.CustomStatusSet,
+		CustomStatusVersion: info.CustomStatusVersion}, nil
+}
+
+// WaitForStatusChange blocks until the instance's custom status version is
+// greater than lastSeen (or the instance ends), and returns its status. Use
+// the returned CustomStatusVersion as the next lastSeen. It polls the store
+// with a backoff from 10 ms to pollMax (zero means 1 s) until ctx ends.
+func (c *Client) WaitForStatusChange(ctx context.Context, instanceID string, lastSeen int64, pollMax time.Duration) (Status, error) {
+	if pollMax <= 0 {
+		pollMax = time.Second
+	}
+	delay := 10 * time.Millisecond
+	for {
+		st, err := c.Status(ctx, instanceID)
+		if err == nil {
+			if st.State == StateNotFound {
+				return st, fmt.Errorf("waiting for a status change of %s: %w", instanceID, ErrInstanceNotFound)
+			}
+			if st.CustomStatusVersion > lastSeen || st.State.Ended() {
+				return st, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("waiting for a status change of %s: %w", instanceID, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, pollMax)
+	}
+}
+
+// GetKV reads key from an instance's key-value state (including the
+// running execution's writes). ok is false when the key is not set.
+func (c *Client) GetKV(ctx context.Context, instanceID, key string) (value string, ok bool, err error) {
+	v, ok, err := c.store.KV(ctx, instanceID, key)
+	if err != nil {
+		return "", false, fmt.Errorf("reading key %q of %s: %w", key, instanceID, err)
+	}
+	return v, ok, nil
+}
+
+// GetKVAll reads an instance's whole key-value state.
+func (c *Client) GetKVAll(ctx context.Context, instanceID string) (map[string]string, error) {
+	all, err := c.store.KVAll(ctx, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("reading key-value state of %s: %w", instanceID, err)
+	}
+	out := make(map[string]string, len(all))
+	for k, e := range all {
+		out[k] = e.Value
+	}
+	return out, nil
 }
 
 // Wait blocks until the instance completes or fails, or ctx ends. Waits

@@ -256,3 +256,16 @@ func decodeKVAll(raw []any) (map[string]KVEntry, error) {
 	}
 	return out, nil
 }
+
+// KVCommitted returns an instance's committed key-value state: the state as
+// of the start of its current execution, without that execution's writes.
+// It is what FetchOrchestrations returns with a history, for a worker that
+// must rebuild an execution whose history it read separately. A missing
+// instance has an empty state.
+func (s *Store) KVCommitted(ctx context.Context, instanceID string) (map[string]KVEntry, error) {
+	h, err := s.rdb.HGetAll(ctx, s.keys.KVKey(instanceID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading committed key-value state of %s: %w", instanceID, err)
+	}
+	return decodeKVStore(h)
+}

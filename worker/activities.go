@@ -107,7 +107,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 
 	if item.Attempts > w.opts.MaxAttempts {
 		reason := "the activity did not complete on any attempt (worker crashes or lost locks)"
-		if _, lerr := w.acts.Lookup(req.Name); lerr != nil {
+		if _, lerr := w.lookupActivity(req.Name); lerr != nil {
 			reason = fmt.Sprintf("activity %q is not registered on worker %s", req.Name, w.opts.NodeID)
 		}
 		poison := &engine.ErrorDetails{
@@ -119,7 +119,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		log.Error("activity poisoned", "reason", poison.Error())
 		return
 	}
-	fn, err := w.acts.Lookup(req.Name)
+	fn, err := w.lookupActivity(req.Name)
 	if err != nil {
 		delay := w.opts.unregisteredDelay(item.Attempts)
 		log.Warn("activity not registered here; backing off", "retry_in", delay, "max_attempts", w.opts.MaxAttempts)
@@ -234,4 +234,30 @@ func (w *Worker) releaseActivities() {
 			w.log.Warn("releasing activity at shutdown failed; its lock will expire", "work_item", ra.item.ID, "err", err)
 		}
 	}
+}
+
+// lookupActivity finds a user activity or a built-in one.
+func (w *Worker) lookupActivity(name string) (engine.ActivityFunc, error) {
+	if name == engine.SysActivityGetKV {
+		return w.getKVActivity, nil
+	}
+	return w.acts.Lookup(name)
+}
+
+// getKVActivity is the built-in activity behind
+// OrchestrationContext.GetKVFromInstance: it reads another instance's
+// key-value state (committed and current execution's writes).
+func (w *Worker) getKVActivity(ctx *engine.ActivityContext, input string) (string, error) {
+	req, err := engine.Decode[engine.KVLookupRequest](input)
+	if err != nil {
+		return "", engine.ApplicationError(engine.KindActivityFailed, "get-kv: "+err.Error())
+	}
+	v, ok, err := w.store.KV(ctx, req.Instance, req.Key)
+	if errors.Is(err, queue.ErrInstanceNotFound) {
+		return engine.Encode(engine.KVLookup{})
+	}
+	if err != nil {
+		return "", err
+	}
+	return engine.Encode(engine.KVLookup{Value: v, Found: ok})
 }

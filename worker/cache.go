@@ -41,6 +41,16 @@ func (c *replayCache) take(instance string) *engine.Executor {
 	return el.Value.(*cacheEntry).x
 }
 
+// remove drops the entry of instance if it still holds x.
+func (c *replayCache) remove(instance string, x *engine.Executor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.items[instance]; el != nil && el.Value.(*cacheEntry).x == x {
+		c.order.Remove(el)
+		delete(c.items, instance)
+	}
+}
+
 // put stores x for instance, closing whatever it replaces or evicts.
 func (c *replayCache) put(instance string, x *engine.Executor) {
 	if !c.enabled() {

@@ -114,7 +114,9 @@ func (w *Worker) runsOrchestrations() bool {
 }
 
 func (w *Worker) runsActivities() bool {
-	return w.opts.ActivityConcurrency > 0 && len(w.serves.Activities) > 0 && w.opts.Tags.mode != tagsNone
+	// serves.Activities always holds the built-ins; a worker without user
+	// activities still runs them.
+	return w.opts.ActivityConcurrency > 0 && w.opts.Tags.mode != tagsNone
 }
 
 func (w *Worker) servedOrchestrationBuckets() []string {

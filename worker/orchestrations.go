@@ -119,17 +119,19 @@ func (w *Worker) runTurn(item queue.OrchestrationItem) {
 	stopRenew := w.renewTurnLock(ctx, item)
 	defer stopRenew()
 
-	msgs := t.decodeMessages()
+	msgs, raws := t.decodeMessages()
 	newExecution := t.meta.Status == "Pending" || t.meta.ExecutionID == 0 || (len(msgs) > 0 && msgs[0].IsStart())
 	if newExecution {
-		t.startExecution(ctx, msgs)
+		t.startExecution(ctx, msgs, raws)
 	} else {
-		t.continueExecution(ctx, msgs)
+		t.continueExecution(ctx, msgs, raws)
 	}
 }
 
-func (t *turn) decodeMessages() []engine.Message {
-	msgs := make([]engine.Message, 0, len(t.item.Messages))
+// decodeMessages decodes the batch; raws holds the stored form of each
+// decoded message.
+func (t *turn) decodeMessages() (msgs []engine.Message, raws []string) {
+	msgs = make([]engine.Message, 0, len(t.item.Messages))
 	for _, raw := range t.item.Messages {
 		m, err := engine.DecodeMessage(raw)
 		if err != nil {
@@ -139,13 +141,14 @@ func (t *turn) decodeMessages() []engine.Message {
 			continue
 		}
 		msgs = append(msgs, m)
+		raws = append(raws, raw)
 	}
-	return msgs
+	return msgs, raws
 }
 
 // startExecution handles a batch that begins with a start or continue-as-new
 // message: resolve the version, then run the first turn.
-func (t *turn) startExecution(ctx context.Context, msgs []engine.Message) {
+func (t *turn) startExecution(ctx context.Context, msgs []engine.Message, raws []string) {
 	w := t.w
 	if len(msgs) == 0 || !msgs[0].IsStart() {
 		// The start message was malformed (dropped above): the instance can
@@ -185,17 +188,17 @@ func (t *turn) startExecution(ctx context.Context, msgs []engine.Message) {
 		return
 	}
 	info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: start.Name, Version: version}
-	x, err := engine.NewExecutor(fn, info, nil, engine.ExecutorOptions{Logger: w.opts.Logger})
+	x, err := engine.NewExecutor(fn, info, nil, engine.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(t.item.KV)})
 	if err != nil {
 		t.abandon(ctx, time.Second, err)
 		return
 	}
-	t.runAndAck(ctx, x, msgs, engine.Version)
+	t.runAndAck(ctx, x, msgs, raws, engine.Version)
 }
 
 // continueExecution runs a turn of the current execution, from the sticky
 // cache or from its stored history.
-func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message) {
+func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raws []string) {
 	w := t.w
 	execution := int64(t.meta.ExecutionID)
 	pin := t.meta.EnginePin
@@ -215,10 +218,13 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message) {
 		x = nil
 	}
 	if x == nil {
-		raw := t.item.History
-		if t.item.HistoryOmitted {
+		raw, kv := t.item.History, t.item.KV
+		if t.item.HistoryOmitted { // evicted from the cache meanwhile: read what the fetch left out
 			var err error
 			raw, err = w.store.History(ctx, t.item.InstanceID, uint64(execution))
+			if err == nil {
+				kv, err = w.store.KVCommitted(ctx, t.item.InstanceID)
+			}
 			if err != nil {
 				t.abandon(ctx, time.Second, fmt.Errorf("reading history: %w", err))
 				return
@@ -248,7 +254,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message) {
 			return
 		}
 		info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: t.meta.Name, Version: t.meta.Version}
-		x, err = engine.NewExecutor(fn, info, history, engine.ExecutorOptions{Logger: w.opts.Logger})
+		x, err = engine.NewExecutor(fn, info, history, engine.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(kv)})
 		if err != nil {
 			t.undecodableHistory(ctx, execution, err)
 			return
@@ -258,12 +264,12 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message) {
 		t.poison(ctx, execution, nil, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
 		return
 	}
-	t.runAndAck(ctx, x, msgs, "")
+	t.runAndAck(ctx, x, msgs, raws, "")
 }
 
 // runAndAck runs the turn and commits it. pin is set on the first turn of an
 // execution.
-func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.Message, pin string) {
+func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.Message, raws []string, pin string) {
 	w := t.w
 	res, err := x.Turn(w.opts.Clock.Now(), msgs)
 	if err != nil {
@@ -305,7 +311,9 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 			t.abandon(ctx, time.Second, err)
 			return
 		}
-		ack.HeadMessages = []string{next}
+		// Messages after the continue-as-new belong to the next execution:
+		// they go back to the head of the inbox, behind its start.
+		ack.HeadMessages = append([]string{next}, raws[res.Consumed:]...)
 		ack.ReadyBucket = startBucket(res.Next.Name, res.Next.Version)
 	}
 	for _, e := range res.NewEvents {
@@ -317,23 +325,10 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		}
 		ack.NewEvents = append(ack.NewEvents, s)
 	}
-	for _, a := range res.Activities {
-		body, err := engine.EncodeActivityRequest(a)
-		if err != nil {
-			x.Close()
-			t.abandon(ctx, time.Second, err)
-			return
-		}
-		ack.Activities = append(ack.Activities, queue.WorkItem{Bucket: activityBucketFor(a.Name, a.Tag), Body: body})
-	}
-	for _, tm := range res.Timers {
-		body, err := engine.EncodeMessage(tm.Message)
-		if err != nil {
-			x.Close()
-			t.abandon(ctx, time.Second, err)
-			return
-		}
-		ack.Timers = append(ack.Timers, queue.Timer{DueAt: tm.FireAt, Body: body})
+	if err := t.addTurnEffects(&ack, res); err != nil {
+		x.Close()
+		t.abandon(ctx, time.Second, err)
+		return
 	}
 	if !t.ack(ctx, ack, x) {
 		return
@@ -348,13 +343,86 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 	}
 }
 
+// addTurnEffects converts what the turn decided, beyond its events, into
+// the store's terms: activities, timers, children, cancellations, messages
+// to other instances, custom status and key-value changes.
+func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResult) error {
+	for _, a := range res.Activities {
+		body, err := engine.EncodeActivityRequest(a)
+		if err != nil {
+			return err
+		}
+		ack.Activities = append(ack.Activities, queue.WorkItem{
+			Bucket: activityBucketFor(a.Name, a.Tag), Body: body,
+			ExecutionID: uint64(a.Execution), EventID: a.EventID,
+		})
+	}
+	for _, tm := range res.Timers {
+		body, err := engine.EncodeMessage(tm.Message)
+		if err != nil {
+			return err
+		}
+		ack.Timers = append(ack.Timers, queue.Timer{DueAt: tm.FireAt, Body: body})
+	}
+	for _, c := range res.Children {
+		start, err := engine.EncodeMessage(c.Start)
+		if err != nil {
+			return err
+		}
+		child := queue.ChildStart{InstanceID: c.InstanceID, Name: c.Name, Version: c.Version,
+			Bucket: startBucket(c.Name, c.Version), Message: start}
+		if c.Parent {
+			child.ParentInstanceID = t.item.InstanceID
+		}
+		if c.Collision != nil {
+			if child.CollisionMessage, err = engine.EncodeMessage(*c.Collision); err != nil {
+				return err
+			}
+		}
+		ack.Children = append(ack.Children, child)
+	}
+	for _, r := range res.CancelActivities {
+		ack.CancelActivities = append(ack.CancelActivities, queue.ActivityRef{ExecutionID: uint64(r.Execution), EventID: r.EventID})
+	}
+	for _, o := range res.Outbox {
+		body, err := engine.EncodeMessage(o.Message)
+		if err != nil {
+			return err
+		}
+		ack.Outbox = append(ack.Outbox, queue.OutboundMessage{InstanceID: o.InstanceID, Body: body})
+	}
+	if cs := res.CustomStatus; cs != nil {
+		ack.CustomStatus = &queue.CustomStatusUpdate{Value: cs.Value, Clear: cs.Clear}
+	}
+	for _, op := range res.KV {
+		kind := queue.KVSet
+		switch op.Kind {
+		case engine.KVClear:
+			kind = queue.KVClear
+		case engine.KVClearAll:
+			kind = queue.KVClearAll
+		}
+		ack.KV = append(ack.KV, queue.KVOp{Op: kind, Key: op.Key, Value: op.Value, UpdatedAt: op.UpdatedAt})
+	}
+	return nil
+}
+
 // ack commits the turn. On success a running executor goes back into the
 // sticky cache; otherwise it is closed. It reports success.
 func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Executor) bool {
 	ack.InstanceID = t.item.InstanceID
 	ack.Token = t.item.Token
+	// A running executor goes into the cache before the ack releases the
+	// lock: the next turn may be fetched the moment the lock is gone.
+	cached := x != nil && ack.Status == string(engine.StatusRunning) && ack.CacheOwner != ""
+	if cached {
+		t.w.cache.put(t.item.InstanceID, x)
+	}
 	err := t.w.store.AckOrchestration(ctx, ack)
 	if err != nil {
+		if cached {
+			t.w.cache.remove(t.item.InstanceID, x)
+		}
 		if x != nil {
 			x.Close()
 		}
@@ -365,12 +433,8 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Ex
 		t.log.Error("acknowledging turn failed; the instance will be retried after its lock expires", "err", err)
 		return false
 	}
-	if x != nil {
-		if ack.Status == string(engine.StatusRunning) && ack.CacheOwner != "" {
-			t.w.cache.put(t.item.InstanceID, x)
-		} else {
-			x.Close()
-		}
+	if x != nil && !cached {
+		x.Close()
 	}
 	return true
 }
@@ -473,6 +537,14 @@ func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem
 		}
 	}()
 	return cancel
+}
+
+func kvSnapshot(kv map[string]queue.KVEntry) map[string]engine.KVEntry {
+	out := make(map[string]engine.KVEntry, len(kv))
+	for k, e := range kv {
+		out[k] = engine.KVEntry{Value: e.Value, UpdatedAt: e.UpdatedAt}
+	}
+	return out
 }
 
 func startBucket(name, version string) string {

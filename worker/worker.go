@@ -89,8 +89,9 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		log: o.Logger.With("worker", o.NodeID),
 		serves: capability.Serves{
 			Orchestrations: orchs.All(),
-			Activities:     acts.Names(),
-			ReplayRange:    replay,
+			// Built-in activities run wherever user activities run.
+			Activities:  append(acts.Names(), engine.SysActivityGetKV),
+			ReplayRange: replay,
 		},
 		cache:       newReplayCache(o.ReplayCacheSize),
 		knownPins:   map[string]bool{engine.Version: true},
@@ -100,7 +101,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		activities:  map[string]*runningActivity{},
 	}
 	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
-	w.activityBuckets = o.Tags.buckets(acts.Names(), nil)
+	w.activityBuckets = o.Tags.buckets(w.serves.Activities, nil)
 	return w, nil
 }
 
