@@ -286,3 +286,36 @@ func TestClientFailsPromptlyWhenRedisIsDown(t *testing.T) {
 	}
 	t.Logf("three calls failed in %s", time.Since(start))
 }
+
+func TestOversizedResultsFailClearly(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		big := strings.Repeat("x", engine.MaxPayloadBytes+1)
+		orchs := engine.NewOrchestrationRegistry().
+			Register("BigActivity", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				_, err := ctx.ScheduleActivity("Big", "").Get()
+				if err == nil {
+					return "", errors.New("oversized result accepted")
+				}
+				return err.Error(), nil
+			}).
+			Register("BigOutput", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				return big, nil
+			}).MustBuild()
+		acts := engine.NewActivityRegistry().Register("Big", func(ctx *engine.ActivityContext, in string) (string, error) {
+			return big, nil
+		}).MustBuild()
+		e.startWorker(orchs, acts, worker.Options{})
+		ctx := context.Background()
+		for _, id := range []string{"BigActivity", "BigOutput"} {
+			if err := e.client.Start(ctx, id, id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := e.wait("BigActivity"); !strings.Contains(st.Output, "more than the limit") {
+			t.Fatalf("%+v", st)
+		}
+		if st := e.wait("BigOutput"); st.State != client.StateFailed || !strings.Contains(st.Failure.Error(), "more than the limit") {
+			t.Fatalf("%+v", st.Failure)
+		}
+	})
+}

@@ -152,9 +152,14 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		return
 	}
 	var failure *engine.ErrorDetails
-	if runErr != nil {
+	switch {
+	case runErr != nil:
 		failure = engine.DetailsOf(runErr, engine.KindActivityFailed)
 		log.Debug("activity failed", "err", runErr)
+	case len(out) > engine.MaxPayloadBytes:
+		failure = engine.ApplicationError(engine.KindActivityFailed,
+			fmt.Sprintf("result of activity %s is %d bytes, more than the limit of %d", req.Name, len(out), engine.MaxPayloadBytes))
+		out = ""
 	}
 	w.ackActivity(storeCtx, log, item, req.Completion(out, failure))
 }
