@@ -156,25 +156,6 @@ type QueueItem struct {
 	Data string `json:"data,omitempty"`
 }
 
-// scheduleKinds are the events emitted by orchestration code (actions); all
-// others are written by the engine when messages arrive or the code returns.
-var scheduleKinds = map[EventKind]bool{
-	EventActivityScheduled:               true,
-	EventTimerCreated:                    true,
-	EventExternalSubscribed:              true,
-	EventExternalSubscribedCancelled:     true,
-	EventActivityCancelRequested:         true,
-	EventSubOrchestrationScheduled:       true,
-	EventSubOrchestrationCancelRequested: true,
-	EventOrchestrationChained:            true,
-	EventQueueSubscribed:                 true,
-	EventQueueSubscriptionCancelled:      true,
-	EventCustomStatusUpdated:             true,
-	EventKeyValueSet:                     true,
-	EventKeyValueCleared:                 true,
-	EventKeyValuesCleared:                true,
-}
-
 // IsTerminal reports whether e ends its execution.
 func (e *Event) IsTerminal() bool {
 	switch e.Kind {
