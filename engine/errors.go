@@ -122,12 +122,17 @@ func NondeterminismError(format string, args ...any) *ErrorDetails {
 	return &ErrorDetails{Category: CategoryConfiguration, Kind: KindNondeterminism, Message: fmt.Sprintf(format, args...)}
 }
 
-// DetailsOf converts any error returned by user code into ErrorDetails:
-// ErrorDetails pass through, anything else becomes an application failure of
-// the given kind.
+// DetailsOf converts any error returned by user code into ErrorDetails: an
+// *ErrorDetails passes through, and so does a wrapped system failure
+// (poison, configuration, infrastructure); anything else, including an
+// application failure wrapped with more context, becomes an application
+// failure of the given kind whose message is the whole error text.
 func DetailsOf(err error, kind string) *ErrorDetails {
+	if d, ok := err.(*ErrorDetails); ok {
+		return d
+	}
 	var d *ErrorDetails
-	if errors.As(err, &d) {
+	if errors.As(err, &d) && d.Category != CategoryApplication {
 		return d
 	}
 	return ApplicationError(kind, err.Error())

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -200,5 +201,19 @@ func TestErrorDisplayStrings(t *testing.T) {
 		if got := tt.d.Error(); got != tt.want {
 			t.Errorf("%+v: got %q want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+func TestDetailsOfKeepsWrappingContext(t *testing.T) {
+	inner := ApplicationError(KindActivityFailed, "no car")
+	if got := DetailsOf(fmt.Errorf("booking: %w", inner), KindOrchestrationFailed); got.Error() != "booking: no car" || got.Kind != KindOrchestrationFailed {
+		t.Fatalf("wrapped application error: %+v", got)
+	}
+	if got := DetailsOf(inner, KindOrchestrationFailed); got != inner {
+		t.Fatal("a bare ErrorDetails must pass through")
+	}
+	poison := &ErrorDetails{Category: CategoryPoison, Kind: KindPoisonActivity}
+	if got := DetailsOf(fmt.Errorf("x: %w", poison), KindOrchestrationFailed); got != poison {
+		t.Fatal("a wrapped system failure keeps its category")
 	}
 }
