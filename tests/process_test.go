@@ -1,0 +1,205 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/queue"
+)
+
+var (
+	workerProcOnce sync.Once
+	workerProcPath string
+	workerProcErr  error
+)
+
+// buildWorkerProc builds tests/workerproc once per test binary.
+func buildWorkerProc(t *testing.T) string {
+	t.Helper()
+	workerProcOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "workerproc")
+		if err != nil {
+			workerProcErr = err
+			return
+		}
+		workerProcPath = filepath.Join(dir, "workerproc")
+		out, err := exec.Command("go", "build", "-race", "-o", workerProcPath, "./workerproc").CombinedOutput()
+		if err != nil {
+			workerProcErr = fmt.Errorf("go build ./workerproc: %v\n%s", err, out)
+		}
+	})
+	if workerProcErr != nil {
+		t.Fatal(workerProcErr)
+	}
+	return workerProcPath
+}
+
+// proc is one worker process.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(t *testing.T, srv *redistest.Server, prefix, node string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(buildWorkerProc(t), append([]string{"-redis", srv.Addr(), "-prefix", prefix, "-node", node}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: node, cmd: cmd, done: make(chan struct{})}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		ok := sc.Scan() && sc.Text() == "ready"
+		ready <- ok
+		for sc.Scan() {
+		}
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("worker process %s did not start", node)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker process %s not ready after 30s", node)
+	}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill sends SIGKILL: no cleanup, no lock release, like a crash.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for the graceful shutdown.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Errorf("worker process %s did not stop within 20s of SIGTERM", p.name)
+		p.kill()
+	}
+}
+
+// TestSIGKILLMidActivityRedelivers kills a worker process while its activity
+// runs: after the activity's lock expires another process runs it again
+// (attempt 2) and the orchestration completes.
+func TestSIGKILLMidActivityRedelivers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := queue.New(rdb, queue.Options{Prefix: "kill"})
+	c := client.New(store)
+	defer c.Close()
+	ctx := context.Background()
+	runs := "{kill}:test:runs"
+
+	a := startProc(t, srv, "kill", "node-a", "-activity-lock", "1s")
+	if err := c.Start(ctx, "slow", "Slow", "2s"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
+		n, _ := rdb.LLen(ctx, runs).Result()
+		return n == 1
+	})
+	a.kill()
+	startProc(t, srv, "kill", "node-b", "-activity-lock", "1s")
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	st, err := c.Wait(wctx, "slow")
+	if err != nil || st.State != client.StateCompleted || st.Output != "slept 2s on node-b" {
+		t.Fatalf("%+v %v", st, err)
+	}
+	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
+	if strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
+		t.Fatalf("activity runs %v: want node-a attempt 1, then node-b attempt 2", got)
+	}
+}
+
+// TestRollingUpgradeOfThreeProcesses restarts three worker processes one at
+// a time with a new orchestration version registered while instances loop
+// through continue-as-new: no instance fails, and once an instance has run
+// the new version it never runs the old one again.
+func TestRollingUpgradeOfThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := queue.New(rdb, queue.Options{Prefix: "roll"})
+	c := client.New(store)
+	defer c.Close()
+	ctx := context.Background()
+
+	nodes := []*proc{
+		startProc(t, srv, "roll", "n1", "-versions", "1.0.0", "-loop-timer", "400ms"),
+		startProc(t, srv, "roll", "n2", "-versions", "1.0.0", "-loop-timer", "400ms"),
+		startProc(t, srv, "roll", "n3", "-versions", "1.0.0", "-loop-timer", "400ms"),
+	}
+	const n = 20
+	for i := 0; i < n; i++ {
+		if err := c.Start(ctx, fmt.Sprint("loop-", i), "Loop", "v:"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, p := range nodes {
+		time.Sleep(400 * time.Millisecond)
+		p.stop()
+		nodes[i] = startProc(t, srv, "roll", fmt.Sprintf("n%d-v2", i+1), "-versions", "1.0.0,2.0.0", "-loop-timer", "400ms")
+	}
+	upgraded := 0
+	for i := 0; i < n; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		st, err := c.Wait(wctx, fmt.Sprint("loop-", i))
+		cancel()
+		if err != nil || st.State != client.StateCompleted {
+			t.Fatalf("loop-%d: %+v %v", i, st, err)
+		}
+		versions := strings.Fields(st.Output)[1:]
+		seenNew := false
+		for _, v := range versions {
+			switch {
+			case v == "2.0.0":
+				seenNew = true
+			case seenNew:
+				t.Fatalf("loop-%d ran %s after 2.0.0: %q", i, v, st.Output)
+			}
+		}
+		if seenNew {
+			upgraded++
+		}
+		info, _ := c.GetInstanceInfo(ctx, fmt.Sprint("loop-", i))
+		if info.OrchestrationVersion != versions[len(versions)-1] {
+			t.Fatalf("loop-%d: instance reports %s, last execution ran %s", i, info.OrchestrationVersion, versions[len(versions)-1])
+		}
+	}
+	t.Logf("%d of %d instances upgraded to 2.0.0 at a continue-as-new", upgraded, n)
+	if upgraded == 0 {
+		t.Fatal("no instance upgraded: the upgraded nodes never started an execution")
+	}
+}
