@@ -42,6 +42,6 @@ rolling upgrade of a versioned orchestration, against an embedded Redis.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("duroworker engine {{.Version}}\n")
-	root.AddCommand(newVersionCommand(), newDevCommand())
+	root.AddCommand(newVersionCommand(), newDevCommand(), newBenchCommand())
 	return root
 }
