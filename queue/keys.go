@@ -29,6 +29,9 @@ const (
 	kindWorkMap     = "wimap:"
 	kindKV          = "kv:"
 	kindKVDelta     = "kvd:"
+	kindInstances   = "instances"
+	kindExecutions  = "execs:"
+	kindStats       = "stats"
 )
 
 // Keys builds every Redis key and channel name of one namespace. Each name
@@ -140,3 +143,17 @@ func (k Keys) KVKey(instanceID string) string { return k.base + kindKV + instanc
 // KVDeltaKey is the hash of the key-value writes of an instance's current
 // execution, merged into KVKey when the execution ends.
 func (k Keys) KVDeltaKey(instanceID string) string { return k.base + kindKVDelta + instanceID }
+
+// InstancesKey is the sorted set of every instance id, scored by creation
+// time (Unix ms), for listing instances oldest first.
+func (k Keys) InstancesKey() string { return k.base + kindInstances }
+
+// ExecutionsKey is the hash of an instance's execution records: field
+// "<n>" holds the JSON record of execution n, field "<n>:out" the output of
+// execution n once it has ended.
+func (k Keys) ExecutionsKey(instanceID string) string { return k.base + kindExecutions + instanceID }
+
+// StatsKey is the hash of namespace-wide counters: instances by status
+// (pending, running, completed, failed), stored executions and stored
+// history events.
+func (k Keys) StatsKey() string { return k.base + kindStats }

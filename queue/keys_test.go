@@ -103,6 +103,9 @@ func allKeys(k Keys) map[string]string {
 		"WorkMapKey":          k.WorkMapKey(id),
 		"KVKey":               k.KVKey(id),
 		"KVDeltaKey":          k.KVDeltaKey(id),
+		"InstancesKey":        k.InstancesKey(),
+		"ExecutionsKey":       k.ExecutionsKey(id),
+		"StatsKey":            k.StatsKey(),
 	}
 }
 
@@ -146,6 +149,9 @@ func TestKeyNames(t *testing.T) {
 		{k.WorkMapKey("i1"), "{dw}:wimap:i1"},
 		{k.KVKey("i1"), "{dw}:kv:i1"},
 		{k.KVDeltaKey("i1"), "{dw}:kvd:i1"},
+		{k.InstancesKey(), "{dw}:instances"},
+		{k.ExecutionsKey("i1"), "{dw}:execs:i1"},
+		{k.StatsKey(), "{dw}:stats"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

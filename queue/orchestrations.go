@@ -353,6 +353,7 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 		k.Prefix(), k.InstanceKey(ack.InstanceID), k.InboxKey(ack.InstanceID),
 		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.TimersKey(), k.SeqKey(), k.EnginesKey(),
 		k.WorkMapKey(ack.InstanceID), k.KVKey(ack.InstanceID), k.KVDeltaKey(ack.InstanceID),
+		k.ExecutionsKey(ack.InstanceID),
 	}
 	csOp, csValue := "", ""
 	if cs := ack.CustomStatus; cs != nil {

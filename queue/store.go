@@ -104,6 +104,20 @@ type Store struct {
 	abandonWork, renewWork *redis.Script
 	advertise, withdraw    *redis.Script
 	unserved, kvRead       *redis.Script
+	list, prune, depths    *redis.Script
+	deleteTree, deleteBulk *redis.Script
+
+	lim limits // bounds of the management scripts; tests lower them
+}
+
+// limits are the per-call bounds of the management scripts.
+type limits struct {
+	listScan, maxTree, maxCost, bulkScan, bulkIDs, prune, depths int
+}
+
+var defaultLimits = limits{
+	listScan: ListScanBudget, maxTree: MaxTreeSize, maxCost: MaxDeleteCost,
+	bulkScan: bulkScanPage, bulkIDs: bulkIDsPage, prune: pruneBatch, depths: depthsInspect,
 }
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
@@ -111,7 +125,7 @@ type Store struct {
 // NOSCRIPT, for example after a restart or failover). It panics if
 // opts.Prefix contains '{' or '}'.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix)}
+	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix), lim: defaultLimits}
 	s.create = loadScript("create.lua")
 	s.enqueue = loadScript("enqueue.lua")
 	s.fetchOrch = loadScript("fetch_orch.lua")
@@ -126,20 +140,27 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.withdraw = loadScript("withdraw.lua")
 	s.unserved = loadScript("unserved.lua")
 	s.kvRead = loadScript("kv_read.lua")
+	s.list = loadScript("list.lua")
+	s.prune = loadScript("prune.lua")
+	s.depths = loadScript("depths.lua")
+	s.deleteTree = loadScript("delete.lua", "tree.lua")
+	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua")
 	return s
 }
 
-// loadScript returns the embedded script name with common.lua in front.
-func loadScript(name string) *redis.Script {
-	common, err := luaFiles.ReadFile("lua/common.lua")
-	if err != nil {
-		panic("queue: embedded lua/common.lua missing: " + err.Error())
+// loadScript returns the embedded script name with common.lua and then the
+// given helper files in front.
+func loadScript(name string, helpers ...string) *redis.Script {
+	var src strings.Builder
+	for _, f := range append(append([]string{"common.lua"}, helpers...), name) {
+		body, err := luaFiles.ReadFile("lua/" + f)
+		if err != nil {
+			panic("queue: embedded lua/" + f + " missing: " + err.Error())
+		}
+		src.Write(body)
+		src.WriteString("\n")
 	}
-	body, err := luaFiles.ReadFile("lua/" + name)
-	if err != nil {
-		panic("queue: embedded lua/" + name + " missing: " + err.Error())
-	}
-	return redis.NewScript(string(common) + "\n" + string(body))
+	return redis.NewScript(src.String())
 }
 
 // Keys returns the key builder of the Store's namespace.
@@ -155,6 +176,9 @@ var scriptErrors = []struct {
 	{"INSTANCE_ENDED", ErrInstanceEnded},
 	{"LOCK_LOST", ErrLockLost},
 	{"WORK_NOT_FOUND", ErrWorkNotFound},
+	{"INSTANCE_RUNNING", ErrInstanceRunning},
+	{"SUB_ORCHESTRATION", ErrCannotDeleteSubOrchestration},
+	{"TREE_TOO_LARGE", ErrTreeTooLarge},
 }
 
 // mapScriptError turns a script's error reply into the matching sentinel;

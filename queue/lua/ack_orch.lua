@@ -1,7 +1,7 @@
 -- ack_orch.lua: commit an orchestration turn and release the instance lock.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] inst:<id>   KEYS[3] inbox:<id>
 -- KEYS[4] hist:<id>:<execution id>   KEYS[5] timers   KEYS[6] seq   KEYS[7] engines
--- KEYS[8] wimap:<id>   KEYS[9] kv:<id>   KEYS[10] kvd:<id>
+-- KEYS[8] wimap:<id>   KEYS[9] kv:<id>   KEYS[10] kvd:<id>   KEYS[11] execs:<id>
 -- ARGV[1] instance id   ARGV[2] token   ARGV[3] execution id (>= 1)
 -- ARGV[4] status: Running | Completed | Failed | ContinuedAsNew
 -- ARGV[5] output   ARGV[6] name (may be "")   ARGV[7] version (may be "")
@@ -21,7 +21,9 @@
 -- lock and not the last acked one; STALE_EXECUTION when the execution id is
 -- lower than the instance's current one.
 -- Keys of children, cancelled work items and outbox targets are derived from
--- KEYS[1] (see docs/redis-layout.md, "Dynamic keys").
+-- KEYS[1] (see docs/redis-layout.md, "Dynamic keys"), and so are the
+-- namespace-wide indices (instances, stats) that children and the status
+-- change update.
 local id, token = ARGV[1], ARGV[2]
 local exec = tonumber(ARGV[3])
 local status = ARGV[4]
@@ -115,6 +117,28 @@ if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[6]) end
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[2], 'pin', ARGV[8])
   redis.call('SADD', KEYS[7], ARGV[8])
+end
+
+-- management indices: the status counters follow the instance, the
+-- execution record of this ack's execution is created (counted in
+-- stats.executions) or updated, stats.events counts the appended events.
+stat_move(f[1], inst_status)
+do
+  local ef = ARGV[3]
+  local rec = redis.call('HGET', KEYS[11], ef)
+  local started = now
+  if rec then
+    started = exec_field(rec, 'start')
+  else
+    redis.call('HINCRBY', K_STATS, 'executions', 1)
+  end
+  local fin = 0
+  if ended or status == 'ContinuedAsNew' then
+    fin = now
+    redis.call('HSET', KEYS[11], ef .. ':out', ARGV[5])
+  end
+  redis.call('HSET', KEYS[11], ef, exec_record(status, started, fin, redis.call('LLEN', KEYS[4])))
+  if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ne) end
 end
 
 -- custom status: csver counts every update and is never reset

@@ -21,12 +21,15 @@ local function k_children(id) return P .. 'children:' .. id end
 local function k_wimap(id) return P .. 'wimap:' .. id end
 local function k_kv(id) return P .. 'kv:' .. id end
 local function k_kvd(id) return P .. 'kvd:' .. id end
+local function k_execs(id) return P .. 'execs:' .. id end
 local K_TIMERS = P .. 'timers'
 local K_ENGINES = P .. 'engines'
 local K_SEQ = P .. 'seq'
 local K_ORCH_BUCKETS = P .. 'buckets:o'
 local K_WORK_BUCKETS = P .. 'buckets:a'
 local K_NODES = P .. 'nodes'
+local K_INSTANCES = P .. 'instances'
+local K_STATS = P .. 'stats'
 local function k_node(id) return P .. 'node:' .. id end
 local CH_WAKE_ORCH = P .. 'wake:orch'
 local CH_WAKE_WORK = P .. 'wake:work'
@@ -34,6 +37,33 @@ local CH_ENDED = P .. 'ended'
 
 local function is_ended(status)
   return status == 'Completed' or status == 'Failed'
+end
+
+-- STAT_FIELD maps an instance status to its counter in the stats hash.
+local STAT_FIELD = {Pending = 'pending', Running = 'running', Completed = 'completed', Failed = 'failed'}
+
+-- stat_move moves one instance from the counter of status from to the
+-- counter of status to (either may be nil: created or deleted).
+local function stat_move(from, to)
+  if from == to then return end
+  if from and STAT_FIELD[from] then redis.call('HINCRBY', K_STATS, STAT_FIELD[from], -1) end
+  if to and STAT_FIELD[to] then redis.call('HINCRBY', K_STATS, STAT_FIELD[to], 1) end
+end
+
+-- exec_record encodes the execution record stored in execs:<id> field "<n>".
+local function exec_record(status, start, ended, events)
+  return '{"status":"' .. status .. '","start":' .. string.format('%.0f', start) ..
+    ',"end":' .. string.format('%.0f', ended) .. ',"events":' .. string.format('%.0f', events) .. '}'
+end
+
+-- exec_field reads one number field of an execution record (0 if absent).
+local function exec_field(rec, name)
+  return tonumber(string.match(rec, '"' .. name .. '":(%d+)')) or 0
+end
+
+-- exec_status reads the status of an execution record.
+local function exec_status(rec)
+  return string.match(rec, '"status":"(%a+)"') or ''
 end
 
 -- num converts a hash field (false when missing, '' when cleared) to a number.
@@ -57,8 +87,9 @@ local function deliver(id, msg, now, woken)
 end
 
 -- create_instance writes a new instance exactly as CreateInstance does:
--- status Pending, msg in its inbox, fetchable from bucket now. The caller
--- has checked that inst:<id> does not exist and publishes woken (bucket added).
+-- status Pending, msg in its inbox, fetchable from bucket now, listed in
+-- the instances index and counted as pending. The caller has checked that
+-- inst:<id> does not exist and publishes woken (bucket added).
 local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
   redis.call('HSET', k_inst(id),
     'name', name, 'ver', ver, 'status', 'Pending', 'exec', '0', 'pin', '',
@@ -67,7 +98,19 @@ local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
   redis.call('RPUSH', k_inbox(id), msg)
   redis.call('ZADD', k_ready(bucket), 'NX', now, id)
   redis.call('SADD', K_ORCH_BUCKETS, bucket)
+  redis.call('ZADD', K_INSTANCES, now, id)
+  stat_move(nil, 'Pending')
   woken[bucket] = true
+end
+
+-- served_buckets returns the set (table) of bucket names that live nodes
+-- (score in nodes >= now) advertise. Cost: O(live nodes x their buckets).
+local function served_buckets(now)
+  local served = {}
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, now, '+inf')) do
+    for _, b in ipairs(redis.call('SMEMBERS', k_node(node))) do served[b] = true end
+  end
+  return served
 end
 
 -- publish_all announces every bucket in set (a table used as a set) on channel.

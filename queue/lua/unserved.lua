@@ -9,10 +9,7 @@ local limit = tonumber(ARGV[1]) or 100
 
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
-local served = {}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, now, '+inf')) do
-  for _, b in ipairs(redis.call('SMEMBERS', k_node(node))) do served[b] = true end
-end
+local served = served_buckets(now)
 
 local out = {}
 for _, b in ipairs(redis.call('SMEMBERS', K_ORCH_BUCKETS)) do
