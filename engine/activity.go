@@ -43,6 +43,12 @@ func (c *ActivityContext) OrchestrationName() string { return c.req.Orchestratio
 // OrchestrationVersion returns the version of that orchestration.
 func (c *ActivityContext) OrchestrationVersion() string { return c.req.OrchestrationVersion }
 
+// SessionID returns the session the activity was scheduled on, or "".
+func (c *ActivityContext) SessionID() string { return c.req.Session }
+
+// Tag returns the activity's tag, or "".
+func (c *ActivityContext) Tag() string { return c.req.Tag }
+
 // WorkerID identifies the worker running the activity.
 func (c *ActivityContext) WorkerID() string { return c.workerID }
 

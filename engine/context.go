@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/duroworker/duroworker/capability"
 )
 
 // OrchestrationContext is the orchestration's only door to the outside world.
@@ -105,6 +107,17 @@ type ActivityOptions struct {
 	// Tag routes the activity to workers that serve the tag (worker
 	// TagFilter); empty means the default, untagged workers.
 	Tag string
+	// SessionID pins the activity to the worker that owns the session: the
+	// first activity of a session claims it for the worker that fetches it,
+	// later ones go to that worker while it holds the session (until it is
+	// idle for SessionIdleTimeout, dies, or shuts down). Empty: no session.
+	SessionID string
+}
+
+// ScheduleActivityOnSession schedules an activity on a session; see
+// ActivityOptions.SessionID.
+func (c *OrchestrationContext) ScheduleActivityOnSession(name, input, sessionID string) *Future[string] {
+	return c.ScheduleActivityWithOptions(name, input, ActivityOptions{SessionID: sessionID})
 }
 
 // ScheduleActivityWithOptions is ScheduleActivity with options. An invalid
@@ -116,11 +129,11 @@ func (c *OrchestrationContext) ScheduleActivityWithOptions(name, input string, o
 	if err := validateActivityCall(name, input, opts); err != nil {
 		return failedFuture[string](x, err)
 	}
-	ev, isNew := x.emit(Event{Kind: EventActivityScheduled, Name: name, Input: input, Tag: opts.Tag})
+	ev, isNew := x.emit(Event{Kind: EventActivityScheduled, Name: name, Input: input, Tag: opts.Tag, Session: opts.SessionID})
 	if isNew {
 		x.out.Activities = append(x.out.Activities, ActivityRequest{
 			Instance: x.info.InstanceID, Execution: x.info.ExecutionID, EventID: ev.ID,
-			Name: name, Input: input, Tag: opts.Tag,
+			Name: name, Input: input, Tag: opts.Tag, Session: opts.SessionID,
 			OrchestrationName: x.info.Name, OrchestrationVersion: x.info.Version,
 		})
 	}
@@ -128,15 +141,20 @@ func (c *OrchestrationContext) ScheduleActivityWithOptions(name, input string, o
 }
 
 func validateActivityCall(name, input string, opts ActivityOptions) *ErrorDetails {
+	if err := capability.ValidateName("activity", name); err != nil {
+		return ApplicationError(KindActivityFailed, err.Error())
+	}
 	switch {
-	case name == "":
-		return ApplicationError(KindActivityFailed, "activity name is empty")
 	case len(input) > MaxPayloadBytes:
 		return ApplicationError(KindActivityFailed, fmt.Sprintf("input of activity %s is %d bytes, more than the limit of %d", name, len(input), MaxPayloadBytes))
 	case len(opts.Tag) > MaxTagBytes:
 		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag of activity %s is %d bytes, more than the limit of %d", name, len(opts.Tag), MaxTagBytes))
 	case strings.ContainsAny(opts.Tag, "{}\n\r#"):
 		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag %q of activity %s contains '{', '}', '#' or a newline", opts.Tag, name))
+	case len(opts.SessionID) > MaxSessionIDBytes:
+		return ApplicationError(KindActivityFailed, fmt.Sprintf("session id of activity %s is %d bytes, more than the limit of %d", name, len(opts.SessionID), MaxSessionIDBytes))
+	case strings.ContainsAny(opts.SessionID, "{}\n\r"):
+		return ApplicationError(KindActivityFailed, fmt.Sprintf("session id %q of activity %s contains '{', '}' or a newline", opts.SessionID, name))
 	}
 	return nil
 }

@@ -138,6 +138,8 @@ type Event struct {
 	Instance string `json:"instance,omitempty"`
 	// Tag routes an activity to workers that serve the tag.
 	Tag string `json:"tag,omitempty"`
+	// Session pins an activity to the worker that owns the session.
+	Session string `json:"session,omitempty"`
 	// Reason explains a cancellation.
 	Reason string `json:"reason,omitempty"`
 	// Cleared marks a custom status reset.

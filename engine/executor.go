@@ -256,6 +256,13 @@ func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts
 // Info returns the execution the executor runs.
 func (x *Executor) Info() ExecutionInfo { return x.info }
 
+// Parent returns the parent of a sub-orchestration execution (its instance,
+// execution and the event that waits for it), known once the history's start
+// has been replayed; empty for a root instance.
+func (x *Executor) Parent() (instance string, execution, eventID int64) {
+	return x.parent, x.parentExecution, x.parentEventID
+}
+
 // HistoryLen returns the number of events the executor holds, which equals
 // the stored history length after a successful turn and commit.
 func (x *Executor) HistoryLen() int { return len(x.history) }
@@ -500,9 +507,14 @@ func (x *Executor) apply(m Message) error {
 		ev.Kind, ev.Name, ev.Result = EventQueueEventDelivered, m.Name, m.Result
 	case MessageCancel:
 		if len(x.history) == 0 {
-			// Cancelled before its first turn: start it so that it can end
-			// as cancelled with a proper history.
+			// Unreachable through the store: a start message is always first.
 			x.out.Dropped = append(x.out.Dropped, "cancel before the execution started")
+			return nil
+		}
+		if m.ParentInstance != "" && m.ParentInstance != x.parent {
+			// A parent cancels only its own child: the id may belong to an
+			// unrelated instance if the child's creation collided.
+			x.out.Dropped = append(x.out.Dropped, fmt.Sprintf("cancel from %s, which is not this instance's parent", m.ParentInstance))
 			return nil
 		}
 		if x.cancelReason != nil {
@@ -551,15 +563,15 @@ func actionMatches(h, a *Event) bool {
 	}
 	switch a.Kind {
 	case EventActivityScheduled:
-		return h.Name == a.Name && h.Input == a.Input && h.Tag == a.Tag
+		return h.Name == a.Name && h.Input == a.Input && h.Tag == a.Tag && h.Session == a.Session
 	case EventExternalSubscribed, EventQueueSubscribed:
 		return h.Name == a.Name
 	case EventSubOrchestrationScheduled:
 		// An auto-generated child id is not compared: it derives from the
 		// event id, which already matched by position.
-		return h.Name == a.Name && h.Input == a.Input && (a.Instance == "" || h.Instance == a.Instance)
+		return h.Name == a.Name && h.Version == a.Version && h.Input == a.Input && (a.Instance == "" || h.Instance == a.Instance)
 	case EventOrchestrationChained:
-		return h.Name == a.Name && h.Instance == a.Instance && h.Input == a.Input
+		return h.Name == a.Name && h.Version == a.Version && h.Instance == a.Instance && h.Input == a.Input
 	case EventActivityCancelRequested, EventSubOrchestrationCancelRequested,
 		EventExternalSubscribedCancelled, EventQueueSubscriptionCancelled:
 		return h.SourceID == a.SourceID
@@ -599,6 +611,9 @@ func truncate(s string, n int) string {
 func (x *Executor) finish(out string, err error) {
 	var can *ContinueAsNewError
 	switch {
+	case errors.As(err, &can) && len(can.Input) > MaxPayloadBytes:
+		d := ApplicationError(KindOrchestrationFailed, fmt.Sprintf("continue-as-new input is %d bytes, more than the limit of %d", len(can.Input), MaxPayloadBytes))
+		x.end(StatusFailed, Event{Kind: EventOrchestrationFailed, Error: d}, "", d, true)
 	case errors.As(err, &can):
 		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input,
 			PreviousVersion: x.info.Version,
@@ -675,7 +690,7 @@ func (x *Executor) cancelOpenWork() {
 			if x.cancelReason != nil {
 				why = "parent canceled: " + *x.cancelReason
 			}
-			x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel, Reason: why}})
+			x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel, Reason: why, ParentInstance: x.info.InstanceID}})
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -407,6 +408,47 @@ func TestHistoryLimitFailsWithAHint(t *testing.T) {
 		res, _ = x.Turn(time.UnixMilli(int64(i+2)*1000), []Message{res.Timers[0].Message})
 	}
 	if res.Status != StatusFailed || !strings.Contains(res.Failure.Error(), "use ContinueAsNew") {
+		t.Fatalf("%s %v", res.Status, res.Failure)
+	}
+}
+
+func TestSelectLoserGetReturnsCancelled(t *testing.T) {
+	d := newDriver(t, func(ctx *OrchestrationContext, in string) (string, error) {
+		act := ctx.ScheduleActivity("Slow", "")
+		timer := ctx.ScheduleTimer(time.Second)
+		ctx.Select(act, timer)
+		_, err := act.Get() // must not block
+		ctx.Join(act)       // nor this
+		var det *ErrorDetails
+		if !errors.As(err, &det) || det.Kind != KindCancelled {
+			return "", fmt.Errorf("loser Get: %v", err)
+		}
+		return "loser: " + err.Error(), nil
+	}, true)
+	defer d.close()
+	res := d.turn(start(""))
+	res = d.turn(res.Timers[0].Message)
+	if res.Status != StatusCompleted || res.Output != "loser: canceled: select_loser" {
+		t.Fatalf("%s %q %v", res.Status, res.Output, res.Failure)
+	}
+}
+
+func TestInvalidNamesAndKeysAreRejectedInCode(t *testing.T) {
+	d := newDriver(t, func(ctx *OrchestrationContext, in string) (string, error) {
+		if _, err := ctx.ScheduleActivity("bad{name}", "").Get(); err == nil {
+			return "", fmt.Errorf("activity name with braces accepted")
+		}
+		if _, err := ctx.ScheduleSubOrchestration("bad\nname", "").Get(); err == nil {
+			return "", fmt.Errorf("orchestration name with a newline accepted")
+		}
+		if err := ctx.SetKV("\x00all", "x"); err == nil {
+			return "", fmt.Errorf("NUL-prefixed key accepted")
+		}
+		return ctx.ContinueAsNew(strings.Repeat("x", MaxPayloadBytes+1))
+	}, true)
+	defer d.close()
+	res := d.turn(start(""))
+	if res.Status != StatusFailed || !strings.Contains(res.Failure.Error(), "continue-as-new input") {
 		t.Fatalf("%s %v", res.Status, res.Failure)
 	}
 }

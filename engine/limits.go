@@ -23,4 +23,6 @@ const (
 	MaxKVKeyBytes = 256
 	// MaxTagBytes bounds an activity tag.
 	MaxTagBytes = 256
+	// MaxSessionIDBytes bounds a session id.
+	MaxSessionIDBytes = 256
 )

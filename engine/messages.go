@@ -9,8 +9,8 @@ import (
 type MessageKind string
 
 // Message kinds. Their string forms are part of the wire protocol
-// (docs/protocol.md): a service in any language may write Start and
-// ExternalEvent messages with plain Redis commands.
+// (docs/protocol.md): a service in any language may write Start,
+// ExternalEvent, QueueEvent and Cancel messages with plain Redis commands.
 const (
 	// MessageStart starts the first execution of an instance.
 	MessageStart MessageKind = "Start"
@@ -81,7 +81,9 @@ type Message struct {
 	// version is older does not start the next execution: instances never
 	// move back to an older version during a rolling upgrade.
 	PreviousVersion string `json:"previous_version,omitempty"`
-	// Reason explains a cancellation (Cancel).
+	// Reason explains a cancellation (Cancel). A Cancel sent by a parent to
+	// its child carries the parent in ParentInstance, and is ignored by an
+	// instance whose parent is another one.
 	Reason string `json:"reason,omitempty"`
 	// CarryForward and CustomStatus carry state into the next execution
 	// (ContinueAsNew).
@@ -145,6 +147,8 @@ type ActivityRequest struct {
 	Input   string `json:"input,omitempty"`
 	// Tag routes the activity to workers that serve the tag ("" = default).
 	Tag string `json:"tag,omitempty"`
+	// Session pins the activity to the worker owning the session ("" = none).
+	Session string `json:"session,omitempty"`
 	// OrchestrationName and OrchestrationVersion describe the caller.
 	OrchestrationName    string `json:"orchestration"`
 	OrchestrationVersion string `json:"orchestration_version"`

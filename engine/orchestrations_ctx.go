@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/duroworker/duroworker/capability"
 )
 
 // SubOrchestrationMarker separates a parent id from the generated part of an
@@ -112,13 +114,12 @@ func (c *OrchestrationContext) StartOrchestrationVersioned(name, version, instan
 }
 
 func validateStartCall(what, name, instanceID, input string) *ErrorDetails {
+	if err := capability.ValidateName("orchestration", name); err != nil {
+		return ApplicationError(KindOrchestrationFailed, what+": "+err.Error())
+	}
 	switch {
-	case name == "":
-		return ApplicationError(KindOrchestrationFailed, what+" name is empty")
 	case len(input) > MaxPayloadBytes:
 		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("input of %s %s is %d bytes, more than the limit of %d", what, name, len(input), MaxPayloadBytes))
-	case strings.ContainsAny(name, "{}\n\r"):
-		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("%s name %q contains '{', '}' or a newline", what, name))
 	case len(instanceID) > 512:
 		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("instance id of %s %s is longer than 512 bytes", what, name))
 	case strings.IndexFunc(instanceID, unicode.IsControl) >= 0:
@@ -172,6 +173,8 @@ func (x *Executor) cancelSlot(s *slot, reason string) {
 	}
 	delete(x.open, s.id)
 	x.completed[s.id] = true
+	// A later Get or Join on the loser returns at once with this error.
+	s.resolve("", &ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
 	_, isNew := x.emit(Event{Kind: kind, SourceID: s.id, Reason: reason})
 	if !isNew {
 		return
@@ -180,7 +183,8 @@ func (x *Executor) cancelSlot(s *slot, reason string) {
 	case EventActivityCancelRequested:
 		x.out.CancelActivities = append(x.out.CancelActivities, ActivityRef{Execution: x.info.ExecutionID, EventID: s.id})
 	case EventSubOrchestrationCancelRequested:
-		x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel, Reason: "parent dropped the sub-orchestration (" + reason + ")"}})
+		x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel,
+			Reason: "parent dropped the sub-orchestration (" + reason + ")", ParentInstance: x.info.InstanceID}})
 	}
 }
 

@@ -109,12 +109,24 @@ func (p RetryPolicy) WithBackoff(b Backoff) RetryPolicy { p.Backoff = b; return 
 // attempts are spent, and returns the last error. A timeout is not retried.
 // A policy with MaxAttempts < 1 fails at once with an application error.
 func (c *OrchestrationContext) ScheduleActivityWithRetry(name, input string, policy RetryPolicy) (string, error) {
+	return c.ScheduleActivityWithRetryOptions(name, input, policy, ActivityOptions{})
+}
+
+// ScheduleActivityWithRetryOnSession is ScheduleActivityWithRetry with every
+// attempt on the same session.
+func (c *OrchestrationContext) ScheduleActivityWithRetryOnSession(name, input string, policy RetryPolicy, sessionID string) (string, error) {
+	return c.ScheduleActivityWithRetryOptions(name, input, policy, ActivityOptions{SessionID: sessionID})
+}
+
+// ScheduleActivityWithRetryOptions is ScheduleActivityWithRetry with
+// activity options (tag, session) applied to every attempt.
+func (c *OrchestrationContext) ScheduleActivityWithRetryOptions(name, input string, policy RetryPolicy, opts ActivityOptions) (string, error) {
 	if policy.MaxAttempts < 1 {
 		return "", ApplicationError(KindActivityFailed, fmt.Sprintf("retry policy for %q: MaxAttempts must be at least 1, got %d", name, policy.MaxAttempts))
 	}
 	var lastErr error
 	for attempt := 1; attempt <= policy.MaxAttempts; attempt++ {
-		act := c.ScheduleActivity(name, input)
+		act := c.ScheduleActivityWithOptions(name, input, opts)
 		if policy.Timeout > 0 {
 			timer := c.ScheduleTimer(policy.Timeout)
 			if c.Select(act, timer) == 1 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 )
 
 // SetCustomStatus publishes a status string for clients (client.Status,
@@ -54,6 +55,10 @@ func (c *OrchestrationContext) SetKV(key, value string) error {
 	switch {
 	case key == "" || len(key) > MaxKVKeyBytes:
 		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("key-value key must be 1 to %d bytes, got %d", MaxKVKeyBytes, len(key)))
+	case key[0] == 0:
+		return ApplicationError(KindOrchestrationFailed, "key-value key must not start with a NUL byte (reserved)")
+	case !utf8.ValidString(value):
+		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("value of key %q is not valid UTF-8", key))
 	case len(value) > MaxKVValueBytes:
 		return ApplicationError(KindOrchestrationFailed, fmt.Sprintf("value of key %q is %d bytes, more than the limit of %d", key, len(value), MaxKVValueBytes))
 	}

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +317,56 @@ func TestOversizedResultsFailClearly(t *testing.T) {
 		}
 		if st := e.wait("BigOutput"); st.State != client.StateFailed || !strings.Contains(st.Failure.Error(), "more than the limit") {
 			t.Fatalf("%+v", st.Failure)
+		}
+	})
+}
+
+// TestPoisonedChildFailsItsParent: a sub-orchestration nobody can run ends
+// as poison, and its parent learns it and fails with the same details.
+func TestPoisonedChildFailsItsParent(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		orchs := engine.NewOrchestrationRegistry().Register("Parent", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+			_, err := ctx.ScheduleSubOrchestration("Missing", "").Get()
+			return "caught: " + fmt.Sprint(err), nil
+		}).MustBuild()
+		e.startWorker(orchs, nil, fastPoison)
+		if err := e.client.Start(context.Background(), "parent", "Parent", ""); err != nil {
+			t.Fatal(err)
+		}
+		st := e.wait("parent")
+		if st.State != client.StateFailed || !engine.IsPoison(st.Failure) || !strings.Contains(st.Failure.Error(), `"Missing"`) {
+			t.Fatalf("parent: %+v", st.Failure)
+		}
+	})
+}
+
+// TestCancelGoesOnlyToOwnChild: when a child id collides with an unrelated
+// running instance and the parent then ends, the unrelated instance is not
+// cancelled.
+func TestCancelGoesOnlyToOwnChild(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		orchs := engine.NewOrchestrationRegistry().
+			Register("Waiter", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				return ctx.WaitForEvent("go").Get()
+			}).
+			Register("Grabber", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				ctx.ScheduleSubOrchestrationWithID("Waiter", "victim", "")
+				return "left at once", nil
+			}).MustBuild()
+		e.startWorker(orchs, nil, worker.Options{})
+		ctx := context.Background()
+		if err := e.client.Start(ctx, "victim", "Waiter", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.Start(ctx, "grabber", "Grabber", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.wait("grabber")
+		if err := e.client.RaiseEvent(ctx, "victim", "go", "still mine"); err != nil {
+			t.Fatal(err)
+		}
+		if st := e.wait("victim"); st.State != client.StateCompleted || st.Output != "still mine" {
+			t.Fatalf("victim: %+v %v", st, st.Failure)
 		}
 	})
 }

@@ -98,9 +98,10 @@ func (w *Worker) cacheOwner() string {
 
 // turn is the state of one fetched orchestration item while it is processed.
 type turn struct {
-	w    *Worker
-	item queue.OrchestrationItem
-	meta queue.InstanceRecord
+	w      *Worker
+	item   queue.OrchestrationItem
+	meta   queue.InstanceRecord
+	parent *parentLink // known parent link, when already looked up
 	log  interface {
 		Warn(string, ...any)
 		Error(string, ...any)
@@ -260,7 +261,9 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 			return
 		}
 	} else if t.item.Attempts > w.opts.MaxAttempts {
+		p, pe, pev := x.Parent()
 		x.Close()
+		t.parent = &parentLink{instance: p, execution: pe, eventID: pev}
 		t.poison(ctx, execution, nil, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
 		return
 	}
@@ -469,6 +472,40 @@ func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause er
 	t.abandon(ctx, time.Second, nil)
 }
 
+// parentLink is where a sub-orchestration reports how it ended.
+type parentLink struct {
+	instance           string
+	execution, eventID int64
+}
+
+// parentOf finds the parent link of the execution being poisoned: from its
+// start message, its decoded history, or the first stored event (the start
+// usually decodes even when later events do not).
+func (t *turn) parentOf(ctx context.Context, history []engine.Event, start engine.Message) parentLink {
+	switch {
+	case start.IsStart():
+		return parentLink{start.ParentInstance, start.ParentExecution, start.ParentEventID}
+	case t.parent != nil:
+		return *t.parent
+	case len(history) > 0:
+		return parentLink{history[0].ParentInstance, history[0].ParentExecution, history[0].ParentEventID}
+	}
+	if t.meta.ParentInstanceID == "" {
+		return parentLink{}
+	}
+	raw := t.item.History
+	if len(raw) == 0 {
+		raw, _ = t.w.store.History(ctx, t.item.InstanceID, t.meta.ExecutionID)
+	}
+	if len(raw) > 0 {
+		if e, err := engine.DecodeEvent(raw[0]); err == nil && e.Kind == engine.EventOrchestrationStarted {
+			return parentLink{e.ParentInstance, e.ParentExecution, e.ParentEventID}
+		}
+	}
+	t.log.Error("cannot tell the parent of a poisoned sub-orchestration how it ended: its start event is unreadable", "parent", t.meta.ParentInstanceID)
+	return parentLink{}
+}
+
 // poison ends the execution as failed with poison details. history is the
 // decoded history when known; for a new execution start is its start message.
 func (t *turn) poison(ctx context.Context, execution int64, history []engine.Event, start engine.Message, reason, kind string) {
@@ -486,10 +523,10 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 	}
 	name, version := t.meta.Name, t.meta.Version
 	if start.IsStart() {
-		next = 1
 		name, version = start.Name, start.Version
 		events = append(events, engine.Event{ID: 1, Kind: engine.EventOrchestrationStarted, Time: now, Engine: engine.Version,
-			Name: start.Name, Version: start.Version, Input: start.Input, ParentInstance: start.ParentInstance})
+			Name: start.Name, Version: start.Version, Input: start.Input,
+			ParentInstance: start.ParentInstance, ParentExecution: start.ParentExecution, ParentEventID: start.ParentEventID})
 		next = 2
 	}
 	events = append(events, engine.Event{ID: next, Kind: engine.EventOrchestrationFailed, Time: now, Engine: engine.Version, Error: details})
@@ -507,6 +544,13 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 			return
 		}
 		ack.NewEvents = append(ack.NewEvents, s)
+	}
+	if p := t.parentOf(ctx, history, start); p.instance != "" {
+		body, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageSubOrchestrationFailed,
+			Execution: p.execution, EventID: p.eventID, Error: details})
+		if err == nil {
+			ack.Outbox = append(ack.Outbox, queue.OutboundMessage{InstanceID: p.instance, Body: body})
+		}
 	}
 	if t.ack(ctx, ack, nil) {
 		t.log.Error("orchestration poisoned", "execution", execution, "reason", details.Error())
