@@ -102,7 +102,7 @@ type turn struct {
 	item   queue.OrchestrationItem
 	meta   queue.InstanceRecord
 	parent *parentLink // known parent link, when already looked up
-	log  interface {
+	log    interface {
 		Warn(string, ...any)
 		Error(string, ...any)
 		Info(string, ...any)
