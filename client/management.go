@@ -1,0 +1,335 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// Errors of the management API. The store's sentinels are re-exported so
+// callers need not import queue; test with errors.Is.
+var (
+	// ErrInstanceRunning: DeleteInstance without force found a Pending or
+	// Running instance in the tree; the error names it.
+	ErrInstanceRunning = queue.ErrInstanceRunning
+	// ErrCannotDeleteSubOrchestration: DeleteInstance was given a
+	// sub-orchestration whose parent exists; delete its root instead.
+	ErrCannotDeleteSubOrchestration = queue.ErrCannotDeleteSubOrchestration
+	// ErrTreeTooLarge: the instance tree has more than queue.MaxTreeSize
+	// instances, or deleting it touches more than queue.MaxDeleteCost
+	// records (prune its executions first).
+	ErrTreeTooLarge = queue.ErrTreeTooLarge
+	// ErrExecutionNotFound: ReadHistory was asked for an execution that
+	// never existed or was pruned.
+	ErrExecutionNotFound = errors.New("execution not found")
+)
+
+// ListOptions selects a page of ListInstances.
+type ListOptions struct {
+	// Status keeps only instances in this state (StatePending,
+	// StateRunning, StateCompleted or StateFailed); empty lists all.
+	Status State
+	// Offset is where the page starts: 0, or the previous page's NextOffset.
+	Offset int
+	// Limit is the largest page. If zero, 100; at most 1000.
+	Limit int
+}
+
+// InstancePage is one page of ListInstances.
+type InstancePage struct {
+	Instances []InstanceInfo
+	// NextOffset is the Offset of the next page, -1 when there is none.
+	NextOffset int
+}
+
+// ExecutionInfo describes one stored execution of an instance.
+type ExecutionInfo struct {
+	ExecutionID int64
+	// Status is Running, Completed, Failed or ContinuedAsNew.
+	Status string
+	// Output is the result (Completed), the encoded failure (Failed) or the
+	// next execution's input (ContinuedAsNew); empty while Running.
+	Output string
+	// Failure is the decoded failure of a Failed execution.
+	Failure *engine.ErrorDetails
+	// StartedAt is when the execution's first turn was committed; EndedAt
+	// when it ended (zero while Running).
+	StartedAt, EndedAt time.Time
+	// EventCount is the length of the execution's history.
+	EventCount int
+}
+
+// InstanceTree is an instance and its sub-orchestrations, recursively.
+type InstanceTree struct {
+	RootID string
+	// AllIDs lists the tree breadth-first, RootID first.
+	AllIDs []string
+}
+
+// Management types shared with the store.
+type (
+	// DeleteResult counts what a delete removed.
+	DeleteResult = queue.DeleteResult
+	// BulkDeleteFilter selects what DeleteInstances deletes.
+	BulkDeleteFilter = queue.BulkDeleteFilter
+	// PruneOptions selects the executions PruneExecutions deletes.
+	PruneOptions = queue.PruneOptions
+	// PruneResult counts what PruneExecutions deleted.
+	PruneResult = queue.PruneResult
+	// SystemMetrics are namespace-wide counters.
+	SystemMetrics = queue.SystemMetrics
+	// QueueDepths is what waits in each bucket.
+	QueueDepths = queue.QueueDepths
+	// BucketDepth is what waits in one bucket.
+	BucketDepth = queue.BucketDepth
+)
+
+// listCallsPerPage bounds the store calls one filtered ListInstances makes
+// to fill its page, so that one call's latency stays bounded.
+const listCallsPerPage = 10
+
+// ListInstances returns a page of instances, oldest first (by creation).
+// With a Status filter the store looks at a bounded number of instances
+// per call; this method makes up to 10 such calls to fill the page, so a
+// page may be shorter than Limit while NextOffset is not -1: keep paging
+// until it is. Offsets are positions in a live index (see
+// queue.ListOptions): deletes between pages may make a page skip instances.
+func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (InstancePage, error) {
+	switch opts.Status {
+	case "", StatePending, StateRunning, StateCompleted, StateFailed:
+	default:
+		return InstancePage{}, fmt.Errorf("%w: cannot list by status %q", ErrInvalidInput, opts.Status)
+	}
+	if opts.Offset < 0 || opts.Limit < 0 {
+		return InstancePage{}, fmt.Errorf("%w: negative offset %d or limit %d", ErrInvalidInput, opts.Offset, opts.Limit)
+	}
+	limit := opts.Limit
+	if limit == 0 {
+		limit = queue.DefaultListLimit
+	}
+	limit = min(limit, queue.MaxListLimit)
+	var ids []string
+	next := opts.Offset
+	for calls := 0; next >= 0 && len(ids) < limit && calls < listCallsPerPage; calls++ {
+		p, err := c.store.ListInstances(ctx, queue.ListOptions{Status: string(opts.Status), Offset: next, Limit: limit - len(ids)})
+		if err != nil {
+			return InstancePage{}, fmt.Errorf("listing instances: %w", err)
+		}
+		ids = append(ids, p.InstanceIDs...)
+		next = p.NextOffset
+	}
+	recs, err := c.store.Instances(ctx, ids)
+	if err != nil {
+		return InstancePage{}, fmt.Errorf("listing instances: %w", err)
+	}
+	page := InstancePage{Instances: make([]InstanceInfo, 0, len(recs)), NextOffset: next}
+	for _, rec := range recs {
+		page.Instances = append(page.Instances, infoFromRecord(rec))
+	}
+	return page, nil
+}
+
+// infoFromRecord converts a store record the way GetInstanceInfo does.
+func infoFromRecord(rec queue.InstanceRecord) InstanceInfo {
+	info := InstanceInfo{
+		InstanceID:           rec.InstanceID,
+		OrchestrationName:    rec.Name,
+		OrchestrationVersion: rec.Version,
+		CurrentExecutionID:   int64(rec.ExecutionID),
+		Status:               State(rec.Status),
+		CreatedAt:            rec.CreatedAt,
+		UpdatedAt:            rec.UpdatedAt,
+		ParentInstanceID:     rec.ParentInstanceID,
+		EnginePin:            rec.EnginePin,
+		CustomStatus:         rec.CustomStatus,
+		CustomStatusSet:      rec.CustomStatusSet,
+		CustomStatusVersion:  rec.CustomStatusVersion,
+	}
+	switch info.Status {
+	case StateCompleted:
+		info.Output = rec.Output
+	case StateFailed:
+		info.Failure = decodeFailure(rec.Output)
+	}
+	return info
+}
+
+// ListExecutions returns the stored executions of an instance, oldest
+// first; pruned executions are gone and a Pending instance has none. It
+// returns ErrInstanceNotFound.
+func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]ExecutionInfo, error) {
+	recs, err := c.store.Executions(ctx, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("listing executions of %s: %w", instanceID, err)
+	}
+	out := make([]ExecutionInfo, len(recs))
+	for i, r := range recs {
+		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: r.Status, Output: r.Output,
+			StartedAt: r.StartedAt, EndedAt: r.EndedAt, EventCount: r.Events}
+		if r.Status == string(engine.StatusFailed) {
+			out[i].Failure = decodeFailure(r.Output)
+		}
+	}
+	return out, nil
+}
+
+// ReadHistory returns the history of one execution of an instance, decoded;
+// execution 0 means the current one (empty while the instance is Pending).
+// It returns ErrInstanceNotFound, and ErrExecutionNotFound for an
+// execution that never existed or was pruned.
+func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]engine.Event, error) {
+	if execution < 0 {
+		return nil, fmt.Errorf("%w: execution %d", ErrInvalidInput, execution)
+	}
+	rec, err := c.store.Instance(ctx, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("reading history of %s: %w", instanceID, err)
+	}
+	if execution == 0 {
+		if rec.ExecutionID == 0 {
+			return []engine.Event{}, nil
+		}
+		execution = int64(rec.ExecutionID)
+	}
+	if uint64(execution) > rec.ExecutionID {
+		return nil, fmt.Errorf("reading history of %s execution %d: %w (current is %d)", instanceID, execution, ErrExecutionNotFound, rec.ExecutionID)
+	}
+	raw, err := c.store.History(ctx, instanceID, uint64(execution))
+	if err != nil {
+		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
+	}
+	if len(raw) == 0 && uint64(execution) != rec.ExecutionID {
+		// Empty: an execution without events, or a pruned one.
+		execs, err := c.store.Executions(ctx, instanceID)
+		if err != nil {
+			return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
+		}
+		found := false
+		for _, x := range execs {
+			found = found || x.ExecutionID == uint64(execution)
+		}
+		if !found {
+			return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, ErrExecutionNotFound)
+		}
+	}
+	events, err := engine.DecodeHistory(raw)
+	if err != nil {
+		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
+	}
+	return events, nil
+}
+
+// GetInstanceTree returns an instance and its sub-orchestrations,
+// recursively, breadth-first (detached orchestrations are not part of it).
+// It reads one children set per instance, so it is not a snapshot: a tree
+// that changes meanwhile may be seen half-changed. It returns
+// ErrInstanceNotFound for a missing root and ErrTreeTooLarge past
+// queue.MaxTreeSize instances.
+func (c *Client) GetInstanceTree(ctx context.Context, instanceID string) (InstanceTree, error) {
+	tree := InstanceTree{RootID: instanceID, AllIDs: []string{instanceID}}
+	seen := map[string]bool{instanceID: true}
+	for i := 0; i < len(tree.AllIDs); i++ {
+		kids, err := c.store.Children(ctx, tree.AllIDs[i])
+		if errors.Is(err, queue.ErrInstanceNotFound) && i > 0 {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return InstanceTree{}, fmt.Errorf("reading the tree of %s: %w", instanceID, err)
+		}
+		for _, k := range kids {
+			if seen[k] {
+				continue
+			}
+			if len(tree.AllIDs) >= queue.MaxTreeSize {
+				return InstanceTree{}, fmt.Errorf("reading the tree of %s: %w: more than %d instances", instanceID, ErrTreeTooLarge, queue.MaxTreeSize)
+			}
+			seen[k] = true
+			tree.AllIDs = append(tree.AllIDs, k)
+		}
+	}
+	return tree, nil
+}
+
+// DeleteInstance deletes an instance with all its sub-orchestrations, in
+// one atomic step: their state, histories, key-value state, queued messages
+// and in-flight activities (whose workers see their locks vanish and cancel
+// them). A turn in flight for a deleted instance cannot commit. Only a root
+// can be deleted (ErrCannotDeleteSubOrchestration); without force, a tree
+// with a Pending or Running instance is refused (ErrInstanceRunning). It
+// returns ErrInstanceNotFound and ErrTreeTooLarge; nothing is deleted on
+// error. The id can be used again afterwards.
+func (c *Client) DeleteInstance(ctx context.Context, instanceID string, force bool) (DeleteResult, error) {
+	if err := validateInstanceID(instanceID); err != nil {
+		return DeleteResult{}, err
+	}
+	res, err := c.store.DeleteInstance(ctx, instanceID, force)
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("deleting %s: %w", instanceID, err)
+	}
+	return res, nil
+}
+
+// DeleteInstances deletes ended (Completed or Failed) root instances that
+// match filter, each with its sub-orchestrations; running roots,
+// sub-orchestrations and roots with a sub-orchestration still running are
+// skipped silently. Each tree is deleted atomically, the whole call is not:
+// on error, the result counts what was deleted before it.
+func (c *Client) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (DeleteResult, error) {
+	for _, id := range filter.InstanceIDs {
+		if err := validateInstanceID(id); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	if filter.Limit < 0 {
+		return DeleteResult{}, fmt.Errorf("%w: negative limit %d", ErrInvalidInput, filter.Limit)
+	}
+	res, err := c.store.DeleteInstances(ctx, filter)
+	if err != nil {
+		return res, fmt.Errorf("deleting instances: %w", err)
+	}
+	return res, nil
+}
+
+// PruneExecutions deletes the histories of old executions of an instance
+// (those continue-as-new left behind), keeping the newest opts.KeepLast
+// (at least the current one) and, with opts.CompletedBefore, those that
+// ended later. The current execution and running executions are never
+// deleted; the instance's key-value state is untouched. An eternal
+// orchestration can call it on itself from an activity. It returns
+// ErrInstanceNotFound.
+func (c *Client) PruneExecutions(ctx context.Context, instanceID string, opts PruneOptions) (PruneResult, error) {
+	if opts.KeepLast < 0 {
+		return PruneResult{}, fmt.Errorf("%w: negative KeepLast %d", ErrInvalidInput, opts.KeepLast)
+	}
+	res, err := c.store.PruneExecutions(ctx, instanceID, opts)
+	if err != nil {
+		return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
+	}
+	return res, nil
+}
+
+// GetSystemMetrics returns instance counts by status and the stored
+// executions and history events, read from counters in O(1).
+func (c *Client) GetSystemMetrics(ctx context.Context) (SystemMetrics, error) {
+	m, err := c.store.Metrics(ctx)
+	if err != nil {
+		return SystemMetrics{}, fmt.Errorf("reading system metrics: %w", err)
+	}
+	return m, nil
+}
+
+// GetQueueDepths returns, for every bucket that holds work, how many
+// entries are ready, delayed (backoff) and locked, and whether any live
+// worker serves it; Unserved buckets hold work (an activity tag, an
+// orchestration name or version) that no running worker can take.
+func (c *Client) GetQueueDepths(ctx context.Context) (QueueDepths, error) {
+	d, err := c.store.QueueDepths(ctx)
+	if err != nil {
+		return QueueDepths{}, fmt.Errorf("reading queue depths: %w", err)
+	}
+	return d, nil
+}
