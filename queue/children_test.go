@@ -34,11 +34,12 @@ func (e *env) startTurn(id string) OrchestrationItem {
 	return e.fetchOne("o:b", longLock)
 }
 
-// withoutTimes drops the fields that hold times from an instance hash.
+// withoutTimes drops the fields that hold times (and the creation sequence
+// number) from an instance hash.
 func withoutTimes(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for f, v := range h {
-		if f != "ctime" && f != "utime" {
+		if f != "ctime" && f != "utime" && f != "cseq" {
 			out[f] = v
 		}
 	}

@@ -798,3 +798,25 @@ func TestExecutionRecordFormat(t *testing.T) {
 		wantEqual(t, "output", "out", h["1:out"])
 	})
 }
+
+// TestTimerOfADeletedInstanceSkipsItsSuccessor: a timer left behind by a
+// deleted instance is not delivered to a new instance created with the same
+// id; the new instance's own timers are.
+func TestTimerOfADeletedInstanceSkipsItsSuccessor(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		due := e.serverNow().Add(e.shortLock())
+		e.newInstance("again")
+		e.runTurn("again", OrchestrationAck{NewEvents: []string{"s"}, Timers: []Timer{{DueAt: due, Body: "old-timer"}}})
+		if _, err := e.s.DeleteInstance(e.ctx, "again", true); err != nil {
+			t.Fatal(err)
+		}
+		e.newInstance("again")
+		e.runTurn("again", OrchestrationAck{NewEvents: []string{"s"}, Timers: []Timer{{DueAt: due, Body: "new-timer"}}})
+		e.after(e.shortLock()+time.Second, "both timers promoted", func() bool {
+			e.fetch(FetchOrchestrationsRequest{Buckets: []string{"o:none"}})
+			n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result()
+			return n == 0
+		})
+		wantEqual(t, "inbox", []string{"new-timer"}, e.lrange(e.k.InboxKey("again")))
+	})
+}

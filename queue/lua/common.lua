@@ -88,13 +88,16 @@ end
 
 -- create_instance writes a new instance exactly as CreateInstance does:
 -- status Pending, msg in its inbox, fetchable from bucket now, listed in
--- the instances index and counted as pending. The caller has checked that
+-- the instances index and counted as pending. cseq (from the seq counter
+-- that also numbers timers) tells this instance's timers from those of a
+-- deleted instance that had the same id. The caller has checked that
 -- inst:<id> does not exist and publishes woken (bucket added).
 local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
   redis.call('HSET', k_inst(id),
     'name', name, 'ver', ver, 'status', 'Pending', 'exec', '0', 'pin', '',
     'parent', parent, 'out', '', 'ctime', now, 'utime', now, 'rq', bucket,
-    'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '')
+    'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '',
+    'cseq', redis.call('INCR', K_SEQ))
   redis.call('RPUSH', k_inbox(id), msg)
   redis.call('ZADD', k_ready(bucket), 'NX', now, id)
   redis.call('SADD', K_ORCH_BUCKETS, bucket)

@@ -68,6 +68,8 @@ end
 local woken = {}
 
 -- (1) Promote due timers, at most npromote. Member: "<seq>:<len>:<id><body>".
+-- A timer numbered before its instance's creation (cseq) was set by an
+-- earlier instance with the same id, since deleted: it is dropped.
 if npromote > 0 then
   local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, npromote)
   for _, m in ipairs(due) do
@@ -75,7 +77,11 @@ if npromote > 0 then
     local c2 = c1 and string.find(m, ':', c1 + 1, true)
     local n = c2 and tonumber(string.sub(m, c1 + 1, c2 - 1))
     if n then
-      deliver(string.sub(m, c2 + 1, c2 + n), string.sub(m, c2 + n + 1), now, woken)
+      local tid = string.sub(m, c2 + 1, c2 + n)
+      local seq = tonumber(string.sub(m, 1, c1 - 1)) or 0
+      if seq >= num(redis.call('HGET', k_inst(tid), 'cseq')) then
+        deliver(tid, string.sub(m, c2 + n + 1), now, woken)
+      end
     end
     redis.call('ZREM', KEYS[2], m)
   end
