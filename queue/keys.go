@@ -157,3 +157,14 @@ func (k Keys) ExecutionsKey(instanceID string) string { return k.base + kindExec
 // (pending, running, completed, failed), stored executions and stored
 // history events.
 func (k Keys) StatsKey() string { return k.base + kindStats }
+
+// SessionKey is the hash of one pinned session: owner, lease deadline
+// (ldl, ms) and last activity (last, ms).
+func (k Keys) SessionKey(sessionID string) string { return k.base + "sess:" + sessionID }
+
+// OwnerSessionsKey is the set of sessions one owner holds.
+func (k Keys) OwnerSessionsKey(owner string) string { return k.base + "osess:" + owner }
+
+// NodeWorkBucket is the work bucket of one session owner: activities of the
+// sessions it holds are routed there.
+func NodeWorkBucket(owner string) string { return "s:" + owner }

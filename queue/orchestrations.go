@@ -189,6 +189,11 @@ type WorkItem struct {
 	// Bucket is the work bucket, e.g. "a:SendEmail". Required.
 	Bucket string
 	Body   string
+	// Session, when not empty, pins the item to the worker that owns the
+	// session: if the session has a live owner the item goes straight to the
+	// owner's node bucket ("s:<owner>"); otherwise it waits in Bucket and the
+	// first worker to fetch it claims the session (see FetchWork).
+	Session string
 	// ExecutionID and EventID name the item for OrchestrationAck.CancelActivities.
 	// The reference is recorded only when ExecutionID is not zero; an item
 	// without one cannot be cancelled. A later item with the same reference
@@ -362,7 +367,7 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 			csOp = "clear"
 		}
 	}
-	n := 20 + len(ack.NewEvents) + len(ack.HeadMessages) + 3*len(ack.Activities) +
+	n := 20 + len(ack.NewEvents) + len(ack.HeadMessages) + 4*len(ack.Activities) +
 		2*(len(ack.Timers)+len(ack.Outbox)) + 7*len(ack.Children) + len(ack.CancelActivities) + len(kvArgs)
 	args := make([]any, 0, n)
 	args = append(args,
@@ -381,7 +386,7 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 		if w.ExecutionID != 0 {
 			ref = ActivityRef{ExecutionID: w.ExecutionID, EventID: w.EventID}.String()
 		}
-		args = append(args, w.Bucket, w.Body, ref)
+		args = append(args, w.Bucket, w.Body, ref, w.Session)
 	}
 	for _, t := range ack.Timers {
 		args = append(args, t.DueAt.UnixMilli(), t.Body)

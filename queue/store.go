@@ -104,6 +104,8 @@ type Store struct {
 	abandonWork, renewWork *redis.Script
 	advertise, withdraw    *redis.Script
 	unserved, kvRead       *redis.Script
+	renewSessions          *redis.Script
+	moveSessions           *redis.Script
 	list, prune, depths    *redis.Script
 	deleteTree, deleteBulk *redis.Script
 
@@ -139,6 +141,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.advertise = loadScript("advertise.lua")
 	s.withdraw = loadScript("withdraw.lua")
 	s.unserved = loadScript("unserved.lua")
+	s.renewSessions = loadScript("renew_sessions.lua")
+	s.moveSessions = loadScript("move_sessions.lua")
 	s.kvRead = loadScript("kv_read.lua")
 	s.list = loadScript("list.lua")
 	s.prune = loadScript("prune.lua")

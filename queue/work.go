@@ -18,6 +18,15 @@ type FetchWorkRequest struct {
 	Max int
 	// LockTimeout is how long the locks last unless renewed; it must be positive.
 	LockTimeout time.Duration
+	// SessionOwner is the owner id this worker claims sessions under; empty
+	// means it takes no session work (items of a session with a live owner
+	// are still routed to that owner). Include NodeWorkBucket(SessionOwner)
+	// in Buckets to receive the work of the sessions it holds.
+	SessionOwner string
+	// SessionLease is the lease a claimed session gets (renewed by
+	// RenewSessions); MaxSessions bounds the sessions the owner holds.
+	SessionLease time.Duration
+	MaxSessions  int
 }
 
 // FetchedWork is one locked work item.
@@ -62,8 +71,8 @@ func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkR
 	k := s.keys
 	keys := make([]string, 0, 2+len(buckets))
 	keys = append(keys, k.Prefix(), k.FetchWorkRequestKey(req.RequestID))
-	args := make([]any, 0, 3+len(buckets))
-	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout))
+	args := make([]any, 0, 6+len(buckets))
+	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions)
 	for _, b := range buckets {
 		keys = append(keys, k.WorkKey(b))
 		args = append(args, b)

@@ -49,9 +49,11 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			}
 			break
 		}
-		res, err := w.store.FetchWork(ctx, queue.FetchWorkRequest{
+		req := queue.FetchWorkRequest{
 			RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
-		})
+		}
+		w.sess.FetchFields(&req)
+		res, err := w.store.FetchWork(ctx, req)
 		for i := len(res.Items); i < n; i++ {
 			<-slots
 		}

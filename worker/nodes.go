@@ -53,6 +53,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		w.mu.Lock()
 		advertised = append(advertised, w.activityBuckets...)
 		w.mu.Unlock()
+		advertised = append(advertised, w.sess.NodeBucket())
 	}
 	if err := w.store.AdvertiseNode(ctx, w.opts.NodeID, advertised, 3*w.opts.NodeHeartbeat); err != nil {
 		if ctx.Err() == nil {

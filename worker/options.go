@@ -93,6 +93,18 @@ type Options struct {
 	// to return; their results are then dropped. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
+	// SessionLockTimeout is the lease of a session this worker owns,
+	// renewed every third of it. If zero, 30 seconds.
+	SessionLockTimeout time.Duration
+	// SessionIdleTimeout unpins a session that saw no activity for this
+	// long; it must exceed ActivityLockTimeout. If zero, 5 minutes.
+	SessionIdleTimeout time.Duration
+	// MaxSessionsPerRuntime bounds the sessions this worker holds at once.
+	// If zero, 10; negative: the worker takes no session activities.
+	// Sessions are owned under NodeID: a restarted node with the same
+	// NodeID gets its sessions back.
+	MaxSessionsPerRuntime int
+
 	// Tags selects the activities this worker runs by tag. The zero value
 	// runs untagged activities only (DefaultTagsOnly).
 	Tags TagFilter

@@ -356,7 +356,7 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 			return err
 		}
 		ack.Activities = append(ack.Activities, queue.WorkItem{
-			Bucket: activityBucketFor(a.Name, a.Tag), Body: body,
+			Bucket: activityBucketFor(a.Name, a.Tag), Body: body, Session: a.Session,
 			ExecutionID: uint64(a.Execution), EventID: a.EventID,
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
@@ -28,6 +29,7 @@ import (
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/session"
 )
 
 // Errors returned by Worker methods.
@@ -46,6 +48,7 @@ type Worker struct {
 	log    *slog.Logger
 	serves capability.Serves
 	cache  *replayCache
+	sess   *session.Manager
 
 	mu              sync.Mutex
 	started         bool
@@ -80,6 +83,13 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if acts == nil {
 		acts = engine.NewActivityRegistry().MustBuild()
 	}
+	sopts, err := session.Options{
+		Owner: o.NodeID, LockTimeout: o.SessionLockTimeout, IdleTimeout: o.SessionIdleTimeout,
+		MaxSessions: o.MaxSessionsPerRuntime, Logger: o.Logger,
+	}.WithDefaults(o.ActivityLockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("worker options: %w", err)
+	}
 	replay := capability.UpTo(semver.MustParse(engine.Version))
 	if o.SupportedReplayVersions != nil {
 		replay = *o.SupportedReplayVersions
@@ -94,6 +104,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 			ReplayRange: replay,
 		},
 		cache:       newReplayCache(o.ReplayCacheSize),
+		sess:        session.NewManager(store, sopts),
 		knownPins:   map[string]bool{engine.Version: true},
 		orchKick:    make(chan struct{}, 1),
 		workKick:    make(chan struct{}, 1),
@@ -142,8 +153,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		go w.orchestrationLoop(fetchCtx)
 	}
 	if w.runsActivities() {
-		w.fetchers.Add(1)
+		w.fetchers.Add(2)
 		go w.activityLoop(fetchCtx)
+		go func() { defer w.fetchers.Done(); w.sess.Run(fetchCtx) }()
 	}
 	return nil
 }
@@ -182,6 +194,11 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 				w.log.Warn("activities still running after shutdown grace; their results will be dropped")
 			}
 		}
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.sess.Release(rctx); err != nil {
+			w.log.Warn("releasing sessions failed; they lapse on their own", "err", err)
+		}
+		rcancel()
 		w.cache.clear()
 		w.log.Info("duroworker worker stopped")
 	})
@@ -258,6 +275,9 @@ func (w *Worker) readsOrchestrationBucket(b string) bool {
 
 // readsActivityBucket is readsOrchestrationBucket for activities.
 func (w *Worker) readsActivityBucket(b string) bool {
+	if b == w.sess.NodeBucket() {
+		return true
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Contains(w.activityBuckets, b) || slices.Contains(w.unservedWork, b)

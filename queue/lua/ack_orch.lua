@@ -60,7 +60,7 @@ local woken, woken_work = {}, {}
 local oE = 21
 local oH = oE + ne
 local oA = oH + nh
-local oT = oA + 3 * na
+local oT = oA + 4 * na
 local oO = oT + 2 * nt
 local oC = oO + 2 * no
 local oX = oC + 7 * nc
@@ -152,11 +152,20 @@ end
 
 -- new work items; those with a ref are recorded in wimap:<id> for cancellation
 for j = 0, na - 1 do
-  local o = oA + 3 * j
-  local bucket, body, ref = ARGV[o], ARGV[o + 1], ARGV[o + 2]
+  local o = oA + 4 * j
+  local bucket, body, ref, sess = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
   local wid = tostring(redis.call('INCR', KEYS[6]))
+  local home = bucket
+  if sess ~= '' then
+    -- a session with a live owner routes the item to the owner's node bucket
+    local owner = session_owner(sess, now)
+    if owner then
+      bucket = 's:' .. owner
+      redis.call('HSET', k_sess(sess), 'last', now)
+    end
+  end
   redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-    'tok', '', 'ldl', '', 'att', 0)
+    'tok', '', 'ldl', '', 'att', 0, 'home', home, 'sess', sess)
   if ref ~= '' then
     redis.call('HSET', k_wi(wid), 'ref', ref)
     redis.call('HSET', KEYS[8], ref, wid)

@@ -10,7 +10,7 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref', 'sess')
 if not f[2] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
@@ -24,6 +24,9 @@ redis.call('ZREM', k_work(f[2]), wid)
 if f[4] and f[4] ~= '' and f[3] and f[3] ~= '' then
   local wm = k_wimap(f[3])
   if redis.call('HGET', wm, f[4]) == wid then redis.call('HDEL', wm, f[4]) end
+end
+if f[5] and f[5] ~= '' and redis.call('EXISTS', k_sess(f[5])) == 1 then
+  redis.call('HSET', k_sess(f[5]), 'last', now_ms()) -- session activity
 end
 local delivered = 0
 if ARGV[3] ~= '' and f[3] and f[3] ~= '' then

@@ -28,6 +28,16 @@ local K_SEQ = P .. 'seq'
 local K_ORCH_BUCKETS = P .. 'buckets:o'
 local K_WORK_BUCKETS = P .. 'buckets:a'
 local K_NODES = P .. 'nodes'
+local function k_sess(id) return P .. 'sess:' .. id end
+local function k_osess(owner) return P .. 'osess:' .. owner end
+
+-- session_owner returns the live owner of session sid (lease not lapsed),
+-- or nil.
+local function session_owner(sid, now)
+  local f = redis.call('HMGET', k_sess(sid), 'owner', 'ldl')
+  if f[1] and f[1] ~= '' and tonumber(f[2] or 0) > now then return f[1] end
+  return nil
+end
 local K_INSTANCES = P .. 'instances'
 local K_STATS = P .. 'stats'
 local function k_node(id) return P .. 'node:' .. id end

@@ -2,7 +2,14 @@
 -- KEYS[1] prefix "{ns}:"   KEYS[2] fr:w:<request id>
 -- KEYS[2+i] work:<bucket i>, i = 1..n (distinct)
 -- ARGV[1] request id   ARGV[2] max items (>= 1)   ARGV[3] lock timeout ms
--- ARGV[3+i] bucket name i (same order as KEYS[2+i])
+-- ARGV[4] session owner id ("" = this worker takes no session work)
+-- ARGV[5] session lease ms   ARGV[6] max sessions the owner may hold
+-- ARGV[6+i] bucket name i (same order as KEYS[2+i])
+-- Session items: an item of a session owned (live lease) by another owner is
+-- moved to that owner's node bucket "s:<owner>" instead of being skipped; a
+-- session without a live owner is claimed for ARGV[4] if it holds fewer than
+-- ARGV[6] sessions (else the item is left for others); fetching a session's
+-- item extends its lease and records activity.
 -- Returns {next_wake_ms, item...}; item = {work id, token, bucket, body,
 --   instance id, attempts}. next_wake_ms as in fetch_orch.lua (timers excluded).
 -- Idempotent per request id like fetch_orch.lua.
@@ -10,6 +17,7 @@
 local req = ARGV[1]
 local max = tonumber(ARGV[2])
 local lock = tonumber(ARGV[3])
+local me, lease, maxsess = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local nb = #KEYS - 2
 local now = now_ms()
 
@@ -58,16 +66,41 @@ end)
 local locked, items, seen = {}, {}, {}
 for _, c in ipairs(cands) do
   if #locked >= max then break end
-  local wid, zkey, bucket = c[1], KEYS[2 + c[3]], ARGV[3 + c[3]]
+  local wid, zkey, bucket = c[1], KEYS[2 + c[3]], ARGV[6 + c[3]]
   if not seen[wid] then
     seen[wid] = true
-    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att')
-    local tok, ldl = f[2] or '', num(f[3])
+    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att', 'sess')
+    local tok, ldl, sess = f[2] or '', num(f[3]), f[5] or ''
+    local take = true
     if not f[1] or f[1] ~= bucket then
       redis.call('ZREM', zkey, wid)                     -- orphan or stale entry
+      take = false
     elseif tok ~= '' and ldl > now then
       redis.call('ZADD', zkey, ldl, wid)                -- live lock: fix its score
-    else
+      take = false
+    elseif sess ~= '' then
+      local owner = session_owner(sess, now)
+      if owner and owner ~= me then
+        -- route to the owner instead of skipping it
+        local nb2 = 's:' .. owner
+        redis.call('ZREM', zkey, wid)
+        redis.call('ZADD', k_work(nb2), c[2], wid)
+        redis.call('HSET', k_wi(wid), 'bucket', nb2)
+        redis.call('SADD', K_WORK_BUCKETS, nb2)
+        redis.call('PUBLISH', CH_WAKE_WORK, nb2)
+        take = false
+      elseif not owner then
+        if me == '' or redis.call('SCARD', k_osess(me)) >= maxsess then
+          take = false                                  -- no capacity: leave it for others
+        else
+          redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', now + lease, 'last', now)
+          redis.call('SADD', k_osess(me), sess)
+        end
+      else
+        redis.call('HSET', k_sess(sess), 'ldl', now + lease, 'last', now)
+      end
+    end
+    if take then
       local n = #locked + 1
       local t = req .. ':' .. n
       local deadline = now + lock
@@ -78,6 +111,7 @@ for _, c in ipairs(cands) do
     end
   end
 end
+-- (take == false leaves the candidate alone)
 
 if #locked > 0 then
   redis.call('SET', KEYS[2], encode_ids(locked), 'PX', lock)

@@ -7,7 +7,7 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'ldl', 'bucket')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'ldl', 'bucket', 'sess')
 if not f[3] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
@@ -20,4 +20,7 @@ end
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'ldl', deadline)
 redis.call('ZADD', k_work(f[3]), 'XX', deadline, wid)
+if f[4] and f[4] ~= '' and redis.call('EXISTS', k_sess(f[4])) == 1 then
+  redis.call('HSET', k_sess(f[4]), 'last', now) -- a long activity keeps its session busy
+end
 return deadline
