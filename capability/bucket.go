@@ -182,6 +182,15 @@ func parseBucket(s string) (Bucket, error) {
 	return b, nil
 }
 
+// ActivityBucketFor returns the bucket of an activity scheduled with tag:
+// ActivityBucket for no tag, TaggedActivityBucket otherwise.
+func ActivityBucketFor(name, tag string) string {
+	if tag == "" {
+		return ActivityBucket(name)
+	}
+	return TaggedActivityBucket(name, tag)
+}
+
 // TaggedActivityBucket returns the bucket of activity name scheduled with
 // tag: "t:" + tag + "#" + name. Tags cannot contain '#' (ValidateTag), so the
 // first '#' ends the tag and names may contain '#'.

@@ -168,3 +168,6 @@ func (k Keys) OwnerSessionsKey(owner string) string { return k.base + "osess:" +
 // NodeWorkBucket is the work bucket of one session owner: activities of the
 // sessions it holds are routed there.
 func NodeWorkBucket(owner string) string { return "s:" + owner }
+
+// DeadLettersKey is the stream of poisoned messages, with their reasons.
+func (k Keys) DeadLettersKey() string { return k.base + "dead" }

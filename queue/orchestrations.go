@@ -303,6 +303,10 @@ type OrchestrationAck struct {
 	// CustomStatus, when not nil, sets or clears the custom status; every
 	// update adds 1 to InstanceRecord.CustomStatusVersion.
 	CustomStatus *CustomStatusUpdate
+	// DeadLetter, when not nil, copies the poisoned batch (the whole inbox)
+	// and the instance's state before this ack to the dead-letter stream,
+	// atomically with the ack, so that it can be inspected and requeued.
+	DeadLetter *DeadLetterNote
 	// KV are key-value operations, applied in order to the delta of the
 	// current execution (see KVOp). When Status ends the execution
 	// (Completed, Failed or ContinuedAsNew) the delta is then merged into
@@ -401,6 +405,11 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 		args = append(args, r.String())
 	}
 	args = append(args, kvArgs...)
+	if dl := ack.DeadLetter; dl != nil {
+		args = append(args, "1", dl.Reason, dl.Attempts, dl.MaxAttempts)
+	} else {
+		args = append(args, "")
+	}
 	if err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
 	}

@@ -106,6 +106,7 @@ type Store struct {
 	unserved, kvRead       *redis.Script
 	renewSessions          *redis.Script
 	moveSessions           *redis.Script
+	requeue                *redis.Script
 	list, prune, depths    *redis.Script
 	deleteTree, deleteBulk *redis.Script
 
@@ -143,6 +144,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.unserved = loadScript("unserved.lua")
 	s.renewSessions = loadScript("renew_sessions.lua")
 	s.moveSessions = loadScript("move_sessions.lua")
+	s.requeue = loadScript("requeue.lua")
 	s.kvRead = loadScript("kv_read.lua")
 	s.list = loadScript("list.lua")
 	s.prune = loadScript("prune.lua")
@@ -183,6 +185,8 @@ var scriptErrors = []struct {
 	{"INSTANCE_RUNNING", ErrInstanceRunning},
 	{"SUB_ORCHESTRATION", ErrCannotDeleteSubOrchestration},
 	{"TREE_TOO_LARGE", ErrTreeTooLarge},
+	{"DEAD_LETTER_NOT_FOUND", ErrDeadLetterNotFound},
+	{"NOT_REQUEUEABLE", ErrNotRequeueable},
 }
 
 // mapScriptError turns a script's error reply into the matching sentinel;

@@ -125,8 +125,22 @@ func decodeFetchWork(raw []any) (FetchWorkResult, error) {
 // current lock and ErrWorkNotFound when the item is gone, which is also what
 // a retry of an ack that already succeeded gets.
 func (s *Store) AckWork(ctx context.Context, id, token, completion string) error {
+	return s.ackWork_(ctx, id, token, completion, nil)
+}
+
+// AckWorkPoisoned is AckWork for an activity that exceeded its attempts: the
+// work item is also copied to the dead-letter stream with note, atomically.
+func (s *Store) AckWorkPoisoned(ctx context.Context, id, token, completion string, note DeadLetterNote) error {
+	return s.ackWork_(ctx, id, token, completion, &note)
+}
+
+func (s *Store) ackWork_(ctx context.Context, id, token, completion string, note *DeadLetterNote) error {
 	k := s.keys
-	err := s.ackWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, id, token, completion).Err()
+	args := []any{id, token, completion}
+	if note != nil {
+		args = append(args, "1", note.Reason, note.Attempts, note.MaxAttempts)
+	}
+	err := s.ackWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, args...).Err()
 	if err != nil {
 		return fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
 	}

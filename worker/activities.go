@@ -117,7 +117,15 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 			Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts,
 			Instance: req.Instance, Execution: req.Execution, Activity: req.Name, ActivityID: req.EventID,
 		}
-		w.ackActivity(storeCtx, log, item, req.Completion("", poison))
+		body, err := engine.EncodeMessage(req.Completion("", poison))
+		if err == nil {
+			err = w.store.AckWorkPoisoned(storeCtx, item.ID, item.Token, body,
+				queue.DeadLetterNote{Reason: poison.Error(), Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts})
+		}
+		if err != nil {
+			log.Warn("recording a poisoned activity failed; it will be retried after its lock expires", "err", err)
+			return
+		}
 		log.Error("activity poisoned", "reason", poison.Error())
 		return
 	}

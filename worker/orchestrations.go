@@ -533,6 +533,7 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 	ack := queue.OrchestrationAck{
 		ExecutionID: uint64(execution), Status: string(engine.StatusFailed),
 		Name: name, Version: version, Output: encodeFailure(details),
+		DeadLetter: &queue.DeadLetterNote{Reason: details.Error(), Attempts: t.item.Attempts, MaxAttempts: w.opts.MaxAttempts},
 	}
 	if start.IsStart() {
 		ack.EnginePin = engine.Version

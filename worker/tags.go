@@ -105,9 +105,4 @@ func (f TagFilter) buckets(names []string, known []string) []string {
 }
 
 // activityBucketFor is the bucket an activity request is queued in.
-func activityBucketFor(name, tag string) string {
-	if tag == "" {
-		return capability.ActivityBucket(name)
-	}
-	return capability.TaggedActivityBucket(name, tag)
-}
+func activityBucketFor(name, tag string) string { return capability.ActivityBucketFor(name, tag) }

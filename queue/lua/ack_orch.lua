@@ -65,6 +65,20 @@ local oO = oT + 2 * nt
 local oC = oO + 2 * no
 local oX = oC + 7 * nc
 local oK = oX + nx
+local oD = oK + 4 * nk
+
+-- dead letter: a poisoned batch is kept with its reason, together with the
+-- whole inbox (messages after the batch would be dropped by the terminal ack)
+-- and the instance's state before this ack, so that it can be requeued.
+if ARGV[oD] == '1' then
+  local pre = redis.call('HMGET', KEYS[2], 'exec', 'ver', 'pin', 'status', 'rq')
+  redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
+    'kind', 'orchestration', 'instance', id, 'execution', exec,
+    'reason', ARGV[oD + 1], 'attempts', ARGV[oD + 2], 'max_attempts', ARGV[oD + 3],
+    'hlen', redis.call('LLEN', KEYS[4]), 'messages', encode_ids(redis.call('LRANGE', KEYS[3], 0, -1)),
+    'prev_exec', pre[1] or '0', 'prev_ver', pre[2] or '', 'prev_pin', pre[3] or '',
+    'prev_status', pre[4] or '', 'rq', pre[5] or '', 'time', now)
+end
 
 -- kv_merge folds kvd:<id> (the delta of the execution that ends) into
 -- kv:<id>: the clear-all marker empties kv first, tombstones delete, other

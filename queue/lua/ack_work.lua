@@ -19,6 +19,19 @@ if f[1] ~= token then
 end
 
 -- write
+if ARGV[4] == '1' then
+  -- a poisoned activity: keep it in the dead-letter stream with its reason
+  local w = redis.call('HMGET', KEYS[2], 'body', 'home', 'sess', 'bucket')
+  local exec, ev = '0', '0'
+  if f[4] and f[4] ~= '' then
+    local c = string.find(f[4], ':', 1, true)
+    exec, ev = string.sub(f[4], 1, c - 1), string.sub(f[4], c + 1)
+  end
+  redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
+    'kind', 'activity', 'instance', f[3] or '', 'execution', exec, 'event', ev,
+    'reason', ARGV[5], 'attempts', ARGV[6], 'max_attempts', ARGV[7],
+    'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', now_ms())
+end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', k_work(f[2]), wid)
 if f[4] and f[4] ~= '' and f[3] and f[3] ~= '' then

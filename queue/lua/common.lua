@@ -28,6 +28,8 @@ local K_SEQ = P .. 'seq'
 local K_ORCH_BUCKETS = P .. 'buckets:o'
 local K_WORK_BUCKETS = P .. 'buckets:a'
 local K_NODES = P .. 'nodes'
+local K_DEAD = P .. 'dead'
+local DEAD_MAXLEN = 100000
 local function k_sess(id) return P .. 'sess:' .. id end
 local function k_osess(owner) return P .. 'osess:' .. owner end
 

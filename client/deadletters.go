@@ -1,0 +1,98 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// DeadLetter is a poisoned message kept for inspection: an orchestration
+// batch (with the rest of the instance's inbox) or an activity work item,
+// with the reason it was poisoned.
+type DeadLetter = queue.DeadLetter
+
+// Dead-letter errors.
+var (
+	ErrDeadLetterNotFound = queue.ErrDeadLetterNotFound
+	ErrNotRequeueable     = queue.ErrNotRequeueable
+)
+
+// ListDeadLetters lists up to count dead letters after the id after ("" =
+// from the oldest).
+func (c *Client) ListDeadLetters(ctx context.Context, after string, count int) ([]DeadLetter, error) {
+	return c.store.DeadLetters(ctx, after, count)
+}
+
+// DropDeadLetter deletes a dead letter; its instance stays failed.
+func (c *Client) DropDeadLetter(ctx context.Context, id string) error {
+	return c.store.DropDeadLetter(ctx, id)
+}
+
+// RequeueDeadLetter gives a poisoned message another chance with fresh
+// attempts, typically after deploying the missing handler: the poison
+// outcome is taken out of the instance's history (the OrchestrationFailed
+// event, and for an activity everything from its poisoned completion on),
+// the instance runs again, and its messages or activities are delivered
+// again. A parent that was told its child failed is not told otherwise.
+// It fails with ErrNotRequeueable if the instance has moved on.
+func (c *Client) RequeueDeadLetter(ctx context.Context, id string) error {
+	dl, err := c.store.DeadLetter(ctx, id)
+	if err != nil {
+		return err
+	}
+	if dl.Kind != "activity" {
+		return c.store.RequeueDeadLetter(ctx, id, -1, nil)
+	}
+	rec, err := c.store.Instance(ctx, dl.InstanceID)
+	if err != nil {
+		return fmt.Errorf("requeueing dead letter %s: %w", id, err)
+	}
+	raw, err := c.store.History(ctx, dl.InstanceID, dl.ExecutionID)
+	if err != nil {
+		return err
+	}
+	history, err := engine.DecodeHistory(raw)
+	if err != nil {
+		return fmt.Errorf("requeueing dead letter %s: %w", id, err)
+	}
+	keep := -1
+	for i, e := range history {
+		if e.Kind == engine.EventActivityFailed && e.SourceID == dl.EventID && engine.IsPoison(e.Error) {
+			keep = i
+			break
+		}
+	}
+	if keep < 0 {
+		return fmt.Errorf("%w: %s: the poisoned completion of activity %d is not in the history of %s (not processed yet, or requeued)",
+			ErrNotRequeueable, id, dl.EventID, dl.InstanceID)
+	}
+	// Every activity still open before the poisoned completion is queued
+	// again unless its work item is still there (the failure took the
+	// others back).
+	closed := map[int64]bool{}
+	for _, e := range history[:keep] {
+		switch e.Kind {
+		case engine.EventActivityCompleted, engine.EventActivityFailed, engine.EventActivityCancelRequested:
+			closed[e.SourceID] = true
+		}
+	}
+	var work []queue.WorkItem
+	for _, e := range history[:keep] {
+		if e.Kind != engine.EventActivityScheduled || closed[e.ID] {
+			continue
+		}
+		req := engine.ActivityRequest{Instance: dl.InstanceID, Execution: int64(dl.ExecutionID), EventID: e.ID,
+			Name: e.Name, Input: e.Input, Tag: e.Tag, Session: e.Session,
+			OrchestrationName: rec.Name, OrchestrationVersion: rec.Version}
+		body, err := engine.EncodeActivityRequest(req)
+		if err != nil {
+			return err
+		}
+		work = append(work, queue.WorkItem{Bucket: capability.ActivityBucketFor(e.Name, e.Tag), Body: body,
+			Session: e.Session, ExecutionID: dl.ExecutionID, EventID: e.ID})
+	}
+	return c.store.RequeueDeadLetter(ctx, id, keep, work)
+}
