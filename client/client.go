@@ -14,6 +14,10 @@ import (
 	"unicode"
 
 	"github.com/Masterminds/semver/v3"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
@@ -146,7 +150,14 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	if err := checkPayload("input", input); err != nil {
 		return err
 	}
-	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageStart, Execution: 1, Name: name, Version: version, Input: input})
+	ctx, span := otel.Tracer("github.com/duroworker/duroworker/client").Start(ctx, "start "+name,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("duroworker.instance", instanceID), attribute.String("duroworker.orchestration", name)))
+	defer span.End()
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageStart, Execution: 1, Name: name, Version: version, Input: input,
+		Trace: carrier["traceparent"]})
 	if err != nil {
 		return err
 	}

@@ -150,6 +150,10 @@ type Event struct {
 	// CustomStatus is the custom status carried over continue-as-new
 	// (OrchestrationStarted); nil when none was set.
 	CustomStatus *string `json:"custom_status,omitempty"`
+	// Trace is the W3C trace context of the orchestration
+	// (OrchestrationStarted), so that every turn and activity of it, on any
+	// worker, joins one trace.
+	Trace string `json:"trace,omitempty"`
 }
 
 // QueueItem is one event-queue message.

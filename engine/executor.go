@@ -263,6 +263,15 @@ func (x *Executor) Parent() (instance string, execution, eventID int64) {
 	return x.parent, x.parentExecution, x.parentEventID
 }
 
+// Trace returns the W3C trace context the execution joined when it started
+// ("" when none).
+func (x *Executor) Trace() string {
+	if len(x.history) == 0 {
+		return ""
+	}
+	return x.history[0].Trace
+}
+
 // HistoryLen returns the number of events the executor holds, which equals
 // the stored history length after a successful turn and commit.
 func (x *Executor) HistoryLen() int { return len(x.history) }
@@ -461,7 +470,7 @@ func (x *Executor) apply(m Message) error {
 		ev.Kind = EventOrchestrationStarted
 		ev.Name, ev.Version, ev.Input = x.info.Name, x.info.Version, m.Input
 		ev.ParentInstance, ev.ParentExecution, ev.ParentEventID = m.ParentInstance, m.ParentExecution, m.ParentEventID
-		ev.CarryForward, ev.CustomStatus = m.CarryForward, m.CustomStatus
+		ev.CarryForward, ev.CustomStatus, ev.Trace = m.CarryForward, m.CustomStatus, m.Trace
 	case MessageActivityCompleted, MessageActivityFailed, MessageTimerFired,
 		MessageSubOrchestrationCompleted, MessageSubOrchestrationFailed:
 		if len(x.history) == 0 {
@@ -618,7 +627,7 @@ func (x *Executor) finish(out string, err error) {
 		x.next = &Message{Kind: MessageContinueAsNew, Execution: x.info.ExecutionID + 1, Name: x.info.Name, Version: can.Version, Input: can.Input,
 			PreviousVersion: x.info.Version,
 			ParentInstance:  x.parent, ParentExecution: x.parentExecution, ParentEventID: x.parentEventID,
-			CustomStatus: x.customStatus, CarryForward: x.carryForward()}
+			CustomStatus: x.customStatus, CarryForward: x.carryForward(), Trace: x.Trace()}
 		x.end(StatusContinuedAsNew, Event{Kind: EventOrchestrationContinuedAsNew, Input: can.Input}, can.Input, nil, true)
 	case err != nil:
 		d := DetailsOf(err, KindOrchestrationFailed)

@@ -89,6 +89,9 @@ type Message struct {
 	// (ContinueAsNew).
 	CarryForward []QueueItem `json:"carry_forward,omitempty"`
 	CustomStatus *string     `json:"custom_status,omitempty"`
+	// Trace is the W3C trace context (traceparent) the execution joins
+	// (Start, ContinueAsNew).
+	Trace string `json:"trace,omitempty"`
 }
 
 // IsStart reports whether m begins a new execution.
@@ -149,6 +152,8 @@ type ActivityRequest struct {
 	Tag string `json:"tag,omitempty"`
 	// Session pins the activity to the worker owning the session ("" = none).
 	Session string `json:"session,omitempty"`
+	// Trace is the W3C trace context of the turn that scheduled it.
+	Trace string `json:"trace,omitempty"`
 	// OrchestrationName and OrchestrationVersion describe the caller.
 	OrchestrationName    string `json:"orchestration"`
 	OrchestrationVersion string `json:"orchestration_version"`

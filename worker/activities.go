@@ -127,6 +127,8 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 			return
 		}
 		log.Error("activity poisoned", "reason", poison.Error())
+		pctx, span := w.tel.startActivity(req, item.Attempts, w.opts.NodeID)
+		w.tel.endActivity(pctx, span, time.Now(), req.Name, "poison", poison)
 		return
 	}
 	fn, err := w.lookupActivity(req.Name)
@@ -139,7 +141,9 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		return
 	}
 
-	ctx, cancel := context.WithCancelCause(context.Background())
+	began := time.Now()
+	spanCtx, span := w.tel.startActivity(req, item.Attempts, w.opts.NodeID)
+	ctx, cancel := context.WithCancelCause(spanCtx)
 	defer cancel(nil)
 	ra := &runningActivity{item: item, cancel: cancel}
 	w.mu.Lock()
@@ -159,8 +163,14 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	ra.mu.Unlock()
 	if released || errors.Is(context.Cause(ctx), errLockLost) {
 		log.Warn("activity result dropped: its work item was released or taken over", "cause", context.Cause(ctx))
+		w.tel.endActivity(spanCtx, span, began, req.Name, "cancelled", context.Cause(ctx))
 		return
 	}
+	outcome := "success"
+	if runErr != nil {
+		outcome = "app_error"
+	}
+	w.tel.endActivity(spanCtx, span, began, req.Name, outcome, runErr)
 	var failure *engine.ErrorDetails
 	switch {
 	case runErr != nil:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/duroworker/duroworker/capability"
 )
@@ -114,6 +116,14 @@ type Options struct {
 	// no live node serves, which it then fetches to back off and finally
 	// poison. If zero, 5 seconds.
 	NodeHeartbeat time.Duration
+
+	// TracerProvider and MeterProvider receive the worker's spans (one per
+	// orchestration turn and activity execution, joined into one trace per
+	// orchestration) and metrics. If nil, the global providers
+	// (otel.GetTracerProvider, otel.GetMeterProvider), which do nothing
+	// until the application installs real ones.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 
 	// Logger receives the worker's logs. If nil, slog.Default().
 	Logger *slog.Logger

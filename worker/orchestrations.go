@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/queue"
@@ -274,16 +277,39 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 // execution.
 func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.Message, raws []string, pin string) {
 	w := t.w
+	info := x.Info()
+	traceparent, startedBy := x.Trace(), ""
+	if len(msgs) > 0 && msgs[0].IsStart() && pin != "" {
+		traceparent, startedBy = msgs[0].Trace, "client"
+		switch {
+		case msgs[0].Kind == engine.MessageContinueAsNew:
+			startedBy = "continue_as_new"
+		case msgs[0].ParentInstance != "":
+			startedBy = "parent"
+		}
+	}
+	began := time.Now()
+	turnCtx, span := w.tel.startTurn(traceparent, t.item.InstanceID, info.Name, info.Version, info.ExecutionID, w.opts.NodeID)
 	res, err := x.Turn(w.opts.Clock.Now(), msgs)
 	if err != nil {
+		span.RecordError(err)
+		w.tel.endTurn(turnCtx, span, began, info.Name, info.Version, nil, "")
 		x.Close()
 		t.abandon(ctx, time.Second, err)
 		return
 	}
+	// Activities and children join the orchestration's trace under this turn.
+	if tp := inject(turnCtx); tp != "" {
+		for i := range res.Activities {
+			res.Activities[i].Trace = tp
+		}
+		for i := range res.Children {
+			res.Children[i].Start.Trace = tp
+		}
+	}
 	for _, d := range res.Dropped {
 		t.log.Debug("message dropped by the turn", "reason", d)
 	}
-	info := x.Info()
 	ack := queue.OrchestrationAck{
 		ExecutionID: uint64(info.ExecutionID),
 		Status:      string(res.Status),
@@ -333,7 +359,11 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		t.abandon(ctx, time.Second, err)
 		return
 	}
-	if !t.ack(ctx, ack, x) {
+	acked := t.ack(ctx, ack, x)
+	if acked {
+		w.tel.endTurn(turnCtx, span, began, info.Name, info.Version, res, startedBy)
+	} else {
+		w.tel.endTurn(turnCtx, span, began, info.Name, info.Version, nil, "")
 		return
 	}
 	switch res.Status {
@@ -555,6 +585,8 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 	}
 	if t.ack(ctx, ack, nil) {
 		t.log.Error("orchestration poisoned", "execution", execution, "reason", details.Error())
+		w.tel.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
+		w.tel.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(engine.CategoryPoison))))
 	}
 }
 

@@ -49,6 +49,7 @@ type Worker struct {
 	serves capability.Serves
 	cache  *replayCache
 	sess   *session.Manager
+	tel    *telemetry
 
 	mu              sync.Mutex
 	started         bool
@@ -90,6 +91,10 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if err != nil {
 		return nil, fmt.Errorf("worker options: %w", err)
 	}
+	tel, err := newTelemetry(o.TracerProvider, o.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("worker telemetry: %w", err)
+	}
 	replay := capability.UpTo(semver.MustParse(engine.Version))
 	if o.SupportedReplayVersions != nil {
 		replay = *o.SupportedReplayVersions
@@ -105,6 +110,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		},
 		cache:       newReplayCache(o.ReplayCacheSize),
 		sess:        session.NewManager(store, sopts),
+		tel:         tel,
 		knownPins:   map[string]bool{engine.Version: true},
 		orchKick:    make(chan struct{}, 1),
 		workKick:    make(chan struct{}, 1),

@@ -1,0 +1,161 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/duroworker/duroworker/engine"
+)
+
+const instrumentation = "github.com/duroworker/duroworker/worker"
+
+// telemetry holds the worker's OpenTelemetry instruments. With the default
+// (global, no-op unless the application installs providers) it costs next to
+// nothing.
+type telemetry struct {
+	tracer           trace.Tracer
+	starts           metric.Int64Counter
+	completions      metric.Int64Counter
+	failures         metric.Int64Counter
+	poison           metric.Int64Counter
+	activityRuns     metric.Int64Counter
+	turnDuration     metric.Float64Histogram
+	activityDuration metric.Float64Histogram
+}
+
+var propagator = propagation.TraceContext{}
+
+func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(instrumentation)
+	t := &telemetry{tracer: tp.Tracer(instrumentation)}
+	var err error
+	for _, c := range []struct {
+		dst  *metric.Int64Counter
+		name string
+		desc string
+	}{
+		{&t.starts, "duroworker.orchestration.starts", "Executions started, by orchestration, version and how (client, continue_as_new, parent)."},
+		{&t.completions, "duroworker.orchestration.completions", "Executions ended, by orchestration, version and status (completed, failed, continued_as_new)."},
+		{&t.failures, "duroworker.orchestration.failures", "Failed executions by orchestration and error category."},
+		{&t.poison, "duroworker.poison", "Poisoned messages by kind (orchestration, activity)."},
+		{&t.activityRuns, "duroworker.activity.executions", "Activity executions by activity and outcome (success, app_error, cancelled, poison)."},
+	} {
+		if *c.dst, err = m.Int64Counter(c.name, metric.WithDescription(c.desc)); err != nil {
+			return nil, err
+		}
+	}
+	if t.turnDuration, err = m.Float64Histogram("duroworker.orchestration.turn.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of one orchestration turn: fetch to ack.")); err != nil {
+		return nil, err
+	}
+	if t.activityDuration, err = m.Float64Histogram("duroworker.activity.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of one activity execution.")); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// extract returns a context carrying the remote span of traceparent.
+func extract(traceparent string) context.Context {
+	ctx := context.Background()
+	if traceparent == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}
+
+// inject returns the traceparent of ctx's span ("" when none is recording).
+func inject(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagator.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// startTurn opens the span of one orchestration turn under the
+// orchestration's trace.
+func (t *telemetry) startTurn(traceparent, instance, name, version string, execution int64, node string) (context.Context, trace.Span) {
+	return t.tracer.Start(extract(traceparent), "orchestration "+name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("duroworker.instance", instance),
+			attribute.Int64("duroworker.execution", execution),
+			attribute.String("duroworker.orchestration", name),
+			attribute.String("duroworker.version", version),
+			attribute.String("duroworker.worker", node),
+		))
+}
+
+// endTurn records a finished turn.
+func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Time, name, version string, res *engine.TurnResult, startedBy string) {
+	attrs := metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version))
+	t.turnDuration.Record(ctx, time.Since(start).Seconds(), attrs)
+	if startedBy != "" {
+		t.starts.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version), attribute.String("initiated_by", startedBy)))
+	}
+	if res == nil {
+		span.End()
+		return
+	}
+	status := ""
+	switch res.Status {
+	case engine.StatusCompleted:
+		status = "completed"
+	case engine.StatusFailed:
+		status = "failed"
+		t.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(res.Failure.Category))))
+		if res.Failure.Category == engine.CategoryPoison {
+			t.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
+		}
+		span.SetStatus(codes.Error, res.Failure.Error())
+	case engine.StatusContinuedAsNew:
+		status = "continued_as_new"
+	}
+	if status != "" {
+		t.completions.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version), attribute.String("status", status)))
+		span.SetAttributes(attribute.String("duroworker.status", status))
+	}
+	span.End()
+}
+
+// startActivity opens the span of one activity execution under the turn
+// that scheduled it.
+func (t *telemetry) startActivity(req engine.ActivityRequest, attempt int, node string) (context.Context, trace.Span) {
+	return t.tracer.Start(extract(req.Trace), "activity "+req.Name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("duroworker.instance", req.Instance),
+			attribute.Int64("duroworker.execution", req.Execution),
+			attribute.String("duroworker.activity", req.Name),
+			attribute.Int64("duroworker.activity_id", req.EventID),
+			attribute.Int("duroworker.attempt", attempt),
+			attribute.String("duroworker.worker", node),
+		))
+}
+
+// endActivity records a finished activity execution.
+func (t *telemetry) endActivity(ctx context.Context, span trace.Span, start time.Time, name, outcome string, err error) {
+	attrs := metric.WithAttributes(attribute.String("activity", name), attribute.String("outcome", outcome))
+	t.activityRuns.Add(ctx, 1, attrs)
+	t.activityDuration.Record(ctx, time.Since(start).Seconds(), attrs)
+	if outcome == "poison" {
+		t.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "activity")))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.SetAttributes(attribute.String("duroworker.outcome", outcome))
+	span.End()
+}
