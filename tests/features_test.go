@@ -316,3 +316,45 @@ func TestKeyValueStateAndCrossInstanceRead(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelledActivityThatIgnoresItsContextFreesItsSlot: an activity that
+// ignores cancellation keeps its worker slot only for the grace period.
+func TestCancelledActivityThatIgnoresItsContextFreesItsSlot(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		release := make(chan struct{})
+		defer close(release)
+		orchs := engine.NewOrchestrationRegistry().
+			Register("Stubborn", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				return ctx.ScheduleActivity("Stubborn", "").Get()
+			}).
+			Register("Quick", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				return ctx.ScheduleActivity("Quick", "").Get()
+			}).MustBuild()
+		started := make(chan struct{}, 1)
+		acts := engine.NewActivityRegistry().
+			Register("Stubborn", func(ctx *engine.ActivityContext, in string) (string, error) {
+				started <- struct{}{}
+				<-release // ignores ctx
+				return "too late", nil
+			}).
+			Register("Quick", func(ctx *engine.ActivityContext, in string) (string, error) { return "quick", nil }).MustBuild()
+		// One activity slot: the stubborn activity must give it up.
+		e.startWorker(orchs, acts, worker.Options{ActivityConcurrency: 1, ActivityLockTimeout: 300 * time.Millisecond,
+			ActivityCancellationGrace: 200 * time.Millisecond})
+		ctx := context.Background()
+		if err := e.client.Start(ctx, "stubborn", "Stubborn", ""); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		if err := e.client.Cancel(ctx, "stubborn", "stop"); err != nil {
+			t.Fatal(err)
+		}
+		e.wait("stubborn")
+		if err := e.client.Start(ctx, "quick", "Quick", ""); err != nil {
+			t.Fatal(err)
+		}
+		if st := e.wait("quick"); st.Output != "quick" {
+			t.Fatalf("%+v", st)
+		}
+	})
+}

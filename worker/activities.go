@@ -155,8 +155,14 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		w.mu.Unlock()
 	}()
 	stopRenew := w.renewActivityLock(ctx, log, item, cancel)
-	out, runErr := callActivity(fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
+	out, abandoned, runErr := w.runWithGrace(ctx, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
 	stopRenew()
+	if abandoned {
+		log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
+			"grace", w.opts.ActivityCancellationGrace, "cause", context.Cause(ctx))
+		w.tel.endActivity(spanCtx, span, began, req.Name, "cancelled", context.Cause(ctx))
+		return
+	}
 
 	ra.mu.Lock()
 	released := ra.released
@@ -199,6 +205,35 @@ func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.F
 		log.Warn("activity result dropped: another worker took the work item over", "err", err)
 	default:
 		log.Warn("acknowledging activity failed; it will be redelivered after its lock expires", "err", err)
+	}
+}
+
+// runWithGrace runs the activity; once ctx is cancelled (lost lock, shutdown)
+// it waits at most ActivityCancellationGrace for it to return, then gives up
+// on it (abandoned): the goroutine is left to finish on its own and its
+// result is discarded.
+func (w *Worker) runWithGrace(ctx context.Context, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := callActivity(fn, actx, input)
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		return r.out, false, r.err
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(w.opts.ActivityCancellationGrace)
+	defer grace.Stop()
+	select {
+	case r := <-done:
+		return r.out, false, r.err
+	case <-grace.C:
+		return "", true, nil
 	}
 }
 

@@ -89,10 +89,10 @@ type Options struct {
 	UnregisteredBackoffBase time.Duration
 	UnregisteredBackoffMax  time.Duration
 
-	// ActivityCancellationGrace is how long Shutdown still waits, after its
-	// context ended and the work items of running activities were released
-	// to other workers (and their contexts cancelled), for those activities
-	// to return; their results are then dropped. If zero, 5 seconds.
+	// ActivityCancellationGrace is how long a cancelled activity (its lock
+	// was taken away: its orchestration ended or dropped it, or Shutdown
+	// released it) may keep its slot before the worker stops waiting for it;
+	// its result is dropped either way. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
 	// SessionLockTimeout is the lease of a session this worker owns,
