@@ -1,0 +1,150 @@
+package queuetest
+
+import (
+	"time"
+
+	"github.com/duroworker/duroworker/queue"
+)
+
+var longPollCases = []testCase{
+	{"next_wake_is_zero_when_nothing_is_known", func(e *env) {
+		if res := e.fetchNone("o:b"); res.NextWake != 0 {
+			e.t.Fatalf("orchestration NextWake = %v", res.NextWake)
+		}
+		if res := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}}); res.NextWake != 0 {
+			e.t.Fatalf("work NextWake = %v", res.NextWake)
+		}
+	}},
+	{"next_wake_reports_a_delayed_abandon", func(e *env) {
+		e.create("i1", "o:b", "start")
+		it := e.fetchOne("o:b")
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "i1", it.Token, e.hide(), true))
+		e.wantWake("NextWake", e.fetchNone("o:b").NextWake, e.hide())
+	}},
+	{"next_wake_reports_the_earliest_timer", func(e *env) {
+		h := e.hide()
+		e.timerTurn([]time.Duration{3 * h, h}, []string{"late", "early"})
+		// The timer was set relative to the start ack; some time has passed.
+		res := e.fetch(queue.FetchOrchestrationsRequest{})
+		if res.NextWake <= 0 || res.NextWake > h {
+			e.t.Fatalf("NextWake = %v, want in (0, %v]", res.NextWake, h)
+		}
+		if e.virtual && res.NextWake != h {
+			e.t.Fatalf("NextWake = %v, want %v", res.NextWake, h)
+		}
+	}},
+	{"next_wake_reports_a_lock_deadline", func(e *env) {
+		e.create("i1", "o:b", "start")
+		e.fetchOneLock("o:b", e.hide())
+		e.wantWake("NextWake", e.fetchNone("o:b").NextWake, e.hide())
+	}},
+	{"next_wake_is_one_millisecond_when_due_work_is_left", func(e *env) {
+		e.create("i1", "o:b", "start")
+		e.create("i2", "o:b", "start")
+		res := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, Max: 1})
+		if len(res.Items) != 1 || res.NextWake != time.Millisecond {
+			e.t.Fatalf("fetch Max 1 of 2: %d items, NextWake %v, want 1ms", len(res.Items), res.NextWake)
+		}
+	}},
+	{"next_wake_ignores_unserved_buckets", func(e *env) {
+		e.create("i1", "o:other", "start")
+		e.startWork("a:other", "w")
+		if res := e.fetchNone("o:b"); res.NextWake != 0 {
+			e.t.Fatalf("NextWake = %v with work only in unserved buckets", res.NextWake)
+		}
+		if res := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}}); res.NextWake != 0 {
+			e.t.Fatalf("work NextWake = %v with work only in unserved buckets", res.NextWake)
+		}
+	}},
+	{"work_next_wake_reports_delays_and_ignores_timers", func(e *env) {
+		e.startWork("a:x", "w")
+		it := e.turn("p", "timer")
+		e.ack(queue.OrchestrationAck{InstanceID: "p", Token: it.Token, Timers: []queue.Timer{{DueAt: e.now("p").Add(10 * time.Millisecond), Body: "t"}}})
+		w := e.workOne("a:x")
+		e.must("abandon", e.s.AbandonWork(e.ctx, w.ID, w.Token, e.hide(), true))
+		res := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}})
+		if len(res.Items) != 0 {
+			e.t.Fatalf("delayed item fetched")
+		}
+		e.wantWake("work NextWake", res.NextWake, e.hide())
+	}},
+	{"create_and_enqueue_publish_the_ready_bucket", func(e *env) {
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		e.create("i1", "o:b", "start")
+		e.expectMessage(ps, e.k.WakeOrchChannel(), "o:b")
+		it := e.fetchOne("o:b")
+		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: it.Token, ReadyBucket: "x:b@1@0.1"})
+		drain(ps)
+		e.enqueue("i1", "m")
+		e.expectMessage(ps, e.k.WakeOrchChannel(), "x:b@1@0.1")
+	}},
+	{"ack_publishes_new_work_buckets", func(e *env) {
+		ps := e.subscribe(e.k.WakeWorkChannel())
+		e.start("p", "o:p")
+		e.schedule("p", queue.WorkItem{Bucket: "a:x", Body: "1"}, queue.WorkItem{Bucket: "t:gpu#x", Body: "2"})
+		got := map[string]bool{}
+		for len(got) < 2 {
+			select {
+			case m := <-ps.Channel():
+				got[m.Payload] = true
+			case <-time.After(5 * time.Second):
+				e.t.Fatalf("wake:work messages = %v, want a:x and t:gpu#x", got)
+			}
+		}
+		if !got["a:x"] || !got["t:gpu#x"] {
+			e.t.Fatalf("wake:work payloads = %v", got)
+		}
+	}},
+	{"ack_that_readies_publishes_the_new_bucket", func(e *env) {
+		e.create("i1", "o:b", "start")
+		it := e.fetchOne("o:b")
+		e.enqueue("i1", "during")
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: it.Token, ReadyBucket: "x:new"})
+		e.expectMessage(ps, e.k.WakeOrchChannel(), "x:new")
+	}},
+	{"abandons_without_delay_publish", func(e *env) {
+		e.create("i1", "o:b", "start")
+		e.startWork("a:x", "w")
+		orch := e.subscribe(e.k.WakeOrchChannel(), e.k.WakeWorkChannel())
+		it := e.fetchOne("o:b")
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "i1", it.Token, 0, false))
+		e.expectMessage(orch, e.k.WakeOrchChannel(), "o:b")
+		w := e.workOne("a:x")
+		e.must("abandon work", e.s.AbandonWork(e.ctx, w.ID, w.Token, 0, false))
+		e.expectMessage(orch, e.k.WakeWorkChannel(), "a:x")
+	}},
+	{"completion_publishes_the_instance_and_readies_it", func(e *env) {
+		ps := e.subscribe(e.k.WakeOrchChannel(), e.k.EndedChannel())
+		e.startWork("a:x", "w")
+		w := e.workOne("a:x")
+		drain(ps)
+		e.must("ack work", e.s.AckWork(e.ctx, w.ID, w.Token, "result"))
+		e.expectMessage(ps, e.k.WakeOrchChannel(), "o:p")
+		it := e.fetchOne("o:p")
+		e.ack(queue.OrchestrationAck{InstanceID: "p", Token: it.Token, Status: queue.StatusCompleted})
+		e.expectMessage(ps, e.k.EndedChannel(), "p")
+	}},
+	{"promoted_timer_publishes_its_bucket", func(e *env) {
+		h := e.hide()
+		e.timerTurn([]time.Duration{h}, []string{"t"})
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		e.after(h, "timer promoted", func() bool {
+			e.fetch(queue.FetchOrchestrationsRequest{})
+			return e.timers() == 0
+		})
+		e.expectMessage(ps, e.k.WakeOrchChannel(), "x:b")
+	}},
+	{"namespaces_do_not_hear_each_other", func(e *env) {
+		other := e.f.New(e.t)
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		if other.Keys().WakeOrchChannel() == e.k.WakeOrchChannel() {
+			e.t.Fatal("two stores share a wake channel: Factory.New must return a fresh namespace")
+		}
+		e.must("create elsewhere", other.CreateInstance(e.ctx, queue.CreateRequest{InstanceID: "x", Name: "n", Bucket: "o:b", Message: "m"}))
+		e.create("mine", "o:mine", "start")
+		if skipped := e.expectMessage(ps, e.k.WakeOrchChannel(), "o:mine"); len(skipped) != 0 {
+			e.t.Fatalf("heard other namespaces: %v", skipped)
+		}
+	}},
+}
