@@ -212,9 +212,8 @@ var atomicityCases = []testCase{
 			}()
 		}
 		wg.Wait()
-		for i, err := range errs {
+		for _, err := range errs {
 			wantErr(e.t, "concurrent ack", err, nil)
-			_ = i
 		}
 		e.checkFullAck()
 		e.workNone("a:act") // exactly one work item was created

@@ -80,10 +80,24 @@ var errorCases = []testCase{
 		it := e.fetchOne("o:b")
 		a := queue.OrchestrationAck{InstanceID: "i1", Token: it.Token, NewEvents: []string{"e"}}
 		e.ack(a)
-		e.enqueue("i1", "m") // the instance moves on...
-		e.ack(a)             // ...and a late resend of the old ack is still harmless
+		e.enqueue("i1", "m") // the instance moves on and is locked again...
+		next := e.fetchOne("o:b")
+		e.ack(a) // ...and a late resend of the old ack is still harmless
 		wantEqual(e.t, "history", []string{"e"}, e.history("i1", 1))
-		wantEqual(e.t, "next batch", []string{"m"}, e.fetchOne("o:b").Messages)
+		if r := e.instance("i1"); !r.Locked || r.Attempts != 1 {
+			e.t.Fatalf("the new lock was disturbed: %+v", r)
+		}
+		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: next.Token, NewEvents: []string{"e2"}})
+		wantEqual(e.t, "history", []string{"e", "e2"}, e.history("i1", 1))
+	}},
+	{"ack_too_large", func(e *env) {
+		e.create("i1", "o:b", "start")
+		it := e.fetchOne("o:b")
+		err := e.ackErr(queue.OrchestrationAck{InstanceID: "i1", Token: it.Token, Outbox: make([]queue.OutboundMessage, queue.MaxAckEntries+1)})
+		e.wantSentinel("oversized ack", err, queue.ErrAckTooLarge, "i1")
+		if r := e.instance("i1"); !r.Locked || r.Status != queue.StatusPending {
+			e.t.Fatalf("after a refused ack: %+v", r)
+		}
 	}},
 	{"management_sentinels", func(e *env) {
 		e.start("r", "o:r")
@@ -122,7 +136,7 @@ var errorCases = []testCase{
 		}
 	}},
 	{"scripts_recover_after_the_script_cache_is_flushed", func(e *env) {
-		e.requireReal("the NOSCRIPT fallback needs Redis's script cache; miniredis keeps scripts across restarts and its cache semantics differ (redis-notes §2.4)")
+		e.requireReal("recovery from NOSCRIPT is a property of Redis's script cache and is checked on a real server; miniredis's cache does not behave like it (it survives Restart, redis-notes §2.4)")
 		if e.f.FlushScripts == nil {
 			e.t.Skip("Factory.FlushScripts is nil")
 		}

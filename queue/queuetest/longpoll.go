@@ -33,6 +33,24 @@ var longPollCases = []testCase{
 			e.t.Fatalf("NextWake = %v, want %v", res.NextWake, h)
 		}
 	}},
+	{"next_wake_is_the_earliest_of_buckets_and_timers", func(e *env) {
+		h := e.hide()
+		e.timerTurn([]time.Duration{2 * h}, []string{"t"})
+		e.create("i2", "o:b", "start")
+		it := e.fetchOne("o:b")
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "i2", it.Token, h, true))
+		e.wantWake("NextWake with an earlier bucket entry", e.fetchNone("o:b").NextWake, h)
+		e.create("i3", "o:c", "start")
+		it = e.fetchOne("o:c")
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "i3", it.Token, 4*h, true))
+		res := e.fetchNone("o:c")
+		if res.NextWake <= h || res.NextWake > 2*h {
+			e.t.Fatalf("NextWake with an earlier timer = %v, want in (%v, %v]", res.NextWake, h, 2*h)
+		}
+		if e.virtual && res.NextWake != 2*h {
+			e.t.Fatalf("NextWake = %v, want the timer's %v", res.NextWake, 2*h)
+		}
+	}},
 	{"next_wake_reports_a_lock_deadline", func(e *env) {
 		e.create("i1", "o:b", "start")
 		e.fetchOneLock("o:b", e.hide())

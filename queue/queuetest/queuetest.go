@@ -186,7 +186,7 @@ func (e *env) hide() time.Duration {
 	if e.virtual {
 		return 30 * time.Second
 	}
-	return time.Second
+	return 500 * time.Millisecond
 }
 
 // pass lets d go by: Advance on a virtual clock, a sleep otherwise.
@@ -367,8 +367,8 @@ func (e *env) finish(id, status, output string) {
 	e.ack(queue.OrchestrationAck{InstanceID: id, Token: it.Token, ExecutionID: r.ExecutionID, Status: status, Output: output, NewEvents: []string{"ended"}})
 }
 
-// schedule runs a turn of Running instance id that creates items; it
-// returns the items' ids as fetched later is up to the caller.
+// schedule runs a turn of Running instance id (its current execution) that
+// creates the work items.
 func (e *env) schedule(id string, items ...queue.WorkItem) {
 	e.t.Helper()
 	r := e.instance(id)
@@ -466,9 +466,9 @@ func workBodies(items []queue.FetchedWork) []string {
 	return out
 }
 
-// inbox returns the messages a fresh fetch of id would get, then gives the
-// lock back (abandon keeping nothing counted). It requires id to be
-// fetchable from its ready bucket.
+// peekInbox returns the batch a fetch of id gets, then gives the lock back
+// with an abandon that does not count the attempt. It requires id to be the
+// only fetchable instance of its ready bucket.
 func (e *env) peekInbox(id string) []string {
 	e.t.Helper()
 	it := e.fetchOne(e.instance(id).ReadyBucket)
@@ -653,7 +653,8 @@ func wantErr(t *testing.T, what string, err, want error) {
 	}
 }
 
-// wantSomeErr fails unless err is not nil and is none of the sentinels.
+// wantPlainErr fails unless err is not nil and wraps none of the sentinels
+// (validation errors and other non-sentinel failures).
 func wantPlainErr(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
@@ -702,8 +703,8 @@ func sorted(in []string) []string {
 	return out
 }
 
-// within checks got in (0, max] in real time and got == exact on a virtual
-// clock (where nothing moves between the write and the read).
+// wantWake checks a NextWake: exactly exact on a virtual clock (nothing
+// moves between the write and the read), in (0, exact] in real time.
 func (e *env) wantWake(what string, got, exact time.Duration) {
 	e.t.Helper()
 	if e.virtual {

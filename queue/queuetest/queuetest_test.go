@@ -15,6 +15,7 @@ import (
 // TestMiniredis runs the suite on an in-process miniredis whose clock the
 // suite moves (SetTime for Lua's TIME, FastForward for key expiry).
 func TestMiniredis(t *testing.T) {
+	t.Parallel()
 	m, rdb := redistest.StartMini(t)
 	var mu sync.Mutex
 	now := time.UnixMilli(1_700_000_000_000)
@@ -43,6 +44,7 @@ func TestMiniredis(t *testing.T) {
 // TestRedis runs the suite on a real redis-server, in real time; each case
 // gets its own prefix on one shared server.
 func TestRedis(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	var n atomic.Int64
