@@ -10,6 +10,7 @@ import (
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/redistest"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -253,5 +254,43 @@ func TestSessionIdleTimeoutMustExceedActivityLock(t *testing.T) {
 		ActivityLockTimeout: time.Minute, SessionIdleTimeout: 30 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "must exceed ActivityLockTimeout") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestWorkerAtSessionCapacityDoesNotSpin: a session activity the worker may
+// not take (it holds MaxSessionsPerRuntime sessions) must not make it fetch
+// in a tight loop.
+func TestWorkerAtSessionCapacityDoesNotSpin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	e := newEnv(t, rdb, true)
+	orchs, acts := sessionApp()
+	opts := sessionOpts("full")
+	opts.MaxSessionsPerRuntime = 1
+	e.startWorker(orchs, acts, opts)
+	ctx := context.Background()
+	for _, s := range []string{"one", "two"} {
+		if err := e.client.Start(ctx, "cap-"+s, "OnSession", "sess-"+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "one session held, one waiting", func() bool {
+		n, _ := rdb.ZCard(ctx, e.store.Keys().WorkKey("a:Where")).Result()
+		return n == 1
+	})
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	scripts := scriptCalls(t, rdb)
+	// The test's 50 ms node heartbeat and 100 ms session renewal account for
+	// about 70 script calls a second; a fetch loop spinning on the waiting
+	// item would add thousands.
+	t.Logf("worker at session capacity ran %d scripts in 1s", scripts)
+	if scripts > 200 {
+		t.Fatalf("worker at session capacity ran %d scripts in 1s: it spins", scripts)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
 	"github.com/duroworker/duroworker/worker"
@@ -66,25 +68,49 @@ func TestIdleWorkerBlocks(t *testing.T) {
 	orchs, acts := echoRegistries()
 	e.startWorker(orchs, acts, worker.Options{BlockTimeout: worker.DefaultBlockTimeout})
 	time.Sleep(500 * time.Millisecond) // start-up traffic
-	count := func() int {
-		info, err := rdb.Info(context.Background(), "stats").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
-				n, _ := strconv.Atoi(v)
-				return n
-			}
-		}
-		t.Fatal("no total_commands_processed in INFO")
-		return 0
-	}
-	before := count()
+	before := commandsProcessed(t, rdb)
 	time.Sleep(3 * time.Second)
-	sent := count() - before - 1 // minus our own INFO
+	sent := commandsProcessed(t, rdb) - before - 1 // minus our own INFO
 	t.Logf("idle worker sent %d commands in 3s", sent)
 	if sent > 15 {
 		t.Fatalf("idle worker sent %d commands in 3s; it should block (at most 5/s)", sent)
 	}
+}
+
+// commandsProcessed reads total_commands_processed from a real Redis.
+func commandsProcessed(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatal("no total_commands_processed in INFO")
+	return 0
+}
+
+// scriptCalls reads how many EVAL/EVALSHA calls a real Redis served since
+// its stats were last reset (the commands scripts run inside are not
+// round trips).
+func scriptCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if v, ok := strings.CutPrefix(line, cmd); ok {
+				n, _ := strconv.Atoi(strings.SplitN(v, ",", 2)[0])
+				total += n
+			}
+		}
+	}
+	return total
 }

@@ -22,6 +22,10 @@ type runningActivity struct {
 	released bool // Shutdown released the item; the result must not be acked
 }
 
+// minEmptyFetchWait is the shortest pause after an activity fetch that
+// returned nothing.
+const minEmptyFetchWait = 100 * time.Millisecond
+
 var (
 	errLockLost = errors.New("activity lock lost: another worker may run it")
 	errShutdown = errors.New("worker shutting down")
@@ -85,6 +89,10 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			if res.NextWake > 0 && res.NextWake < wait {
 				wait = res.NextWake
 			}
+			// Due work that an empty fetch left behind is session work this
+			// worker may not take now (at MaxSessionsPerRuntime); do not spin
+			// on it. New work still wakes the loop at once.
+			wait = max(wait, minEmptyFetchWait)
 			idleWait(ctx, w.workKick, wait)
 		}
 	}

@@ -56,6 +56,8 @@ type Worker struct {
 	orchBuckets     []string
 	knownPins       map[string]bool
 	cancelFetch     context.CancelFunc
+	stopSessions    context.CancelFunc
+	sessionsDone    chan struct{}
 	fetchers        sync.WaitGroup
 	inflight        sync.WaitGroup
 	orchKick        chan struct{}
@@ -158,10 +160,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.fetchers.Add(1)
 		go w.orchestrationLoop(fetchCtx)
 	}
+	// Sessions are renewed until running work is done at shutdown, not just
+	// until fetching stops.
+	sessCtx, stopSessions := context.WithCancel(ctx)
+	w.stopSessions, w.sessionsDone = stopSessions, make(chan struct{})
+	go func() { defer close(w.sessionsDone); w.sess.Run(sessCtx) }()
 	if w.runsActivities() {
-		w.fetchers.Add(2)
+		w.fetchers.Add(1)
 		go w.activityLoop(fetchCtx)
-		go func() { defer w.fetchers.Done(); w.sess.Run(fetchCtx) }()
 	}
 	return nil
 }
@@ -180,13 +186,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	var err error
 	w.shutdownOnce.Do(func() {
+		// 1. Stop fetching.
 		w.cancelFetch()
 		w.fetchers.Wait()
-		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := w.store.WithdrawNode(wctx, w.opts.NodeID); err != nil {
-			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
-		}
-		cancel()
+		// 2. Let running work finish, or release it when ctx ends.
 		done := make(chan struct{})
 		go func() { w.inflight.Wait(); close(done) }()
 		select {
@@ -200,9 +203,15 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 				w.log.Warn("activities still running after shutdown grace; their results will be dropped")
 			}
 		}
+		// 3. Give sessions up and leave the fleet.
+		w.stopSessions()
+		<-w.sessionsDone
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := w.sess.Release(rctx); err != nil {
 			w.log.Warn("releasing sessions failed; they lapse on their own", "err", err)
+		}
+		if err := w.store.WithdrawNode(rctx, w.opts.NodeID); err != nil {
+			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
 		}
 		rcancel()
 		w.cache.clear()

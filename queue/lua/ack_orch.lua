@@ -11,7 +11,7 @@
 --   outbox O, children C, cancelled activities X, key-value ops K
 -- ARGV[19] custom status: "" (unchanged) | "set" | "clear"   ARGV[20] its value
 -- then, from ARGV[21]: E events, H head messages,
---   A triples (bucket, body, ref "<exec>:<eventid>" or ""),
+--   A quadruples (bucket, body, ref "<exec>:<eventid>" or "", session id or ""),
 --   T pairs (due ms, body), O pairs (instance id, body),
 --   C 7-tuples (id, name, version, parent id, bucket, message, collision message),
 --   X refs "<exec>:<eventid>",

@@ -1,6 +1,8 @@
 -- ack_work.lua: complete a work item and deliver its completion.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] wi:<work id>
 -- ARGV[1] work id   ARGV[2] token   ARGV[3] completion message ("" = none)
+-- ARGV[4] "1" when the item is poison, then ARGV[5] reason, ARGV[6] attempts,
+--   ARGV[7] max attempts: the item is copied to the dead-letter stream first.
 -- A work item with a ref (see ack_orch.lua) is also removed from its
 -- instance's wimap:<instance id>, if the map still points at it.
 -- Returns 1 if the completion was delivered, 0 if there was none or its

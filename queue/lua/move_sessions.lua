@@ -60,6 +60,9 @@ for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
       drop_sessions(owner, true)
       if redis.call('SCARD', k_osess(owner)) == 0 then
         move_owner(owner, true)
+        if redis.call('ZCARD', k_work(b)) == 0 then
+          redis.call('SREM', K_WORK_BUCKETS, b) -- a dead, empty owner is forgotten
+        end
       end
     end
   end

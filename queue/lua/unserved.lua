@@ -2,7 +2,8 @@
 -- KEYS[1] prefix "{ns}:"
 -- ARGV[1] max buckets to return (> 0)
 -- Returns an array of bucket names (orchestration buckets "o:", "v:", "x:"
--- and activity buckets "a:"), each holding at least one entry.
+-- and work buckets "a:", "t:" and "s:"), each holding at least one entry;
+-- callers keep the kinds they handle.
 -- Cost: O(live nodes x their buckets + known buckets); meant to run every
 -- few seconds per worker, not per fetch.
 local limit = tonumber(ARGV[1]) or 100
