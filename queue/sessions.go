@@ -2,9 +2,12 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func msTime(s string) time.Time {
@@ -68,11 +71,30 @@ func (s *Store) Session(ctx context.Context, sessionID string) (SessionInfo, boo
 		LeaseUntil: msTime(h["ldl"]), LastActivity: msTime(h["last"])}, true, nil
 }
 
-// OwnedSessions lists the sessions owner holds.
+// OwnedSessions lists the sessions owner holds: those whose owner is still
+// owner (a session another worker took over after its lease lapsed is not
+// listed, even before the next RenewSessions cleans the owner's set).
 func (s *Store) OwnedSessions(ctx context.Context, owner string) ([]string, error) {
 	ids, err := s.rdb.SMembers(ctx, s.keys.OwnerSessionsKey(owner)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions of %s: %w", owner, err)
 	}
-	return ids, nil
+	if len(ids) == 0 {
+		return ids, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, s.keys.SessionKey(id), "owner")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("listing sessions of %s: %w", owner, err)
+	}
+	held := ids[:0]
+	for i, id := range ids {
+		if cmds[i].Val() == owner {
+			held = append(held, id)
+		}
+	}
+	return held, nil
 }

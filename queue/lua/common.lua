@@ -33,6 +33,21 @@ local DEAD_MAXLEN = 100000
 local function k_sess(id) return P .. 'sess:' .. id end
 local function k_osess(owner) return P .. 'osess:' .. owner end
 
+-- held_sessions counts the sessions owner still holds (owner field and a
+-- live lease), forgetting the others in its set. Cost: O(sessions held).
+local function held_sessions(owner, now)
+  local n = 0
+  for _, sid in ipairs(redis.call('SMEMBERS', P .. 'osess:' .. owner)) do
+    local f = redis.call('HMGET', P .. 'sess:' .. sid, 'owner', 'ldl')
+    if f[1] == owner and tonumber(f[2] or 0) > now then
+      n = n + 1
+    elseif f[1] ~= owner then
+      redis.call('SREM', P .. 'osess:' .. owner, sid)
+    end
+  end
+  return n
+end
+
 -- session_owner returns the live owner of session sid (lease not lapsed),
 -- or nil.
 local function session_owner(sid, now)

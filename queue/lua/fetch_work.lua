@@ -90,7 +90,7 @@ for _, c in ipairs(cands) do
         redis.call('PUBLISH', CH_WAKE_WORK, nb2)
         take = false
       elseif not owner then
-        if me == '' or redis.call('SCARD', k_osess(me)) >= maxsess then
+        if me == '' or held_sessions(me, now) >= maxsess then
           take = false                                  -- no capacity: leave it for others
         else
           redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', now + lease, 'last', now)
