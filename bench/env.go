@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/worker"
+)
+
+// Options configure a duroworker workload. Zero values select each
+// workload's documented default.
+type Options struct {
+	// N is the number of orchestrations (samples for the one-at-a-time
+	// steady workload).
+	N int
+	// K is the number of activities per orchestration.
+	K int
+	// OrchestrationConcurrency and ActivityConcurrency configure the
+	// worker; zero keeps the worker defaults (8 and 16).
+	OrchestrationConcurrency int
+	ActivityConcurrency      int
+	// StartConcurrency is how many goroutines start orchestrations in
+	// workloads that start many at once. If zero, 16.
+	StartConcurrency int
+	// Rate is the offered start rate of the steady workload (starts per
+	// second); zero runs one orchestration at a time.
+	Rate float64
+	// Duration is how long the steady workload offers starts, or how long
+	// the idle workload measures. If zero, 10 seconds.
+	Duration time.Duration
+	// Delay is the timer of the timers workload. If zero, 1 second.
+	Delay time.Duration
+	// Workers is the number of workers of the sessions workload. If zero, 3.
+	Workers int
+	// Retry makes the fanout workload use a retry policy on every activity.
+	Retry bool
+	// FailEvery makes every FailEvery-th activity of the fanout workload
+	// fail its first attempt (with Retry, the policy retries it). Zero: none.
+	FailEvery int
+	// Prefix is the key namespace. If empty, "bench-<workload>".
+	Prefix string
+	// Poll is how often completion is polled. If zero, 2 ms.
+	Poll time.Duration
+	// Timeout bounds the wait for completion. If zero, 10 minutes.
+	Timeout time.Duration
+	// Progress, when not nil, is called with what is done out of total.
+	Progress func(done, total int64)
+	// Logger receives the worker's logs. If nil, warnings and errors are
+	// counted and the first few are added to the result's notes.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults(workload string) Options {
+	if o.StartConcurrency <= 0 {
+		o.StartConcurrency = 16
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Delay <= 0 {
+		o.Delay = time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 3
+	}
+	if o.Prefix == "" {
+		o.Prefix = "bench-" + workload
+	}
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Millisecond
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	return o
+}
+
+// Names of what the workloads register.
+const (
+	orchSeq     = "bench::seq"
+	orchFanout  = "bench::fanout"
+	orchTimer   = "bench::timer"
+	orchSession = "bench::session"
+	orchHold    = "bench::hold"
+	actNoop     = "bench::noop"
+	actSession  = "bench::session-activity"
+)
+
+// env is one duroworker setup: workers and a client on their own counted
+// Redis clients, and the bench's client for polls and INFO.
+type env struct {
+	ctx   context.Context
+	rdb   *redis.Client // the bench's: polls, INFO, pub/sub
+	opts  Options
+	keys  queue.Keys
+	store *queue.Store // the workers'
+	wrdb  *redis.Client
+	wrt   *RoundTrips
+	crdb  *redis.Client
+	crt   *RoundTrips
+	cl    *client.Client
+	orchs *engine.OrchestrationRegistry
+	acts  *engine.ActivityRegistry
+
+	workers []*worker.Worker
+	logs    *logCounter
+
+	activities atomic.Int64
+	polls      atomic.Int64
+
+	// steps[i] is when step i of a single sequential orchestration ran
+	// (UnixNano), when recordSteps is set.
+	recordSteps bool
+	steps       []atomic.Int64
+
+	mu       sync.Mutex
+	lateness map[string]time.Duration   // timers: instance -> lateness
+	sessions map[string]map[string]bool // session -> workers that ran it
+}
+
+func newEnv(ctx context.Context, rdb *redis.Client, opts Options) (*env, error) {
+	oc, ac := opts.OrchestrationConcurrency, opts.ActivityConcurrency
+	if oc == 0 {
+		oc = worker.DefaultOrchestrationConcurrency
+	}
+	if ac == 0 {
+		ac = worker.DefaultActivityConcurrency
+	}
+	e := &env{ctx: ctx, rdb: rdb, opts: opts, keys: queue.NewKeys(opts.Prefix),
+		lateness: map[string]time.Duration{}, sessions: map[string]map[string]bool{}}
+	e.wrdb, e.wrt = CountedClient(rdb, max(oc, 0)+max(ac, 0)+8)
+	e.crdb, e.crt = CountedClient(rdb, opts.StartConcurrency+4)
+	e.store = queue.New(e.wrdb, queue.Options{Prefix: opts.Prefix})
+	e.cl = client.New(queue.New(e.crdb, queue.Options{Prefix: opts.Prefix}))
+	e.logs = &logCounter{}
+	e.orchs = engine.NewOrchestrationRegistry().
+		Register(orchSeq, e.seqOrchestration).
+		Register(orchFanout, e.fanoutOrchestration).
+		Register(orchTimer, e.timerOrchestration).
+		Register(orchSession, e.sessionOrchestration).
+		Register(orchHold, e.holdOrchestration).
+		MustBuild()
+	e.acts = engine.NewActivityRegistry().
+		Register(actNoop, e.noopActivity).
+		Register(actSession, e.sessionActivity).
+		MustBuild()
+	return e, nil
+}
+
+// startWorkers starts n workers with the options' concurrency.
+func (e *env) startWorkers(n int) error {
+	for i := 0; i < n; i++ {
+		logger := e.opts.Logger
+		if logger == nil {
+			logger = slog.New(e.logs)
+		}
+		w, err := worker.New(e.store, e.orchs, e.acts, worker.Options{
+			NodeID:                   fmt.Sprintf("bench-%s-w%d", strings.TrimPrefix(e.opts.Prefix, "bench-"), i+1),
+			OrchestrationConcurrency: e.opts.OrchestrationConcurrency,
+			ActivityConcurrency:      e.opts.ActivityConcurrency,
+			Logger:                   logger,
+		})
+		if err != nil {
+			return err
+		}
+		if err := w.Start(e.ctx); err != nil {
+			return err
+		}
+		e.workers = append(e.workers, w)
+	}
+	return nil
+}
+
+// settings describes the worker configuration in effect.
+func (e *env) settings() string {
+	if len(e.workers) == 0 {
+		return ""
+	}
+	o := e.workers[0].Options()
+	s := fmt.Sprintf("workers=%d orch_concurrency=%d act_concurrency=%d block_timeout=%s replay_cache=%d redis_pool=%d",
+		len(e.workers), o.OrchestrationConcurrency, o.ActivityConcurrency, o.BlockTimeout, o.ReplayCacheSize, e.wrdb.Options().PoolSize)
+	return s
+}
+
+// close shuts the workers down and closes the clients.
+func (e *env) close(r *Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, w := range e.workers {
+		_ = w.Shutdown(ctx)
+	}
+	_ = e.cl.Close()
+	_ = e.crdb.Close()
+	_ = e.wrdb.Close()
+	if r != nil {
+		if n := e.logs.count.Load(); n > 0 {
+			r.Note("worker logged %d warnings/errors; first: %s", n, e.logs.firstMessages())
+		}
+	}
+}
+
+// counts reads the completed and failed counters of the namespace: one
+// HMGET, the "one counter" way of counting completion.
+func (e *env) counts() (completed, failed int64, err error) {
+	e.polls.Add(1)
+	v, err := e.rdb.HMGet(e.ctx, e.keys.StatsKey(), "completed", "failed").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	num := func(x any) int64 {
+		s, _ := x.(string)
+		n, _ := strconv.ParseInt(s, 10, 64)
+		return n
+	}
+	return num(v[0]), num(v[1]), nil
+}
+
+// waitEnded polls the counters until completed+failed reaches target (plus
+// what was there at base), reporting progress, or the timeout passes.
+func (e *env) waitEnded(base, target int64) (completed, failed int64, err error) {
+	deadline := time.Now().Add(e.opts.Timeout)
+	t := time.NewTicker(e.opts.Poll)
+	defer t.Stop()
+	for {
+		c, f, err := e.counts()
+		if err != nil {
+			return c - base, f, err
+		}
+		completed, failed = c-base, f
+		if e.opts.Progress != nil {
+			e.opts.Progress(completed+failed, target)
+		}
+		if completed+failed >= target {
+			return completed, failed, nil
+		}
+		if time.Now().After(deadline) {
+			return completed, failed, fmt.Errorf("timed out after %s: %d of %d ended", e.opts.Timeout, completed+failed, target)
+		}
+		select {
+		case <-e.ctx.Done():
+			return completed, failed, e.ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// startMany starts n instances of name with input, ids prefix-0.., from
+// StartConcurrency goroutines.
+func (e *env) startMany(prefix string, n int, name, input string) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, e.opts.StartConcurrency)
+	for g := 0; g < e.opts.StartConcurrency; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := e.cl.Start(e.ctx, prefix+strconv.FormatInt(i, 10), name, input); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// begin starts measuring a phase: the workers' and the client's round
+// trips, less the bench's own polls.
+func (e *env) begin() *Window {
+	return BeginWindow(e.ctx, e.rdb, e.polls.Load, e.wrt, e.crt)
+}
+
+// logCounter is a slog handler that counts warnings and errors and keeps
+// the first few.
+type logCounter struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	first []string
+}
+
+func (h *logCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *logCounter) Handle(_ context.Context, r slog.Record) error {
+	h.count.Add(1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.first) < 3 {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" {
+				msg += ": " + a.Value.String()
+			}
+			return true
+		})
+		h.first = append(h.first, msg)
+	}
+	return nil
+}
+
+func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logCounter) WithGroup(string) slog.Handler      { return h }
+
+func (h *logCounter) firstMessages() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.first, "; ")
+}

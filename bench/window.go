@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Window measures the Redis traffic and the CPU of one phase of a
+// workload, the same way for duroworker and for the peers.
+type Window struct {
+	rdb    *redis.Client
+	rts    []*RoundTrips
+	rt0    []int64
+	polls  func() int64
+	polls0 int64
+	before ServerStats
+	cpu0   time.Duration
+	t0     time.Time
+}
+
+// BeginWindow starts a measurement on rdb's server. polls, when not nil,
+// returns how many single-command polls the bench itself has sent so far
+// (they are subtracted from the server's count); rts are the counters of the
+// clients whose round trips are charged to the system measured.
+func BeginWindow(ctx context.Context, rdb *redis.Client, polls func() int64, rts ...*RoundTrips) *Window {
+	w := &Window{rdb: rdb, rts: rts, polls: polls}
+	for _, rt := range rts {
+		w.rt0 = append(w.rt0, rt.Count())
+	}
+	if polls != nil {
+		w.polls0 = polls()
+	}
+	w.before = ReadServerStats(ctx, rdb)
+	w.cpu0 = ProcessCPU()
+	w.t0 = time.Now()
+	return w
+}
+
+// End adds to r, per orchestration (n of them): round trips, server
+// commands, Redis CPU and this process's CPU, and with memory the growth
+// of Redis's used_memory; it notes the Redis commands that took most of
+// the server's time.
+func (w *Window) End(ctx context.Context, r *Result, n int64, memory bool) {
+	cpu := ProcessCPU() - w.cpu0
+	elapsed := time.Since(w.t0)
+	after := ReadServerStats(ctx, w.rdb)
+	if n <= 0 {
+		return
+	}
+	var rt int64
+	for i, c := range w.rts {
+		rt += c.Count() - w.rt0[i]
+	}
+	per := func(v float64) float64 { return v / float64(n) }
+	r.Add(MRoundTrips, "", per(float64(rt)))
+	if cpu > 0 {
+		r.Add(MProcessCPU, "µs", per(float64(cpu)/float64(time.Microsecond)))
+	}
+	if !w.before.OK || !after.OK {
+		return
+	}
+	var polls int64
+	if w.polls != nil {
+		polls = w.polls() - w.polls0
+	}
+	// One command per poll, and the INFO that took the first snapshot.
+	r.Add(MCommands, "", per(float64(after.TotalCommands-w.before.TotalCommands-polls-1)))
+	redisCPU := after.UsedCPU - w.before.UsedCPU
+	r.Add(MRedisCPU, "µs", per(redisCPU*1e6))
+	if elapsed > 0 {
+		r.Add(MRedisBusy, "%", 100*redisCPU/elapsed.Seconds())
+	}
+	if memory {
+		r.Add(MRedisBytes, "B", per(float64(after.UsedMemory-w.before.UsedMemory)))
+	}
+	if top := topCommands(w.before, after, n, 4); top != "" {
+		r.Note("top Redis commands by server time (calls/orch, µs/orch): %s", top)
+	}
+}
+
+// topCommands lists the k commands that took most server time between two
+// snapshots, leaving out the bench's own INFO and HMGET polls.
+func topCommands(before, after ServerStats, n int64, k int) string {
+	type row struct {
+		name  string
+		calls int64
+		usec  int64
+	}
+	var rows []row
+	for name, a := range after.Commands {
+		b := before.Commands[name]
+		if name == "info" || a.Usec-b.Usec <= 0 {
+			continue
+		}
+		rows = append(rows, row{name, a.Calls - b.Calls, a.Usec - b.Usec})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].usec > rows[j].usec })
+	var parts []string
+	for i := 0; i < len(rows) && i < k; i++ {
+		parts = append(parts, fmt.Sprintf("%s %.1f/%.0f", rows[i].name, float64(rows[i].calls)/float64(n), float64(rows[i].usec)/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
