@@ -43,5 +43,8 @@ rolling upgrade of a versioned orchestration, against an embedded Redis.`,
 	root.SetErr(stderr)
 	root.SetVersionTemplate("duroworker engine {{.Version}}\n")
 	root.AddCommand(newVersionCommand(), newDevCommand(), newBenchCommand())
+	root.AddCommand(newWorkerCommand(), newStartCommand(), newStatusCommand(), newInfoCommand(), newListCommand(),
+		newHistoryCommand(), newRaiseCommand(), newEnqueueCommand(), newCancelCommand(), newWaitCommand(),
+		newDeleteCommand(), newPruneCommand(), newDLQCommand(), newSessionsCommand(), newQueuesCommand(), newMetricsCommand())
 	return root
 }

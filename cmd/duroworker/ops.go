@@ -1,0 +1,586 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/engine"
+)
+
+// runWithConn connects with c, runs fn and closes the connection.
+// Management commands never let go-redis resend a command (see connect).
+func runWithConn(cmd *cobra.Command, c *connFlags, fn func(ctx context.Context, cn *conn, out io.Writer) error) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cn, err := c.connect(ctx, cmd, false)
+	if err != nil {
+		return err
+	}
+	defer cn.Close()
+	return fn(ctx, cn, cmd.OutOrStdout())
+}
+
+// newInstanceID returns a random RFC 4122 version 4 UUID.
+func newInstanceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// waitFor waits for an instance to end, at most timeout (0: no limit).
+func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (client.Status, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	st, err := cn.client.Wait(ctx, id)
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, client.ErrInstanceNotFound):
+		return st, notFound(id, err)
+	case errors.Is(err, context.DeadlineExceeded) && timeout > 0:
+		state := st.State
+		if state == "" {
+			state = "unknown"
+		}
+		return st, fmt.Errorf("timed out after %s waiting for %s to end (still %s)", timeout, id, state)
+	}
+	return st, err
+}
+
+// outcomeError is the error of a wait that ended with a failed instance,
+// so that the exit status tells success from failure.
+func outcomeError(id string, st client.Status) error {
+	if st.State == client.StateFailed {
+		return fmt.Errorf("instance %s failed: %s", id, fmtFailure(st.Failure))
+	}
+	return nil
+}
+
+func checkTimeout(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("--timeout must not be negative, got %s", d)
+	}
+	return nil
+}
+
+func newStartCommand() *cobra.Command {
+	var c connFlags
+	var id, version string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "start NAME [INPUT]",
+		Short: "Start an orchestration instance",
+		Long: `start creates an instance of orchestration NAME with INPUT (empty if absent;
+"-" reads it from standard input). The input is passed as is: a typed
+orchestration decodes it as JSON (a string input may be given bare).
+
+Without --id, a random UUID is used and printed. The version is chosen by the
+registry policy of the worker that runs the first turn, unless --version
+names one. With --wait, start then waits for the instance to end and prints
+its outcome; it exits non-zero if the instance failed or --timeout passed.`,
+		Example: `  duroworker start examples::orchestration::hello world --id hello-1 --wait
+  duroworker start examples::orchestration::fan-out 10 --json
+  duroworker start examples::orchestration::health-monitor '{"target":"db-1","interval_ms":1000,"cycles":3}' --version 1.0.1
+  echo '{"timeout_ms":60000}' | duroworker start examples::orchestration::approval - --id approval-7`,
+		Args: argsBetween(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
+			if timeout > 0 && !wait {
+				return errors.New("--timeout needs --wait")
+			}
+			name := args[0]
+			input, err := payloadArg(cmd, args, 1)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("id") {
+				id = newInstanceID()
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				if err := cn.client.StartVersioned(ctx, id, name, version, input); err != nil {
+					if errors.Is(err, client.ErrInstanceExists) {
+						return fmt.Errorf("instance %q already exists (delete it first, or choose another --id)", id)
+					}
+					return err
+				}
+				if !wait {
+					if c.JSON {
+						return writeJSON(out, struct {
+							InstanceID string `json:"instance_id"`
+							Name       string `json:"name"`
+							Version    string `json:"version,omitempty"`
+						}{id, name, version})
+					}
+					_, err := fmt.Fprintf(out, "started %s as instance %s\n", name, id)
+					return err
+				}
+				if !c.JSON {
+					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", name, id)
+				}
+				st, err := waitFor(ctx, cn, id, timeout)
+				if err != nil {
+					return err
+				}
+				if err := printStatus(out, c.JSON, id, st); err != nil {
+					return err
+				}
+				return outcomeError(id, st)
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	f := cmd.Flags()
+	f.StringVar(&id, "id", "", "instance id (default: a random UUID, printed)")
+	f.StringVar(&version, "version", "", "run this orchestration version (default: the worker's registry policy)")
+	f.BoolVar(&wait, "wait", false, "wait for the instance to end and print its outcome")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait: give up after this long (0: no limit)")
+	return cmd
+}
+
+func newStatusCommand() *cobra.Command {
+	var c connFlags
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Print an instance's state, output or failure, and custom status",
+		Long: `status prints the state of instance ID (Pending, Running, Completed or
+Failed), the version and number of its current execution, its output or
+failure once it has ended, and its custom status. An unknown ID is an error.`,
+		Example: `  duroworker status hello-1
+  duroworker status hello-1 --json | jq -r .state`,
+		Args: argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				st, err := cn.client.Status(ctx, id)
+				if err != nil {
+					return err
+				}
+				if st.State == client.StateNotFound {
+					return notFound(id, client.ErrInstanceNotFound)
+				}
+				return printStatus(out, c.JSON, id, st)
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	return cmd
+}
+
+func newInfoCommand() *cobra.Command {
+	var c connFlags
+	cmd := &cobra.Command{
+		Use:   "info ID",
+		Short: "Print everything the store knows of an instance, with its executions",
+		Long: `info prints every field of instance ID: orchestration name and version,
+status, current execution, output or failure, creation and update times,
+parent instance, engine pin and custom status, followed by a table of its
+stored executions (continue-as-new starts a new one; prune deletes old ones).`,
+		Example: `  duroworker info monitor-1
+  duroworker info monitor-1 --json`,
+		Args: argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				info, err := cn.client.GetInstanceInfo(ctx, id)
+				if err != nil {
+					return notFound(id, err)
+				}
+				execs, err := cn.client.ListExecutions(ctx, id)
+				if err != nil {
+					return notFound(id, err)
+				}
+				if c.JSON {
+					j := toJSONInstance(info)
+					j.Executions = make([]jsonExecution, 0, len(execs))
+					for _, e := range execs {
+						j.Executions = append(j.Executions, toJSONExecution(e))
+					}
+					return writeJSON(out, j)
+				}
+				output := cell(info.Output)
+				if info.Status != client.StateCompleted {
+					output = "-"
+				}
+				if err := fields(out, [][2]string{
+					{"Instance", info.InstanceID},
+					{"Name", info.OrchestrationName},
+					{"Version", cell(info.OrchestrationVersion)},
+					{"Status", string(info.Status)},
+					{"Execution", fmt.Sprint(info.CurrentExecutionID)},
+					{"Output", output},
+					{"Failure", fmtFailure(info.Failure)},
+					{"Created", fmtTime(info.CreatedAt)},
+					{"Updated", fmtTime(info.UpdatedAt)},
+					{"Parent", cell(info.ParentInstanceID)},
+					{"Engine pin", cell(info.EnginePin)},
+					{"Custom status", fmtCustomStatus(info.CustomStatus, info.CustomStatusSet, info.CustomStatusVersion)},
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+				if len(execs) == 0 {
+					_, err := fmt.Fprintln(out, "no stored executions")
+					return err
+				}
+				tw := newTable(out)
+				fmt.Fprintln(tw, "EXECUTION\tSTATUS\tSTARTED\tENDED\tEVENTS\tOUTPUT")
+				for _, e := range execs {
+					res := short(e.Output, 60)
+					if e.Failure != nil {
+						res = short(fmtFailure(e.Failure), 60)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.ExecutionID, e.Status, fmtTime(e.StartedAt), fmtTime(e.EndedAt), e.EventCount, res)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	return cmd
+}
+
+// parseState parses --status, case-insensitively.
+func parseState(s string) (client.State, error) {
+	for _, st := range []client.State{client.StatePending, client.StateRunning, client.StateCompleted, client.StateFailed} {
+		if strings.EqualFold(s, string(st)) {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("--status %q: want pending, running, completed or failed", s)
+}
+
+func newListCommand() *cobra.Command {
+	var c connFlags
+	var status string
+	var limit, offset int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List instances, oldest first",
+		Long: `list prints one page of instances, oldest first (by creation), optionally
+only those with --status. When there are more, it prints the --offset of
+the next page. With --status, a page may hold fewer than --limit instances
+although more follow: keep paging with the printed offset until there is
+none. Offsets are positions in a live index: deletes between pages may make
+a page skip instances.`,
+		Example: `  duroworker list
+  duroworker list --status failed --limit 20
+  duroworker list --status running --offset 100 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := client.ListOptions{Offset: offset, Limit: limit}
+			if status != "" {
+				st, err := parseState(status)
+				if err != nil {
+					return err
+				}
+				opts.Status = st
+			}
+			if limit < 1 || limit > 1000 {
+				return fmt.Errorf("--limit must be between 1 and 1000, got %d", limit)
+			}
+			if offset < 0 {
+				return fmt.Errorf("--offset must not be negative, got %d", offset)
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				page, err := cn.client.ListInstances(ctx, opts)
+				if err != nil {
+					return err
+				}
+				if c.JSON {
+					list := make([]jsonInstance, 0, len(page.Instances))
+					for _, in := range page.Instances {
+						list = append(list, toJSONInstance(in))
+					}
+					return writeJSON(out, struct {
+						Instances  []jsonInstance `json:"instances"`
+						NextOffset int            `json:"next_offset"`
+					}{list, page.NextOffset})
+				}
+				if len(page.Instances) == 0 {
+					fmt.Fprintln(out, "no instances")
+				} else {
+					tw := newTable(out)
+					fmt.Fprintln(tw, "INSTANCE\tNAME\tVERSION\tSTATUS\tEXECUTION\tCREATED\tUPDATED")
+					for _, in := range page.Instances {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(in.InstanceID), cell(in.OrchestrationName),
+							cell(in.OrchestrationVersion), in.Status, in.CurrentExecutionID, fmtTime(in.CreatedAt), fmtTime(in.UpdatedAt))
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+				}
+				if page.NextOffset >= 0 {
+					fmt.Fprintf(out, "more: --offset %d\n", page.NextOffset)
+				}
+				return nil
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	f := cmd.Flags()
+	f.StringVar(&status, "status", "", "only instances in this state: pending, running, completed or failed")
+	f.IntVar(&limit, "limit", 100, "largest page (1 to 1000)")
+	f.IntVar(&offset, "offset", 0, "where the page starts: 0 or the offset printed by the previous page")
+	return cmd
+}
+
+func newHistoryCommand() *cobra.Command {
+	var c connFlags
+	var execution int64
+	cmd := &cobra.Command{
+		Use:   "history ID",
+		Short: "Print the history events of one execution of an instance",
+		Long: `history prints the events of one execution of instance ID, one line per
+event: its id, kind, name and a short summary of its payload (input, result,
+error, timer due time, ...). --json prints the events in full, as stored
+(docs/protocol.md). The default is the current execution; a Pending instance
+has none yet. Pruned executions are gone.`,
+		Example: `  duroworker history hello-1
+  duroworker history monitor-1 --execution 2
+  duroworker history monitor-1 --json | jq '.events[] | select(.kind == "ActivityCompleted")'`,
+		Args: argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if execution < 0 {
+				return fmt.Errorf("--execution must not be negative, got %d", execution)
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				exec := execution
+				if exec == 0 {
+					info, err := cn.client.GetInstanceInfo(ctx, id)
+					if err != nil {
+						return notFound(id, err)
+					}
+					exec = info.CurrentExecutionID
+				}
+				var events []engine.Event
+				if exec > 0 {
+					var err error
+					events, err = cn.client.ReadHistory(ctx, id, exec)
+					if errors.Is(err, client.ErrExecutionNotFound) {
+						return fmt.Errorf("instance %s has no execution %d (never started, or pruned)", id, exec)
+					}
+					if err != nil {
+						return notFound(id, err)
+					}
+				}
+				if c.JSON {
+					if events == nil {
+						events = []engine.Event{}
+					}
+					return writeJSON(out, struct {
+						InstanceID string         `json:"instance_id"`
+						Execution  int64          `json:"execution"`
+						Events     []engine.Event `json:"events"`
+					}{id, exec, events})
+				}
+				if exec == 0 {
+					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", id)
+					return err
+				}
+				tw := newTable(out)
+				fmt.Fprintln(tw, "ID\tKIND\tNAME\tPAYLOAD")
+				for _, e := range events {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.ID, e.Kind, cell(e.Name), eventPayload(e))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	cmd.Flags().Int64Var(&execution, "execution", 0, "execution number (default: the current one)")
+	return cmd
+}
+
+// eventPayload summarizes the payload fields an event uses on one line.
+func eventPayload(e engine.Event) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+short(v, 40))
+		}
+	}
+	if e.SourceID != 0 {
+		add("source", strconv.FormatInt(e.SourceID, 10))
+	}
+	add("version", e.Version)
+	add("input", e.Input)
+	add("result", e.Result)
+	if e.Error != nil {
+		add("error", fmtFailure(e.Error))
+	}
+	if e.FireAt != 0 {
+		add("fire_at", fmtTime(time.UnixMilli(e.FireAt)))
+	}
+	add("instance", e.Instance)
+	add("parent", e.ParentInstance)
+	add("tag", e.Tag)
+	add("session", e.Session)
+	add("reason", e.Reason)
+	if e.CustomStatus != nil {
+		add("custom_status", *e.CustomStatus)
+	}
+	if e.Cleared {
+		add("cleared", "true")
+	}
+	if n := len(e.CarryForward); n > 0 {
+		add("carry_forward", fmt.Sprintf("%d messages", n))
+	}
+	return short(strings.Join(parts, " "), 120)
+}
+
+// newSendCommand builds raise and enqueue, which send a named message.
+func newSendCommand(use, short, long, example, what string,
+	send func(ctx context.Context, c *client.Client, id, name, data string) error) *cobra.Command {
+	var c connFlags
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    argsBetween(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, name := args[0], args[1]
+			data, err := payloadArg(cmd, args, 2)
+			if err != nil {
+				return err
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				if err := send(ctx, cn.client, id, name, data); err != nil {
+					if errors.Is(err, client.ErrInstanceEnded) {
+						return fmt.Errorf("instance %s has already ended: it takes no more messages", id)
+					}
+					return notFound(id, err)
+				}
+				if c.JSON {
+					return writeJSON(out, map[string]string{"instance_id": id, what: name, "data": data})
+				}
+				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, id)
+				return err
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	return cmd
+}
+
+func newRaiseCommand() *cobra.Command {
+	return newSendCommand("raise ID EVENT [DATA]",
+		"Raise a named external event on a running instance",
+		`raise delivers external event EVENT with DATA (empty if absent; "-" reads it
+from standard input) to running instance ID, where WaitForEvent receives it.
+An event raised before the orchestration waits for it is dropped: raise once
+the instance is Running. An unknown or ended instance is an error.`,
+		`  duroworker raise approval-1 approve alice
+  echo '{"by":"alice"}' | duroworker raise approval-1 approve -`,
+		"event",
+		func(ctx context.Context, c *client.Client, id, name, data string) error {
+			return c.RaiseEvent(ctx, id, name, data)
+		})
+}
+
+func newEnqueueCommand() *cobra.Command {
+	return newSendCommand("enqueue ID QUEUE [DATA]",
+		"Put a message on an event queue of a running instance",
+		`enqueue puts DATA (empty if absent; "-" reads it from standard input) on the
+event queue QUEUE of running instance ID, where the orchestration takes
+messages in FIFO order with DequeueEvent. Unlike raise, a message that arrives
+before the orchestration asks for it is kept, also across continue-as-new.`,
+		`  duroworker enqueue chat-1 messages 'hello'
+  duroworker enqueue chat-1 messages - < message.json`,
+		"queue",
+		func(ctx context.Context, c *client.Client, id, name, data string) error {
+			return c.EnqueueEvent(ctx, id, name, data)
+		})
+}
+
+func newCancelCommand() *cobra.Command {
+	var c connFlags
+	cmd := &cobra.Command{
+		Use:   "cancel ID [REASON]",
+		Short: "Ask a running instance to end as failed (cancelled)",
+		Long: `cancel asks running instance ID to end: it fails with a cancelled error
+("canceled: REASON"), its running activities lose their locks and their
+contexts are cancelled, and its sub-orchestrations are cancelled too. The
+cancellation is processed by a worker: use wait to see it take effect.
+Cancelling an unknown or ended instance is an error.`,
+		Example: `  duroworker cancel monitor-1 "decommissioned"
+  duroworker cancel monitor-1 && duroworker wait monitor-1`,
+		Args: argsBetween(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			reason, err := payloadArg(cmd, args, 1)
+			if err != nil {
+				return err
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				if err := cn.client.Cancel(ctx, id, reason); err != nil {
+					if errors.Is(err, client.ErrInstanceEnded) {
+						return fmt.Errorf("instance %s has already ended: nothing to cancel", id)
+					}
+					return notFound(id, err)
+				}
+				if c.JSON {
+					return writeJSON(out, map[string]string{"instance_id": id, "reason": reason})
+				}
+				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", id)
+				return err
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	return cmd
+}
+
+func newWaitCommand() *cobra.Command {
+	var c connFlags
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait ID",
+		Short: "Wait for an instance to end and print its outcome",
+		Long: `wait blocks until instance ID completes or fails, then prints its status like
+the status command. It exits 0 when the instance completed, and non-zero
+when it failed, is unknown, or --timeout passed first.`,
+		Example: `  duroworker wait hello-1
+  duroworker wait monitor-1 --timeout 5m --json`,
+		Args: argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
+			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+				st, err := waitFor(ctx, cn, id, timeout)
+				if err != nil {
+					return err
+				}
+				if err := printStatus(out, c.JSON, id, st); err != nil {
+					return err
+				}
+				return outcomeError(id, st)
+			})
+		},
+	}
+	addConnFlags(cmd, &c, true)
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: no limit)")
+	return cmd
+}

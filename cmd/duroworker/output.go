@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/engine"
+)
+
+// writeJSON prints v as indented JSON followed by a newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// newTable returns the tabwriter every table is printed with.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// fields prints "Label:  value" lines aligned in one column.
+func fields(w io.Writer, rows [][2]string) error {
+	tw := newTable(w)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
+// cell makes s fit in one table cell: line breaks and tabs become spaces,
+// and an empty s is "-".
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(s)
+}
+
+// short is cell cut to at most n runes, with "..." when cut.
+func short(s string, n int) string {
+	s = cell(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-3]) + "..."
+}
+
+// timeLayout is how times are printed in tables: UTC, milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+// fmtTime prints t in UTC, "-" when zero.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// fmtFailure describes a failure on one line, "-" when nil.
+func fmtFailure(f *engine.ErrorDetails) string {
+	if f == nil {
+		return "-"
+	}
+	return cell(fmt.Sprintf("[%s] %s", f.Category, f.Error()))
+}
+
+// fmtCustomStatus describes a custom status: its value and version, or
+// "(not set)".
+func fmtCustomStatus(s string, set bool, version int64) string {
+	if !set {
+		if version > 0 {
+			return fmt.Sprintf("(cleared, version %d)", version)
+		}
+		return "(not set)"
+	}
+	return fmt.Sprintf("%s (version %d)", cell(s), version)
+}
+
+// customStatusPtr is the JSON form of a custom status: null when not set.
+func customStatusPtr(s string, set bool) *string {
+	if !set {
+		return nil
+	}
+	return &s
+}
+
+// notFound turns a missing instance into a clear error.
+func notFound(id string, err error) error {
+	if errors.Is(err, client.ErrInstanceNotFound) {
+		return fmt.Errorf("instance %q not found", id)
+	}
+	return err
+}
+
+// payloadArg returns a positional payload argument: "" when absent, the
+// standard input when "-".
+func payloadArg(cmd *cobra.Command, args []string, i int) (string, error) {
+	if len(args) <= i {
+		return "", nil
+	}
+	if args[i] != "-" {
+		return args[i], nil
+	}
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), client.MaxPayloadBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the payload from standard input: %w", err)
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
+}
+
+// jsonStatus is the JSON form of an instance's status.
+type jsonStatus struct {
+	InstanceID          string               `json:"instance_id"`
+	State               string               `json:"state"`
+	Version             string               `json:"version,omitempty"`
+	ExecutionID         int64                `json:"execution_id"`
+	Output              string               `json:"output"`
+	Failure             *engine.ErrorDetails `json:"failure,omitempty"`
+	CustomStatus        *string              `json:"custom_status"`
+	CustomStatusVersion int64                `json:"custom_status_version"`
+}
+
+func toJSONStatus(id string, st client.Status) jsonStatus {
+	return jsonStatus{InstanceID: id, State: string(st.State), Version: st.Version, ExecutionID: st.ExecutionID,
+		Output: st.Output, Failure: st.Failure,
+		CustomStatus: customStatusPtr(st.CustomStatus, st.CustomStatusSet), CustomStatusVersion: st.CustomStatusVersion}
+}
+
+// printStatus prints an instance's status as fields or JSON.
+func printStatus(w io.Writer, asJSON bool, id string, st client.Status) error {
+	if asJSON {
+		return writeJSON(w, toJSONStatus(id, st))
+	}
+	rows := [][2]string{
+		{"Instance", id},
+		{"State", string(st.State)},
+		{"Version", cell(st.Version)},
+		{"Execution", fmt.Sprint(st.ExecutionID)},
+	}
+	switch st.State {
+	case client.StateCompleted:
+		rows = append(rows, [2]string{"Output", cell(st.Output)})
+	case client.StateFailed:
+		rows = append(rows, [2]string{"Failure", fmtFailure(st.Failure)})
+	}
+	rows = append(rows, [2]string{"Custom status", fmtCustomStatus(st.CustomStatus, st.CustomStatusSet, st.CustomStatusVersion)})
+	return fields(w, rows)
+}
+
+// jsonInstance is the JSON form of client.InstanceInfo.
+type jsonInstance struct {
+	InstanceID          string               `json:"instance_id"`
+	Name                string               `json:"name"`
+	Version             string               `json:"version,omitempty"`
+	Status              string               `json:"status"`
+	ExecutionID         int64                `json:"execution_id"`
+	Output              string               `json:"output"`
+	Failure             *engine.ErrorDetails `json:"failure,omitempty"`
+	CreatedAt           time.Time            `json:"created_at,omitzero"`
+	UpdatedAt           time.Time            `json:"updated_at,omitzero"`
+	ParentInstanceID    string               `json:"parent_instance_id,omitempty"`
+	EnginePin           string               `json:"engine_pin,omitempty"`
+	CustomStatus        *string              `json:"custom_status"`
+	CustomStatusVersion int64                `json:"custom_status_version"`
+	Executions          []jsonExecution      `json:"executions,omitempty"`
+}
+
+func toJSONInstance(in client.InstanceInfo) jsonInstance {
+	return jsonInstance{InstanceID: in.InstanceID, Name: in.OrchestrationName, Version: in.OrchestrationVersion,
+		Status: string(in.Status), ExecutionID: in.CurrentExecutionID, Output: in.Output, Failure: in.Failure,
+		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt, ParentInstanceID: in.ParentInstanceID, EnginePin: in.EnginePin,
+		CustomStatus: customStatusPtr(in.CustomStatus, in.CustomStatusSet), CustomStatusVersion: in.CustomStatusVersion}
+}
+
+// jsonExecution is the JSON form of client.ExecutionInfo.
+type jsonExecution struct {
+	ExecutionID int64                `json:"execution_id"`
+	Status      string               `json:"status"`
+	Output      string               `json:"output,omitempty"`
+	Failure     *engine.ErrorDetails `json:"failure,omitempty"`
+	StartedAt   time.Time            `json:"started_at,omitzero"`
+	EndedAt     time.Time            `json:"ended_at,omitzero"`
+	EventCount  int                  `json:"event_count"`
+}
+
+func toJSONExecution(e client.ExecutionInfo) jsonExecution {
+	return jsonExecution{ExecutionID: e.ExecutionID, Status: e.Status, Output: e.Output, Failure: e.Failure,
+		StartedAt: e.StartedAt, EndedAt: e.EndedAt, EventCount: e.EventCount}
+}
+
+// argsBetween accepts min to max positional arguments and otherwise names
+// the command's usage.
+func argsBetween(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= min && len(args) <= max {
+			return nil
+		}
+		got := fmt.Sprintf("%d arguments", len(args))
+		if len(args) == 1 {
+			got = "1 argument"
+		}
+		return fmt.Errorf("usage: %s (got %s; see --help)", cmd.UseLine(), got)
+	}
+}

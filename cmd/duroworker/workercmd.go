@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/examples/basics"
+	"github.com/duroworker/duroworker/examples/healthmonitor"
+	"github.com/duroworker/duroworker/worker"
+)
+
+// workerOptions are the flags of `duroworker worker`.
+type workerOptions struct {
+	conn                     connFlags
+	NodeID                   string
+	OrchestrationConcurrency int
+	ActivityConcurrency      int
+	OrchestrationLock        time.Duration
+	ActivityLock             time.Duration
+	MaxAttempts              int
+	SupportedReplayVersions  string
+	Tags                     string
+	MaxSessions              int
+	LogLevel                 string
+	MetricsAddr              string
+	MonitorUpTo              string
+	BlockTimeout             time.Duration
+	ShutdownTimeout          time.Duration
+}
+
+func newWorkerCommand() *cobra.Command {
+	opts := workerOptions{ShutdownTimeout: 30 * time.Second, LogLevel: "info", MonitorUpTo: healthmonitor.LatestVersion}
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker node serving the built-in example orchestrations",
+		Long: `worker runs one worker node of a fleet: it fetches orchestration turns and
+activities from the Redis namespace and runs them, until SIGINT or SIGTERM;
+it then stops fetching, lets running work finish for up to
+--shutdown-timeout, releases what did not finish to other nodes, and exits.
+
+This binary serves the built-in examples only:
+  examples::orchestration::hello            basics (1.0.0)
+  examples::orchestration::fan-out          basics (1.0.0)
+  examples::orchestration::approval         basics (1.0.0)
+  examples::orchestration::health-monitor   1.0.0, 1.0.1, 1.0.2 (up to --monitor-up-to)
+and their activities. A team serves its own orchestrations with its own
+worker binary, a few lines of Go around worker.New: see docs/cli.md.
+
+--tags selects activities by tag: "default" (untagged only, the default),
+"any", "none" (an orchestration-only node), "gpu,eu" (only those tags) or
+"default,gpu" (untagged and gpu).
+
+--metrics-addr serves the worker's OpenTelemetry metrics (orchestration starts,
+completions, failures, poison, activity executions, turn and activity
+durations) on http://ADDR/metrics in the Prometheus text format. The
+store-wide counters are in "duroworker metrics" and "duroworker queues".`,
+		Example: `  duroworker worker --redis redis://10.0.0.5:6379/0 --node-id node-a
+  DUROWORKER_REDIS=rediss://app:secret@redis.internal:6380/0 duroworker worker --tags default,gpu
+  duroworker worker --monitor-up-to 1.0.0 --node-id old-node   # an old deployment, for a rolling upgrade
+  duroworker worker --supported-replay-versions 0.0.0..0.1.0 --max-attempts 5 --log-level debug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWorker(cmd, &opts)
+		},
+	}
+	addConnFlags(cmd, &opts.conn, false)
+	f := cmd.Flags()
+	f.StringVar(&opts.NodeID, "node-id", "", "node id, in logs and session ownership (default: <hostname>-<pid>-<random>); a restarted node with the same id gets its sessions back")
+	f.IntVar(&opts.OrchestrationConcurrency, "orchestration-concurrency", 0, fmt.Sprintf("orchestration turns run at once (0: %d; negative: no orchestrations)", worker.DefaultOrchestrationConcurrency))
+	f.IntVar(&opts.ActivityConcurrency, "activity-concurrency", 0, fmt.Sprintf("activities run at once (0: %d; negative: no activities)", worker.DefaultActivityConcurrency))
+	f.DurationVar(&opts.OrchestrationLock, "orchestration-lock", 0, fmt.Sprintf("instance lock of a turn, renewed while it runs (0: %s)", worker.DefaultOrchestrationLockTimeout))
+	f.DurationVar(&opts.ActivityLock, "activity-lock", 0, fmt.Sprintf("work item lock of an activity, renewed while it runs (0: %s)", worker.DefaultActivityLockTimeout))
+	f.IntVar(&opts.MaxAttempts, "max-attempts", 0, fmt.Sprintf("fetches of a message before it is poisoned (0: %d)", worker.DefaultMaxAttempts))
+	f.StringVar(&opts.SupportedReplayVersions, "supported-replay-versions", "", "engine versions whose executions this node replays, e.g. 0.0.0..0.1.0 (default: up to engine "+engine.Version+")")
+	f.StringVar(&opts.Tags, "tags", "default", `activity tags served: "default", "any", "none", "gpu,eu" or "default,gpu"`)
+	f.IntVar(&opts.MaxSessions, "max-sessions", 0, "sessions held at once (0: 10; negative: no session activities)")
+	f.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level on stderr: debug, info, warn or error")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://ADDR/metrics, e.g. :9464 (default: none)")
+	f.StringVar(&opts.MonitorUpTo, "monitor-up-to", opts.MonitorUpTo, "highest health monitor version registered: "+strings.Join(healthmonitor.Versions(), ", "))
+	f.DurationVar(&opts.BlockTimeout, "block-timeout", 0, fmt.Sprintf("longest idle wait between fetches when no wake-up arrives (0: %s)", worker.DefaultBlockTimeout))
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "on SIGINT/SIGTERM, how long running work may take to finish before it is released to other nodes")
+	return cmd
+}
+
+// parseTags parses --tags.
+func parseTags(s string) (worker.TagFilter, error) {
+	var tags []string
+	for _, t := range strings.Split(s, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			return worker.TagFilter{}, fmt.Errorf("--tags %q: empty tag", s)
+		}
+		tags = append(tags, t)
+	}
+	special := func(word string) bool { return slices.Contains(tags, word) }
+	switch {
+	case len(tags) == 1 && tags[0] == "any":
+		return worker.AnyTag(), nil
+	case len(tags) == 1 && tags[0] == "none":
+		return worker.NoActivities(), nil
+	case special("any") || special("none"):
+		return worker.TagFilter{}, fmt.Errorf(`--tags %q: "any" and "none" stand alone`, s)
+	}
+	var named []string
+	withDefault := false
+	for _, t := range tags {
+		if t == "default" {
+			withDefault = true
+			continue
+		}
+		if err := capability.ValidateTag(t); err != nil {
+			return worker.TagFilter{}, fmt.Errorf("--tags %q: %w", s, err)
+		}
+		named = append(named, t)
+	}
+	if len(named) > worker.MaxWorkerTags {
+		return worker.TagFilter{}, fmt.Errorf("--tags %q: %d tags, at most %d", s, len(named), worker.MaxWorkerTags)
+	}
+	switch {
+	case len(named) == 0:
+		return worker.DefaultTagsOnly(), nil
+	case withDefault:
+		return worker.DefaultAndTags(named...), nil
+	default:
+		return worker.OnlyTags(named...), nil
+	}
+}
+
+// parseLogLevel parses --log-level.
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// exampleRegistries returns the registries of the built-in examples, with
+// the health monitor up to version upTo.
+func exampleRegistries(upTo string) (*engine.OrchestrationRegistry, *engine.ActivityRegistry, error) {
+	if !slices.Contains(healthmonitor.Versions(), upTo) {
+		return nil, nil, fmt.Errorf("--monitor-up-to %q: want one of %s", upTo, strings.Join(healthmonitor.Versions(), ", "))
+	}
+	b := healthmonitor.Register(engine.NewOrchestrationRegistry(), upTo)
+	basics.Register(b)
+	orchs, err := b.Build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("orchestration registry: %w", err)
+	}
+	ab := engine.NewActivityRegistry()
+	basics.Activities(ab)
+	healthmonitor.Activities(ab)
+	acts, err := ab.Build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("activity registry: %w", err)
+	}
+	return orchs, acts, nil
+}
+
+// workerSettings validates the flags and builds the worker options.
+func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, error) {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--orchestration-lock", o.OrchestrationLock}, {"--activity-lock", o.ActivityLock}, {"--block-timeout", o.BlockTimeout}} {
+		if d.v < 0 {
+			return worker.Options{}, fmt.Errorf("%s must not be negative, got %s", d.flag, d.v)
+		}
+	}
+	if o.ShutdownTimeout <= 0 {
+		return worker.Options{}, fmt.Errorf("--shutdown-timeout must be positive, got %s", o.ShutdownTimeout)
+	}
+	if o.MaxAttempts < 0 {
+		return worker.Options{}, fmt.Errorf("--max-attempts must not be negative, got %d", o.MaxAttempts)
+	}
+	tags, err := parseTags(o.Tags)
+	if err != nil {
+		return worker.Options{}, err
+	}
+	wo := worker.Options{
+		NodeID:                   o.NodeID,
+		OrchestrationConcurrency: o.OrchestrationConcurrency,
+		ActivityConcurrency:      o.ActivityConcurrency,
+		OrchestrationLockTimeout: o.OrchestrationLock,
+		ActivityLockTimeout:      o.ActivityLock,
+		MaxAttempts:              o.MaxAttempts,
+		MaxSessionsPerRuntime:    o.MaxSessions,
+		BlockTimeout:             o.BlockTimeout,
+		Tags:                     tags,
+		Logger:                   logger,
+	}
+	if o.SupportedReplayVersions != "" {
+		r, err := capability.ParseRange(o.SupportedReplayVersions)
+		if err != nil {
+			return worker.Options{}, fmt.Errorf("--supported-replay-versions: %w", err)
+		}
+		wo.SupportedReplayVersions = &r
+	}
+	return wo, nil
+}
+
+// runWorker runs a worker node until the command's context ends or
+// SIGINT/SIGTERM arrives, then shuts it down gracefully.
+func runWorker(cmd *cobra.Command, o *workerOptions) error {
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	level, err := parseLogLevel(o.LogLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	wo, err := o.workerSettings(logger)
+	if err != nil {
+		return err
+	}
+	orchs, acts, err := exampleRegistries(o.MonitorUpTo)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cn, err := o.conn.connect(ctx, cmd, true)
+	if err != nil {
+		return err
+	}
+	defer cn.Close()
+
+	if o.MetricsAddr != "" {
+		ms, err := startMetrics(o.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ms.Close(cctx)
+		}()
+		wo.MeterProvider = ms.Provider
+		logger.Info("serving metrics", "url", "http://"+ms.Addr+"/metrics")
+	}
+	w, err := worker.New(cn.store, orchs, acts, wo)
+	if err != nil {
+		return err
+	}
+	// The dispatchers outlive ctx: the node stops only through Shutdown,
+	// so that running work gets its chance to finish.
+	if err := w.Start(context.Background()); err != nil {
+		return fmt.Errorf("starting the worker: %w", err)
+	}
+	eff := w.Options()
+	replay := "up to " + engine.Version
+	if eff.SupportedReplayVersions != nil {
+		replay = eff.SupportedReplayVersions.String()
+	}
+	logger.Info("worker started",
+		"node", w.NodeID(), "redis", cn.where, "prefix", o.conn.Prefix, "engine", engine.Version,
+		"orchestrations", fmt.Sprintf("basics, health-monitor up to %s", o.MonitorUpTo),
+		"orchestration_concurrency", eff.OrchestrationConcurrency, "activity_concurrency", eff.ActivityConcurrency,
+		"tags", eff.Tags.String(), "replay", replay, "max_attempts", eff.MaxAttempts)
+
+	<-ctx.Done()
+	why := "context cancelled"
+	if parent.Err() == nil {
+		why = "signal received"
+	}
+	logger.Info("shutting down", "node", w.NodeID(), "reason", why, "deadline", o.ShutdownTimeout)
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	if err := w.Shutdown(sctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: running work did not finish within %s and was released to other nodes", o.ShutdownTimeout)
+		}
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("worker stopped", "node", w.NodeID(), "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
