@@ -370,3 +370,27 @@ func TestCancelGoesOnlyToOwnChild(t *testing.T) {
 		}
 	})
 }
+
+// TestTimerFiresOnTimeOnAnIdleWorker: a timer created while the worker has
+// nothing else to do fires when due, not after the worker's BlockTimeout.
+func TestTimerFiresOnTimeOnAnIdleWorker(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		orchs := engine.NewOrchestrationRegistry().Register("Sleeper", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+			_, err := ctx.ScheduleTimer(200 * time.Millisecond).Get()
+			return "woke", err
+		}).MustBuild()
+		e.startWorker(orchs, nil, worker.Options{BlockTimeout: time.Minute})
+		begin := time.Now()
+		if err := e.client.Start(context.Background(), "sleeper", "Sleeper", ""); err != nil {
+			t.Fatal(err)
+		}
+		if st := e.wait("sleeper"); st.Output != "woke" {
+			t.Fatalf("%+v", st)
+		}
+		// Not a speed assertion: without the wake-up it takes the full
+		// minute-long BlockTimeout.
+		if took := time.Since(begin); took > 20*time.Second {
+			t.Fatalf("a 200ms timer took %s: the idle worker slept through it", took)
+		}
+	})
+}

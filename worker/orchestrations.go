@@ -360,6 +360,11 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		return
 	}
 	acked := t.ack(ctx, ack, x)
+	if acked && len(ack.Timers) > 0 {
+		// The idle wait of the fetch loop was computed before this timer
+		// existed: fetch again so that it sleeps until the timer is due.
+		kick(w.orchKick)
+	}
 	if acked {
 		w.tel.endTurn(turnCtx, span, began, info.Name, info.Version, res, startedBy)
 	} else {

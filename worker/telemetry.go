@@ -32,6 +32,10 @@ type telemetry struct {
 
 var propagator = propagation.TraceContext{}
 
+// secondsBuckets are histogram bounds for durations from a fraction of a
+// millisecond (a cached turn) to minutes (a long activity).
+var secondsBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -58,11 +62,13 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry,
 		}
 	}
 	if t.turnDuration, err = m.Float64Histogram("duroworker.orchestration.turn.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of one orchestration turn: fetch to ack.")); err != nil {
+		metric.WithDescription("Duration of one orchestration turn: fetch to ack."),
+		metric.WithExplicitBucketBoundaries(secondsBuckets...)); err != nil {
 		return nil, err
 	}
 	if t.activityDuration, err = m.Float64Histogram("duroworker.activity.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of one activity execution.")); err != nil {
+		metric.WithDescription("Duration of one activity execution."),
+		metric.WithExplicitBucketBoundaries(secondsBuckets...)); err != nil {
 		return nil, err
 	}
 	return t, nil
