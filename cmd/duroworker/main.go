@@ -16,6 +16,13 @@
 //	         1.0.2 across two worker nodes) and version pinning, prints live
 //	         progress and a summary, and exits non-zero unless every scenario
 //	         reached its expected state.
+//	worker   run a worker node serving the example orchestrations
+//	         (--metrics-addr serves Prometheus metrics).
+//	start, status, info, list, history, raise, enqueue, cancel, wait,
+//	delete, prune, dlq, sessions, queues, metrics
+//	         operate instances in a Redis (--redis, --prefix, --json);
+//	         see docs/cli.md.
+//	bench    run benchmark workloads (docs in bench/RESULTS.md).
 //	version  print the engine version and the Go version.
 //
 // Run `duroworker help <command>` for the flags of a command. Errors are
