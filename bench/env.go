@@ -43,6 +43,10 @@ type Options struct {
 	Delay time.Duration
 	// Workers is the number of workers of the sessions workload. If zero, 3.
 	Workers int
+	// RegisterAll makes the workers register every orchestration of the
+	// bench instead of only the workload's: each registered orchestration
+	// name adds ready buckets that every fetch reads.
+	RegisterAll bool
 	// Retry makes the fanout workload use a retry policy on every activity.
 	Retry bool
 	// FailEvery makes every FailEvery-th activity of the fanout workload
@@ -113,8 +117,9 @@ type env struct {
 	orchs *engine.OrchestrationRegistry
 	acts  *engine.ActivityRegistry
 
-	workers []*worker.Worker
-	logs    *logCounter
+	workers    []*worker.Worker
+	logs       *logCounter
+	registered int // orchestration names registered
 
 	activities atomic.Int64
 	polls      atomic.Int64
@@ -129,7 +134,9 @@ type env struct {
 	sessions map[string]map[string]bool // session -> workers that ran it
 }
 
-func newEnv(ctx context.Context, rdb *redis.Client, opts Options) (*env, error) {
+// newEnv prepares workers that register the given orchestrations (all of
+// the bench's with opts.RegisterAll) and the activities they use.
+func newEnv(ctx context.Context, rdb *redis.Client, opts Options, orchestrations ...string) (*env, error) {
 	oc, ac := opts.OrchestrationConcurrency, opts.ActivityConcurrency
 	if oc == 0 {
 		oc = worker.DefaultOrchestrationConcurrency
@@ -144,17 +151,30 @@ func newEnv(ctx context.Context, rdb *redis.Client, opts Options) (*env, error) 
 	e.store = queue.New(e.wrdb, queue.Options{Prefix: opts.Prefix})
 	e.cl = client.New(queue.New(e.crdb, queue.Options{Prefix: opts.Prefix}))
 	e.logs = &logCounter{}
-	e.orchs = engine.NewOrchestrationRegistry().
-		Register(orchSeq, e.seqOrchestration).
-		Register(orchFanout, e.fanoutOrchestration).
-		Register(orchTimer, e.timerOrchestration).
-		Register(orchSession, e.sessionOrchestration).
-		Register(orchHold, e.holdOrchestration).
-		MustBuild()
-	e.acts = engine.NewActivityRegistry().
-		Register(actNoop, e.noopActivity).
-		Register(actSession, e.sessionActivity).
-		MustBuild()
+	fns := map[string]engine.OrchestrationFunc{
+		orchSeq: e.seqOrchestration, orchFanout: e.fanoutOrchestration, orchTimer: e.timerOrchestration,
+		orchSession: e.sessionOrchestration, orchHold: e.holdOrchestration,
+	}
+	if opts.RegisterAll {
+		orchestrations = []string{orchSeq, orchFanout, orchTimer, orchSession, orchHold}
+	}
+	ob := engine.NewOrchestrationRegistry()
+	ab := engine.NewActivityRegistry()
+	for _, name := range orchestrations {
+		ob.Register(name, fns[name])
+		if name == orchSession {
+			ab.Register(actSession, e.sessionActivity)
+		}
+	}
+	ab.Register(actNoop, e.noopActivity)
+	e.registered = len(orchestrations)
+	var err error
+	if e.orchs, err = ob.Build(); err != nil {
+		return nil, err
+	}
+	if e.acts, err = ab.Build(); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -188,8 +208,8 @@ func (e *env) settings() string {
 		return ""
 	}
 	o := e.workers[0].Options()
-	s := fmt.Sprintf("workers=%d orch_concurrency=%d act_concurrency=%d block_timeout=%s replay_cache=%d redis_pool=%d",
-		len(e.workers), o.OrchestrationConcurrency, o.ActivityConcurrency, o.BlockTimeout, o.ReplayCacheSize, e.wrdb.Options().PoolSize)
+	s := fmt.Sprintf("workers=%d orch_concurrency=%d act_concurrency=%d block_timeout=%s replay_cache=%d redis_pool=%d registered_orchestrations=%d",
+		len(e.workers), o.OrchestrationConcurrency, o.ActivityConcurrency, o.BlockTimeout, o.ReplayCacheSize, e.wrdb.Options().PoolSize, e.registered)
 	return s
 }
 

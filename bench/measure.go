@@ -16,11 +16,16 @@ import (
 // one round trip and so is every pipeline or transaction, whatever it holds.
 // Add it to a client with AddHook. Pub/sub traffic is not counted.
 type RoundTrips struct {
-	n atomic.Int64
+	n    atomic.Int64
+	cmds atomic.Int64
 }
 
 // Count returns the round trips so far.
 func (c *RoundTrips) Count() int64 { return c.n.Load() }
+
+// Commands returns the commands sent so far (every command of a pipeline
+// counts, and MULTI/EXEC are not counted).
+func (c *RoundTrips) Commands() int64 { return c.cmds.Load() }
 
 // DialHook implements redis.Hook.
 func (c *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -29,6 +34,7 @@ func (c *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next 
 func (c *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.n.Add(1)
+		c.cmds.Add(1)
 		return next(ctx, cmd)
 	}
 }
@@ -37,6 +43,7 @@ func (c *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.n.Add(1)
+		c.cmds.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
 }

@@ -19,37 +19,38 @@ const (
 // Metric names shared by duroworker and the peers, so that their rows line
 // up in one table.
 const (
-	MOrchPerSec      = "orch/s"           // orchestrations (workflows, tasks) completed per second
-	MActPerSec       = "activities/s"     // activities (tasks) completed per second
-	MEnqueuePerSec   = "enqueue/s"        // starts per second before processing (drain)
-	MElapsed         = "elapsed"          // seconds of the measured phase
-	MP50             = "p50"              // milliseconds
-	MP95             = "p95"              // milliseconds
-	MP99             = "p99"              // milliseconds
-	MMax             = "max"              // milliseconds
-	MMsPerStep       = "ms/step"          // milliseconds per sequential activity
-	MFirst100        = "first100"         // milliseconds for the first 100 steps
-	MLast100         = "last100"          // milliseconds for the last 100 steps
-	MLastOverFirst   = "last100/first100" // ratio
-	MRoundTrips      = "round trips/orch" // client-side requests (a pipeline counts once) per orchestration
-	MCommands        = "commands/orch"    // server-side total_commands_processed per orchestration, Lua-internal calls included
-	MRedisBytes      = "redis bytes/orch" // used_memory growth per completed orchestration
-	MRedisCPU        = "redis cpu/orch"   // microseconds of Redis server CPU per orchestration
-	MRedisBusy       = "redis cpu"        // Redis server CPU over the phase, percent of one core
-	MProcessCPU      = "process cpu/orch" // microseconds of CPU of the process running workers and client
-	MRSS             = "rss MB"           // VmRSS of the process
-	MRSSBaseline     = "rss before MB"    // VmRSS before the workload
-	MHeap            = "heap MB"          // Go heap in use
-	MGoroutines      = "goroutines"       // goroutines in the process
-	MIdleCommands    = "commands/s"       // server-side commands per second
-	MIdleRoundTrips  = "round trips/s"    // client-side round trips per second
-	MWorkersUsed     = "workers/session"  // distinct workers that ran one session's activities (max over sessions)
-	MSessionsMoved   = "sessions split"   // sessions whose activities ran on more than one worker
-	MOffered         = "offered/s"        // offered start rate
-	MAchieved        = "achieved/s"       // completions per second over the run
-	MFetchP50Ratio   = "p50 ratio"        // filter: p50 with incompatible work over p50 without
-	MFilterOrchP50   = "orch fetch p50"   // filter: milliseconds, with incompatible work waiting
-	MFilterActP50    = "act fetch p50"    // filter: milliseconds, with incompatible work waiting
+	MOrchPerSec      = "orch/s"            // orchestrations (workflows, tasks) completed per second
+	MActPerSec       = "activities/s"      // activities (tasks) completed per second
+	MEnqueuePerSec   = "enqueue/s"         // starts per second before processing (drain)
+	MElapsed         = "elapsed"           // seconds of the measured phase
+	MP50             = "p50"               // milliseconds
+	MP95             = "p95"               // milliseconds
+	MP99             = "p99"               // milliseconds
+	MMax             = "max"               // milliseconds
+	MMsPerStep       = "ms/step"           // milliseconds per sequential activity
+	MFirst100        = "first100"          // milliseconds for the first 100 steps
+	MLast100         = "last100"           // milliseconds for the last 100 steps
+	MLastOverFirst   = "last100/first100"  // ratio
+	MRoundTrips      = "round trips/orch"  // client-side requests (a pipeline counts once) per orchestration
+	MCommands        = "commands/orch"     // server-side total_commands_processed per orchestration, Lua-internal calls included
+	MRedisBytes      = "redis bytes/orch"  // used_memory growth per completed orchestration
+	MRedisCPU        = "redis cpu/orch"    // microseconds of Redis server CPU per orchestration
+	MRedisBusy       = "redis cpu"         // Redis server CPU over the phase, percent of one core
+	MProcessCPU      = "process cpu/orch"  // microseconds of CPU of the process running workers and client
+	MRSS             = "rss MB"            // VmRSS of the process
+	MRSSBaseline     = "rss before MB"     // VmRSS before the workload
+	MHeap            = "heap MB"           // Go heap in use
+	MGoroutines      = "goroutines"        // goroutines in the process
+	MIdleSent        = "sent commands/s"   // commands the worker sent per second (client side)
+	MIdleRoundTrips  = "round trips/s"     // client-side round trips per second
+	MIdleCommands    = "server commands/s" // server-side commands per second, Lua-internal calls included
+	MWorkersUsed     = "workers/session"   // distinct workers that ran one session's activities (max over sessions)
+	MSessionsMoved   = "sessions split"    // sessions whose activities ran on more than one worker
+	MOffered         = "offered/s"         // offered start rate
+	MAchieved        = "achieved/s"        // completions per second over the run
+	MFetchP50Ratio   = "p50 ratio"         // filter: p50 with incompatible work over p50 without
+	MFilterOrchP50   = "orch fetch p50"    // filter: milliseconds, with incompatible work waiting
+	MFilterActP50    = "act fetch p50"     // filter: milliseconds, with incompatible work waiting
 	MFilterOrchRatio = "orch p50 ratio"
 	MFilterActRatio  = "act p50 ratio"
 )
@@ -218,7 +219,7 @@ func AggregateRuns(results []Result) []Aggregate {
 			a.Errors = append(a.Errors, r.Error)
 		}
 		for _, n := range r.Notes {
-			if !contains(a.Notes, n) {
+			if !containsShape(a.Notes, n) {
 				a.Notes = append(a.Notes, n)
 			}
 		}
@@ -259,9 +260,19 @@ func medianMinMax(v []float64) (med, lo, hi float64) {
 	return med, s[0], s[n-1]
 }
 
-func contains(list []string, s string) bool {
+// containsShape reports whether list has a note that differs from s only in
+// its numbers: of the notes of several runs, the first run's is kept.
+func containsShape(list []string, s string) bool {
+	shape := func(x string) string {
+		return strings.Map(func(r rune) rune {
+			if (r >= '0' && r <= '9') || r == '.' {
+				return -1
+			}
+			return r
+		}, x)
+	}
 	for _, x := range list {
-		if x == s {
+		if shape(x) == shape(s) {
 			return true
 		}
 	}

@@ -29,7 +29,7 @@ func RunSteady(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 	} else {
 		r.Params = fmt.Sprintf("one at a time n=%d", opts.N)
 	}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchSeq)
 	if err != nil {
 		return r, err
 	}
@@ -38,7 +38,7 @@ func RunSteady(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 		return r, err
 	}
 	r.Settings = e.settings()
-	if err := e.warmUp(); err != nil {
+	if err := e.warmUp(orchSeq, "2"); err != nil {
 		return r, err
 	}
 

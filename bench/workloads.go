@@ -44,7 +44,7 @@ func RunDrain(ctx context.Context, rdb *redis.Client, opts Options) (Result, err
 		opts.K = 1
 	}
 	r := Result{Workload: WorkloadDrain, System: SystemDuroworker, Params: fmt.Sprintf("n=%d k=%d", opts.N, opts.K), Expected: int64(opts.N)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchSeq)
 	if err != nil {
 		return r, err
 	}
@@ -89,7 +89,7 @@ func runSequential(ctx context.Context, rdb *redis.Client, opts Options, workloa
 		opts.K = defK
 	}
 	r := Result{Workload: workload, System: SystemDuroworker, Params: fmt.Sprintf("n=%d k=%d", opts.N, opts.K), Expected: int64(opts.N)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchSeq)
 	if err != nil {
 		return r, err
 	}
@@ -102,7 +102,7 @@ func runSequential(ctx context.Context, rdb *redis.Client, opts Options, workloa
 		return r, err
 	}
 	r.Settings = e.settings()
-	if err := e.warmUp(); err != nil {
+	if err := e.warmUp(orchSeq, "2"); err != nil {
 		return r, err
 	}
 	base, _, err := e.counts()
@@ -185,7 +185,7 @@ func RunFanout(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 		params += fmt.Sprintf(" fail-every=%d", opts.FailEvery)
 	}
 	r := Result{Workload: WorkloadFanout, System: SystemDuroworker, Params: params, Expected: int64(opts.N)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchFanout)
 	if err != nil {
 		return r, err
 	}
@@ -198,7 +198,7 @@ func RunFanout(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 		p := fanoutRetryPolicy()
 		r.Settings += fmt.Sprintf(" retry=%d attempts, %s backoff from %s", p.MaxAttempts, p.Backoff.Kind, p.Backoff.Base)
 	}
-	if err := e.warmUp(); err != nil {
+	if err := e.warmUp(orchFanout, "2"); err != nil {
 		return r, err
 	}
 	base, _, err := e.counts()
@@ -227,7 +227,7 @@ func RunTimers(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 		opts.N = 1000
 	}
 	r := Result{Workload: WorkloadTimers, System: SystemDuroworker, Params: fmt.Sprintf("n=%d delay=%s", opts.N, opts.Delay), Expected: int64(opts.N)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchTimer)
 	if err != nil {
 		return r, err
 	}
@@ -267,7 +267,7 @@ func RunSessions(ctx context.Context, rdb *redis.Client, opts Options) (Result, 
 		opts.K = 500
 	}
 	r := Result{Workload: WorkloadSessions, System: SystemDuroworker, Params: fmt.Sprintf("n=%d k=%d workers=%d", opts.N, opts.K, opts.Workers), Expected: int64(opts.N)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchSession)
 	if err != nil {
 		return r, err
 	}
@@ -313,7 +313,7 @@ func RunSessions(ctx context.Context, rdb *redis.Client, opts Options) (Result, 
 func RunIdle(ctx context.Context, rdb *redis.Client, opts Options) (Result, error) {
 	opts = opts.withDefaults(WorkloadIdle)
 	r := Result{Workload: WorkloadIdle, System: SystemDuroworker, Params: fmt.Sprintf("duration=%s", opts.Duration)}
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchSeq)
 	if err != nil {
 		return r, err
 	}
@@ -327,7 +327,7 @@ func RunIdle(ctx context.Context, rdb *redis.Client, opts Options) (Result, erro
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return r, err
 	}
-	rt0 := e.wrt.Count()
+	rt0, sent0 := e.wrt.Count(), e.wrt.Commands()
 	before := ReadServerStats(ctx, rdb)
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -344,9 +344,13 @@ func RunIdle(ctx context.Context, rdb *redis.Client, opts Options) (Result, erro
 	}
 	after := ReadServerStats(ctx, rdb)
 	secs := time.Since(start).Seconds()
+	r.Add(MIdleSent, "", float64(e.wrt.Commands()-sent0)/secs)
 	r.Add(MIdleRoundTrips, "", float64(e.wrt.Count()-rt0)/secs)
 	if before.OK && after.OK {
 		r.Add(MIdleCommands, "", float64(after.TotalCommands-before.TotalCommands-1)/secs)
+		if top := topCommands(before, after, 1, 5); top != "" {
+			r.Note("Redis commands over the whole window (calls, µs): %s", top)
+		}
 	}
 	return r, nil
 }
@@ -363,7 +367,7 @@ func RunInflight(ctx context.Context, rdb *redis.Client, opts Options) (Result, 
 	runtime.GC()
 	debug.FreeOSMemory()
 	r.Add(MRSSBaseline, "MB", float64(ProcessRSS())/(1<<20))
-	e, err := newEnv(ctx, rdb, opts)
+	e, err := newEnv(ctx, rdb, opts, orchHold)
 	if err != nil {
 		return r, err
 	}
@@ -439,7 +443,7 @@ func str(x any) string {
 
 // warmUp runs a few orchestrations so that scripts are loaded and
 // connections open before the measured phase.
-func (e *env) warmUp() error {
+func (e *env) warmUp(name, input string) error {
 	base, _, err := e.counts()
 	if err != nil {
 		return err
@@ -447,7 +451,7 @@ func (e *env) warmUp() error {
 	progress := e.opts.Progress
 	e.opts.Progress = nil
 	defer func() { e.opts.Progress = progress }()
-	if err := e.startMany("warm-", 8, orchSeq, "2"); err != nil {
+	if err := e.startMany("warm-", 8, name, input); err != nil {
 		return err
 	}
 	_, _, err = e.waitEnded(base, 8)

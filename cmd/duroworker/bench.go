@@ -40,6 +40,7 @@ type benchConfig struct {
 	peersDir        string
 	poll            time.Duration
 	timeout         time.Duration
+	registerAll     bool
 }
 
 func newBenchCommand() *cobra.Command {
@@ -81,6 +82,7 @@ met or missed.`,
 	f.StringVar(&cfg.peersDir, "peers-dir", "", "directory of the bench/peers module (default: found from the working directory)")
 	f.DurationVar(&cfg.poll, "poll", 2*time.Millisecond, "how often completion counters are read")
 	f.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a workload after this long")
+	f.BoolVar(&cfg.registerAll, "register-all", false, "workers register all five bench orchestrations, not only the workload's (every registered name adds buckets each fetch reads)")
 
 	cmd.AddCommand(
 		newBenchWorkloadCommand(cfg, bench.WorkloadDrain, "N orchestrations of K activities enqueued, then processed", bench.Options{N: 2000, K: 1}),
@@ -227,6 +229,7 @@ func runBenchPlan(ctx context.Context, out, errOut io.Writer, cfg *benchConfig, 
 		plan[i].Opts.ActivityConcurrency = cfg.actConcurrency
 		plan[i].Opts.Poll = cfg.poll
 		plan[i].Opts.Timeout = cfg.timeout
+		plan[i].Opts.RegisterAll = cfg.registerAll
 	}
 
 	var peer *benchPeerRunner
@@ -362,7 +365,7 @@ func benchResultSummary(r bench.Result, err error) string {
 		parts = append(parts, "ERROR: "+err.Error())
 	}
 	for _, name := range []string{bench.MOrchPerSec, bench.MActPerSec, bench.MP50, bench.MP99, bench.MMsPerStep, bench.MLastOverFirst,
-		"lateness " + bench.MP99, bench.MRoundTrips, bench.MIdleCommands, bench.MRSS, bench.MFilterOrchRatio} {
+		"lateness " + bench.MP99, bench.MRoundTrips, bench.MIdleSent, bench.MIdleCommands, bench.MRSS, bench.MFilterOrchRatio} {
 		if v, ok := r.Get(name); ok {
 			parts = append(parts, fmt.Sprintf("%s=%s", name, bench.FormatValue(v)))
 		}
