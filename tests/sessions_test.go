@@ -294,3 +294,39 @@ func TestWorkerAtSessionCapacityDoesNotSpin(t *testing.T) {
 		t.Fatalf("worker at session capacity ran %d scripts in 1s: it spins", scripts)
 	}
 }
+
+// TestRestartedNodeWithTheSameIDKeepsItsSessions: a node that crashes and
+// comes back with the same NodeID (a StatefulSet pod) before its session
+// lease lapses gets the session's next activity, not another node.
+func TestRestartedNodeWithTheSameIDKeepsItsSessions(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		orchs, acts := sessionApp()
+		ctx := context.Background()
+		opts := sessionOpts("stable-0")
+		opts.SessionLockTimeout = time.Minute // the restart happens well within the lease
+		opts.Logger = testLogger()
+		crashCtx, crash := context.WithCancel(ctx)
+		first, err := worker.New(e.store, orchs, acts, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Start(crashCtx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.Start(ctx, "s", "OnSession", "sess-stable"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "session claimed", func() bool {
+			info, ok, _ := e.store.Session(ctx, "sess-stable")
+			return ok && info.Owner == "stable-0"
+		})
+		crash() // no release
+		e.startWorker(orchs, acts, sessionOpts("other"))
+		e.startWorker(orchs, acts, opts) // the same node id again
+		next(t, e, "s")
+		next(t, e, "s")
+		if st := e.wait("s"); st.Output != "stable-0 stable-0 stable-0" {
+			t.Fatalf("activities ran on %q, want all on stable-0", st.Output)
+		}
+	})
+}
