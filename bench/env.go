@@ -123,6 +123,7 @@ type env struct {
 
 	activities atomic.Int64
 	polls      atomic.Int64
+	warming    atomic.Bool // warm-up: no failures injected
 
 	// steps[i] is when step i of a single sequential orchestration ran
 	// (UnixNano), when recordSteps is set.
@@ -230,6 +231,15 @@ func (e *env) close(r *Result) {
 	}
 }
 
+// counts is a snapshot of the namespace's ended instances.
+type counts struct{ completed, failed int64 }
+
+// baseCounts reads the counters before a measured phase.
+func (e *env) baseCounts() (counts, error) {
+	c, f, err := e.counts()
+	return counts{c, f}, err
+}
+
 // counts reads the completed and failed counters of the namespace: one
 // HMGET, the "one counter" way of counting completion.
 func (e *env) counts() (completed, failed int64, err error) {
@@ -246,18 +256,19 @@ func (e *env) counts() (completed, failed int64, err error) {
 	return num(v[0]), num(v[1]), nil
 }
 
-// waitEnded polls the counters until completed+failed reaches target (plus
-// what was there at base), reporting progress, or the timeout passes.
-func (e *env) waitEnded(base, target int64) (completed, failed int64, err error) {
+// waitEnded polls the counters until completed+failed, less what they were
+// at base (from baseCounts), reaches target, reporting progress, or the
+// timeout passes.
+func (e *env) waitEnded(base counts, target int64) (completed, failed int64, err error) {
 	deadline := time.Now().Add(e.opts.Timeout)
 	t := time.NewTicker(e.opts.Poll)
 	defer t.Stop()
 	for {
 		c, f, err := e.counts()
 		if err != nil {
-			return c - base, f, err
+			return c - base.completed, f - base.failed, err
 		}
-		completed, failed = c-base, f
+		completed, failed = c-base.completed, f-base.failed
 		if e.opts.Progress != nil {
 			e.opts.Progress(completed+failed, target)
 		}

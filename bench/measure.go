@@ -53,6 +53,9 @@ func (c *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // a round-trip counter.
 func CountedClient(rdb *redis.Client, poolSize int) (*redis.Client, *RoundTrips) {
 	opt := *rdb.Options()
+	// The parent's push processor already has its handlers registered; a
+	// new client must build its own.
+	opt.PushNotificationProcessor = nil
 	if poolSize > 0 {
 		opt.PoolSize = poolSize
 	}

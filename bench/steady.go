@@ -50,7 +50,7 @@ func RunSteady(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 	tr := newTracker()
 	go tr.listen(ctx, sub)
 
-	base, baseFailed, err := e.counts()
+	base, err := e.baseCounts()
 	if err != nil {
 		return r, err
 	}
@@ -123,7 +123,6 @@ func RunSteady(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 		r.Add(MOffered, "", float64(started)/time.Since(start).Seconds())
 	}
 	completed, failed, err := e.waitEnded(base, started)
-	failed -= baseFailed
 	r.Completed, r.Failed = completed, failed
 	// The notification of the last instances may trail the counter.
 	tr.waitAll(2 * time.Second)

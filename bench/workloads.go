@@ -60,7 +60,7 @@ func RunDrain(ctx context.Context, rdb *redis.Client, opts Options) (Result, err
 		return r, err
 	}
 	r.Settings = e.settings()
-	r.Completed, r.Failed, err = e.waitEnded(0, int64(opts.N))
+	r.Completed, r.Failed, err = e.waitEnded(counts{}, int64(opts.N))
 	elapsed := time.Since(start)
 	w.End(ctx, &r, int64(opts.N), true)
 	throughput(&r, elapsed, r.Completed, e.activities.Load())
@@ -105,7 +105,7 @@ func runSequential(ctx context.Context, rdb *redis.Client, opts Options, workloa
 	if err := e.warmUp(orchSeq, "2"); err != nil {
 		return r, err
 	}
-	base, _, err := e.counts()
+	base, err := e.baseCounts()
 	if err != nil {
 		return r, err
 	}
@@ -201,7 +201,7 @@ func RunFanout(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 	if err := e.warmUp(orchFanout, "2"); err != nil {
 		return r, err
 	}
-	base, _, err := e.counts()
+	base, err := e.baseCounts()
 	if err != nil {
 		return r, err
 	}
@@ -241,7 +241,7 @@ func RunTimers(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 	if err := e.startMany("t-", opts.N, orchTimer, strconv.FormatInt(opts.Delay.Milliseconds(), 10)); err != nil {
 		return r, err
 	}
-	r.Completed, r.Failed, err = e.waitEnded(0, int64(opts.N))
+	r.Completed, r.Failed, err = e.waitEnded(counts{}, int64(opts.N))
 	elapsed := time.Since(start)
 	w.End(ctx, &r, int64(opts.N), false)
 	throughput(&r, elapsed, r.Completed, e.activities.Load())
@@ -281,7 +281,7 @@ func RunSessions(ctx context.Context, rdb *redis.Client, opts Options) (Result, 
 	if err := e.startMany("ss-", opts.N, orchSession, strconv.Itoa(opts.K)); err != nil {
 		return r, err
 	}
-	r.Completed, r.Failed, err = e.waitEnded(0, int64(opts.N))
+	r.Completed, r.Failed, err = e.waitEnded(counts{}, int64(opts.N))
 	elapsed := time.Since(start)
 	w.End(ctx, &r, int64(opts.N), false)
 	throughput(&r, elapsed, r.Completed, e.activities.Load())
@@ -444,13 +444,14 @@ func str(x any) string {
 // warmUp runs a few orchestrations so that scripts are loaded and
 // connections open before the measured phase.
 func (e *env) warmUp(name, input string) error {
-	base, _, err := e.counts()
+	base, err := e.baseCounts()
 	if err != nil {
 		return err
 	}
 	progress := e.opts.Progress
 	e.opts.Progress = nil
-	defer func() { e.opts.Progress = progress }()
+	e.warming.Store(true)
+	defer func() { e.opts.Progress = progress; e.warming.Store(false) }()
 	if err := e.startMany("warm-", 8, name, input); err != nil {
 		return err
 	}
