@@ -246,27 +246,7 @@ func (c *Client) GetInstanceInfo(ctx context.Context, instanceID string) (Instan
 	if err != nil {
 		return InstanceInfo{}, fmt.Errorf("reading instance %s: %w", instanceID, err)
 	}
-	info := InstanceInfo{
-		InstanceID:           rec.InstanceID,
-		OrchestrationName:    rec.Name,
-		OrchestrationVersion: rec.Version,
-		CurrentExecutionID:   int64(rec.ExecutionID),
-		Status:               State(rec.Status),
-		CreatedAt:            rec.CreatedAt,
-		UpdatedAt:            rec.UpdatedAt,
-		ParentInstanceID:     rec.ParentInstanceID,
-		EnginePin:            rec.EnginePin,
-		CustomStatus:         rec.CustomStatus,
-		CustomStatusSet:      rec.CustomStatusSet,
-		CustomStatusVersion:  rec.CustomStatusVersion,
-	}
-	switch info.Status {
-	case StateCompleted:
-		info.Output = rec.Output
-	case StateFailed:
-		info.Failure = decodeFailure(rec.Output)
-	}
-	return info, nil
+	return infoFromRecord(rec), nil
 }
 
 // Status returns the instance's state; a missing instance is StateNotFound,

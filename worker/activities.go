@@ -35,67 +35,24 @@ var (
 // there is nothing to do.
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
-	slots := make(chan struct{}, w.opts.ActivityConcurrency)
-	errs := 0
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		n := 1
-		for n < cap(slots) {
-			select {
-			case slots <- struct{}{}:
-				n++
-				continue
-			default:
+	dispatch(ctx, w, dispatcher[queue.FetchedWork]{
+		what:        "activities",
+		concurrency: w.opts.ActivityConcurrency,
+		kick:        w.workKick,
+		// Due work that an empty fetch left behind is session work this
+		// worker may not take now (at MaxSessionsPerRuntime); do not spin
+		// on it. New work still wakes the loop at once.
+		minIdle: minEmptyFetchWait,
+		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
+			req := queue.FetchWorkRequest{
+				RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 			}
-			break
-		}
-		req := queue.FetchWorkRequest{
-			RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
-		}
-		w.sess.FetchFields(&req)
-		res, err := w.store.FetchWork(ctx, req)
-		for i := len(res.Items); i < n; i++ {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			errs++
-			if errs == 1 || errs%50 == 0 {
-				w.log.Error("fetching activities failed; retrying", "err", err, "consecutive_errors", errs)
-			}
-			idleWait(ctx, nil, errorBackoff(errs))
-			continue
-		}
-		if errs > 0 {
-			w.log.Info("store reachable again", "after_errors", errs)
-			errs = 0
-		}
-		for _, item := range res.Items {
-			w.inflight.Add(1)
-			go func(item queue.FetchedWork) {
-				defer w.inflight.Done()
-				defer func() { <-slots }()
-				w.runActivity(item)
-			}(item)
-		}
-		if len(res.Items) == 0 {
-			wait := w.opts.BlockTimeout
-			if res.NextWake > 0 && res.NextWake < wait {
-				wait = res.NextWake
-			}
-			// Due work that an empty fetch left behind is session work this
-			// worker may not take now (at MaxSessionsPerRuntime); do not spin
-			// on it. New work still wakes the loop at once.
-			wait = max(wait, minEmptyFetchWait)
-			idleWait(ctx, w.workKick, wait)
-		}
-	}
+			w.sess.FetchFields(&req)
+			res, err := w.store.FetchWork(ctx, req)
+			return res.Items, res.NextWake, err
+		},
+		run: w.runActivity,
+	})
 }
 
 // runActivity runs one fetched work item and acks its completion.

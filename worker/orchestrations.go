@@ -19,77 +19,35 @@ import (
 // blocks while there is nothing to do.
 func (w *Worker) orchestrationLoop(ctx context.Context) {
 	defer w.fetchers.Done()
-	slots := make(chan struct{}, w.opts.OrchestrationConcurrency)
-	errs := 0
 	pinRefresh := time.NewTicker(30 * time.Second)
 	defer pinRefresh.Stop()
-	for ctx.Err() == nil {
-		select {
-		case <-w.refreshPins:
-			w.refreshEnginePins(ctx)
-		case <-pinRefresh.C:
-			w.refreshEnginePins(ctx)
-		default:
-		}
-		// Wait for one free slot, then take every other free one.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		n := 1
-		for n < cap(slots) {
+	dispatch(ctx, w, dispatcher[queue.OrchestrationItem]{
+		what:        "orchestrations",
+		concurrency: w.opts.OrchestrationConcurrency,
+		kick:        w.orchKick,
+		before: func() {
 			select {
-			case slots <- struct{}{}:
-				n++
-				continue
+			case <-w.refreshPins:
+				w.refreshEnginePins(ctx)
+			case <-pinRefresh.C:
+				w.refreshEnginePins(ctx)
 			default:
 			}
-			break
-		}
-		res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
-			RequestID:     randomID(),
-			Buckets:       w.orchestrationFetchBuckets(),
-			Max:           n,
-			MaxMessages:   DefaultMaxMessagesPerTurn,
-			LockTimeout:   w.opts.OrchestrationLockTimeout,
-			CacheOwner:    w.cacheOwner(),
-			PromoteTimers: DefaultTimerPromotionBatch,
-		})
-		for i := len(res.Items); i < n; i++ {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			errs++
-			if errs == 1 || errs%50 == 0 {
-				w.log.Error("fetching orchestrations failed; retrying", "err", err, "consecutive_errors", errs)
-			}
-			idleWait(ctx, nil, errorBackoff(errs))
-			continue
-		}
-		if errs > 0 {
-			w.log.Info("store reachable again", "after_errors", errs)
-			errs = 0
-		}
-		for _, item := range res.Items {
-			w.inflight.Add(1)
-			go func(item queue.OrchestrationItem) {
-				defer w.inflight.Done()
-				defer func() { <-slots }()
-				w.runTurn(item)
-			}(item)
-		}
-		if len(res.Items) == 0 {
-			wait := w.opts.BlockTimeout
-			if res.NextWake > 0 && res.NextWake < wait {
-				wait = res.NextWake
-			}
-			idleWait(ctx, w.orchKick, wait)
-		}
-	}
+		},
+		fetch: func(n int) ([]queue.OrchestrationItem, time.Duration, error) {
+			res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
+				RequestID:     randomID(),
+				Buckets:       w.orchestrationFetchBuckets(),
+				Max:           n,
+				MaxMessages:   DefaultMaxMessagesPerTurn,
+				LockTimeout:   w.opts.OrchestrationLockTimeout,
+				CacheOwner:    w.cacheOwner(),
+				PromoteTimers: DefaultTimerPromotionBatch,
+			})
+			return res.Items, res.NextWake, err
+		},
+		run: w.runTurn,
+	})
 }
 
 func (w *Worker) cacheOwner() string {
