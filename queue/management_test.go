@@ -508,9 +508,9 @@ func TestDeleteOrphanedSubOrchestration(t *testing.T) {
 		if _, err := e.s.DeleteInstance(e.ctx, "parent", true); err != nil {
 			t.Fatal(err)
 		}
-		res, err := e.s.DeleteInstance(e.ctx, "stray", false)
+		_, err = e.s.DeleteInstance(e.ctx, "stray", false)
 		wantErr(t, "delete Pending orphan without force", err, ErrInstanceRunning)
-		res, err = e.s.DeleteInstance(e.ctx, "stray", true)
+		res, err := e.s.DeleteInstance(e.ctx, "stray", true)
 		wantErr(t, "delete orphan", err, nil)
 		wantEqual(t, "result", DeleteResult{Instances: 1, QueueMessages: 1}, res)
 		wantEqual(t, "metrics", SystemMetrics{}, e.checkIndices())
