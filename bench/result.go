@@ -260,10 +260,14 @@ func medianMinMax(v []float64) (med, lo, hi float64) {
 	return med, s[0], s[n-1]
 }
 
-// containsShape reports whether list has a note that differs from s only in
-// its numbers: of the notes of several runs, the first run's is kept.
+// containsShape reports whether list has a note of the same kind as s: the
+// same text before its first colon (or the same text), numbers aside. Of
+// the notes of several runs, the first run's is kept.
 func containsShape(list []string, s string) bool {
 	shape := func(x string) string {
+		if head, _, ok := strings.Cut(x, ":"); ok {
+			x = head
+		}
 		return strings.Map(func(r rune) rune {
 			if (r >= '0' && r <= '9') || r == '.' {
 				return -1

@@ -281,6 +281,7 @@ func runBenchPlan(ctx context.Context, out, errOut io.Writer, cfg *benchConfig, 
 		}
 	}
 	_ = rdb.FlushDB(ctx).Err()
+	hdr.LoadAvgEnd = benchLoadAvg()
 
 	aggs := bench.AggregateRuns(results)
 	benchPrintAggregates(out, aggs, cfg.runs)
@@ -289,6 +290,9 @@ func runBenchPlan(ctx context.Context, out, errOut io.Writer, cfg *benchConfig, 
 		targets = bench.EvaluateTargets(plan, aggs)
 		fmt.Fprintln(out)
 		benchPrintTargets(out, targets)
+	}
+	if hdr.LoadAvgEnd != "" {
+		fmt.Fprintf(out, "\nload average at the end: %s (at the start: %s)\n", hdr.LoadAvgEnd, hdr.LoadAvg)
 	}
 	if cfg.jsonFile != "" {
 		rep := benchReport{Header: hdr, Command: strings.Join(os.Args, " "), Runs: cfg.runs, Results: results, Aggregates: aggs, Targets: targets}
@@ -560,6 +564,8 @@ type benchHeader struct {
 	RedisAddr     string            `json:"redis_addr"`
 	RedisEmbedded bool              `json:"redis_embedded"`
 	Persistence   map[string]string `json:"redis_persistence"`
+	LoadAvg       string            `json:"load_average"`
+	LoadAvgEnd    string            `json:"load_average_end,omitempty"`
 	PeerVersions  map[string]string `json:"peer_versions,omitempty"`
 	PeerSettings  map[string]string `json:"peer_settings,omitempty"`
 }
@@ -576,6 +582,7 @@ func benchCollectHeader(ctx context.Context, rdb *redis.Client, embedded bool, p
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h.Kernel = strings.TrimSpace(string(b))
 	}
+	h.LoadAvg = benchLoadAvg()
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		h.Commit = strings.TrimSpace(string(out))
 	}
@@ -603,7 +610,7 @@ func (h benchHeader) print(out io.Writer) {
 		commit = ", commit " + h.Commit
 	}
 	fmt.Fprintf(out, "duroworker engine %s%s, %s, %s, host %s\n", h.Engine, commit, h.GoVersion, h.OSArch, h.Host)
-	fmt.Fprintf(out, "machine: %s, %d CPUs, %s memory, kernel %s\n", benchOrQ(h.CPU), h.CPUs, benchOrQ(h.MemTotal), benchOrQ(h.Kernel))
+	fmt.Fprintf(out, "machine: %s, %d CPUs, %s memory, kernel %s, load average %s\n", benchOrQ(h.CPU), h.CPUs, benchOrQ(h.MemTotal), benchOrQ(h.Kernel), benchOrQ(h.LoadAvg))
 	where := "at " + h.RedisAddr
 	if h.RedisEmbedded {
 		where = "embedded at " + h.RedisAddr
@@ -620,6 +627,20 @@ func (h benchHeader) print(out io.Writer) {
 			fmt.Fprintf(out, "peer %s %s: %s\n", p, v, h.PeerSettings[p])
 		}
 	}
+}
+
+// benchLoadAvg returns the 1, 5 and 15 minute load averages: on a shared
+// machine they say how much else ran meanwhile.
+func benchLoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func benchOrQ(s string) string {
