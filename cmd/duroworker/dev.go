@@ -30,6 +30,9 @@ type devOptions struct {
 	Timeout time.Duration
 	// Verbose logs the workers at debug level, orchestration traces included.
 	Verbose bool
+	// Serve keeps the store and three worker nodes up after the scenarios,
+	// until interrupted, so other commands can be tried against them.
+	Serve bool
 }
 
 func newDevCommand() *cobra.Command {
@@ -56,7 +59,8 @@ otherwise an in-process miniredis. dev exits 0 only if every scenario reached
 its expected state. Ctrl-C stops the workers and the store cleanly and exits
 non-zero; a second Ctrl-C kills them.`,
 		Example: `  duroworker dev
-  duroworker dev --store miniredis --verbose`,
+  duroworker dev --store miniredis --verbose
+  duroworker dev --serve        # then, in another terminal: duroworker list --redis <printed URL> --prefix dev`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -64,6 +68,7 @@ non-zero; a second Ctrl-C kills them.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Store, "store", opts.Store, "embedded store: auto (redis-server if on PATH, else miniredis), redis-server or miniredis")
+	f.BoolVar(&opts.Serve, "serve", false, "after the scenarios, keep the store and 3 worker nodes up until Ctrl-C and print the Redis URL for the other commands")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "bound on the whole run")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log the workers at debug level on stderr, orchestration traces ([v1.0.x] ...) included")
 	return cmd
@@ -115,6 +120,7 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 		case <-done:
 		}
 	}()
+	serveCtx := ctx // --serve outlives --timeout, not an interruption
 	ctx, cancelTimeout := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", opts.Timeout))
 	defer cancelTimeout()
 
@@ -174,6 +180,42 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	if n := d.sum.failed(); n > 0 {
 		return fmt.Errorf("%d of %d checks did not reach their expected state", n, len(d.sum.results()))
 	}
+	if opts.Serve {
+		return d.serve(serveCtx, st)
+	}
+	return nil
+}
+
+// serve keeps three worker nodes serving the examples until ctx ends and
+// tells the user how to reach them.
+func (d *devRun) serve(ctx context.Context, st *embeddedStore) error {
+	orchs, acts, err := exampleRegistries(healthmonitor.LatestVersion)
+	if err != nil {
+		return err
+	}
+	var nodes []*worker.Worker
+	for i := 1; i <= 3; i++ {
+		w, err := worker.New(d.store, orchs, acts, worker.Options{NodeID: fmt.Sprintf("serve-%d", i), Logger: d.logger, BlockTimeout: 200 * time.Millisecond})
+		if err == nil {
+			err = w.Start(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("starting serve node %d: %w", i, err)
+		}
+		nodes = append(nodes, w)
+	}
+	url := "redis://" + st.Addr + "/0"
+	d.p.Printf("serving: 3 worker nodes on %s, prefix %q; try in another terminal:", url, "dev")
+	d.p.Printf("  duroworker start %s world --redis %s --prefix dev --wait", basics.HelloName, url)
+	d.p.Printf("  duroworker list --redis %s --prefix dev", url)
+	d.p.Printf("press Ctrl-C to stop")
+	<-ctx.Done()
+	for _, w := range nodes {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = w.Shutdown(sctx)
+		cancel()
+	}
+	d.p.Printf("serve nodes stopped")
 	return nil
 }
 

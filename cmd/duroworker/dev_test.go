@@ -201,3 +201,43 @@ func TestHelp(t *testing.T) {
 		t.Errorf("dev --help exited %d", code)
 	}
 }
+
+// TestDevServe keeps the store and workers up after the scenarios and lets
+// another command, pointed at the printed URL, run an orchestration on them.
+func TestDevServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, devOptions{Store: storeMiniredis, Timeout: time.Minute, Serve: true}, &out, &errOut)
+	}()
+	urlRE := regexp.MustCompile(`serving: 3 worker nodes on (redis://\S+),`)
+	var url string
+	deadline := time.Now().Add(time.Minute)
+	for url == "" {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("dev --serve never printed its URL:\n%s\n%s", out.String(), errOut.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	code, stdout, stderr := runCLI(t, "start", "examples::orchestration::hello", "served", "--id", "from-cli",
+		"--redis", url, "--prefix", "dev", "--wait", "--timeout", "30s")
+	if code != 0 || !strings.Contains(stdout, "Completed") {
+		t.Fatalf("start against dev --serve: code %d\n%s\n%s", code, stdout, stderr)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev --serve ended with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev --serve did not stop after cancellation")
+	}
+	if !strings.Contains(out.String(), "serve nodes stopped") {
+		t.Fatalf("no clean stop:\n%s", out.String())
+	}
+}
