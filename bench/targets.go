@@ -114,6 +114,7 @@ func EvaluateTargets(plan []Case, aggs []Aggregate) []Target {
 	limit(CaseSteadyOne, MP99, "steady one at a time: p99", "< 1.5 ms", 1.5, true, " ms")
 	limit(CaseSteadyRate, MP99, names[CaseSteadyRate]+": p99", "< 10 ms", 10, true, " ms")
 	limit(CaseDrain, MRoundTrips, "round trips per single-activity orchestration (drain)", "<= 8", 8, true, "")
+	limit(CaseSteadyOne, MRoundTrips, "round trips per single-activity orchestration (one at a time)", "<= 8", 8, true, "")
 	limit(CaseIdle, MIdleSent, "idle worker: commands sent/s", "<= 5", 5, true, "")
 	limit(CaseInflight, MRSS, names[CaseInflight]+" in flight: process RSS", "< 200 MB", 200, true, " MB")
 	if inPlan(CaseDrain) {

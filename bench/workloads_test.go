@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +131,20 @@ func TestEvaluateTargets(t *testing.T) {
 		if name == "steady one at a time: p50" {
 			t.Fatalf("target of a case outside the plan: %s", name)
 		}
+	}
+}
+
+// TestWriteMarkdown checks that every system gets a column.
+func TestWriteMarkdown(t *testing.T) {
+	var rs []Result
+	for _, sys := range []string{SystemDuroworker, SystemAsynq} {
+		r := Result{Case: "drain 10x1", Workload: WorkloadDrain, System: sys}
+		r.Add(MOrchPerSec, "", 100)
+		rs = append(rs, r)
+	}
+	var b strings.Builder
+	WriteMarkdown(&b, AggregateRuns(rs), nil)
+	if !strings.Contains(b.String(), "| drain 10x1 | orch/s |  | 100 |  | 100 |") {
+		t.Fatalf("unexpected table:\n%s", b.String())
 	}
 }

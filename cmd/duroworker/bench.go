@@ -96,6 +96,7 @@ met or missed.`,
 		newBenchWorkloadCommand(cfg, bench.WorkloadInflight, "Worker RSS with N orchestrations in flight", bench.Options{N: 10_000}),
 		newBenchFilterCommand(cfg),
 		newBenchAllCommand(cfg),
+		newBenchReportCommand(),
 	)
 	return cmd
 }
@@ -198,14 +199,73 @@ func newBenchAllCommand(cfg *benchConfig) *cobra.Command {
 	return cmd
 }
 
+func newBenchReportCommand() *cobra.Command {
+	var markdown bool
+	cmd := &cobra.Command{
+		Use:   "report FILE.json",
+		Short: "Print the tables and targets of a --json file again (--markdown for bench/RESULTS.md)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var rep benchReport
+			if err := json.Unmarshal(data, &rep); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			out := cmd.OutOrStdout()
+			aggs := bench.AggregateRuns(rep.Results)
+			var plan []bench.Case
+			for _, c := range rep.Plan {
+				plan = append(plan, bench.Case{ID: c.ID, Name: c.Name, Workload: c.Workload})
+			}
+			if len(plan) == 0 { // a report written before the plan was recorded: match the standard plan by name
+				for _, c := range bench.StandardPlan(1) {
+					for _, a := range aggs {
+						if a.Case == c.Name {
+							plan = append(plan, c)
+							break
+						}
+					}
+				}
+			}
+			targets := bench.EvaluateTargets(plan, aggs)
+			if markdown {
+				bench.WriteMarkdown(out, aggs, targets)
+				return nil
+			}
+			rep.Header.print(out)
+			fmt.Fprintln(out)
+			benchPrintAggregates(out, aggs, rep.Runs)
+			if len(targets) > 0 {
+				fmt.Fprintln(out)
+				benchPrintTargets(out, targets)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	return cmd
+}
+
 // benchReport is what --json writes.
 type benchReport struct {
 	Header     benchHeader       `json:"header"`
 	Command    string            `json:"command"`
 	Runs       int               `json:"runs"`
+	Plan       []benchPlanCase   `json:"plan"`
 	Results    []bench.Result    `json:"results"`
 	Aggregates []bench.Aggregate `json:"aggregates"`
 	Targets    []bench.Target    `json:"targets,omitempty"`
+}
+
+// benchPlanCase identifies a case of the plan in the JSON report, so that
+// "bench report" can judge the targets again.
+type benchPlanCase struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Workload string `json:"workload"`
 }
 
 func runBenchPlan(ctx context.Context, out, errOut io.Writer, cfg *benchConfig, plan []bench.Case, judge bool) error {
@@ -296,6 +356,9 @@ func runBenchPlan(ctx context.Context, out, errOut io.Writer, cfg *benchConfig, 
 	}
 	if cfg.jsonFile != "" {
 		rep := benchReport{Header: hdr, Command: strings.Join(os.Args, " "), Runs: cfg.runs, Results: results, Aggregates: aggs, Targets: targets}
+		for _, c := range plan {
+			rep.Plan = append(rep.Plan, benchPlanCase{ID: c.ID, Name: c.Name, Workload: c.Workload})
+		}
 		data, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// markdownMetrics are the metrics shown per workload in the Markdown
+// summary, in order; nil shows every metric.
+var markdownMetrics = map[string][]string{
+	WorkloadDrain:      {MOrchPerSec, MRoundTrips, MCommands, MRedisCPU, MProcessCPU, MRedisBytes, MEnqueuePerSec},
+	WorkloadSteady:     {MP50, MP95, MP99, MMax, MOffered, MAchieved, MRoundTrips, MRedisCPU, MProcessCPU},
+	WorkloadSequential: {MMsPerStep, MFirst100, MLast100, MLastOverFirst, MActPerSec, MRoundTrips, MRedisCPU, MProcessCPU},
+	WorkloadLong:       {MMsPerStep, MFirst100, MLast100, MLastOverFirst, MActPerSec, MRoundTrips, MRedisCPU, MProcessCPU},
+	WorkloadFanout:     {MActPerSec, MElapsed, MRoundTrips, MRedisCPU, MProcessCPU},
+	WorkloadTimers:     {"lateness " + MP50, "lateness " + MP95, "lateness " + MP99, "lateness " + MMax, MOrchPerSec, MRoundTrips},
+	WorkloadSessions:   {MActPerSec, MWorkersUsed, MSessionsMoved, MRoundTrips},
+	WorkloadInflight:   {MRSS, MRSSBaseline, MHeap, MGoroutines, MElapsed, MRedisBytes, MRoundTrips},
+}
+
+// WriteMarkdown writes the aggregates as one Markdown table (a row per
+// case and metric, a column per system: median with min–max) and the
+// targets as a second table.
+func WriteMarkdown(w io.Writer, aggs []Aggregate, targets []Target) {
+	systems := []string{SystemDuroworker, SystemGoWorkflows, SystemAsynq}
+	var order []string
+	by := map[string]map[string]*Aggregate{}
+	for i := range aggs {
+		a := &aggs[i]
+		c := a.Case
+		if c == "" {
+			c = a.Workload + " " + a.Params
+		}
+		if by[c] == nil {
+			order = append(order, c)
+			by[c] = map[string]*Aggregate{}
+		}
+		by[c][a.System] = a
+	}
+	fmt.Fprintf(w, "| case | metric | unit | %s |\n", strings.Join(systems, " | "))
+	fmt.Fprintf(w, "|---|---|---|%s\n", strings.Repeat("---|", len(systems)))
+	for _, c := range order {
+		ss := by[c]
+		var any *Aggregate
+		for _, s := range systems {
+			if ss[s] != nil {
+				any = ss[s]
+				break
+			}
+		}
+		if any == nil {
+			continue
+		}
+		names := markdownMetrics[any.Workload]
+		if names == nil {
+			for _, m := range any.Metrics {
+				names = append(names, m.Name)
+			}
+		}
+		first := true
+		for _, n := range names {
+			cells := make([]string, len(systems))
+			unit, have := "", false
+			for i, s := range systems {
+				a := ss[s]
+				if a == nil {
+					continue
+				}
+				m, ok := a.Get(n)
+				if !ok {
+					continue
+				}
+				have, unit = true, m.Unit
+				cells[i] = FormatValue(m.Median)
+				if a.Runs > 1 {
+					cells[i] += fmt.Sprintf(" (%s–%s)", FormatValue(m.Min), FormatValue(m.Max))
+				}
+			}
+			if !have {
+				continue
+			}
+			label := ""
+			if first {
+				label = c
+				first = false
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", label, n, unit, strings.Join(cells, " | "))
+		}
+		for _, s := range systems {
+			if a := ss[s]; a != nil && a.OKRuns < a.Runs {
+				fmt.Fprintf(w, "| | **%s: %d of %d runs with errors** | | %s |\n", s, a.Runs-a.OKRuns, a.Runs, strings.Repeat(" |", len(systems)-1))
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | goal | measured: median (min–max) | status | detail |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, t := range targets {
+		fmt.Fprintf(w, "| %s | %s | %s | **%s** | %s |\n", t.Name, t.Goal, t.Value, t.Status, t.Detail)
+	}
+}
