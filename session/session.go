@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/duroworker/duroworker/queue"
@@ -86,7 +87,11 @@ func (o Options) Enabled() bool { return o.MaxSessions > 0 }
 type Manager struct {
 	store *queue.Store
 	opts  Options
+	held  atomic.Int64 // sessions renewed at the last heartbeat
 }
+
+// Held returns how many sessions the owner held at its last heartbeat.
+func (m *Manager) Held() int64 { return m.held.Load() }
 
 // NewManager returns a manager for opts (already passed through WithDefaults).
 func NewManager(store *queue.Store, opts Options) *Manager {
@@ -128,12 +133,15 @@ func (m *Manager) Run(ctx context.Context) {
 
 // Heartbeat renews once and reclaims the work of dead owners once.
 func (m *Manager) Heartbeat(ctx context.Context) {
-	if _, unpinned, err := m.store.RenewSessions(ctx, m.opts.Owner, m.opts.LockTimeout, m.opts.IdleTimeout); err != nil {
+	if renewed, unpinned, err := m.store.RenewSessions(ctx, m.opts.Owner, m.opts.LockTimeout, m.opts.IdleTimeout); err != nil {
 		if ctx.Err() == nil {
 			m.opts.Logger.Warn("renewing sessions failed", "err", err)
 		}
-	} else if unpinned > 0 {
-		m.opts.Logger.Debug("idle sessions unpinned", "count", unpinned)
+	} else {
+		m.held.Store(int64(renewed))
+		if unpinned > 0 {
+			m.opts.Logger.Debug("idle sessions unpinned", "count", unpinned)
+		}
 	}
 	if moved, err := m.store.ReclaimSessions(ctx); err != nil {
 		if ctx.Err() == nil {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
 )
 
 const instrumentation = "github.com/duroworker/duroworker/worker"
@@ -35,6 +37,57 @@ var propagator = propagation.TraceContext{}
 // secondsBuckets are histogram bounds for durations from a fraction of a
 // millisecond (a cached turn) to minutes (a long activity).
 var secondsBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+
+// queueDepthsEvery bounds how often the queue-depth gauge asks the store
+// (one bounded script over the bucket registry).
+const queueDepthsEvery = 10 * time.Second
+
+// observeGauges registers the gauges read at collection time: sessions held
+// by this worker, and the store's queue depths (cached for queueDepthsEvery).
+func (t *telemetry) observeGauges(mp metric.MeterProvider, w *Worker) error {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(instrumentation)
+	sessions, err := m.Int64ObservableGauge("duroworker.sessions.active",
+		metric.WithDescription("Sessions this worker holds."))
+	if err != nil {
+		return err
+	}
+	depth, err := m.Int64ObservableGauge("duroworker.queue.depth",
+		metric.WithDescription("Entries waiting in the store by kind (orchestration, activity, timer) and state (ready, delayed, locked)."))
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var cached queue.QueueDepths
+	var at time.Time
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		o.ObserveInt64(sessions, w.sess.Held(), metric.WithAttributes(attribute.String("worker", w.opts.NodeID)))
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > queueDepthsEvery {
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			d, err := w.store.QueueDepths(qctx)
+			cancel()
+			if err == nil {
+				cached, at = d, time.Now()
+			}
+		}
+		for kind, buckets := range map[string][]queue.BucketDepth{"orchestration": cached.Orchestrations, "activity": cached.Activities} {
+			var ready, delayed, locked int64
+			for _, b := range buckets {
+				ready, delayed, locked = ready+int64(b.Ready), delayed+int64(b.Delayed), locked+int64(b.Locked)
+			}
+			for state, v := range map[string]int64{"ready": ready, "delayed": delayed, "locked": locked} {
+				o.ObserveInt64(depth, v, metric.WithAttributes(attribute.String("kind", kind), attribute.String("state", state)))
+			}
+		}
+		o.ObserveInt64(depth, int64(cached.Timers), metric.WithAttributes(attribute.String("kind", "timer"), attribute.String("state", "delayed")))
+		return nil
+	}, sessions, depth)
+	return err
+}
 
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
 	if tp == nil {

@@ -119,6 +119,9 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		refreshPins: make(chan struct{}, 1),
 		activities:  map[string]*runningActivity{},
 	}
+	if err := tel.observeGauges(o.MeterProvider, w); err != nil {
+		return nil, fmt.Errorf("worker telemetry: %w", err)
+	}
 	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
 	w.activityBuckets = o.Tags.buckets(w.serves.Activities, nil)
 	return w, nil
