@@ -44,7 +44,7 @@ const queueDepthsEvery = 10 * time.Second
 
 // observeGauges registers the gauges read at collection time: sessions held
 // by this worker, and the store's queue depths (cached for queueDepthsEvery).
-func (t *telemetry) observeGauges(mp metric.MeterProvider, w *Worker) error {
+func (t *telemetry) observeGauges(mp metric.MeterProvider, w *Worker) (metric.Registration, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
@@ -52,17 +52,17 @@ func (t *telemetry) observeGauges(mp metric.MeterProvider, w *Worker) error {
 	sessions, err := m.Int64ObservableGauge("duroworker.sessions.active",
 		metric.WithDescription("Sessions this worker holds."))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	depth, err := m.Int64ObservableGauge("duroworker.queue.depth",
 		metric.WithDescription("Entries waiting in the store by kind (orchestration, activity, timer) and state (ready, delayed, locked)."))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var mu sync.Mutex
 	var cached queue.QueueDepths
 	var at time.Time
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(sessions, w.sess.Held(), metric.WithAttributes(attribute.String("worker", w.opts.NodeID)))
 		mu.Lock()
 		defer mu.Unlock()
@@ -86,7 +86,6 @@ func (t *telemetry) observeGauges(mp metric.MeterProvider, w *Worker) error {
 		o.ObserveInt64(depth, int64(cached.Timers), metric.WithAttributes(attribute.String("kind", "timer"), attribute.String("state", "delayed")))
 		return nil
 	}, sessions, depth)
-	return err
 }
 
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
@@ -50,6 +51,7 @@ type Worker struct {
 	cache  *replayCache
 	sess   *session.Manager
 	tel    *telemetry
+	gauges metric.Registration
 
 	mu              sync.Mutex
 	started         bool
@@ -119,7 +121,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		refreshPins: make(chan struct{}, 1),
 		activities:  map[string]*runningActivity{},
 	}
-	if err := tel.observeGauges(o.MeterProvider, w); err != nil {
+	if w.gauges, err = tel.observeGauges(o.MeterProvider, w); err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
 	w.orchBuckets = w.serves.OrchestrationBuckets(w.pinList())
@@ -217,6 +219,9 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
 		}
 		rcancel()
+		if err := w.gauges.Unregister(); err != nil {
+			w.log.Warn("unregistering metric gauges failed", "err", err)
+		}
 		w.cache.clear()
 		w.log.Info("duroworker worker stopped")
 	})
