@@ -18,8 +18,9 @@ type dispatcher[T any] struct {
 
 // dispatch runs d until ctx ends: it waits for a free slot, fetches as many
 // items as there are free slots, runs each on its own goroutine, backs off
-// on store errors (100 ms doubling to 5 s), and blocks while idle until
-// kicked, until the earliest known due item, or for BlockTimeout.
+// on store errors (100 ms doubling to 5 s), and after a fetch that did not
+// fill its slots blocks until kicked, until the earliest known due item, or
+// for BlockTimeout.
 func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 	slots := make(chan struct{}, d.concurrency)
 	errs := 0
@@ -70,12 +71,20 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 				d.run(item)
 			}(item)
 		}
-		if len(items) == 0 {
+		if len(items) < n {
+			// The fetch did not fill the free slots: there is nothing more
+			// to take now. Wait for a wake-up (new work publishes one, and
+			// a wake-up that arrived meanwhile is buffered in d.kick), the
+			// earliest delayed item, or BlockTimeout, instead of fetching
+			// again at once and coming back empty.
 			wait := w.opts.BlockTimeout
 			if nextWake > 0 && nextWake < wait {
 				wait = nextWake
 			}
-			idleWait(ctx, d.kick, max(wait, d.minIdle))
+			if len(items) == 0 {
+				wait = max(wait, d.minIdle)
+			}
+			idleWait(ctx, d.kick, wait)
 		}
 	}
 }
