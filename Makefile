@@ -70,4 +70,4 @@ chaos:
 	$(GO) test -race -tags chaos -count=1 -timeout $(CHAOS_TIMEOUT) ./tests/...
 
 bench:
-	$(GO) run ./cmd/duroworker bench
+	$(GO) run ./cmd/duroworker bench all --vs go-workflows,asynq --runs 3
