@@ -170,6 +170,27 @@ local function encode_ids(ids)
   return table.concat(parts)
 end
 
+-- candidates returns the max oldest fetchable entries (score <= now) of the
+-- nb sorted sets KEYS[first + 1 .. first + nb], merged oldest first; each
+-- entry is {member, score, i} with i the index of its set (1..nb).
+-- Cost: O(nb * (log N + max) + nb * max * log(nb * max)), whatever the size of
+-- sets that are not passed.
+local function candidates(first, nb, max, now)
+  local cands = {}
+  for i = 1, nb do
+    local r = redis.call('ZRANGEBYSCORE', KEYS[first + i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+    for j = 1, #r, 2 do
+      table.insert(cands, {r[j], tonumber(r[j + 1]), i})
+    end
+  end
+  table.sort(cands, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[3] < b[3]
+  end)
+  return cands
+end
+
 -- earliest returns the lowest score in zset key, or nil when it is empty.
 local function earliest(key)
   local r = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')

@@ -88,18 +88,7 @@ if npromote > 0 then
 end
 
 -- (2) Candidates: the Max oldest fetchable entries of each served bucket, merged.
-local cands = {}
-for i = 1, nb do
-  local r = redis.call('ZRANGEBYSCORE', KEYS[3 + i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
-  for j = 1, #r, 2 do
-    table.insert(cands, {r[j], tonumber(r[j + 1]), i})
-  end
-end
-table.sort(cands, function(a, b)
-  if a[2] ~= b[2] then return a[2] < b[2] end
-  if a[1] ~= b[1] then return a[1] < b[1] end
-  return a[3] < b[3]
-end)
+local cands = candidates(3, nb, max, now)
 
 -- (3) Lock. Entries that break the invariant are repaired and skipped.
 local locked, items, seen = {}, {}, {}

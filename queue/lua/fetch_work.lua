@@ -50,18 +50,7 @@ if rec then
 end
 
 -- Candidates: the Max oldest fetchable items of each served bucket, merged.
-local cands = {}
-for i = 1, nb do
-  local r = redis.call('ZRANGEBYSCORE', KEYS[2 + i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
-  for j = 1, #r, 2 do
-    table.insert(cands, {r[j], tonumber(r[j + 1]), i})
-  end
-end
-table.sort(cands, function(a, b)
-  if a[2] ~= b[2] then return a[2] < b[2] end
-  if a[1] ~= b[1] then return a[1] < b[1] end
-  return a[3] < b[3]
-end)
+local cands = candidates(2, nb, max, now)
 
 local locked, items, seen = {}, {}, {}
 for _, c in ipairs(cands) do
