@@ -198,6 +198,31 @@ local function earliest(key)
   return nil
 end
 
+-- earliest_of returns the lowest score among the sorted sets
+-- KEYS[first + 1 .. first + nb], starting from best (nil when none).
+local function earliest_of(first, nb, best)
+  for i = 1, nb do
+    local s = earliest(KEYS[first + i])
+    if s and (not best or s < best) then best = s end
+  end
+  return best
+end
+
+-- replay_fetch answers a fetch whose request id already ran (its record
+-- rec lists what it locked): the items still locked by that request are
+-- returned again, nothing new is locked. key_of builds an item's hash key,
+-- build an item's reply; wake is the next_wake value.
+local function replay_fetch(rec, req, key_of, build, wake)
+  local out = {wake}
+  for i, id in ipairs(decode_ids(rec)) do
+    local tok = req .. ':' .. i
+    if redis.call('HGET', key_of(id), 'tok') == tok then
+      table.insert(out, build(id, tok))
+    end
+  end
+  return out
+end
+
 -- wake_after turns the earliest known score into a delay in ms from now:
 -- 0 when nothing is known, at least 1 when something is (already) due.
 local function wake_after(best, now)

@@ -43,27 +43,12 @@ local function build_item(id, tok)
 end
 
 local function next_wake()
-  local best = earliest(KEYS[2])
-  for i = 1, nb do
-    local s = earliest(KEYS[3 + i])
-    if s and (not best or s < best) then best = s end
-  end
-  return wake_after(best, now)
+  return wake_after(earliest_of(3, nb, earliest(KEYS[2])), now)
 end
 
 -- Replay of a request that already ran: return what it locked, lock nothing new.
 local rec = redis.call('GET', KEYS[3])
-if rec then
-  local out = {0}
-  for i, id in ipairs(decode_ids(rec)) do
-    local tok = req .. ':' .. i
-    if redis.call('HGET', k_inst(id), 'tok') == tok then
-      table.insert(out, build_item(id, tok))
-    end
-  end
-  out[1] = next_wake()
-  return out
-end
+if rec then return replay_fetch(rec, req, k_inst, build_item, next_wake()) end
 
 local woken = {}
 

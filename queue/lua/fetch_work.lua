@@ -27,27 +27,12 @@ local function build_item(wid, tok)
 end
 
 local function next_wake()
-  local best = nil
-  for i = 1, nb do
-    local s = earliest(KEYS[2 + i])
-    if s and (not best or s < best) then best = s end
-  end
-  return wake_after(best, now)
+  return wake_after(earliest_of(2, nb, nil), now)
 end
 
 -- Replay of a request that already ran.
 local rec = redis.call('GET', KEYS[2])
-if rec then
-  local out = {0}
-  for i, wid in ipairs(decode_ids(rec)) do
-    local tok = req .. ':' .. i
-    if redis.call('HGET', k_wi(wid), 'tok') == tok then
-      table.insert(out, build_item(wid, tok))
-    end
-  end
-  out[1] = next_wake()
-  return out
-end
+if rec then return replay_fetch(rec, req, k_wi, build_item, next_wake()) end
 
 -- Candidates: the Max oldest fetchable items of each served bucket, merged.
 local cands = candidates(2, nb, max, now)
