@@ -32,6 +32,7 @@ const (
 	kindInstances   = "instances"
 	kindExecutions  = "execs:"
 	kindStats       = "stats"
+	kindByStatus    = "bystatus:"
 )
 
 // Keys builds every Redis key and channel name of one namespace. Each name
@@ -147,6 +148,11 @@ func (k Keys) KVDeltaKey(instanceID string) string { return k.base + kindKVDelta
 // InstancesKey is the sorted set of every instance id, scored by creation
 // time (Unix ms), for listing instances oldest first.
 func (k Keys) InstancesKey() string { return k.base + kindInstances }
+
+// StatusIndexKey is the sorted set of the ids of the instances whose
+// status is status (Pending, Running, Completed or Failed), scored like
+// InstancesKey: the index a status filter reads instead of scanning.
+func (k Keys) StatusIndexKey(status string) string { return k.base + kindByStatus + status }
 
 // ExecutionsKey is the hash of an instance's execution records: field
 // "<n>" holds the JSON record of execution n, field "<n>:out" the output of

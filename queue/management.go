@@ -30,15 +30,14 @@ var (
 )
 
 // Bounds of the management operations. Every script does bounded work per
-// call; the Go methods loop over calls where an operation needs more.
+// call, a few milliseconds at most (docs/operations.md, "Management at
+// scale"); the Go methods loop over calls where an operation needs more, so
+// that other clients' commands run between them.
 const (
 	// DefaultListLimit is the page size of ListInstances when Limit is zero.
 	DefaultListLimit = 100
 	// MaxListLimit is the largest page ListInstances returns.
 	MaxListLimit = 1000
-	// ListScanBudget is how many index entries one filtered ListInstances
-	// call looks at, at most.
-	ListScanBudget = 10000
 	// MaxTreeSize is the largest instance tree (an instance and its
 	// sub-orchestrations, recursively) that can be deleted or listed.
 	MaxTreeSize = 10000
@@ -48,14 +47,21 @@ const (
 	// DefaultBulkDeleteLimit is the number of root instances DeleteInstances
 	// deletes at most when BulkDeleteFilter.Limit is zero.
 	DefaultBulkDeleteLimit = 1000
-	// bulkScanPage is how many index entries one bulk delete call looks at.
-	bulkScanPage = 1000
-	// bulkIDsPage is how many given ids one bulk delete call looks at.
-	bulkIDsPage = 500
+	// bulkWork is the work budget of one bulk delete call: each candidate
+	// looked at costs 1, each tree deleted its cost (instances + execution
+	// records + work items). A tree that alone exceeds it is deleted by a
+	// call of its own.
+	bulkWork = 200
+	// bulkIDsPage is how many given ids one bulk delete call receives.
+	bulkIDsPage = 100
 	// pruneBatch is how many executions one prune call deletes at most.
-	pruneBatch = 10000
+	pruneBatch = 100
+	// pruneRead is how many execution records one prune call reads at most.
+	pruneRead = 1000
 	// depthsInspect is how many entries due later QueueDepths inspects.
-	depthsInspect = 10000
+	depthsInspect = 2000
+	// depthsTimers is how many timers QueueDepths inspects.
+	depthsTimers = 2000
 )
 
 // mapScriptErrorDetail is mapScriptError keeping the script's detail (what
@@ -93,12 +99,15 @@ type ListPage struct {
 	NextOffset int
 }
 
-// ListInstances returns instance ids oldest first (by creation time). With
-// a Status filter the script looks at no more than ListScanBudget index
-// entries, so a page may hold fewer than Limit ids (even none) while
-// NextOffset is not -1: keep paging until it is. Offsets are positions in a
-// live index: instances deleted between two calls shift later ones down, so
-// a page may skip some of them; instances created meanwhile come last.
+// ListInstances returns instance ids oldest first (by creation time), in
+// one script call of O(log N + Limit) work. With a Status filter the page is
+// read from the per-status index, so a page is short only when it is the
+// last one (NextOffset -1); a full page may still be followed by an empty
+// last one. Offsets are positions in the live creation-time index, with or
+// without a filter: instances deleted between two calls shift later ones
+// down, so a page may skip some of them; instances created meanwhile come
+// last; instances that change status between two calls are listed if their
+// status at the time of the call matches.
 func (s *Store) ListInstances(ctx context.Context, opts ListOptions) (ListPage, error) {
 	switch opts.Status {
 	case "", StatusPending, StatusRunning, StatusCompleted, StatusFailed:
@@ -114,23 +123,34 @@ func (s *Store) ListInstances(ctx context.Context, opts ListOptions) (ListPage, 
 	}
 	limit = min(limit, MaxListLimit)
 	k := s.keys
-	raw, err := s.list.Run(ctx, s.rdb, []string{k.Prefix(), k.InstancesKey()},
-		opts.Status, opts.Offset, limit, s.lim.listScan).Slice()
+	keys := []string{k.Prefix(), k.InstancesKey()}
+	if opts.Status != "" {
+		keys = append(keys, k.StatusIndexKey(opts.Status))
+	}
+	raw, err := s.list.Run(ctx, s.rdb, keys, opts.Status, opts.Offset, limit).Slice()
 	if err != nil {
 		return ListPage{}, fmt.Errorf("listing instances: %w", mapScriptError(err))
 	}
-	if len(raw) == 0 {
-		return ListPage{}, errors.New("listing instances: empty reply")
+	if len(raw) < 2 {
+		return ListPage{}, fmt.Errorf("listing instances: reply of length %d, want at least 2", len(raw))
 	}
-	next, err := replyInt(raw[0])
+	n, err := replyInts(raw[:2], 2)
 	if err != nil {
 		return ListPage{}, fmt.Errorf("listing instances: %w", err)
 	}
-	ids, err := replyStrings(raw[1:])
+	s.worked("list", n[1])
+	ids, err := replyStrings(raw[2:])
 	if err != nil {
 		return ListPage{}, fmt.Errorf("listing instances: %w", err)
 	}
-	return ListPage{InstanceIDs: ids, NextOffset: int(next)}, nil
+	return ListPage{InstanceIDs: ids, NextOffset: n[0]}, nil
+}
+
+// worked reports the work one management script call did to the test hook.
+func (s *Store) worked(script string, n int) {
+	if s.onWork != nil {
+		s.onWork(script, n)
+	}
 }
 
 // Instances reads several instances in one round trip, in the order of ids;
@@ -319,9 +339,12 @@ type BulkDeleteFilter struct {
 // its whole tree. Roots that are still running, sub-orchestrations, and
 // roots with a sub-orchestration that is still running are skipped
 // silently, and so is a tree that DeleteInstance would refuse as too large.
-// Each tree is deleted atomically; the whole call is not: it runs one script
-// per page of candidates (at most 1000 index entries or 500 ids each), and
-// returns what the pages before an error deleted along with the error.
+// Without ids the candidates are read from the per-status indices of ended
+// instances, oldest first (by creation time), so running instances cost
+// nothing. Each tree is deleted atomically; the whole call is not: it runs
+// one script per slice of at most 200 units of work (a candidate looked at
+// is 1, a deleted tree its records) and, with ids, at most 100 ids, and
+// returns what the calls before an error deleted along with the error.
 func (s *Store) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (DeleteResult, error) {
 	if filter.Limit < 0 {
 		return DeleteResult{}, fmt.Errorf("deleting instances: negative limit %d", filter.Limit)
@@ -334,44 +357,57 @@ func (s *Store) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (D
 	if !filter.CompletedBefore.IsZero() {
 		before = max(filter.CompletedBefore.UnixMilli(), 1)
 	}
+	k := s.keys
+	keys := []string{k.Prefix(), k.StatusIndexKey(StatusCompleted), k.StatusIndexKey(StatusFailed)}
 	var total DeleteResult
-	// page runs one call: mode "ids" with ids, or "scan" from rank pos.
-	page := func(mode string, pos int, ids []string) (roots, next int, err error) {
-		args := make([]any, 0, 7+len(ids))
-		args = append(args, mode, remaining, before, s.lim.maxTree, s.lim.maxCost, pos, s.lim.bulkScan)
+	// page runs one call: mode "ids" with ids, or "scan" after the entry
+	// (score, member); it returns the roots deleted, next and the cursor.
+	page := func(mode, score, member string, ids []string) (roots, next int, cs, cm string, err error) {
+		args := make([]any, 0, 8+len(ids))
+		args = append(args, mode, remaining, before, s.lim.maxTree, s.lim.maxCost, max(s.lim.bulkWork, 1), score, member)
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		raw, err := s.deleteBulk.Run(ctx, s.rdb, []string{s.keys.Prefix()}, args...).Slice()
+		raw, err := s.deleteBulk.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
-			return 0, 0, fmt.Errorf("deleting instances: %w", mapScriptErrorDetail(err))
+			return 0, 0, "", "", fmt.Errorf("deleting instances: %w", mapScriptErrorDetail(err))
 		}
-		n, err := replyInts(raw, 6)
+		if len(raw) != 9 {
+			return 0, 0, "", "", fmt.Errorf("deleting instances: reply of length %d, want 9", len(raw))
+		}
+		n, err := replyInts(raw[:7], 7)
 		if err != nil {
-			return 0, 0, fmt.Errorf("deleting instances: decoding reply: %w", err)
+			return 0, 0, "", "", fmt.Errorf("deleting instances: decoding reply: %w", err)
 		}
+		cur, err := replyStrings(raw[7:])
+		if err != nil {
+			return 0, 0, "", "", fmt.Errorf("deleting instances: decoding reply: %w", err)
+		}
+		s.worked("delete_bulk", n[6])
 		total.add(DeleteResult{Instances: n[1], Executions: n[2], Events: n[3], QueueMessages: n[4]})
-		return n[0], n[5], nil
+		return n[0], n[5], cur[0], cur[1], nil
 	}
 	ids := filter.InstanceIDs
 	scanning := len(ids) == 0
-	for pos := 0; remaining > 0; {
+	var score, member string
+	for remaining > 0 {
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("deleting instances: %w", err)
 		}
 		if scanning {
-			roots, next, err := page("scan", pos, nil)
+			roots, next, cs, cm, err := page("scan", score, member, nil)
 			if err != nil {
 				return total, err
 			}
 			remaining -= roots
-			if pos = next; pos < 0 {
+			if next < 0 {
 				break
 			}
+			score, member = cs, cm
 			continue
 		}
-		chunk := ids[:min(len(ids), s.lim.bulkIDs)]
-		roots, next, err := page("ids", 0, chunk)
+		chunk := ids[:min(len(ids), max(s.lim.bulkIDs, 1))]
+		roots, next, _, _, err := page("ids", "", "", chunk)
 		if err != nil {
 			return total, err
 		}
@@ -409,8 +445,9 @@ type PruneResult struct {
 // PruneExecutions deletes old executions of an instance: their histories
 // and records. It never deletes the current execution nor one still
 // Running, whatever the options; key-value state, which belongs to the
-// instance, is untouched. Each script call is atomic and deletes at most
-// 10,000 executions, oldest first; more take several calls. It returns
+// instance, is untouched. Each script call is atomic, reads at most 1,000
+// execution records and deletes at most 100 executions, oldest first; more
+// take several calls, and the whole prune is not atomic. It returns
 // ErrInstanceNotFound.
 func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts PruneOptions) (PruneResult, error) {
 	if opts.KeepLast < 0 {
@@ -423,25 +460,31 @@ func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts Pru
 	}
 	k := s.keys
 	res := PruneResult{Instances: 1}
+	after := 0
 	for {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
+		}
 		raw, err := s.prune.Run(ctx, s.rdb,
 			[]string{k.Prefix(), k.InstanceKey(instanceID), k.ExecutionsKey(instanceID)},
-			instanceID, keep, before, s.lim.prune).Slice()
+			instanceID, keep, before, max(s.lim.prune, 1), after, max(s.lim.pruneRead, 1)).Slice()
 		if err != nil {
 			if res.Executions == 0 {
 				res.Instances = 0
 			}
 			return res, fmt.Errorf("pruning executions of %s: %w", instanceID, mapScriptError(err))
 		}
-		n, err := replyInts(raw, 3)
+		n, err := replyInts(raw, 5)
 		if err != nil {
 			return res, fmt.Errorf("pruning executions of %s: decoding reply: %w", instanceID, err)
 		}
+		s.worked("prune", n[4]+n[0])
 		res.Executions += n[0]
 		res.Events += n[1]
 		if n[2] == 0 {
 			return res, nil
 		}
+		after = n[3]
 	}
 }
 
@@ -516,7 +559,7 @@ type QueueDepths struct {
 // buckets:a; the cost is O(buckets + live nodes' buckets + entries due later,
 // at most 10,000 inspected).
 func (s *Store) QueueDepths(ctx context.Context) (QueueDepths, error) {
-	raw, err := s.depths.Run(ctx, s.rdb, []string{s.keys.Prefix()}, s.lim.depths).Slice()
+	raw, err := s.depths.Run(ctx, s.rdb, []string{s.keys.Prefix()}, s.lim.depths, s.lim.depthsTimers).Slice()
 	if err != nil {
 		return QueueDepths{}, fmt.Errorf("reading queue depths: %w", mapScriptError(err))
 	}

@@ -79,6 +79,9 @@ func (e *env) checkIndices() SystemMetrics {
 		if score, ok := e.zscore(e.k.InstancesKey(), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
 			e.t.Errorf("instances index: %s score %v (present %v), want its creation time %d", id, score, ok, rec.CreatedAt.UnixMilli())
 		}
+		if score, ok := e.zscore(e.k.StatusIndexKey(rec.Status), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
+			e.t.Errorf("status index %s: %s score %v (present %v), want its creation time %d", rec.Status, id, score, ok, rec.CreatedAt.UnixMilli())
+		}
 		execs, err := e.s.Executions(e.ctx, id)
 		if err != nil {
 			e.t.Fatalf("Executions(%s): %v", id, err)
@@ -107,6 +110,17 @@ func (e *env) checkIndices() SystemMetrics {
 	for _, id := range members {
 		if !insts[id] {
 			e.t.Errorf("instances index lists %s, which does not exist", id)
+		}
+	}
+	for _, st := range []string{StatusPending, StatusRunning, StatusCompleted, StatusFailed} {
+		members, err := e.rdb.ZRange(e.ctx, e.k.StatusIndexKey(st), 0, -1).Result()
+		if err != nil {
+			e.t.Fatalf("ZRANGE %s: %v", e.k.StatusIndexKey(st), err)
+		}
+		for _, id := range members {
+			if !insts[id] || e.instance(id).Status != st {
+				e.t.Errorf("status index %s lists %s, which does not exist or has another status", st, id)
+			}
 		}
 	}
 	wantEqual(e.t, "metrics (recount vs counters)", want, e.metrics())
@@ -299,16 +313,13 @@ func TestListInstances(t *testing.T) {
 		wantEqual(t, "first completed", ListPage{InstanceIDs: []string{"i01"}, NextOffset: 2}, list(ListOptions{Status: StatusCompleted, Limit: 1}))
 		wantEqual(t, "next completed", ListPage{InstanceIDs: []string{"i08"}, NextOffset: 9}, list(ListOptions{Status: StatusCompleted, Offset: 2, Limit: 1}))
 
-		// A spent scan budget returns a short (here empty) page that goes on.
-		e.s.lim.listScan = 3
-		wantEqual(t, "budget spent", ListPage{InstanceIDs: []string{}, NextOffset: 5}, list(ListOptions{Status: StatusCompleted, Offset: 2}))
-		got = nil
-		for off := 0; off >= 0; {
-			p := list(ListOptions{Status: StatusPending, Offset: off})
-			got = append(got, p.InstanceIDs...)
-			off = p.NextOffset
-		}
-		wantEqual(t, "pending over short pages", []string{"i00", "i02", "i03", "i06", "i07", "i09"}, got)
+		// Filtered pages are read from the status index: full until the last.
+		wantEqual(t, "pending page 1", ListPage{InstanceIDs: []string{"i00", "i02"}, NextOffset: 3}, list(ListOptions{Status: StatusPending, Limit: 2}))
+		wantEqual(t, "pending page 2", ListPage{InstanceIDs: []string{"i03", "i06"}, NextOffset: 7}, list(ListOptions{Status: StatusPending, Offset: 3, Limit: 2}))
+		wantEqual(t, "pending page 3", ListPage{InstanceIDs: []string{"i07", "i09"}, NextOffset: -1}, list(ListOptions{Status: StatusPending, Offset: 7, Limit: 2}))
+		wantEqual(t, "offset inside a run of others", ListPage{InstanceIDs: []string{"i05"}, NextOffset: -1}, list(ListOptions{Status: StatusFailed, Offset: 2}))
+		wantEqual(t, "offset past the last match", ListPage{InstanceIDs: []string{}, NextOffset: -1}, list(ListOptions{Status: StatusFailed, Offset: 6}))
+		wantEqual(t, "offset past the end", ListPage{InstanceIDs: []string{}, NextOffset: -1}, list(ListOptions{Status: StatusFailed, Offset: 10}))
 
 		for _, bad := range []ListOptions{{Status: "Done"}, {Status: StatusContinuedAsNew}, {Offset: -1}, {Limit: -1}} {
 			if _, err := e.s.ListInstances(e.ctx, bad); err == nil {
@@ -574,7 +585,7 @@ func TestDeleteInstancesBulk(t *testing.T) {
 		}
 
 		// Scan with a limit of one root, in pages of two entries.
-		e.s.lim.bulkScan = 2
+		e.s.lim.bulkWork = 2
 		r = del(BulkDeleteFilter{Limit: 1})
 		if r.Instances != 4 || exists("old2") || !exists("new1") {
 			t.Fatalf("limit 1: %+v, old2 %v new1 %v", r, exists("old2"), exists("new1"))
@@ -619,7 +630,7 @@ func TestDeleteInstancesBulkPagesOverMany(t *testing.T) {
 			e.runTurn(id+"/c", OrchestrationAck{Status: StatusCompleted})
 			ids = append(ids, id)
 		}
-		e.s.lim.bulkScan, e.s.lim.bulkIDs = 4, 3
+		e.s.lim.bulkWork, e.s.lim.bulkIDs = 4, 3
 		r, err := e.s.DeleteInstances(e.ctx, BulkDeleteFilter{InstanceIDs: ids[:5]})
 		wantErr(t, "ids", err, nil)
 		wantEqual(t, "ids result", DeleteResult{Instances: 10, Executions: 10, Events: 5}, r)

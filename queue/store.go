@@ -111,16 +111,19 @@ type Store struct {
 	deleteTree, deleteBulk *redis.Script
 
 	lim limits // bounds of the management scripts; tests lower them
+	// onWork, when set (by tests), gets the work each management script
+	// call reports: index entries read, candidates looked at, records.
+	onWork func(script string, work int)
 }
 
 // limits are the per-call bounds of the management scripts.
 type limits struct {
-	listScan, maxTree, maxCost, bulkScan, bulkIDs, prune, depths int
+	maxTree, maxCost, bulkWork, bulkIDs, prune, pruneRead, depths, depthsTimers int
 }
 
 var defaultLimits = limits{
-	listScan: ListScanBudget, maxTree: MaxTreeSize, maxCost: MaxDeleteCost,
-	bulkScan: bulkScanPage, bulkIDs: bulkIDsPage, prune: pruneBatch, depths: depthsInspect,
+	maxTree: MaxTreeSize, maxCost: MaxDeleteCost, bulkWork: bulkWork, bulkIDs: bulkIDsPage,
+	prune: pruneBatch, pruneRead: pruneRead, depths: depthsInspect, depthsTimers: depthsTimers,
 }
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
@@ -146,11 +149,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.moveSessions = loadScript("move_sessions.lua")
 	s.requeue = loadScript("requeue.lua")
 	s.kvRead = loadScript("kv_read.lua")
-	s.list = loadScript("list.lua")
+	s.list = loadScript("list.lua", "index.lua")
 	s.prune = loadScript("prune.lua")
 	s.depths = loadScript("depths.lua")
 	s.deleteTree = loadScript("delete.lua", "tree.lua")
-	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua")
+	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua", "index.lua")
 	return s
 }
 

@@ -136,7 +136,7 @@ end
 -- management indices: the status counters follow the instance, the
 -- execution record of this ack's execution is created (counted in
 -- stats.executions) or updated, stats.events counts the appended events.
-stat_move(f[1], inst_status)
+stat_move(f[1], inst_status, id) -- h8-mgmt: the id keeps the per-status index (bystatus:) in step
 do
   local ef = ARGV[3]
   local rec = redis.call('HGET', KEYS[11], ef)

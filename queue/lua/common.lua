@@ -69,12 +69,26 @@ end
 -- STAT_FIELD maps an instance status to its counter in the stats hash.
 local STAT_FIELD = {Pending = 'pending', Running = 'running', Completed = 'completed', Failed = 'failed'}
 
--- stat_move moves one instance from the counter of status from to the
--- counter of status to (either may be nil: created or deleted).
-local function stat_move(from, to)
+-- k_bystatus is the per-status listing index: the ids of the instances in
+-- status st, scored like instances (creation time, ms).
+local function k_bystatus(st) return P .. 'bystatus:' .. st end
+
+-- stat_move moves instance id from the counter and the per-status index of
+-- status from to those of status to (either may be nil: created or
+-- deleted). The index score is the instance's score in instances, so
+-- stat_move runs after ZADD instances on create and before ZREM on delete.
+local function stat_move(from, to, id)
+  if not id then error('stat_move: no instance id') end
   if from == to then return end
-  if from and STAT_FIELD[from] then redis.call('HINCRBY', K_STATS, STAT_FIELD[from], -1) end
-  if to and STAT_FIELD[to] then redis.call('HINCRBY', K_STATS, STAT_FIELD[to], 1) end
+  if from and STAT_FIELD[from] then
+    redis.call('HINCRBY', K_STATS, STAT_FIELD[from], -1)
+    redis.call('ZREM', k_bystatus(from), id)
+  end
+  if to and STAT_FIELD[to] then
+    redis.call('HINCRBY', K_STATS, STAT_FIELD[to], 1)
+    local score = redis.call('ZSCORE', K_INSTANCES, id)
+    if score then redis.call('ZADD', k_bystatus(to), score, id) end
+  end
 end
 
 -- exec_record encodes the execution record stored in execs:<id> field "<n>".
@@ -129,7 +143,7 @@ local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
   redis.call('ZADD', k_ready(bucket), 'NX', now, id)
   redis.call('SADD', K_ORCH_BUCKETS, bucket)
   redis.call('ZADD', K_INSTANCES, now, id)
-  stat_move(nil, 'Pending')
+  stat_move(nil, 'Pending', id)
   woken[bucket] = true
 end
 

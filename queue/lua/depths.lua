@@ -1,7 +1,13 @@
 -- depths.lua: what waits in every non-empty bucket, and the timer count.
 -- KEYS[1] prefix "{ns}:"
 -- ARGV[1] max entries due later (locked or delayed) to inspect, over all buckets
--- Returns {timers, partial, orchestration buckets, activity buckets}; each
+-- ARGV[2] max timers to inspect
+-- Returns {timers, partial, orchestration buckets, activity buckets}; timers
+-- counts the timers that will be delivered: those of a deleted instance
+-- (missing, or numbered before its cseq: the id was created again) and of
+-- an ended one are dropped when they fall due and are not counted; past
+-- ARGV[2] inspected timers the rest are counted unchecked and partial is 1.
+-- Each
 -- bucket list holds {name, ready, delayed, locked, unserved (0|1)} sorted by
 -- name. ready = entries due now (fetchable, including expired locks);
 -- locked = entries due later whose instance or work item holds a lock that
@@ -43,6 +49,28 @@ local function depths(set, zkey, hkey)
   return out
 end
 
+-- live_timers counts the timers fetch_orch.lua would deliver (member
+-- "<seq>:<len>:<id><body>"), inspecting at most max of them, oldest due
+-- first; the others are counted unchecked.
+local function live_timers(max)
+  local total = redis.call('ZCARD', K_TIMERS)
+  local ms = {}
+  if max > 0 then ms = redis.call('ZRANGE', K_TIMERS, 0, max - 1) end
+  local live = total - #ms
+  if live > 0 then partial = 1 end
+  for _, m in ipairs(ms) do
+    local c1 = string.find(m, ':', 1, true)
+    local c2 = c1 and string.find(m, ':', c1 + 1, true)
+    local n = c2 and tonumber(string.sub(m, c1 + 1, c2 - 1))
+    if n then
+      local f = redis.call('HMGET', k_inst(string.sub(m, c2 + 1, c2 + n)), 'status', 'cseq')
+      local seq = tonumber(string.sub(m, 1, c1 - 1)) or 0
+      if f[1] and not is_ended(f[1]) and seq >= num(f[2]) then live = live + 1 end
+    end
+  end
+  return live
+end
+
 local orch = depths(K_ORCH_BUCKETS, k_ready, k_inst)
 local work = depths(K_WORK_BUCKETS, k_work, k_wi)
-return {redis.call('ZCARD', K_TIMERS), partial, orch, work}
+return {live_timers(tonumber(ARGV[2])), partial, orch, work}

@@ -47,7 +47,7 @@ end
 if had > keep then redis.call('HINCRBY', K_STATS, 'events', keep - had) end
 redis.call('HSET', ik, 'status', status, 'out', '', 'cache', '', 'tok', '', 'ldl', '',
   'att', 0, 'batch', 0, 'utime', now)
-stat_move('Failed', status)
+stat_move('Failed', status, id)
 
 local rq = e.rq
 if not rq or rq == '' then rq = f[3] end

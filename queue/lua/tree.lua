@@ -90,8 +90,8 @@ local function delete_instance(id, res)
   if f[4] and f[4] ~= '' then redis.call('SREM', k_children(f[4]), id) end
   -- the instance hash, and with it the lock: a late ack gets INSTANCE_NOT_FOUND
   redis.call('DEL', k_inst(id))
+  stat_move(f[1], nil, id)
   redis.call('ZREM', K_INSTANCES, id)
-  stat_move(f[1], nil)
   if nexec > 0 then redis.call('HINCRBY', K_STATS, 'executions', -nexec) end
   if nevents > 0 then redis.call('HINCRBY', K_STATS, 'events', -nevents) end
   res[1] = res[1] + 1
