@@ -88,16 +88,11 @@ type (
 	BucketDepth = queue.BucketDepth
 )
 
-// listCallsPerPage bounds the store calls one filtered ListInstances makes
-// to fill its page, so that one call's latency stays bounded.
-const listCallsPerPage = 10
-
 // ListInstances returns a page of instances, oldest first (by creation).
-// With a Status filter the store looks at a bounded number of instances
-// per call; this method makes up to 10 such calls to fill the page, so a
-// page may be shorter than Limit while NextOffset is not -1: keep paging
-// until it is. Offsets are positions in a live index (see
-// queue.ListOptions): deletes between pages may make a page skip instances.
+// With a Status filter the page is read from a per-status index: it is
+// short only when it is the last one (NextOffset -1). Offsets are positions
+// in the live creation-time index (see queue.ListOptions): deletes between
+// pages may make a page skip instances.
 func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (InstancePage, error) {
 	switch opts.Status {
 	case "", StatePending, StateRunning, StateCompleted, StateFailed:
@@ -107,21 +102,11 @@ func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (InstanceP
 	if opts.Offset < 0 || opts.Limit < 0 {
 		return InstancePage{}, fmt.Errorf("%w: negative offset %d or limit %d", ErrInvalidInput, opts.Offset, opts.Limit)
 	}
-	limit := opts.Limit
-	if limit == 0 {
-		limit = queue.DefaultListLimit
+	p, err := c.store.ListInstances(ctx, queue.ListOptions{Status: string(opts.Status), Offset: opts.Offset, Limit: opts.Limit})
+	if err != nil {
+		return InstancePage{}, fmt.Errorf("listing instances: %w", err)
 	}
-	limit = min(limit, queue.MaxListLimit)
-	var ids []string
-	next := opts.Offset
-	for calls := 0; next >= 0 && len(ids) < limit && calls < listCallsPerPage; calls++ {
-		p, err := c.store.ListInstances(ctx, queue.ListOptions{Status: string(opts.Status), Offset: next, Limit: limit - len(ids)})
-		if err != nil {
-			return InstancePage{}, fmt.Errorf("listing instances: %w", err)
-		}
-		ids = append(ids, p.InstanceIDs...)
-		next = p.NextOffset
-	}
+	ids, next := p.InstanceIDs, p.NextOffset
 	recs, err := c.store.Instances(ctx, ids)
 	if err != nil {
 		return InstancePage{}, fmt.Errorf("listing instances: %w", err)
