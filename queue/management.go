@@ -51,12 +51,12 @@ const (
 	// looked at costs 1, each tree deleted its cost (instances + execution
 	// records + work items). A tree that alone exceeds it is deleted by a
 	// call of its own.
-	bulkWork = 200
+	bulkWork = 100
 	// bulkIDsPage is how many given ids one bulk delete call receives.
 	bulkIDsPage = 100
 	// pruneBatch is how many executions one prune call deletes at most.
 	pruneBatch = 100
-	// pruneRead is how many execution records one prune call reads at most.
+	// pruneRead is how many execution ids one prune call looks at, at most.
 	pruneRead = 1000
 	// depthsInspect is how many entries due later QueueDepths inspects.
 	depthsInspect = 2000
@@ -342,7 +342,7 @@ type BulkDeleteFilter struct {
 // Without ids the candidates are read from the per-status indices of ended
 // instances, oldest first (by creation time), so running instances cost
 // nothing. Each tree is deleted atomically; the whole call is not: it runs
-// one script per slice of at most 200 units of work (a candidate looked at
+// one script per slice of at most 100 units of work (a candidate looked at
 // is 1, a deleted tree its records) and, with ids, at most 100 ids, and
 // returns what the calls before an error deleted along with the error.
 func (s *Store) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (DeleteResult, error) {
@@ -445,9 +445,10 @@ type PruneResult struct {
 // PruneExecutions deletes old executions of an instance: their histories
 // and records. It never deletes the current execution nor one still
 // Running, whatever the options; key-value state, which belongs to the
-// instance, is untouched. Each script call is atomic, reads at most 1,000
-// execution records and deletes at most 100 executions, oldest first; more
-// take several calls, and the whole prune is not atomic. It returns
+// instance, is untouched. Each script call is atomic, looks at most at 1,000
+// execution ids and deletes at most 100 executions, oldest first; more take
+// several calls, and the whole prune is not atomic (the first call also
+// reads the execution ids stored: O(records), no record read). It returns
 // ErrInstanceNotFound.
 func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts PruneOptions) (PruneResult, error) {
 	if opts.KeepLast < 0 {
@@ -460,21 +461,21 @@ func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts Pru
 	}
 	k := s.keys
 	res := PruneResult{Instances: 1}
-	after := 0
+	after, threshold := -1, 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
 		}
 		raw, err := s.prune.Run(ctx, s.rdb,
 			[]string{k.Prefix(), k.InstanceKey(instanceID), k.ExecutionsKey(instanceID)},
-			instanceID, keep, before, max(s.lim.prune, 1), after, max(s.lim.pruneRead, 1)).Slice()
+			instanceID, keep, before, max(s.lim.prune, 1), after, max(s.lim.pruneRead, 1), threshold).Slice()
 		if err != nil {
 			if res.Executions == 0 {
 				res.Instances = 0
 			}
 			return res, fmt.Errorf("pruning executions of %s: %w", instanceID, mapScriptError(err))
 		}
-		n, err := replyInts(raw, 5)
+		n, err := replyInts(raw, 6)
 		if err != nil {
 			return res, fmt.Errorf("pruning executions of %s: decoding reply: %w", instanceID, err)
 		}
@@ -484,7 +485,7 @@ func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts Pru
 		if n[2] == 0 {
 			return res, nil
 		}
-		after = n[3]
+		after, threshold = n[3], n[5]
 	}
 }
 
