@@ -831,3 +831,53 @@ func TestTimerOfADeletedInstanceSkipsItsSuccessor(t *testing.T) {
 		wantEqual(t, "inbox", []string{"new-timer"}, e.lrange(e.k.InboxKey("again")))
 	})
 }
+
+// TestQueueDepthsCountOnlyLiveTimers: timers of a deleted instance, of an
+// ended one and of an earlier instance with the same id are dropped when
+// they fall due, so QueueDepths does not count them as waiting (issue 8,
+// defect 11).
+func TestQueueDepthsCountOnlyLiveTimers(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		timers := func() (int, bool) {
+			t.Helper()
+			d, err := e.s.QueueDepths(e.ctx)
+			if err != nil {
+				t.Fatalf("QueueDepths: %v", err)
+			}
+			return d.Timers, d.Partial
+		}
+		later := func() []Timer { return []Timer{{DueAt: e.serverNow().Add(time.Hour), Body: "t"}} }
+		for _, id := range []string{"live", "deleted", "ended", "again"} {
+			e.newInstance(id)
+			e.runTurn(id, OrchestrationAck{Timers: later()})
+		}
+		if n, _ := timers(); n != 4 {
+			t.Fatalf("timers = %d, want 4", n)
+		}
+		// deleted: gone; ended: Completed; again: deleted and created anew
+		// with one timer of its own.
+		e.enqueue("deleted", "m")
+		e.runTurn("deleted", OrchestrationAck{Status: StatusCompleted})
+		if _, err := e.s.DeleteInstance(e.ctx, "deleted", false); err != nil {
+			t.Fatal(err)
+		}
+		e.enqueue("ended", "m")
+		e.runTurn("ended", OrchestrationAck{Status: StatusCompleted})
+		if _, err := e.s.DeleteInstance(e.ctx, "again", true); err != nil {
+			t.Fatal(err)
+		}
+		e.newInstance("again")
+		e.runTurn("again", OrchestrationAck{Timers: later()})
+		if n := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Val(); n != 5 {
+			t.Fatalf("ZCARD timers = %d, want 5", n)
+		}
+		if n, partial := timers(); n != 2 || partial {
+			t.Fatalf("timers = %d (partial %v), want 2: live's and again's new one", n, partial)
+		}
+		// Past the inspection budget the rest count unchecked.
+		e.s.lim.depthsTimers = 2
+		if n, partial := timers(); !partial || n < 2 || n > 5 {
+			t.Fatalf("with a budget of 2: timers = %d, partial %v", n, partial)
+		}
+	})
+}
