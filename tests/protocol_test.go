@@ -33,7 +33,7 @@ func redisCLI(t *testing.T, srv *redistest.Server, script string, keys, args []s
 }
 
 func startKeys(p, id, bucket string) []string {
-	return []string{p, p + "inst:" + id, p + "inbox:" + id, p + "ready:" + bucket, p + "buckets:o", p + "instances", p + "stats", p + "seq"}
+	return []string{p, p + "inst:" + id, p + "inbox:" + id, p + "ready:" + bucket, p + "buckets:o", p + "instances", p + "stats", p + "seq", p + "bystatus:Pending"}
 }
 
 // TestWireProtocolWithRedisCLI starts instances, raises an event, enqueues a
@@ -124,5 +124,9 @@ func TestWireProtocolWithRedisCLI(t *testing.T) {
 	m, err := e.client.GetSystemMetrics(ctx)
 	if err != nil || m.Pending != 2 {
 		t.Fatalf("metrics after protocol starts: %+v %v", m, err)
+	}
+	page, err := e.client.ListInstances(ctx, client.ListOptions{Status: client.StatePending})
+	if err != nil || len(page.Instances) != 2 || page.Instances[0].InstanceID != "by-go" || page.Instances[1].InstanceID != "by-cli" {
+		t.Fatalf("pending instances after protocol starts: %+v %v", page, err)
 	}
 }

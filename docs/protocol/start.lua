@@ -2,7 +2,7 @@
 -- KEYS[1] "{<prefix>}:"            KEYS[2] "{<prefix>}:inst:<id>"
 -- KEYS[3] "{<prefix>}:inbox:<id>"  KEYS[4] "{<prefix>}:ready:<bucket>"
 -- KEYS[5] "{<prefix>}:buckets:o"   KEYS[6] "{<prefix>}:instances"   KEYS[7] "{<prefix>}:stats"
--- KEYS[8] "{<prefix>}:seq"
+-- KEYS[8] "{<prefix>}:seq"           KEYS[9] "{<prefix>}:bystatus:Pending"
 -- ARGV[1] instance id   ARGV[2] orchestration name
 -- ARGV[3] version: "" (registry policy) or canonical MAJOR.MINOR.PATCH
 -- ARGV[4] bucket: "o:<name>" when ARGV[3] is "", else "v:<name>@<version>"
@@ -23,5 +23,6 @@ redis.call('ZADD', KEYS[4], 'NX', now, ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[4])
 redis.call('ZADD', KEYS[6], now, ARGV[1])
 redis.call('HINCRBY', KEYS[7], 'pending', 1)
+redis.call('ZADD', KEYS[9], now, ARGV[1])
 redis.call('PUBLISH', KEYS[1] .. 'wake:orch', ARGV[4])
 return 1
