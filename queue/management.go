@@ -546,10 +546,13 @@ type QueueDepths struct {
 	Orchestrations []BucketDepth
 	// Activities are the work buckets (tagged ones included), sorted by name.
 	Activities []BucketDepth
-	// Timers is the number of timers not yet due or not yet promoted.
+	// Timers is the number of timers not yet due or not yet promoted that
+	// will be delivered: timers of deleted or ended instances (dropped when
+	// they fall due) are not counted.
 	Timers int
-	// Partial is true when more than 10,000 entries were due later, so that
-	// some were counted as Delayed without checking for a lock.
+	// Partial is true when more than 2,000 entries were due later, so that
+	// some were counted as Delayed without checking for a lock, or more
+	// than 2,000 timers were waiting, so that some were counted unchecked.
 	Partial bool
 }
 
@@ -558,7 +561,7 @@ type QueueDepths struct {
 // how an operator sees work (an activity tag, an orchestration version) that
 // nobody serves. Buckets are those of the registries buckets:o and
 // buckets:a; the cost is O(buckets + live nodes' buckets + entries due later,
-// at most 10,000 inspected).
+// at most 2,000 inspected, + timers, at most 2,000 inspected).
 func (s *Store) QueueDepths(ctx context.Context) (QueueDepths, error) {
 	raw, err := s.depths.Run(ctx, s.rdb, []string{s.keys.Prefix()}, s.lim.depths, s.lim.depthsTimers).Slice()
 	if err != nil {
