@@ -542,7 +542,7 @@ fetches it to back it off; deploy a worker that serves it.`,
 				}
 				fmt.Fprintf(out, "timers waiting: %d\n", d.Timers)
 				if d.Partial {
-					fmt.Fprintln(out, "note: more than 10,000 entries were due later; some were counted as delayed without checking for a lock")
+					fmt.Fprintln(out, "note: more than 2,000 entries were due later or 2,000 timers waiting; some were counted without being checked")
 				}
 				return nil
 			})

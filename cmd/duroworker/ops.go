@@ -277,10 +277,10 @@ func newListCommand() *cobra.Command {
 		Short: "List instances, oldest first",
 		Long: `list prints one page of instances, oldest first (by creation), optionally
 only those with --status. When there are more, it prints the --offset of
-the next page. With --status, a page may hold fewer than --limit instances
-although more follow: keep paging with the printed offset until there is
-none. Offsets are positions in a live index: deletes between pages may make
-a page skip instances.`,
+the next page. With --status, the page is read from an index of that
+status, so a page is short only when it is the last one. Offsets are
+positions in a live index: deletes between pages may make a page skip
+instances.`,
 		Example: `  duroworker list
   duroworker list --status failed --limit 20
   duroworker list --status running --offset 100 --json`,
