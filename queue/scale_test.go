@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,6 +161,22 @@ func runManagementAtScale(t *testing.T, e *env, n, execs, bulkLimit, listLimit i
 		}
 	}
 
+	// A filter that matches nothing reads the (empty) index of its status:
+	// the commands its script runs do not grow with the instances. Counted
+	// from INFO commandstats, which counts the commands scripts run.
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.ListInstances(ctx, ListOptions{Status: StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	if n := scriptCommands(t, rdb); n > 20 {
+		t.Errorf("a filtered list with no match ran %d commands inside its script, want at most 20", n)
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	// The bystander: one connection pinging back to back.
 	by := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr})
 	defer by.Close()
@@ -279,6 +296,34 @@ func runManagementAtScale(t *testing.T, e *env, n, execs, bulkLimit, listLimit i
 			t.Logf("commandstats %s", strings.TrimSpace(line))
 		}
 	}
+}
+
+// scriptCommands sums the calls of INFO commandstats except those a client
+// sends itself (the scripts, PING and the test's own commands).
+func scriptCommands(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		switch name {
+		case "evalsha", "eval", "ping", "info", "config", "config|resetstat", "script", "script|load", "slowlog":
+			continue
+		}
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				c, _ := strconv.Atoi(v)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // TestManagementPagesInBoundedCalls runs the scale scenario at 5,000
