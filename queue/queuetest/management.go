@@ -67,6 +67,64 @@ var managementCases = []testCase{
 			e.t.Fatalf("filtered page = %+v", p)
 		}
 	}},
+	{"list_filtered_pages_are_full_until_the_last", func(e *env) {
+		// Instances created in bursts (equal creation times are ordered by
+		// id); every third one Running, the others Pending.
+		running := map[string]bool{}
+		for i := range 14 {
+			id := fmt.Sprintf("i%02d", 13-i) // ids against creation order
+			if i%3 == 0 {
+				e.start(id, "o:"+id)
+				running[id] = true
+			} else {
+				e.create(id, "o:b", "start")
+			}
+			if i%5 == 4 {
+				e.tick()
+			}
+		}
+		all := e.listAll("")
+		for _, status := range []string{queue.StatusRunning, queue.StatusPending} {
+			var want []string
+			for _, id := range all {
+				if running[id] == (status == queue.StatusRunning) {
+					want = append(want, id)
+				}
+			}
+			for _, limit := range []int{1, 2, 3} {
+				got := []string{}
+				for off := 0; off >= 0; {
+					p := e.list(queue.ListOptions{Status: status, Offset: off, Limit: limit})
+					if p.NextOffset >= 0 && len(p.InstanceIDs) != limit {
+						e.t.Fatalf("%s, limit %d, offset %d: short page %v before the last", status, limit, off, p.InstanceIDs)
+					}
+					got = append(got, p.InstanceIDs...)
+					off = p.NextOffset
+				}
+				wantEqual(e.t, fmt.Sprintf("%s in pages of %d", status, limit), want, got)
+			}
+		}
+	}},
+	{"queue_depths_skip_timers_that_will_be_dropped", func(e *env) {
+		// A timer each for a live, a deleted and an ended instance: only the
+		// live one's will be delivered.
+		for _, id := range []string{"live", "deleted", "ended"} {
+			e.start(id, "o:"+id)
+			it := e.turn(id, "m")
+			e.ack(queue.OrchestrationAck{InstanceID: id, Token: it.Token, ExecutionID: 1,
+				Timers: []queue.Timer{{DueAt: e.now(id).Add(time.Hour), Body: "t"}}})
+		}
+		if d := e.depths(); d.Timers != 3 {
+			e.t.Fatalf("timers = %d, want 3", d.Timers)
+		}
+		e.finish("deleted", queue.StatusCompleted, "ok")
+		_, err := e.s.DeleteInstance(e.ctx, "deleted", false)
+		e.must("DeleteInstance", err)
+		e.finish("ended", queue.StatusFailed, "boom")
+		if d := e.depths(); d.Timers != 1 || d.Partial {
+			e.t.Fatalf("timers = %d (partial %v), want 1", d.Timers, d.Partial)
+		}
+	}},
 	{"list_validates", func(e *env) {
 		for _, opts := range []queue.ListOptions{{Status: "ContinuedAsNew"}, {Status: "bogus"}, {Offset: -1}, {Limit: -1}} {
 			_, err := e.s.ListInstances(e.ctx, opts)
