@@ -46,6 +46,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := queue.FetchWorkRequest{
 				RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+				NodeID: w.opts.NodeID,
 			}
 			w.sess.FetchFields(&req)
 			res, err := w.store.FetchWork(ctx, req)
@@ -120,7 +121,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		w.mu.Unlock()
 	}()
 	stopRenew := w.renewActivityLock(ctx, log, item, cancel)
-	out, abandoned, runErr := w.runWithGrace(ctx, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
+	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
 	stopRenew()
 	if abandoned {
 		log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
@@ -177,14 +178,14 @@ func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.F
 // it waits at most ActivityCancellationGrace for it to return, then gives up
 // on it (abandoned): the goroutine is left to finish on its own and its
 // result is discarded.
-func (w *Worker) runWithGrace(ctx context.Context, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
+func (w *Worker) runWithGrace(ctx context.Context, log *slog.Logger, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
 	type result struct {
 		out string
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := callActivity(fn, actx, input)
+		out, err := callActivity(log, fn, actx, input)
 		done <- result{out, err}
 	}()
 	select {
@@ -202,11 +203,14 @@ func (w *Worker) runWithGrace(ctx context.Context, fn engine.ActivityFunc, actx 
 	}
 }
 
-// callActivity runs fn, turning a panic into an application error.
-func callActivity(fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
+// callActivity runs fn, turning a panic into an application error. The
+// error (stored in history and seen by clients) carries the panic message
+// only; the goroutine stack, with this worker's file paths, goes to log.
+func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v\n%s", r, debug.Stack()))
+			log.Error("activity panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v", r))
 		}
 	}()
 	return fn(ctx, input)

@@ -43,6 +43,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 				LockTimeout:   w.opts.OrchestrationLockTimeout,
 				CacheOwner:    w.cacheOwner(),
 				PromoteTimers: DefaultTimerPromotionBatch,
+				NodeID:        w.opts.NodeID,
 			})
 			return res.Items, res.NextWake, err
 		},
@@ -181,16 +182,18 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 	}
 	if x == nil {
 		raw, kv := t.item.History, t.item.KV
-		if t.item.HistoryOmitted { // evicted from the cache meanwhile: read what the fetch left out
-			var err error
+		var err error
+		if t.item.ReadError != "" {
+			err = errors.New(t.item.ReadError)
+		} else if t.item.HistoryOmitted { // evicted from the cache meanwhile: read what the fetch left out
 			raw, err = w.store.History(ctx, t.item.InstanceID, uint64(execution))
 			if err == nil {
 				kv, err = w.store.KVCommitted(ctx, t.item.InstanceID)
 			}
-			if err != nil {
-				t.abandon(ctx, time.Second, fmt.Errorf("reading history: %w", err))
-				return
-			}
+		}
+		if err != nil {
+			t.cannotProgress(ctx, execution, fmt.Errorf("reading the history of execution %d: %w", execution, err))
+			return
 		}
 		history, err := engine.DecodeHistory(raw)
 		if err != nil {
@@ -198,7 +201,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 			return
 		}
 		if len(history) == 0 {
-			t.abandon(ctx, time.Second, errors.New("execution has no history"))
+			t.cannotProgress(ctx, execution, fmt.Errorf("execution %d has no history", execution))
 			return
 		}
 		fn, _, err := w.orchs.Resolve(t.meta.Name, t.meta.Version)
@@ -462,6 +465,21 @@ func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause er
 		return
 	}
 	t.log.Warn("history cannot be decoded by this engine; not replaying it", "err", cause, "engine", engine.Version)
+	t.abandon(ctx, time.Second, nil)
+}
+
+// cannotProgress handles a turn that cannot be run for a reason that may or
+// may not pass (its history cannot be read, or is missing): it is retried
+// after a second, and every such attempt counts, so that after MaxAttempts
+// the instance is poisoned (failed, with a dead letter) instead of being
+// retried forever.
+func (t *turn) cannotProgress(ctx context.Context, execution int64, cause error) {
+	if t.item.Attempts > t.w.opts.MaxAttempts {
+		t.poison(ctx, execution, nil, engine.Message{}, cause.Error(), engine.KindPoisonOrchestration)
+		return
+	}
+	t.log.Warn("turn cannot run; retrying", "err", cause, "retry_in", time.Second,
+		"attempt", t.item.Attempts, "max_attempts", t.w.opts.MaxAttempts)
 	t.abandon(ctx, time.Second, nil)
 }
 

@@ -99,9 +99,18 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
-	replay := capability.UpTo(semver.MustParse(engine.Version))
+	own := semver.MustParse(engine.Version)
+	replay := capability.UpTo(own)
 	if o.SupportedReplayVersions != nil {
 		replay = *o.SupportedReplayVersions
+		// A worker that runs orchestrations pins every execution it starts to
+		// its own engine version; a range without that version would start
+		// executions and then never fetch them again.
+		if o.OrchestrationConcurrency > 0 && !replay.Contains(own) {
+			return nil, fmt.Errorf("worker options: SupportedReplayVersions %s excludes this worker's own engine version %s: "+
+				"executions it starts are pinned to %s and it would never replay them; include %s in the range",
+				replay, engine.Version, engine.Version, engine.Version)
+		}
 	}
 	w := &Worker{
 		store: store, orchs: orchs, acts: acts, opts: o,

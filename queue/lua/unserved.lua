@@ -4,12 +4,17 @@
 -- Returns an array of bucket names (orchestration buckets "o:", "v:", "x:"
 -- and work buckets "a:", "t:" and "s:"), each holding at least one entry;
 -- callers keep the kinds they handle.
--- Cost: O(live nodes x their buckets + known buckets); meant to run every
--- few seconds per worker, not per fetch.
+-- It also reclaims the locks of dead nodes (see reclaim_dead_nodes in
+-- common.lua), at most 1,000 per call.
+-- Cost: O(live nodes x their buckets + known buckets + reclaimed locks);
+-- meant to run every few seconds per worker, not per fetch.
 local limit = tonumber(ARGV[1]) or 100
 
 local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
+-- Nodes whose liveness lapsed are dead: their locks are reclaimed before
+-- they are forgotten (a node with more locks than one call reclaims stays
+-- listed, dead, until the next call).
+reclaim_dead_nodes(now, 1000)
 local served = served_buckets(now)
 
 local out = {}
