@@ -125,10 +125,14 @@ var defaultLimits = limits{
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
 // on first use (EVALSHA, falling back to EVAL when the server answers
-// NOSCRIPT, for example after a restart or failover). It panics if
+// NOSCRIPT, for example after a restart or failover). A script that the
+// server refuses without running it (LOADING while it reloads its dataset,
+// BUSY) is retried with backoff within the caller's context (see IsNotRun). It panics if
 // opts.Prefix contains '{' or '}'.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix), lim: defaultLimits}
+	// Scripts run through scriptRunner (it waits out LOADING and BUSY); the
+	// other commands go to rdb unchanged.
+	s := &Store{rdb: scriptRunner{rdb}, keys: NewKeys(opts.Prefix), lim: defaultLimits}
 	s.create = loadScript("create.lua")
 	s.enqueue = loadScript("enqueue.lua")
 	s.fetchOrch = loadScript("fetch_orch.lua")

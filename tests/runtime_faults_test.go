@@ -3,14 +3,21 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/redistest"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -135,6 +142,119 @@ func TestUnreadableOrEmptyHistoryIsPoisoned(t *testing.T) {
 			if got[id] != 1 {
 				t.Fatalf("dead letters %+v: want one for %s", dead, id)
 			}
+		}
+	})
+}
+
+// flakyAcks is a go-redis hook that makes the acks of a test fail the way
+// they do when Redis restarts or a connection drops. Script calls are
+// classed by a marker in their arguments (the first marker found wins); the
+// first call of a class is refused before it is sent (connection refused),
+// the second is sent, applied by Redis, and its reply lost (connection
+// reset); later calls go through.
+type flakyAcks struct {
+	markers []string
+	mu      sync.Mutex
+	calls   map[string]int
+}
+
+func (h *flakyAcks) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *flakyAcks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *flakyAcks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		class := ""
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			for _, m := range h.markers {
+				for _, a := range cmd.Args() {
+					if s, ok := a.(string); ok && strings.Contains(s, m) {
+						class = m
+						break
+					}
+				}
+				if class != "" {
+					break
+				}
+			}
+		}
+		if class == "" {
+			return next(ctx, cmd)
+		}
+		h.mu.Lock()
+		h.calls[class]++
+		n := h.calls[class]
+		h.mu.Unlock()
+		switch n {
+		case 1:
+			err := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+			cmd.SetErr(err)
+			return err
+		case 2:
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+			err := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *flakyAcks) count(class string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[class]
+}
+
+// TestFailedAcksAreRetried: turn and activity acks that fail with a
+// transient error (connection refused before sending; a reply lost after
+// Redis applied them) are retried until they succeed or are recognised as
+// applied: no activity runs again and no turn is run twice because of a
+// dropped ack.
+func TestFailedAcksAreRetried(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, base *redis.Client, b redistest.Backend) {
+		for _, sticky := range []bool{true, false} {
+			t.Run(fmt.Sprintf("sticky=%v", sticky), func(t *testing.T) {
+				_ = base.FlushDB(context.Background()).Err()
+				hook := &flakyAcks{markers: []string{"TURNMARK", "ACTMARK"}, calls: map[string]int{}}
+				rdb := redis.NewClient(base.Options())
+				rdb.AddHook(hook)
+				t.Cleanup(func() { _ = rdb.Close() })
+				e := newEnv(t, rdb, sticky)
+				var runs, finals atomic.Int32
+				orchs := engine.NewOrchestrationRegistry().Register("Once", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+					out, err := ctx.ScheduleActivity("Once", in).Get()
+					if err != nil {
+						return "", err
+					}
+					if !ctx.IsReplaying() {
+						finals.Add(1)
+					}
+					return "TURNMARK " + out, nil
+				}).MustBuild()
+				acts := engine.NewActivityRegistry().Register("Once", func(ctx *engine.ActivityContext, in string) (string, error) {
+					runs.Add(1)
+					return "ACTMARK " + in, nil
+				}).MustBuild()
+				e.startWorker(orchs, acts, worker.Options{ActivityLockTimeout: 3 * time.Second, OrchestrationLockTimeout: 3 * time.Second})
+				ctx := context.Background()
+				if err := e.client.Start(ctx, "once", "Once", "x"); err != nil {
+					t.Fatal(err)
+				}
+				st := e.wait("once")
+				if st.State != client.StateCompleted || st.Output != "TURNMARK ACTMARK x" {
+					t.Fatalf("status %+v", st)
+				}
+				time.Sleep(4 * time.Second) // past the locks: a dropped ack would show as a re-run
+				if hook.count("TURNMARK") < 3 || hook.count("ACTMARK") < 3 {
+					t.Fatalf("ack calls: turn %d, activity %d; want a refused one, a lost reply and a retry each", hook.count("TURNMARK"), hook.count("ACTMARK"))
+				}
+				if runs.Load() != 1 || finals.Load() != 1 {
+					t.Fatalf("activity ran %d times, final turn ran %d times; want once each", runs.Load(), finals.Load())
+				}
+			})
 		}
 	})
 }

@@ -59,6 +59,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 // runActivity runs one fetched work item and acks its completion.
 func (w *Worker) runActivity(item queue.FetchedWork) {
 	log := w.log.With("work_item", item.ID, "instance", item.InstanceID, "attempt", item.Attempts)
+	lock := newLockDeadline(w.opts.ActivityLockTimeout)
 	// Store calls use a context that survives shutdown: the ack of a finished
 	// activity must still be written.
 	storeCtx := context.Background()
@@ -66,7 +67,9 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	if err != nil {
 		// Cannot be routed back to its orchestration: nothing can ever run it.
 		log.Error("dropping malformed activity work item", "err", err, "body", truncate(item.Body, 256))
-		if err := w.store.AckWork(storeCtx, item.ID, item.Token, ""); err != nil {
+		if err := w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+			return w.store.AckWork(ctx, item.ID, item.Token, "")
+		}); err != nil && !errors.Is(err, queue.ErrWorkNotFound) {
 			log.Warn("dropping malformed work item failed", "err", err)
 		}
 		return
@@ -85,8 +88,13 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		}
 		body, err := engine.EncodeMessage(req.Completion("", poison))
 		if err == nil {
-			err = w.store.AckWorkPoisoned(storeCtx, item.ID, item.Token, body,
-				queue.DeadLetterNote{Reason: poison.Error(), Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts})
+			err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+				return w.store.AckWorkPoisoned(ctx, item.ID, item.Token, body,
+					queue.DeadLetterNote{Reason: poison.Error(), Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts})
+			})
+		}
+		if errors.Is(err, queue.ErrWorkNotFound) {
+			err = nil // a resent ack, already applied
 		}
 		if err != nil {
 			log.Warn("recording a poisoned activity failed; it will be retried after its lock expires", "err", err)
@@ -120,7 +128,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		delete(w.activities, item.ID)
 		w.mu.Unlock()
 	}()
-	stopRenew := w.renewActivityLock(ctx, log, item, cancel)
+	stopRenew := w.renewActivityLock(ctx, log, item, cancel, lock)
 	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
 	stopRenew()
 	if abandoned {
@@ -153,13 +161,18 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 			fmt.Sprintf("result of activity %s is %d bytes, more than the limit of %d", req.Name, len(out), engine.MaxPayloadBytes))
 		out = ""
 	}
-	w.ackActivity(storeCtx, log, item, req.Completion(out, failure))
+	w.ackActivity(log, item, lock, req.Completion(out, failure))
 }
 
-func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.FetchedWork, completion engine.Message) {
+// ackActivity acks the work item with its completion, retrying transient
+// errors until the lock deadline (an applied ack that is resent finds the
+// item gone: ErrWorkNotFound).
+func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion engine.Message) {
 	body, err := engine.EncodeMessage(completion)
 	if err == nil {
-		err = w.store.AckWork(ctx, item.ID, item.Token, body)
+		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+			return w.store.AckWork(ctx, item.ID, item.Token, body)
+		})
 	}
 	switch {
 	case err == nil:
@@ -219,7 +232,7 @@ func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.Activity
 // renewActivityLock renews the work item's lock every third of the lock
 // timeout while the activity runs; when the lock is lost it cancels the
 // activity's context. Renewal never counts as a delivery attempt.
-func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc) func() {
+func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
 	ctx, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(w.opts.ActivityLockTimeout / 3)
@@ -229,8 +242,13 @@ func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(stri
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+				sent := time.Now()
 				err := w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)
-				if err == nil || ctx.Err() != nil {
+				if err == nil {
+					deadline.extend(sent, w.opts.ActivityLockTimeout)
+					continue
+				}
+				if ctx.Err() != nil {
 					continue
 				}
 				if errors.Is(err, queue.ErrLockLost) || errors.Is(err, queue.ErrWorkNotFound) {

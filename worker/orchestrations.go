@@ -62,6 +62,7 @@ func (w *Worker) cacheOwner() string {
 type turn struct {
 	w      *Worker
 	item   queue.OrchestrationItem
+	lock   *lockDeadline // when the instance lock expires, as far as this worker knows
 	meta   queue.InstanceRecord
 	parent *parentLink // known parent link, when already looked up
 	log    interface {
@@ -75,11 +76,11 @@ type turn struct {
 // runTurn processes one fetched instance: decide the execution, replay,
 // run the turn, and ack; or abandon with backoff; or poison.
 func (w *Worker) runTurn(item queue.OrchestrationItem) {
-	t := &turn{w: w, item: item, meta: item.Instance}
+	t := &turn{w: w, item: item, meta: item.Instance, lock: newLockDeadline(w.opts.OrchestrationLockTimeout)}
 	t.log = w.log.With("instance", item.InstanceID, "orchestration", t.meta.Name, "attempt", item.Attempts)
 	ctx, cancel := context.WithCancel(context.Background()) // outlives shutdown: a started turn is finished
 	defer cancel()
-	stopRenew := w.renewTurnLock(ctx, item)
+	stopRenew := w.renewTurnLock(ctx, item, t.lock)
 	defer stopRenew()
 
 	msgs, raws := t.decodeMessages()
@@ -417,7 +418,11 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Ex
 	if cached {
 		t.w.cache.put(t.item.InstanceID, x)
 	}
-	err := t.w.store.AckOrchestration(ctx, ack)
+	// The ack is retried on transient errors until the lock deadline: a
+	// resent ack that was already applied is recognised by the store.
+	err := t.w.retryUntilLockDeadline(t.lock, func(actx context.Context) error {
+		return t.w.store.AckOrchestration(actx, ack)
+	})
 	if err != nil {
 		if cached {
 			t.w.cache.remove(t.item.InstanceID, x)
@@ -573,7 +578,7 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 
 // renewTurnLock keeps the instance lock of a turn that runs longer than a
 // third of the lock timeout. It returns a function that stops it.
-func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem) func() {
+func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem, deadline *lockDeadline) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(w.opts.OrchestrationLockTimeout / 3)
@@ -583,7 +588,11 @@ func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout); err != nil {
+				sent := time.Now()
+				err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout)
+				if err == nil {
+					deadline.extend(sent, w.opts.OrchestrationLockTimeout)
+				} else {
 					if ctx.Err() == nil {
 						w.log.Warn("renewing turn lock failed", "instance", item.InstanceID, "err", err)
 					}
