@@ -48,3 +48,13 @@ func (s *Store) UnservedBuckets(ctx context.Context, limit int) ([]string, error
 	}
 	return out, nil
 }
+
+// Publish sends payload on channel (one of the namespace's channels, see
+// Keys). Workers use it to check, before they start, that their Redis user
+// may publish wake-ups.
+func (s *Store) Publish(ctx context.Context, channel, payload string) error {
+	if err := s.rdb.Publish(ctx, channel, payload).Err(); err != nil {
+		return fmt.Errorf("publishing on %s: %w", channel, err)
+	}
+	return nil
+}

@@ -248,11 +248,11 @@ func TestFailedAcksAreRetried(t *testing.T) {
 					t.Fatalf("status %+v", st)
 				}
 				time.Sleep(4 * time.Second) // past the locks: a dropped ack would show as a re-run
-				if hook.count("TURNMARK") < 3 || hook.count("ACTMARK") < 3 {
-					t.Fatalf("ack calls: turn %d, activity %d; want a refused one, a lost reply and a retry each", hook.count("TURNMARK"), hook.count("ACTMARK"))
-				}
 				if runs.Load() != 1 || finals.Load() != 1 {
 					t.Fatalf("activity ran %d times, final turn ran %d times; want once each", runs.Load(), finals.Load())
+				}
+				if hook.count("TURNMARK") < 3 || hook.count("ACTMARK") < 3 {
+					t.Fatalf("ack calls: turn %d, activity %d; want a refused one, a lost reply and a retry each", hook.count("TURNMARK"), hook.count("ACTMARK"))
 				}
 			})
 		}

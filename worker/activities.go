@@ -39,6 +39,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		what:        "activities",
 		concurrency: w.opts.ActivityConcurrency,
 		kick:        w.workKick,
+		reconnect:   w.workReconnect,
 		// Due work that an empty fetch left behind is session work this
 		// worker may not take now (at MaxSessionsPerRuntime); do not spin
 		// on it. New work still wakes the loop at once.

@@ -25,6 +25,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 		what:        "orchestrations",
 		concurrency: w.opts.OrchestrationConcurrency,
 		kick:        w.orchKick,
+		reconnect:   w.orchReconnect,
 		before: func() {
 			select {
 			case <-w.refreshPins:
