@@ -258,3 +258,52 @@ func TestFailedAcksAreRetried(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownWithdrawsTheNodeBeforeWaiting: Shutdown follows the order of
+// docs/operations.md: it stops fetching and withdraws the node first, then
+// waits for running work (which keeps its lock and is acknowledged).
+func TestShutdownWithdrawsTheNodeBeforeWaiting(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		release := make(chan struct{})
+		started := make(chan struct{}, 1)
+		orchs := engine.NewOrchestrationRegistry().Register("Slow", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+			return ctx.ScheduleActivity("Slow", in).Get()
+		}).MustBuild()
+		acts := engine.NewActivityRegistry().Register("Slow", func(ctx *engine.ActivityContext, in string) (string, error) {
+			started <- struct{}{}
+			<-release
+			return in, nil
+		}).MustBuild()
+		w := e.startWorker(orchs, acts, worker.Options{NodeID: "leaving"})
+		ctx := context.Background()
+		if err := e.client.Start(ctx, "s", "Slow", "done"); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		if _, err := e.rdb.ZScore(ctx, e.store.Keys().NodesKey(), "leaving").Result(); err != nil {
+			t.Fatalf("the running node is not advertised: %v", err)
+		}
+		shut := make(chan error, 1)
+		go func() {
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			shut <- w.Shutdown(sctx)
+		}()
+		eventually(t, 10*time.Second, "node withdrawn while its activity still runs", func() bool {
+			return e.rdb.ZScore(ctx, e.store.Keys().NodesKey(), "leaving").Err() == redis.Nil
+		})
+		select {
+		case err := <-shut:
+			t.Fatalf("Shutdown returned (%v) before the running activity finished", err)
+		default:
+		}
+		close(release)
+		if err := <-shut; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		e.startWorker(orchs, acts, worker.Options{})
+		if st := e.wait("s"); st.Output != "done" {
+			t.Fatalf("%+v", st)
+		}
+	})
+}

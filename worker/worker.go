@@ -187,8 +187,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.fetchers.Add(1)
 		go w.orchestrationLoop(fetchCtx)
 	}
-	// Sessions are renewed until running work is done at shutdown, not just
-	// until fetching stops.
+	// Session renewals stop with fetching at shutdown (see Shutdown).
 	sessCtx, stopSessions := context.WithCancel(ctx)
 	w.stopSessions, w.sessionsDone = stopSessions, make(chan struct{})
 	go func() { defer close(w.sessionsDone); w.sess.Run(sessCtx) }()
@@ -199,11 +198,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops fetching new work and waits for running turns and
-// activities to finish. When ctx ends first (or after
-// ActivityCancellationGrace past the cancellation of activities), activities
-// still running are released to other workers at once, without counting the
-// attempt. Shutdown returns ctx.Err() if work had to be released.
+// Shutdown stops fetching new work (and the heartbeat and session
+// renewals), withdraws the node, and waits for running turns and activities
+// to finish. When ctx ends first (or after ActivityCancellationGrace past
+// the cancellation of activities), activities still running are released
+// to other workers at once, without counting the attempt. It then releases
+// the node's sessions. This is the order docs/operations.md describes.
+// Shutdown returns ctx.Err() if work had to be released.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	started := w.started
@@ -213,10 +214,20 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	var err error
 	w.shutdownOnce.Do(func() {
-		// 1. Stop fetching.
+		// 1. Stop fetching, the heartbeat, and session renewals and reclaims.
 		w.cancelFetch()
+		w.stopSessions()
 		w.fetchers.Wait()
-		// 2. Let running work finish, or release it when ctx ends.
+		<-w.sessionsDone
+		// 2. Leave the fleet: the node's buckets and node bucket are no
+		// longer served by it. Its running work keeps its locks (a withdrawn
+		// node is not a dead one).
+		wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.store.WithdrawNode(wctx, w.opts.NodeID); err != nil {
+			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
+		}
+		wcancel()
+		// 3. Let running work finish, or 4. release it when ctx ends.
 		done := make(chan struct{})
 		go func() { w.inflight.Wait(); close(done) }()
 		select {
@@ -230,15 +241,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 				w.log.Warn("activities still running after shutdown grace; their results will be dropped")
 			}
 		}
-		// 3. Give sessions up and leave the fleet.
-		w.stopSessions()
-		<-w.sessionsDone
+		// 5. Give the sessions up.
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := w.sess.Release(rctx); err != nil {
 			w.log.Warn("releasing sessions failed; they lapse on their own", "err", err)
-		}
-		if err := w.store.WithdrawNode(rctx, w.opts.NodeID); err != nil {
-			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
 		}
 		rcancel()
 		if err := w.gauges.Unregister(); err != nil {
