@@ -103,6 +103,7 @@ type Store struct {
 	fetchWork, ackWork     *redis.Script
 	abandonWork, renewWork *redis.Script
 	advertise, withdraw    *redis.Script
+	reclaimNodes           *redis.Script
 	unserved, kvRead       *redis.Script
 	renewSessions          *redis.Script
 	moveSessions           *redis.Script
@@ -145,6 +146,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.renewWork = loadScript("renew_work.lua")
 	s.advertise = loadScript("advertise.lua")
 	s.withdraw = loadScript("withdraw.lua")
+	s.reclaimNodes = loadScript("reclaim_nodes.lua")
 	s.unserved = loadScript("unserved.lua")
 	s.renewSessions = loadScript("renew_sessions.lua")
 	s.moveSessions = loadScript("move_sessions.lua")

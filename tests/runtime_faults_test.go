@@ -18,6 +18,7 @@ import (
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -306,4 +307,46 @@ func TestShutdownWithdrawsTheNodeBeforeWaiting(t *testing.T) {
 			t.Fatalf("%+v", st)
 		}
 	})
+}
+
+// TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock kills a worker process
+// while its activity runs under a 30 s lock: as soon as the node's liveness
+// lapses (three heartbeats), another process reclaims the lock and runs the
+// activity again, long before the lock would have expired.
+func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := queue.New(rdb, queue.Options{Prefix: "reclaim"})
+	c := client.New(store)
+	defer c.Close()
+	ctx := context.Background()
+	runs := "{reclaim}:test:runs"
+	const lock = 30 * time.Second
+
+	a := startProc(t, srv, "reclaim", "node-a", "-activity-lock", lock.String())
+	if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
+		n, _ := rdb.LLen(ctx, runs).Result()
+		return n == 1
+	})
+	killed := time.Now()
+	a.kill()
+	startProc(t, srv, "reclaim", "node-b", "-activity-lock", lock.String())
+	// The only assertion on time: the work comes back before the lock
+	// timeout (from the kill, which is after the lock was taken).
+	wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
+	defer cancel()
+	st, err := c.Wait(wctx, "slow")
+	if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on node-b" {
+		t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
+	}
+	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
+	if strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
+		t.Fatalf("activity runs %v: want node-a attempt 1, then node-b attempt 2", got)
+	}
 }

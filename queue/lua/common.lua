@@ -242,46 +242,17 @@ local function wake_after(best, now)
   return d
 end
 
--- reclaim_dead_nodes expires at once the locks held by nodes whose liveness
--- (their score in nodes) lapsed before now, at most limit locks per call:
--- each lock that is still the node's gets its deadline set to now and its
--- bucket entry scored now, so that the next fetch takes it over with a new
--- token (the dead node's late ack, renew or abandon then fails with
--- LOCK_LOST). A node whose locks are all reclaimed is removed from nodes;
--- one with more left stays for the next call. Nodes that withdrew (graceful
--- shutdown) are not in nodes: their in-flight work keeps its locks.
--- Returns the number of locks reclaimed.
-local function reclaim_dead_nodes(now, limit)
-  local n = 0
-  local woken_o, woken_w = {}, {}
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now, 'LIMIT', 0, 10)) do
-    local lk = k_nlocks(node)
-    local members = redis.call('SRANDMEMBER', lk, limit - n)
-    for _, m in ipairs(members) do
-      local kind, id = string.sub(m, 1, 2), string.sub(m, 3)
-      if kind == 'o:' then
-        local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl')
-        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
-          redis.call('HSET', k_inst(id), 'ldl', now, 'node', '')
-          redis.call('ZADD', k_ready(f[3]), 'XX', now, id)
-          woken_o[f[3]] = true
-          n = n + 1
-        end
-      elseif kind == 'w:' then
-        local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl')
-        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
-          redis.call('HSET', k_wi(id), 'ldl', now, 'node', '')
-          redis.call('ZADD', k_work(f[3]), 'XX', now, id)
-          woken_w[f[3]] = true
-          n = n + 1
-        end
-      end
-      redis.call('SREM', lk, m)
-    end
-    if redis.call('SCARD', lk) == 0 then redis.call('ZREM', K_NODES, node) end
-    if n >= limit then break end
+-- K_NODE_SINCE maps each live node to the time from which it has been live
+-- without a lapse (set by advertise.lua when its previous liveness had
+-- lapsed or it was not listed).
+local K_NODE_SINCE = P .. 'nodesince'
+
+-- forget_dead_nodes removes the nodes whose liveness lapsed before now,
+-- with what is kept about them (nlocks:<node>, their nodesince field).
+local function forget_dead_nodes(now)
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now)) do
+    redis.call('DEL', k_nlocks(node))
+    redis.call('HDEL', K_NODE_SINCE, node)
   end
-  publish_all(CH_WAKE_ORCH, woken_o)
-  publish_all(CH_WAKE_WORK, woken_w)
-  return n
+  redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
 end

@@ -4,17 +4,14 @@
 -- Returns an array of bucket names (orchestration buckets "o:", "v:", "x:"
 -- and work buckets "a:", "t:" and "s:"), each holding at least one entry;
 -- callers keep the kinds they handle.
--- It also reclaims the locks of dead nodes (see reclaim_dead_nodes in
--- common.lua), at most 1,000 per call.
--- Cost: O(live nodes x their buckets + known buckets + reclaimed locks);
+-- Cost: O(live nodes x their buckets + known buckets + dead nodes);
 -- meant to run every few seconds per worker, not per fetch.
 local limit = tonumber(ARGV[1]) or 100
 
 local now = now_ms()
--- Nodes whose liveness lapsed are dead: their locks are reclaimed before
--- they are forgotten (a node with more locks than one call reclaims stays
--- listed, dead, until the next call).
-reclaim_dead_nodes(now, 1000)
+-- Nodes whose liveness lapsed are forgotten (workers reclaim their locks
+-- first, see reclaim_nodes.lua).
+forget_dead_nodes(now)
 local served = served_buckets(now)
 
 local out = {}

@@ -6,11 +6,15 @@ import (
 	"github.com/duroworker/duroworker/queue"
 )
 
-// reclaimRound runs what every live worker runs on its heartbeat: the
-// listing of unserved buckets, which also reclaims the locks of dead nodes.
+// reclaimRound runs what every live worker runs on its heartbeat, as the
+// live node "n2": reclaim the locks of dead nodes, then list unserved
+// buckets (which forgets dead nodes).
 func (e *env) reclaimRound() {
 	e.t.Helper()
-	_, err := e.s.UnservedBuckets(e.ctx, 100)
+	e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+	_, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+	e.must("ReclaimDeadNodes", err)
+	_, err = e.s.UnservedBuckets(e.ctx, 100)
 	e.must("UnservedBuckets", err)
 }
 
@@ -50,6 +54,7 @@ var nodeCases = []testCase{
 	}},
 	{"dead_node_work_lock_is_reclaimed_and_fenced", func(e *env) {
 		e.startWork("a:x", "w")
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
 		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"a:x"}, e.nodeTTL()))
 		old := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1"}).Items
 		if len(old) != 1 {
@@ -71,6 +76,7 @@ var nodeCases = []testCase{
 		e.must("current ack", e.s.AckWork(e.ctx, cur.ID, cur.Token, "done"))
 	}},
 	{"live_withdrawn_or_unknown_nodes_keep_their_locks", func(e *env) {
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
 		e.create("live", "o:b", "start")
 		e.create("gone", "o:c", "start")
 		e.create("anon", "o:d", "start")
@@ -92,6 +98,25 @@ var nodeCases = []testCase{
 			if r := e.instance(id); !r.Locked || r.Attempts != 1 {
 				e.t.Fatalf("%s lost its lock: %+v", id, r)
 			}
+		}
+	}},
+	{"no_reclaim_after_an_outage_that_lapsed_every_node", func(e *env) {
+		// Redis was unreachable for longer than the nodes' liveness: every
+		// node lapsed, the survivors come back, and none of them takes the
+		// others' locks (they are alive, just silent during the outage).
+		e.create("i1", "o:b", "start")
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, e.nodeTTL()))
+		lock := 4 * e.nodeTTL()
+		if n := len(e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1", LockTimeout: lock}).Items); n != 1 {
+			e.t.Fatalf("n1 fetched %d items", n)
+		}
+		e.pass(e.nodeTTL() + time.Millisecond) // the outage
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		n, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+		e.must("ReclaimDeadNodes", err)
+		if r := e.instance("i1"); n != 0 || !r.Locked || r.Attempts != 1 {
+			e.t.Fatalf("n1's lock was reclaimed after an outage (%d reclaimed): %+v", n, r)
 		}
 	}},
 }
