@@ -59,7 +59,8 @@ func TestStartRefusesAUserWithoutChannelPermissions(t *testing.T) {
 	if err := admin.Do(ctx, "ACL", "SETUSER", "nochan", "&{acl}:*").Err(); err != nil {
 		t.Fatal(err)
 	}
-	w, err = New(queue.New(rdb, queue.Options{Prefix: "acl"}), echoOrchestrations(), nil, Options{Logger: quietLogger()})
+	var logs syncBuffer
+	w, err = New(queue.New(rdb, queue.Options{Prefix: "acl"}), echoOrchestrations(), nil, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +68,24 @@ func TestStartRefusesAUserWithoutChannelPermissions(t *testing.T) {
 		t.Fatalf("Start with channel permissions: %v", err)
 	}
 	defer w.Shutdown(ctx)
+
+	// Revoked while it runs: Redis drops the subscription, the worker's
+	// resubscription is denied, and that is logged once, as an error.
+	const denied = "subscribing to wake-ups is denied by Redis"
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nochan", "resetchannels").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), denied) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the denied subscription was not logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // several retry periods
+	if n := strings.Count(logs.String(), denied); n != 1 || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("the denial was logged %d times (want once, as an error):\n%s", n, logs.String())
+	}
 }
 
 // TestDispatchersResumeWhenRedisReturns: after an outage, the dispatchers
