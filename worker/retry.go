@@ -32,8 +32,8 @@ func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 // succeeds, fails with an error that is not transient (queue.IsTransient:
 // LOADING, connection refused, reset, i/o timeout...), or the lock deadline
 // passes: after that, another worker may hold the lock and the ack could
-// only fail. Each attempt runs with the lock deadline as its context
-// deadline. It returns the last error.
+// only fail. Each attempt runs with the lock deadline (at least minAckTime
+// from now) as its context deadline. It returns the last error.
 func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx context.Context) error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 50 * time.Millisecond
@@ -41,7 +41,9 @@ func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx cont
 	b.MaxElapsedTime = 0
 	b.Reset()
 	for tries := 1; ; tries++ {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline.get())
+		// An ack past the estimated deadline may still hold the lock (nobody
+		// took it over yet): every attempt gets at least a few seconds.
+		ctx, cancel := context.WithDeadline(context.Background(), later(deadline.get(), time.Now().Add(minAckTime)))
 		err := op(ctx)
 		cancel()
 		if err == nil || !queue.IsTransient(err) {
@@ -56,4 +58,14 @@ func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx cont
 		}
 		time.Sleep(wait)
 	}
+}
+
+// minAckTime is the shortest context deadline an ack attempt gets.
+const minAckTime = 5 * time.Second
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
