@@ -38,7 +38,7 @@ func IsNotRun(err error) bool {
 
 // IsTransient reports whether err may pass by itself: the command was
 // refused without running (IsNotRun), or the connection failed (refused,
-// reset, closed, timed out). After a connection error the command may or
+// reset, closed, timed out, or no pooled connection came free in time). After a connection error the command may or
 // may not have run; only idempotent calls (fetches with a request id, acks,
 // renewals, reads) should be retried on it. Script errors (LOCK_LOST, a
 // malformed request) and context ends are not transient.
@@ -56,7 +56,7 @@ func IsTransient(err error) bool {
 	var nerr net.Error
 	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, net.ErrClosed)
+		errors.Is(err, net.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout)
 }
 
 // maxNotRunWait bounds how long a script call without a context deadline
