@@ -38,9 +38,10 @@ func IsNotRun(err error) bool {
 
 // IsTransient reports whether err may pass by itself: the command was
 // refused without running (IsNotRun), or the connection failed (refused,
-// reset, closed, timed out, or no pooled connection came free in time). After a connection error the command may or
-// may not have run; only idempotent calls (fetches with a request id, acks,
-// renewals, reads) should be retried on it. Script errors (LOCK_LOST, a
+// reset, closed, timed out, or no pooled connection came free in time).
+// After a connection error the command may or may not have run; only
+// idempotent calls (fetches with a request id, acks, renewals, reads)
+// should be retried on it. Script errors (LOCK_LOST, a
 // malformed request) and context ends are not transient.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
