@@ -128,6 +128,15 @@ func (k Keys) NodesKey() string { return k.base + kindNodes }
 // node's liveness.
 func (k Keys) NodeKey(nodeID string) string { return k.base + kindNode + nodeID }
 
+// NodeLocksKey is the set of locks worker node nodeID holds ("o:<instance
+// id>", "w:<work id>"), recorded by fetches that name the node, so that
+// ReclaimDeadNodes can take them over when the node dies.
+func (k Keys) NodeLocksKey(nodeID string) string { return k.base + "nlocks:" + nodeID }
+
+// NodeSinceKey is the hash of live node id -> the time (Unix ms) from which
+// the node has been live without a lapse.
+func (k Keys) NodeSinceKey() string { return k.base + "nodesince" }
+
 // ChildrenKey is the set of instances created by acks of instanceID with
 // ChildStart.ParentInstanceID = instanceID.
 func (k Keys) ChildrenKey(instanceID string) string { return k.base + kindChildren + instanceID }

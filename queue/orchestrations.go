@@ -32,6 +32,11 @@ type FetchOrchestrationsRequest struct {
 	// PromoteTimers caps the due timers moved to inboxes by this call. If
 	// zero, DefaultPromoteTimers is used; a negative value promotes none.
 	PromoteTimers int
+	// NodeID is the worker node that takes the locks (see AdvertiseNode).
+	// When set, the locks are recorded under it and reclaimed as soon as the
+	// node's liveness lapses, instead of at their deadline. If empty, the
+	// locks only expire at their deadline.
+	NodeID string
 }
 
 // OrchestrationItem is one locked instance with its batch.
@@ -59,6 +64,10 @@ type OrchestrationItem struct {
 	// HistoryOmitted, non-nil otherwise. Writes of the running execution
 	// are not in it; they are in its history, to be applied on top.
 	KV map[string]KVEntry
+	// ReadError is not empty when the instance's history or key-value state
+	// could not be read (a key of the wrong type): History and KV are then
+	// empty although the instance is locked and its attempt counted.
+	ReadError string
 }
 
 // FetchOrchestrationsResult is the outcome of FetchOrchestrations.
@@ -103,8 +112,8 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 	k := s.keys
 	keys := make([]string, 0, 3+len(buckets))
 	keys = append(keys, k.Prefix(), k.TimersKey(), k.FetchOrchRequestKey(req.RequestID))
-	args := make([]any, 0, 6+len(buckets))
-	args = append(args, req.RequestID, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote)
+	args := make([]any, 0, 7+len(buckets))
+	args = append(args, req.RequestID, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID)
 	for _, b := range buckets {
 		keys = append(keys, k.ReadyKey(b))
 		args = append(args, b)
@@ -131,7 +140,7 @@ func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
 	}
 	res.NextWake = time.Duration(wake) * time.Millisecond
 	for _, v := range raw[1:] {
-		f, err := replyArray(v, 9)
+		f, err := replyArray(v, 10)
 		if err != nil {
 			return res, err
 		}
@@ -167,6 +176,9 @@ func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
 			return res, err
 		}
 		it.HistoryOmitted = omitted == 1
+		if it.ReadError, err = replyString(f[9]); err != nil {
+			return res, err
+		}
 		if !it.HistoryOmitted {
 			if it.History, err = replyStrings(f[7]); err != nil {
 				return res, err

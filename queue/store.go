@@ -103,6 +103,7 @@ type Store struct {
 	fetchWork, ackWork     *redis.Script
 	abandonWork, renewWork *redis.Script
 	advertise, withdraw    *redis.Script
+	reclaimNodes           *redis.Script
 	unserved, kvRead       *redis.Script
 	renewSessions          *redis.Script
 	moveSessions           *redis.Script
@@ -128,10 +129,14 @@ var defaultLimits = limits{
 
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
 // on first use (EVALSHA, falling back to EVAL when the server answers
-// NOSCRIPT, for example after a restart or failover). It panics if
+// NOSCRIPT, for example after a restart or failover). A script that the
+// server refuses without running it (LOADING while it reloads its dataset,
+// BUSY) is retried with backoff within the caller's context (see IsNotRun). It panics if
 // opts.Prefix contains '{' or '}'.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix), lim: defaultLimits}
+	// Scripts run through scriptRunner (it waits out LOADING and BUSY); the
+	// other commands go to rdb unchanged.
+	s := &Store{rdb: scriptRunner{rdb}, keys: NewKeys(opts.Prefix), lim: defaultLimits}
 	s.create = loadScript("create.lua")
 	s.enqueue = loadScript("enqueue.lua")
 	s.fetchOrch = loadScript("fetch_orch.lua")
@@ -144,6 +149,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.renewWork = loadScript("renew_work.lua")
 	s.advertise = loadScript("advertise.lua")
 	s.withdraw = loadScript("withdraw.lua")
+	s.reclaimNodes = loadScript("reclaim_nodes.lua")
 	s.unserved = loadScript("unserved.lua")
 	s.renewSessions = loadScript("renew_sessions.lua")
 	s.moveSessions = loadScript("move_sessions.lua")

@@ -27,6 +27,9 @@ type FetchWorkRequest struct {
 	// RenewSessions); MaxSessions bounds the sessions the owner holds.
 	SessionLease time.Duration
 	MaxSessions  int
+	// NodeID is the worker node that takes the locks; see
+	// FetchOrchestrationsRequest.NodeID.
+	NodeID string
 }
 
 // FetchedWork is one locked work item.
@@ -71,8 +74,8 @@ func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkR
 	k := s.keys
 	keys := make([]string, 0, 2+len(buckets))
 	keys = append(keys, k.Prefix(), k.FetchWorkRequestKey(req.RequestID))
-	args := make([]any, 0, 6+len(buckets))
-	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions)
+	args := make([]any, 0, 7+len(buckets))
+	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID)
 	for _, b := range buckets {
 		keys = append(keys, k.WorkKey(b))
 		args = append(args, b)

@@ -243,11 +243,12 @@ func TestExecutionsPinnedOutsideTheRangeAreNotFetched(t *testing.T) {
 			return info.Status == client.StateRunning && info.EnginePin == engine.Version
 		})
 		_ = first.Shutdown(ctx)
+		// As if a newer engine (0.2.0) had started the execution: the
+		// default range (up to this engine) excludes it.
+		pinToNewerEngine(t, e, "pinned", false)
 
-		old := capability.MustRange("0.0.0", "0.0.9")
 		opts := fastPoison
 		opts.NodeID = "old-engine"
-		opts.SupportedReplayVersions = &old
 		e.startWorker(orchs, nil, opts)
 		if err := e.client.RaiseEvent(ctx, "pinned", "go", "done"); err != nil {
 			t.Fatal(err)
@@ -258,7 +259,8 @@ func TestExecutionsPinnedOutsideTheRangeAreNotFetched(t *testing.T) {
 		if err != nil || rec.Locked || rec.Attempts != 0 || rec.Status != "Running" {
 			t.Fatalf("out-of-range execution was touched: %+v %v", rec, err)
 		}
-		e.startWorker(orchs, nil, worker.Options{NodeID: "new-engine"})
+		wide := capability.MustRange("0.0.0", "0.2.0")
+		e.startWorker(orchs, nil, worker.Options{NodeID: "new-engine", SupportedReplayVersions: &wide})
 		if st := e.wait("pinned"); st.Output != "done" {
 			t.Fatalf("%+v", st)
 		}

@@ -39,6 +39,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		what:        "activities",
 		concurrency: w.opts.ActivityConcurrency,
 		kick:        w.workKick,
+		reconnect:   w.workReconnect,
 		// Due work that an empty fetch left behind is session work this
 		// worker may not take now (at MaxSessionsPerRuntime); do not spin
 		// on it. New work still wakes the loop at once.
@@ -46,6 +47,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := queue.FetchWorkRequest{
 				RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+				NodeID: w.opts.NodeID,
 			}
 			w.sess.FetchFields(&req)
 			res, err := w.store.FetchWork(ctx, req)
@@ -58,6 +60,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 // runActivity runs one fetched work item and acks its completion.
 func (w *Worker) runActivity(item queue.FetchedWork) {
 	log := w.log.With("work_item", item.ID, "instance", item.InstanceID, "attempt", item.Attempts)
+	lock := newLockDeadline(w.opts.ActivityLockTimeout)
 	// Store calls use a context that survives shutdown: the ack of a finished
 	// activity must still be written.
 	storeCtx := context.Background()
@@ -65,7 +68,9 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	if err != nil {
 		// Cannot be routed back to its orchestration: nothing can ever run it.
 		log.Error("dropping malformed activity work item", "err", err, "body", truncate(item.Body, 256))
-		if err := w.store.AckWork(storeCtx, item.ID, item.Token, ""); err != nil {
+		if err := w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+			return w.store.AckWork(ctx, item.ID, item.Token, "")
+		}); err != nil && !errors.Is(err, queue.ErrWorkNotFound) {
 			log.Warn("dropping malformed work item failed", "err", err)
 		}
 		return
@@ -84,8 +89,13 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		}
 		body, err := engine.EncodeMessage(req.Completion("", poison))
 		if err == nil {
-			err = w.store.AckWorkPoisoned(storeCtx, item.ID, item.Token, body,
-				queue.DeadLetterNote{Reason: poison.Error(), Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts})
+			err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+				return w.store.AckWorkPoisoned(ctx, item.ID, item.Token, body,
+					queue.DeadLetterNote{Reason: poison.Error(), Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts})
+			})
+		}
+		if errors.Is(err, queue.ErrWorkNotFound) {
+			err = nil // a resent ack, already applied
 		}
 		if err != nil {
 			log.Warn("recording a poisoned activity failed; it will be retried after its lock expires", "err", err)
@@ -119,8 +129,8 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		delete(w.activities, item.ID)
 		w.mu.Unlock()
 	}()
-	stopRenew := w.renewActivityLock(ctx, log, item, cancel)
-	out, abandoned, runErr := w.runWithGrace(ctx, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
+	stopRenew := w.renewActivityLock(ctx, log, item, cancel, lock)
+	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
 	stopRenew()
 	if abandoned {
 		log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
@@ -152,13 +162,18 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 			fmt.Sprintf("result of activity %s is %d bytes, more than the limit of %d", req.Name, len(out), engine.MaxPayloadBytes))
 		out = ""
 	}
-	w.ackActivity(storeCtx, log, item, req.Completion(out, failure))
+	w.ackActivity(log, item, lock, req.Completion(out, failure))
 }
 
-func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.FetchedWork, completion engine.Message) {
+// ackActivity acks the work item with its completion, retrying transient
+// errors until the lock deadline (an applied ack that is resent finds the
+// item gone: ErrWorkNotFound).
+func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion engine.Message) {
 	body, err := engine.EncodeMessage(completion)
 	if err == nil {
-		err = w.store.AckWork(ctx, item.ID, item.Token, body)
+		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
+			return w.store.AckWork(ctx, item.ID, item.Token, body)
+		})
 	}
 	switch {
 	case err == nil:
@@ -177,14 +192,14 @@ func (w *Worker) ackActivity(ctx context.Context, log *slog.Logger, item queue.F
 // it waits at most ActivityCancellationGrace for it to return, then gives up
 // on it (abandoned): the goroutine is left to finish on its own and its
 // result is discarded.
-func (w *Worker) runWithGrace(ctx context.Context, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
+func (w *Worker) runWithGrace(ctx context.Context, log *slog.Logger, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
 	type result struct {
 		out string
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := callActivity(fn, actx, input)
+		out, err := callActivity(log, fn, actx, input)
 		done <- result{out, err}
 	}()
 	select {
@@ -202,11 +217,14 @@ func (w *Worker) runWithGrace(ctx context.Context, fn engine.ActivityFunc, actx 
 	}
 }
 
-// callActivity runs fn, turning a panic into an application error.
-func callActivity(fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
+// callActivity runs fn, turning a panic into an application error. The
+// error (stored in history and seen by clients) carries the panic message
+// only; the goroutine stack, with this worker's file paths, goes to log.
+func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v\n%s", r, debug.Stack()))
+			log.Error("activity panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v", r))
 		}
 	}()
 	return fn(ctx, input)
@@ -215,7 +233,7 @@ func callActivity(fn engine.ActivityFunc, ctx *engine.ActivityContext, input str
 // renewActivityLock renews the work item's lock every third of the lock
 // timeout while the activity runs; when the lock is lost it cancels the
 // activity's context. Renewal never counts as a delivery attempt.
-func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc) func() {
+func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
 	ctx, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(w.opts.ActivityLockTimeout / 3)
@@ -225,8 +243,13 @@ func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(stri
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+				sent := time.Now()
 				err := w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)
-				if err == nil || ctx.Err() != nil {
+				if err == nil {
+					deadline.extend(sent, w.opts.ActivityLockTimeout)
+					continue
+				}
+				if ctx.Err() != nil {
 					continue
 				}
 				if errors.Is(err, queue.ErrLockLost) || errors.Is(err, queue.ErrWorkNotFound) {

@@ -10,6 +10,7 @@ type dispatcher[T any] struct {
 	what        string
 	concurrency int
 	kick        chan struct{} // wakes an idle loop
+	reconnect   chan struct{} // the wake-up subscription reconnected: ends an error backoff
 	minIdle     time.Duration // shortest wait after an empty fetch
 	before      func()        // runs before each fetch, if set
 	fetch       func(n int) (items []T, nextWake time.Duration, err error)
@@ -18,9 +19,10 @@ type dispatcher[T any] struct {
 
 // dispatch runs d until ctx ends: it waits for a free slot, fetches as many
 // items as there are free slots, runs each on its own goroutine, backs off
-// on store errors (100 ms doubling to 5 s), and after a fetch that did not
-// fill its slots blocks until kicked, until the earliest known due item, or
-// for BlockTimeout.
+// on store errors (100 ms doubling to 5 s, cut short when the wake-up
+// subscription reconnects: Redis is reachable again), and after a fetch that
+// did not fill its slots blocks until kicked, until the earliest known due
+// item, or for BlockTimeout.
 func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 	slots := make(chan struct{}, d.concurrency)
 	errs := 0
@@ -56,8 +58,12 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 			if errs == 1 || errs%50 == 0 {
 				w.log.Error("fetching "+d.what+" failed; retrying", "err", err, "consecutive_errors", errs)
 			}
-			idleWait(ctx, nil, errorBackoff(errs))
+			idleWait(ctx, d.reconnect, errorBackoff(errs))
 			continue
+		}
+		select { // a reconnect seen while fetching normally is stale
+		case <-d.reconnect:
+		default:
 		}
 		if errs > 0 {
 			w.log.Info("store reachable again", "after_errors", errs)

@@ -61,6 +61,15 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		}
 		return
 	}
+	// Take over the work of nodes that died, before UnservedBuckets forgets
+	// them.
+	if n, err := w.store.ReclaimDeadNodes(ctx, w.opts.NodeID, 0); err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("reclaiming the locks of dead nodes failed", "err", err)
+		}
+	} else if n > 0 {
+		w.log.Info("reclaimed the locks of dead nodes", "locks", n)
+	}
 	unserved, err := w.store.UnservedBuckets(ctx, maxUnservedBuckets)
 	if err != nil {
 		if ctx.Err() == nil {

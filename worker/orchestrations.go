@@ -25,6 +25,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 		what:        "orchestrations",
 		concurrency: w.opts.OrchestrationConcurrency,
 		kick:        w.orchKick,
+		reconnect:   w.orchReconnect,
 		before: func() {
 			select {
 			case <-w.refreshPins:
@@ -43,6 +44,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 				LockTimeout:   w.opts.OrchestrationLockTimeout,
 				CacheOwner:    w.cacheOwner(),
 				PromoteTimers: DefaultTimerPromotionBatch,
+				NodeID:        w.opts.NodeID,
 			})
 			return res.Items, res.NextWake, err
 		},
@@ -61,6 +63,7 @@ func (w *Worker) cacheOwner() string {
 type turn struct {
 	w      *Worker
 	item   queue.OrchestrationItem
+	lock   *lockDeadline // when the instance lock expires, as far as this worker knows
 	meta   queue.InstanceRecord
 	parent *parentLink // known parent link, when already looked up
 	log    interface {
@@ -74,11 +77,11 @@ type turn struct {
 // runTurn processes one fetched instance: decide the execution, replay,
 // run the turn, and ack; or abandon with backoff; or poison.
 func (w *Worker) runTurn(item queue.OrchestrationItem) {
-	t := &turn{w: w, item: item, meta: item.Instance}
+	t := &turn{w: w, item: item, meta: item.Instance, lock: newLockDeadline(w.opts.OrchestrationLockTimeout)}
 	t.log = w.log.With("instance", item.InstanceID, "orchestration", t.meta.Name, "attempt", item.Attempts)
 	ctx, cancel := context.WithCancel(context.Background()) // outlives shutdown: a started turn is finished
 	defer cancel()
-	stopRenew := w.renewTurnLock(ctx, item)
+	stopRenew := w.renewTurnLock(ctx, item, t.lock)
 	defer stopRenew()
 
 	msgs, raws := t.decodeMessages()
@@ -181,16 +184,18 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 	}
 	if x == nil {
 		raw, kv := t.item.History, t.item.KV
-		if t.item.HistoryOmitted { // evicted from the cache meanwhile: read what the fetch left out
-			var err error
+		var err error
+		if t.item.ReadError != "" {
+			err = errors.New(t.item.ReadError)
+		} else if t.item.HistoryOmitted { // evicted from the cache meanwhile: read what the fetch left out
 			raw, err = w.store.History(ctx, t.item.InstanceID, uint64(execution))
 			if err == nil {
 				kv, err = w.store.KVCommitted(ctx, t.item.InstanceID)
 			}
-			if err != nil {
-				t.abandon(ctx, time.Second, fmt.Errorf("reading history: %w", err))
-				return
-			}
+		}
+		if err != nil {
+			t.cannotProgress(ctx, execution, fmt.Errorf("reading the history of execution %d: %w", execution, err))
+			return
 		}
 		history, err := engine.DecodeHistory(raw)
 		if err != nil {
@@ -198,7 +203,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 			return
 		}
 		if len(history) == 0 {
-			t.abandon(ctx, time.Second, errors.New("execution has no history"))
+			t.cannotProgress(ctx, execution, fmt.Errorf("execution %d has no history", execution))
 			return
 		}
 		fn, _, err := w.orchs.Resolve(t.meta.Name, t.meta.Version)
@@ -414,7 +419,11 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Ex
 	if cached {
 		t.w.cache.put(t.item.InstanceID, x)
 	}
-	err := t.w.store.AckOrchestration(ctx, ack)
+	// The ack is retried on transient errors until the lock deadline: a
+	// resent ack that was already applied is recognised by the store.
+	err := t.w.retryUntilLockDeadline(t.lock, func(actx context.Context) error {
+		return t.w.store.AckOrchestration(actx, ack)
+	})
 	if err != nil {
 		if cached {
 			t.w.cache.remove(t.item.InstanceID, x)
@@ -462,6 +471,21 @@ func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause er
 		return
 	}
 	t.log.Warn("history cannot be decoded by this engine; not replaying it", "err", cause, "engine", engine.Version)
+	t.abandon(ctx, time.Second, nil)
+}
+
+// cannotProgress handles a turn that cannot be run for a reason that may or
+// may not pass (its history cannot be read, or is missing): it is retried
+// after a second, and every such attempt counts, so that after MaxAttempts
+// the instance is poisoned (failed, with a dead letter) instead of being
+// retried forever.
+func (t *turn) cannotProgress(ctx context.Context, execution int64, cause error) {
+	if t.item.Attempts > t.w.opts.MaxAttempts {
+		t.poison(ctx, execution, nil, engine.Message{}, cause.Error(), engine.KindPoisonOrchestration)
+		return
+	}
+	t.log.Warn("turn cannot run; retrying", "err", cause, "retry_in", time.Second,
+		"attempt", t.item.Attempts, "max_attempts", t.w.opts.MaxAttempts)
 	t.abandon(ctx, time.Second, nil)
 }
 
@@ -555,7 +579,7 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 
 // renewTurnLock keeps the instance lock of a turn that runs longer than a
 // third of the lock timeout. It returns a function that stops it.
-func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem) func() {
+func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem, deadline *lockDeadline) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(w.opts.OrchestrationLockTimeout / 3)
@@ -565,7 +589,11 @@ func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout); err != nil {
+				sent := time.Now()
+				err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout)
+				if err == nil {
+					deadline.extend(sent, w.opts.OrchestrationLockTimeout)
+				} else {
 					if ctx.Err() == nil {
 						w.log.Warn("renewing turn lock failed", "instance", item.InstanceID, "err", err)
 					}

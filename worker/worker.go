@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ type Worker struct {
 	inflight        sync.WaitGroup
 	orchKick        chan struct{}
 	workKick        chan struct{}
+	orchReconnect   chan struct{} // the wake-up subscription (re)connected
+	workReconnect   chan struct{}
 	refreshPins     chan struct{}
 	activities      map[string]*runningActivity // by work item id
 	unservedOrch    []string                    // buckets nobody serves, fetched too
@@ -99,9 +102,18 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
-	replay := capability.UpTo(semver.MustParse(engine.Version))
+	own := semver.MustParse(engine.Version)
+	replay := capability.UpTo(own)
 	if o.SupportedReplayVersions != nil {
 		replay = *o.SupportedReplayVersions
+		// A worker that runs orchestrations pins every execution it starts to
+		// its own engine version; a range without that version would start
+		// executions and then never fetch them again.
+		if o.OrchestrationConcurrency > 0 && !replay.Contains(own) {
+			return nil, fmt.Errorf("worker options: SupportedReplayVersions %s excludes this worker's own engine version %s: "+
+				"executions it starts are pinned to %s and it would never replay them; include %s in the range",
+				replay, engine.Version, engine.Version, engine.Version)
+		}
 	}
 	w := &Worker{
 		store: store, orchs: orchs, acts: acts, opts: o,
@@ -112,14 +124,16 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 			Activities:  append(acts.Names(), engine.SysActivityGetKV),
 			ReplayRange: replay,
 		},
-		cache:       newReplayCache(o.ReplayCacheSize),
-		sess:        session.NewManager(store, sopts),
-		tel:         tel,
-		knownPins:   map[string]bool{engine.Version: true},
-		orchKick:    make(chan struct{}, 1),
-		workKick:    make(chan struct{}, 1),
-		refreshPins: make(chan struct{}, 1),
-		activities:  map[string]*runningActivity{},
+		cache:         newReplayCache(o.ReplayCacheSize),
+		sess:          session.NewManager(store, sopts),
+		tel:           tel,
+		knownPins:     map[string]bool{engine.Version: true},
+		orchKick:      make(chan struct{}, 1),
+		workKick:      make(chan struct{}, 1),
+		orchReconnect: make(chan struct{}, 1),
+		workReconnect: make(chan struct{}, 1),
+		refreshPins:   make(chan struct{}, 1),
+		activities:    map[string]*runningActivity{},
 	}
 	if w.gauges, err = tel.observeGauges(o.MeterProvider, w); err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
@@ -135,13 +149,21 @@ func (w *Worker) NodeID() string { return w.opts.NodeID }
 // Options returns the options in effect, defaults applied.
 func (w *Worker) Options() Options { return w.opts }
 
-// Start subscribes to wake-ups and starts the dispatchers. It returns once
-// they run; they stop when ctx is cancelled or Shutdown is called.
+// Start checks that Redis lets this worker use the wake-up channels,
+// subscribes to wake-ups and starts the dispatchers. It returns once they
+// run; they stop when ctx is cancelled or Shutdown is called. It fails,
+// starting nothing, when the Redis user lacks a permission the worker needs
+// (its scripts publish on the channels &{prefix}:* after their writes, and
+// the worker subscribes to them); when Redis cannot be reached it starts
+// anyway and the dispatchers retry.
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started {
 		return ErrAlreadyStarted
+	}
+	if err := w.checkPermissions(ctx); err != nil {
+		return err
 	}
 	w.started = true
 	fetchCtx, cancel := context.WithCancel(ctx)
@@ -165,8 +187,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.fetchers.Add(1)
 		go w.orchestrationLoop(fetchCtx)
 	}
-	// Sessions are renewed until running work is done at shutdown, not just
-	// until fetching stops.
+	// Session renewals stop with fetching at shutdown (see Shutdown).
 	sessCtx, stopSessions := context.WithCancel(ctx)
 	w.stopSessions, w.sessionsDone = stopSessions, make(chan struct{})
 	go func() { defer close(w.sessionsDone); w.sess.Run(sessCtx) }()
@@ -177,11 +198,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops fetching new work and waits for running turns and
-// activities to finish. When ctx ends first (or after
-// ActivityCancellationGrace past the cancellation of activities), activities
-// still running are released to other workers at once, without counting the
-// attempt. Shutdown returns ctx.Err() if work had to be released.
+// Shutdown stops fetching new work (and the heartbeat and session
+// renewals), withdraws the node, and waits for running turns and activities
+// to finish. When ctx ends first (or after ActivityCancellationGrace past
+// the cancellation of activities), activities still running are released
+// to other workers at once, without counting the attempt. It then releases
+// the node's sessions. This is the order docs/operations.md describes.
+// Shutdown returns ctx.Err() if work had to be released.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	started := w.started
@@ -191,10 +214,20 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	var err error
 	w.shutdownOnce.Do(func() {
-		// 1. Stop fetching.
+		// 1. Stop fetching, the heartbeat, and session renewals and reclaims.
 		w.cancelFetch()
+		w.stopSessions()
 		w.fetchers.Wait()
-		// 2. Let running work finish, or release it when ctx ends.
+		<-w.sessionsDone
+		// 2. Leave the fleet: the node's buckets and node bucket are no
+		// longer served by it. Its running work keeps its locks (a withdrawn
+		// node is not a dead one).
+		wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.store.WithdrawNode(wctx, w.opts.NodeID); err != nil {
+			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
+		}
+		wcancel()
+		// 3. Let running work finish, or 4. release it when ctx ends.
 		done := make(chan struct{})
 		go func() { w.inflight.Wait(); close(done) }()
 		select {
@@ -208,15 +241,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 				w.log.Warn("activities still running after shutdown grace; their results will be dropped")
 			}
 		}
-		// 3. Give sessions up and leave the fleet.
-		w.stopSessions()
-		<-w.sessionsDone
+		// 5. Give the sessions up.
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := w.sess.Release(rctx); err != nil {
 			w.log.Warn("releasing sessions failed; they lapse on their own", "err", err)
-		}
-		if err := w.store.WithdrawNode(rctx, w.opts.NodeID); err != nil {
-			w.log.Warn("withdrawing node failed; it expires on its own", "err", err)
 		}
 		rcancel()
 		if err := w.gauges.Unregister(); err != nil {
@@ -239,11 +267,22 @@ func (w *Worker) listenWakeups(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 	defer ps.Close()
+	failing := false
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			// Logged once per outage, not on every retry.
+			if !failing {
+				failing = true
+				if isPermissionError(err) {
+					w.log.Error("subscribing to wake-ups is denied by Redis (ACL): this worker will only notice new work every BlockTimeout; grant the channels &"+
+						keys.Prefix()+"* to its user", "err", err, "channels", []string{keys.WakeOrchChannel(), keys.WakeWorkChannel()})
+				} else {
+					w.log.Warn("wake-up subscription lost; reconnecting", "err", err)
+				}
 			}
 			// go-redis reconnects on the next Receive; kick both sides so
 			// nothing waits for a wake-up lost during the outage.
@@ -258,8 +297,16 @@ func (w *Worker) listenWakeups(ctx context.Context) {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			if failing {
+				failing = false
+				w.log.Info("wake-up subscription restored")
+			}
 			kick(w.orchKick) // (re)subscribed: catch up on anything missed
 			kick(w.workKick)
+			// Redis is reachable again: end a dispatcher's error backoff now
+			// instead of when it runs out.
+			kick(w.orchReconnect)
+			kick(w.workReconnect)
 		case *redis.Message:
 			// Only wake a dispatcher for a bucket it reads: a busy bucket of
 			// another fleet must not make this worker fetch in vain.
@@ -352,15 +399,21 @@ func idleWait(ctx context.Context, kickCh chan struct{}, d time.Duration) {
 	}
 }
 
+// Bounds of the dispatchers' backoff after store errors; tests change them.
+var (
+	errorBackoffBase = 100 * time.Millisecond
+	errorBackoffMax  = 5 * time.Second
+)
+
 // errorBackoff returns the wait after n consecutive store errors: 100 ms
 // doubling to 5 s.
 func errorBackoff(n int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < n && d < 5*time.Second; i++ {
+	d := errorBackoffBase
+	for i := 1; i < n && d < errorBackoffMax; i++ {
 		d *= 2
 	}
-	if d > 5*time.Second {
-		d = 5 * time.Second
+	if d > errorBackoffMax {
+		d = errorBackoffMax
 	}
 	return d
 }
@@ -369,4 +422,10 @@ func randomID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// isPermissionError reports whether err is Redis refusing a command or
+// channel under its ACL (NOPERM).
+func isPermissionError(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "NOPERM")
 }

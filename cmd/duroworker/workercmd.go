@@ -18,6 +18,7 @@ import (
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/healthmonitor"
+	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -234,7 +235,7 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cn, err := o.conn.connect(ctx, cmd, true)
+	cn, err := connectWaiting(ctx, cmd, o, logger)
 	if err != nil {
 		return err
 	}
@@ -290,4 +291,29 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	}
 	logger.Info("worker stopped", "node", w.NodeID(), "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// connectWaiting connects like every command, but while Redis refuses
+// commands without running them (LOADING after a restart, BUSY) it logs
+// once and waits, retrying with backoff until Redis answers or the node is
+// told to stop: a node started next to a restarting Redis waits for it, as
+// worker.Start does, instead of exiting.
+func connectWaiting(ctx context.Context, cmd *cobra.Command, o *workerOptions, logger *slog.Logger) (*conn, error) {
+	wait := 100 * time.Millisecond
+	for logged := false; ; {
+		cn, err := o.conn.connect(ctx, cmd, true)
+		if err == nil || !queue.IsNotRun(err) {
+			return cn, err
+		}
+		if !logged {
+			logged = true
+			logger.Warn("Redis is not ready (loading its dataset or busy); waiting for it", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up waiting: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

@@ -7,7 +7,7 @@
 local id, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'rq', 'att')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'rq', 'att', 'node')
 if not f[2] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
@@ -22,7 +22,8 @@ local att = num(f[3])
 if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
 
 -- write
-redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'batch', 0, 'att', att, 'utime', now)
+redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'batch', 0, 'att', att, 'utime', now, 'node', '')
+lock_owner_move(f[4], '', 'o:' .. id)
 if redis.call('LLEN', KEYS[3]) > 0 then
   redis.call('ZADD', k_ready(f[2]), now + delay, id)
   if delay == 0 then redis.call('PUBLISH', CH_WAKE_ORCH, f[2]) end

@@ -7,7 +7,7 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'att')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'att', 'node')
 if not f[2] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
@@ -22,7 +22,8 @@ local att = num(f[3])
 if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
 
 -- write
-redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'att', att)
+redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'att', att, 'node', '')
+lock_owner_move(f[4], '', 'w:' .. wid)
 redis.call('ZADD', k_work(f[2]), now + delay, wid)
 if delay == 0 then redis.call('PUBLISH', CH_WAKE_WORK, f[2]) end
 return 1

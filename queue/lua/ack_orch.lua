@@ -16,10 +16,14 @@
 --   C 7-tuples (id, name, version, parent id, bucket, message, collision message),
 --   X refs "<exec>:<eventid>",
 --   K quads (op "set" | "del" | "all", key, JSON string literal of the value, time ms or "").
--- Returns 1 when applied, 0 when this token was already acked (a retried ack).
+-- Returns 1 when applied, 0 when this token was already acked (a retried or
+-- resent ack): the field acked keeps the last ACKED_KEEP acked tokens, so
+-- that a resent ack is recognised even after later turns ran.
 -- Errors: INSTANCE_NOT_FOUND; LOCK_LOST when the token is not the current
--- lock and not the last acked one; STALE_EXECUTION when the execution id is
--- lower than the instance's current one.
+-- lock and not a recently acked one; STALE_EXECUTION when the execution id is
+-- lower than the instance's current one; HISTORY_UNREADABLE when the history
+-- key is not a list (a poison ack, with a dead letter, moves it aside to
+-- hist:<id>:<exec>:unreadable instead and goes on).
 -- Keys of children, cancelled work items and outbox targets are derived from
 -- KEYS[1] (see docs/redis-layout.md, "Dynamic keys"), and so are the
 -- namespace-wide indices (instances, stats) that children and the status
@@ -31,19 +35,43 @@ local ne, nh, na, nt, no = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV
   tonumber(ARGV[14]), tonumber(ARGV[15])
 local nc, nx, nk = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 local KV_ALL = '\0all' -- clear-all marker field of kvd:<id>; keys never start with NUL
+local ACKED_KEEP = 32
+
+-- acked holds the last acked tokens, each followed by a newline.
+local function acked_has(acked, tok)
+  if not acked or acked == '' or tok == '' then return false end
+  return string.find('\n' .. acked, '\n' .. tok .. '\n', 1, true) ~= nil
+end
+local function acked_push(acked, tok)
+  if string.find(tok, '\n', 1, true) then return acked or '' end
+  local list = {}
+  for t in string.gmatch(acked or '', '([^\n]+)\n') do list[#list + 1] = t end
+  local from = math.max(1, #list - ACKED_KEEP + 2)
+  local out = {}
+  for i = from, #list do out[#out + 1] = list[i] .. '\n' end
+  out[#out + 1] = tok .. '\n'
+  return table.concat(out)
+end
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch')
+local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch', 'node')
 if not f[1] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
 if f[2] ~= token then
-  if f[3] == token then return 0 end
+  if acked_has(f[3], token) then return 0 end
   return redis.error_reply('LOCK_LOST ' .. id)
 end
 local cur = num(f[4])
 if exec < cur then
   return redis.error_reply('STALE_EXECUTION ' .. id .. ' acks execution ' .. ARGV[3] .. ' but is at ' .. f[4])
+end
+
+local htype = redis.call('TYPE', KEYS[4])
+htype = htype.ok or htype
+local hist_unreadable = htype ~= 'list' and htype ~= 'none'
+if hist_unreadable and ARGV[21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk] ~= '1' then
+  return redis.error_reply('HISTORY_UNREADABLE ' .. KEYS[4] .. ' holds a ' .. htype .. ', not a list')
 end
 
 -- decide
@@ -71,6 +99,7 @@ local oD = oK + 4 * nk
 -- whole inbox (messages after the batch would be dropped by the terminal ack)
 -- and the instance's state before this ack, so that it can be requeued.
 if ARGV[oD] == '1' then
+  if hist_unreadable then redis.call('RENAME', KEYS[4], KEYS[4] .. ':unreadable') end
   local pre = redis.call('HMGET', KEYS[2], 'exec', 'ver', 'pin', 'status', 'rq')
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
     'kind', 'orchestration', 'instance', id, 'execution', exec,
@@ -121,7 +150,8 @@ end
 -- instance fields
 redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', now,
   'exec', exec, 'rq', new_rq, 'cache', ARGV[10],
-  'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'acked', token)
+  'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'acked', acked_push(f[3], token), 'node', '')
+lock_owner_move(f[7], '', 'o:' .. id)
 if exec > cur then
   redis.call('HSET', KEYS[2], 'ver', ARGV[7], 'pin', ARGV[8])
 elseif ARGV[7] ~= '' then

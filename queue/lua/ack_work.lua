@@ -12,7 +12,7 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref', 'sess')
+local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref', 'sess', 'node')
 if not f[2] then
   return redis.error_reply('WORK_NOT_FOUND ' .. wid)
 end
@@ -36,6 +36,7 @@ if ARGV[4] == '1' then
 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', k_work(f[2]), wid)
+lock_owner_move(f[6], '', 'w:' .. wid)
 if f[4] and f[4] ~= '' and f[3] and f[3] ~= '' then
   local wm = k_wimap(f[3])
   if redis.call('HGET', wm, f[4]) == wid then redis.call('HDEL', wm, f[4]) end

@@ -12,6 +12,10 @@ end
 
 -- write
 local now = now_ms()
+local prev = tonumber(redis.call('ZSCORE', K_NODES, node) or '')
+if not prev or prev < now or redis.call('HEXISTS', K_NODE_SINCE, node) == 0 then
+  redis.call('HSET', K_NODE_SINCE, node, now) -- live again after a lapse
+end
 local key = k_node(node)
 redis.call('DEL', key)
 local batch = {}

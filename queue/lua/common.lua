@@ -58,6 +58,16 @@ end
 local K_INSTANCES = P .. 'instances'
 local K_STATS = P .. 'stats'
 local function k_node(id) return P .. 'node:' .. id end
+-- nlocks:<node> lists the locks a node holds: "o:<instance id>" and
+-- "w:<work id>", so that they can be reclaimed when the node dies.
+local function k_nlocks(id) return P .. 'nlocks:' .. id end
+
+-- lock_owner_move records that the lock of member (see k_nlocks) passes
+-- from node old to node new (either may be '' or false: none).
+local function lock_owner_move(old, new, member)
+  if old and old ~= '' and old ~= new then redis.call('SREM', k_nlocks(old), member) end
+  if new and new ~= '' then redis.call('SADD', k_nlocks(new), member) end
+end
 local CH_WAKE_ORCH = P .. 'wake:orch'
 local CH_WAKE_WORK = P .. 'wake:work'
 local CH_ENDED = P .. 'ended'
@@ -245,4 +255,19 @@ local function wake_after(best, now)
   local d = best - now
   if d < 1 then d = 1 end
   return d
+end
+
+-- K_NODE_SINCE maps each live node to the time from which it has been live
+-- without a lapse (set by advertise.lua when its previous liveness had
+-- lapsed or it was not listed).
+local K_NODE_SINCE = P .. 'nodesince'
+
+-- forget_dead_nodes removes the nodes whose liveness lapsed before now,
+-- with what is kept about them (nlocks:<node>, their nodesince field).
+local function forget_dead_nodes(now)
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now)) do
+    redis.call('DEL', k_nlocks(node))
+    redis.call('HDEL', K_NODE_SINCE, node)
+  end
+  redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
 end

@@ -4,10 +4,16 @@
 -- KEYS[3+i] ready:<bucket i>, i = 1..n (distinct)
 -- ARGV[1] request id   ARGV[2] max instances (>= 1)   ARGV[3] max messages per batch (>= 1)
 -- ARGV[4] lock timeout ms   ARGV[5] cache owner (may be "")   ARGV[6] max timers to promote (>= 0)
--- ARGV[6+i] bucket name i (same order as KEYS[3+i])
+-- ARGV[7] node id of the caller (may be ""): recorded with each lock (inst
+--   field node, set nlocks:<node>) so that the lock is reclaimed when the
+--   node's liveness lapses (see reclaim_dead_nodes in common.lua)
+-- ARGV[7+i] bucket name i (same order as KEYS[3+i])
 -- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
 --   flat inst hash (HGETALL), messages, history length, omitted (0|1), history,
---   flat kv:<id> (HGETALL; empty when the history is omitted)}.
+--   flat kv:<id> (HGETALL; empty when the history is omitted), read error}.
+--   read error is "" or why the history or kv:<id> could not be read (a key
+--   of the wrong type): the item is still locked and returned, with an empty
+--   history, so that the worker counts the attempt and finally poisons it.
 --   next_wake_ms: delay until the earliest entry left in the served buckets or
 --   the timers (0 = none, at least 1 when one is already due).
 -- Idempotent per request id: while KEYS[3] exists (PX = lock timeout) the
@@ -20,6 +26,7 @@ local maxmsg = tonumber(ARGV[3])
 local lock = tonumber(ARGV[4])
 local owner = ARGV[5]
 local npromote = tonumber(ARGV[6])
+local me = ARGV[7]
 local nb = #KEYS - 3
 local now = now_ms()
 
@@ -31,15 +38,20 @@ local function build_item(id, tok)
   local msgs = {}
   if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), 0, batch - 1) end
   local hk = k_hist(id, h.exec or '0')
-  local hlen = redis.call('LLEN', hk)
-  local omitted, hist, kv = 0, {}, {}
+  local omitted, hist, kv, rerr = 0, {}, {}, ''
+  local hlen = redis.pcall('LLEN', hk)
+  if type(hlen) == 'table' then
+    rerr, hlen = 'history ' .. hk .. ': ' .. tostring(hlen.err), 0
+  end
   if owner ~= '' and h.cache == owner then
     omitted = 1
-  else
-    hist = redis.call('LRANGE', hk, 0, -1)
-    kv = redis.call('HGETALL', k_kv(id))
+  elseif rerr == '' then
+    hist = redis.pcall('LRANGE', hk, 0, -1)
+    kv = redis.pcall('HGETALL', k_kv(id))
+    if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
+    if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
   end
-  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist, kv}
+  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist, kv, rerr}
 end
 
 local function next_wake()
@@ -79,11 +91,11 @@ local cands = candidates(3, nb, max, now)
 local locked, items, seen = {}, {}, {}
 for _, c in ipairs(cands) do
   if #locked >= max then break end
-  local id, zkey, bucket = c[1], KEYS[3 + c[3]], ARGV[6 + c[3]]
+  local id, zkey, bucket = c[1], KEYS[3 + c[3]], ARGV[7 + c[3]]
   if not seen[id] then
     seen[id] = true
     local ik = k_inst(id)
-    local f = redis.call('HMGET', ik, 'status', 'rq', 'tok', 'ldl', 'att')
+    local f = redis.call('HMGET', ik, 'status', 'rq', 'tok', 'ldl', 'att', 'node')
     local tok, ldl = f[3] or '', num(f[4])
     if not f[1] then
       redis.call('ZREM', zkey, id)                      -- orphan entry
@@ -103,13 +115,17 @@ for _, c in ipairs(cands) do
       local llen = redis.call('LLEN', k_inbox(id))
       if llen == 0 then
         redis.call('ZREM', zkey, id)                    -- nothing to process
-        if tok ~= '' then redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', 0) end
+        if tok ~= '' then
+          redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', 0, 'node', '')
+          lock_owner_move(f[6], '', 'o:' .. id)
+        end
       else
         local n = #locked + 1
         local t = req .. ':' .. n
         local deadline = now + lock
         redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', num(f[5]) + 1,
-          'batch', math.min(llen, maxmsg))
+          'batch', math.min(llen, maxmsg), 'node', me)
+        lock_owner_move(f[6], me, 'o:' .. id)
         redis.call('ZADD', zkey, deadline, id)
         locked[n] = id
         table.insert(items, build_item(id, t))

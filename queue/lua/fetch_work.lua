@@ -4,7 +4,9 @@
 -- ARGV[1] request id   ARGV[2] max items (>= 1)   ARGV[3] lock timeout ms
 -- ARGV[4] session owner id ("" = this worker takes no session work)
 -- ARGV[5] session lease ms   ARGV[6] max sessions the owner may hold
--- ARGV[6+i] bucket name i (same order as KEYS[2+i])
+-- ARGV[7] node id of the caller (may be ""): recorded with each lock, as in
+--   fetch_orch.lua
+-- ARGV[7+i] bucket name i (same order as KEYS[2+i])
 -- Session items: an item of a session owned (live lease) by another owner is
 -- moved to that owner's node bucket "s:<owner>" instead of being skipped; a
 -- session without a live owner is claimed for ARGV[4] if it holds fewer than
@@ -18,6 +20,7 @@ local req = ARGV[1]
 local max = tonumber(ARGV[2])
 local lock = tonumber(ARGV[3])
 local me, lease, maxsess = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local node = ARGV[7]
 local nb = #KEYS - 2
 local now = now_ms()
 
@@ -40,10 +43,10 @@ local cands = candidates(2, nb, max, now)
 local locked, items, seen = {}, {}, {}
 for _, c in ipairs(cands) do
   if #locked >= max then break end
-  local wid, zkey, bucket = c[1], KEYS[2 + c[3]], ARGV[6 + c[3]]
+  local wid, zkey, bucket = c[1], KEYS[2 + c[3]], ARGV[7 + c[3]]
   if not seen[wid] then
     seen[wid] = true
-    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att', 'sess')
+    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att', 'sess', 'node')
     local tok, ldl, sess = f[2] or '', num(f[3]), f[5] or ''
     local take = true
     if not f[1] or f[1] ~= bucket then
@@ -78,7 +81,8 @@ for _, c in ipairs(cands) do
       local n = #locked + 1
       local t = req .. ':' .. n
       local deadline = now + lock
-      redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', num(f[4]) + 1)
+      redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', num(f[4]) + 1, 'node', node)
+      lock_owner_move(f[6], node, 'w:' .. wid)
       redis.call('ZADD', zkey, deadline, wid)
       locked[n] = wid
       table.insert(items, build_item(wid, t))

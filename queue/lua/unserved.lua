@@ -4,12 +4,14 @@
 -- Returns an array of bucket names (orchestration buckets "o:", "v:", "x:"
 -- and work buckets "a:", "t:" and "s:"), each holding at least one entry;
 -- callers keep the kinds they handle.
--- Cost: O(live nodes x their buckets + known buckets); meant to run every
--- few seconds per worker, not per fetch.
+-- Cost: O(live nodes x their buckets + known buckets + dead nodes);
+-- meant to run every few seconds per worker, not per fetch.
 local limit = tonumber(ARGV[1]) or 100
 
 local now = now_ms()
-redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
+-- Nodes whose liveness lapsed are forgotten (workers reclaim their locks
+-- first, see reclaim_nodes.lua).
+forget_dead_nodes(now)
 local served = served_buckets(now)
 
 local out = {}

@@ -90,6 +90,27 @@ var errorCases = []testCase{
 		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: next.Token, NewEvents: []string{"e2"}})
 		wantEqual(e.t, "history", []string{"e", "e2"}, e.history("i1", 1))
 	}},
+	{"late_resent_ack_after_later_turns_is_already_applied", func(e *env) {
+		// go-redis resends an ack whose reply it lost; the resend may arrive
+		// after the instance already ran further turns.
+		e.create("i1", "o:b", "start")
+		it := e.fetchOne("o:b")
+		first := queue.OrchestrationAck{InstanceID: "i1", Token: it.Token, NewEvents: []string{"e1"}}
+		e.ack(first)
+		want := []string{"e1"}
+		for i := 2; i <= 4; i++ {
+			next := e.turn("i1", "m")
+			ev := "e" + string(rune('0'+i))
+			e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: next.Token, NewEvents: []string{ev}})
+			want = append(want, ev)
+		}
+		locked := e.turn("i1", "m5")
+		before := e.snap("i1")
+		e.must("late resent ack", e.ackErr(first))
+		wantSame(e.t, "a late resent ack", before, e.snap("i1"))
+		wantEqual(e.t, "history", want, e.history("i1", 1))
+		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: locked.Token, NewEvents: []string{"e5"}})
+	}},
 	{"ack_too_large", func(e *env) {
 		e.create("i1", "o:b", "start")
 		it := e.fetchOne("o:b")

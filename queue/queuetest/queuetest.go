@@ -8,7 +8,8 @@
 // expiration, queue semantics, poison messages, capability filtering,
 // sessions, tags, cancellation, multi-execution, instance creation,
 // management, deletion, bulk deletion, prune, custom status, key-value
-// state, long polling, error handling), adapted to what the store does
+// state, long polling, error handling), plus node liveness (the locks of
+// a dead worker node are reclaimed before their deadline), adapted to what the store does
 // differently: capability filtering is routing by bucket, tags are
 // separate buckets, lock stealing is fenced by tokens, and time comes from
 // the Redis server clock. Every case starts from a fresh, empty store and
@@ -123,6 +124,7 @@ func categories() []category {
 		{"kv", 35, kvCases},
 		{"long_polling", 5, longPollCases},
 		{"error_handling", 7, errorCases},
+		{"node_liveness", 0, nodeCases},
 	}
 }
 

@@ -1,0 +1,59 @@
+-- reclaim_nodes.lua: expire at once the locks held by worker nodes that died.
+-- KEYS[1] prefix "{ns}:"
+-- ARGV[1] node id of the caller (a live node)   ARGV[2] max locks reclaimed (> 0)
+-- A node is dead when its liveness (its score in nodes) lapsed while the
+-- caller was live without a lapse (nodesince): the caller's own heartbeats
+-- went through then, so the dead node's silence was not an outage of Redis.
+-- After an outage that lapsed every node, nobody qualifies and the locks
+-- expire at their deadlines as before. For each dead node, each lock listed
+-- in nlocks:<node> that is still the node's gets its deadline set to now and
+-- its bucket entry scored now: the next fetch takes it over with a new token
+-- and one more attempt, and the dead node's late ack, renew or abandon fails
+-- with LOCK_LOST. A node whose locks are all reclaimed is removed from nodes.
+-- A withdrawn node (graceful shutdown) is not in nodes: its running work
+-- keeps its locks.
+-- Returns the number of locks reclaimed.
+local me, limit = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+local my = tonumber(redis.call('ZSCORE', K_NODES, me) or '')
+local since = tonumber(redis.call('HGET', K_NODE_SINCE, me) or '')
+if not my or my < now or not since then return 0 end
+
+local n = 0
+local woken_o, woken_w = {}, {}
+local dead = redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now, 'WITHSCORES', 'LIMIT', 0, 10)
+for i = 1, #dead, 2 do
+  local node, lapsed = dead[i], tonumber(dead[i + 1])
+  if n >= limit then break end
+  if since <= lapsed then
+    local lk = k_nlocks(node)
+    for _, m in ipairs(redis.call('SRANDMEMBER', lk, limit - n)) do
+      local kind, id = string.sub(m, 1, 2), string.sub(m, 3)
+      if kind == 'o:' then
+        local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl')
+        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
+          redis.call('HSET', k_inst(id), 'ldl', now, 'node', '')
+          redis.call('ZADD', k_ready(f[3]), 'XX', now, id)
+          woken_o[f[3]] = true
+          n = n + 1
+        end
+      elseif kind == 'w:' then
+        local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl')
+        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
+          redis.call('HSET', k_wi(id), 'ldl', now, 'node', '')
+          redis.call('ZADD', k_work(f[3]), 'XX', now, id)
+          woken_w[f[3]] = true
+          n = n + 1
+        end
+      end
+      redis.call('SREM', lk, m)
+    end
+    if redis.call('SCARD', lk) == 0 then
+      redis.call('ZREM', K_NODES, node)
+      redis.call('HDEL', K_NODE_SINCE, node)
+    end
+  end
+end
+publish_all(CH_WAKE_ORCH, woken_o)
+publish_all(CH_WAKE_WORK, woken_w)
+return n

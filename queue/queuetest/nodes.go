@@ -1,0 +1,122 @@
+package queuetest
+
+import (
+	"time"
+
+	"github.com/duroworker/duroworker/queue"
+)
+
+// reclaimRound runs what every live worker runs on its heartbeat, as the
+// live node "n2": reclaim the locks of dead nodes, then list unserved
+// buckets (which forgets dead nodes).
+func (e *env) reclaimRound() {
+	e.t.Helper()
+	e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+	_, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+	e.must("ReclaimDeadNodes", err)
+	_, err = e.s.UnservedBuckets(e.ctx, 100)
+	e.must("UnservedBuckets", err)
+}
+
+// nodeTTL is the liveness a node advertises in these cases; locks are far
+// longer, so only the node's death can free them.
+func (e *env) nodeTTL() time.Duration { return e.shortLock() }
+
+var nodeCases = []testCase{
+	{"dead_node_orchestration_lock_is_reclaimed_and_fenced", func(e *env) {
+		e.create("i1", "o:b", "start")
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		old := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
+		if len(old) != 1 {
+			e.t.Fatalf("n1 fetched %v", itemIDs(old))
+		}
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		e.reclaimRound() // n1 is still live: nothing is reclaimed
+		e.fetchNone("o:b")
+		var got []queue.OrchestrationItem
+		e.after(e.nodeTTL()+time.Millisecond, "the dead node's lock taken over long before its deadline", func() bool {
+			e.reclaimRound()
+			got = e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n2"}).Items
+			return len(got) == 1
+		})
+		cur := got[0]
+		if cur.Token == old[0].Token || cur.Attempts != 2 {
+			e.t.Fatalf("reclaimed item = %+v (old token %s)", cur, old[0].Token)
+		}
+		wantEqual(e.t, "reclaimed batch", []string{"start"}, cur.Messages)
+		// The dead node's late calls are fenced.
+		wantErr(e.t, "dead node's renew", e.s.RenewOrchestrationLock(e.ctx, "i1", old[0].Token, longLock), queue.ErrLockLost)
+		before := e.snap("i1")
+		wantErr(e.t, "dead node's ack", e.ackErr(queue.OrchestrationAck{InstanceID: "i1", Token: old[0].Token, NewEvents: []string{"late"}}), queue.ErrLockLost)
+		wantSame(e.t, "a dead node's ack", before, e.snap("i1"))
+		e.ack(queue.OrchestrationAck{InstanceID: "i1", Token: cur.Token, NewEvents: []string{"e"}})
+		wantEqual(e.t, "history", []string{"e"}, e.history("i1", 1))
+	}},
+	{"dead_node_work_lock_is_reclaimed_and_fenced", func(e *env) {
+		e.startWork("a:x", "w")
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"a:x"}, e.nodeTTL()))
+		old := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1"}).Items
+		if len(old) != 1 {
+			e.t.Fatalf("n1 fetched %d items", len(old))
+		}
+		var got []queue.FetchedWork
+		e.after(e.nodeTTL()+time.Millisecond, "the dead node's work lock taken over long before its deadline", func() bool {
+			e.reclaimRound()
+			got = e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n2"}).Items
+			return len(got) == 1
+		})
+		cur := got[0]
+		if cur.ID != old[0].ID || cur.Token == old[0].Token || cur.Attempts != 2 {
+			e.t.Fatalf("reclaimed item = %+v (old %+v)", cur, old[0])
+		}
+		wantErr(e.t, "dead node's renew", e.s.RenewWork(e.ctx, old[0].ID, old[0].Token, longLock), queue.ErrLockLost)
+		wantErr(e.t, "dead node's ack", e.s.AckWork(e.ctx, old[0].ID, old[0].Token, "late"), queue.ErrLockLost)
+		wantErr(e.t, "dead node's abandon", e.s.AbandonWork(e.ctx, old[0].ID, old[0].Token, 0, false), queue.ErrLockLost)
+		e.must("current ack", e.s.AckWork(e.ctx, cur.ID, cur.Token, "done"))
+	}},
+	{"live_withdrawn_or_unknown_nodes_keep_their_locks", func(e *env) {
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+		e.create("live", "o:b", "start")
+		e.create("gone", "o:c", "start")
+		e.create("anon", "o:d", "start")
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "live", []string{"o:b"}, longLock))
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "gone", []string{"o:c"}, longLock))
+		lock := 3 * e.nodeTTL()
+		for b, node := range map[string]string{"o:b": "live", "o:c": "gone", "o:d": ""} {
+			if n := len(e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{b}, NodeID: node, LockTimeout: lock}).Items); n != 1 {
+				e.t.Fatalf("fetch from %s: %d items", b, n)
+			}
+		}
+		// A graceful shutdown withdraws its node before its work finishes:
+		// that work keeps its lock.
+		e.must("withdraw", e.s.WithdrawNode(e.ctx, "gone"))
+		e.pass(e.nodeTTL() + time.Millisecond)
+		e.reclaimRound()
+		e.fetchNone("o:b", "o:c", "o:d")
+		for _, id := range []string{"live", "gone", "anon"} {
+			if r := e.instance(id); !r.Locked || r.Attempts != 1 {
+				e.t.Fatalf("%s lost its lock: %+v", id, r)
+			}
+		}
+	}},
+	{"no_reclaim_after_an_outage_that_lapsed_every_node", func(e *env) {
+		// Redis was unreachable for longer than the nodes' liveness: every
+		// node lapsed, the survivors come back, and none of them takes the
+		// others' locks (they are alive, just silent during the outage).
+		e.create("i1", "o:b", "start")
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, e.nodeTTL()))
+		lock := 4 * e.nodeTTL()
+		if n := len(e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1", LockTimeout: lock}).Items); n != 1 {
+			e.t.Fatalf("n1 fetched %d items", n)
+		}
+		e.pass(e.nodeTTL() + time.Millisecond) // the outage
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		n, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+		e.must("ReclaimDeadNodes", err)
+		if r := e.instance("i1"); n != 0 || !r.Locked || r.Attempts != 1 {
+			e.t.Fatalf("n1's lock was reclaimed after an outage (%d reclaimed): %+v", n, r)
+		}
+	}},
+}

@@ -1,0 +1,38 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
+)
+
+// TestNewRefusesAReplayRangeWithoutItsOwnEngine: a worker that runs
+// orchestrations pins what it starts to its own engine version, so a
+// SupportedReplayVersions range without that version would strand them.
+func TestNewRefusesAReplayRangeWithoutItsOwnEngine(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // New does not contact Redis
+	defer rdb.Close()
+	store := queue.New(rdb, queue.Options{Prefix: "t"})
+	orchs := engine.NewOrchestrationRegistry().Register("O", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+		return in, nil
+	}).MustBuild()
+
+	old := capability.MustRange("0.0.0", "0.0.9")
+	_, err := New(store, orchs, nil, Options{SupportedReplayVersions: &old})
+	if err == nil || !strings.Contains(err.Error(), "SupportedReplayVersions") || !strings.Contains(err.Error(), engine.Version) {
+		t.Fatalf("New with range %s: err = %v, want a refusal naming the range and engine %s", old, err, engine.Version)
+	}
+	wide := capability.MustRange("0.0.0", "99.0.0")
+	if _, err := New(store, orchs, nil, Options{SupportedReplayVersions: &wide}); err != nil {
+		t.Fatalf("New with range %s: %v", wide, err)
+	}
+	// An activity-only worker replays nothing: its range does not matter.
+	if _, err := New(store, nil, nil, Options{OrchestrationConcurrency: -1, SupportedReplayVersions: &old}); err != nil {
+		t.Fatalf("activity-only worker: %v", err)
+	}
+}

@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/duroworker/duroworker/queue"
+)
+
+// lockDeadline is the local estimate of when a lock held by this worker
+// expires: set at fetch, moved on by each successful renewal.
+type lockDeadline struct{ at atomic.Int64 }
+
+func newLockDeadline(timeout time.Duration) *lockDeadline {
+	l := &lockDeadline{}
+	l.extend(time.Now(), timeout)
+	return l
+}
+
+// extend records a successful renewal sent at from.
+func (l *lockDeadline) extend(from time.Time, timeout time.Duration) {
+	l.at.Store(from.Add(timeout).UnixNano())
+}
+
+func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
+
+// retryUntilLockDeadline runs op (an ack: fenced by its lock token, and
+// recognised by the store when it is resent after being applied) until it
+// succeeds, fails with an error that is not transient (queue.IsTransient:
+// LOADING, connection refused, reset, i/o timeout...), or the lock deadline
+// passes: after that, another worker may hold the lock and the ack could
+// only fail. Each attempt runs with the lock deadline (at least minAckTime
+// from now) as its context deadline. It returns the last error.
+func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx context.Context) error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = time.Second
+	b.MaxElapsedTime = 0
+	b.Reset()
+	for tries := 1; ; tries++ {
+		// An ack past the estimated deadline may still hold the lock (nobody
+		// took it over yet): every attempt gets at least a few seconds.
+		ctx, cancel := context.WithDeadline(context.Background(), later(deadline.get(), time.Now().Add(minAckTime)))
+		err := op(ctx)
+		cancel()
+		if err == nil || !queue.IsTransient(err) {
+			return err
+		}
+		wait := b.NextBackOff()
+		if time.Now().Add(wait).After(deadline.get()) {
+			return err
+		}
+		if tries == 1 {
+			w.log.Warn("acknowledgement failed; retrying until the lock deadline", "err", err, "deadline", deadline.get())
+		}
+		time.Sleep(wait)
+	}
+}
+
+// minAckTime is the shortest context deadline an ack attempt gets.
+const minAckTime = 5 * time.Second
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
