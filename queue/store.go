@@ -88,7 +88,8 @@ var luaFiles embed.FS
 // Options configures a Store.
 type Options struct {
 	// Prefix is the key namespace; every key is "{Prefix}:...". If empty,
-	// DefaultPrefix ("dw") is used. It must not contain '{' or '}'.
+	// DefaultPrefix ("dw") is used. It must pass ValidatePrefix: ASCII
+	// letters, digits, '_', '-', '.' and ':', at most MaxPrefixLen bytes.
 	Prefix string
 }
 
@@ -126,7 +127,8 @@ var defaultLimits = limits{
 // New returns a Store using rdb. It does not contact Redis: scripts are sent
 // on first use (EVALSHA, falling back to EVAL when the server answers
 // NOSCRIPT, for example after a restart or failover). It panics if
-// opts.Prefix contains '{' or '}'.
+// opts.Prefix is not valid; check a configured prefix with ValidatePrefix
+// first, or use Open.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	s := &Store{rdb: rdb, keys: NewKeys(opts.Prefix), lim: defaultLimits}
 	s.create = loadScript("create.lua")
@@ -152,6 +154,18 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.deleteTree = loadScript("delete.lua", "tree.lua")
 	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua")
 	return s
+}
+
+// Open is New for a prefix that comes from configuration: it returns an
+// error wrapping ErrInvalidPrefix instead of panicking when opts.Prefix is
+// set and not valid.
+func Open(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if opts.Prefix != "" {
+		if err := ValidatePrefix(opts.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	return New(rdb, opts), nil
 }
 
 // loadScript returns the embedded script name with common.lua and then the
@@ -187,6 +201,7 @@ var scriptErrors = []struct {
 	{"TREE_TOO_LARGE", ErrTreeTooLarge},
 	{"DEAD_LETTER_NOT_FOUND", ErrDeadLetterNotFound},
 	{"NOT_REQUEUEABLE", ErrNotRequeueable},
+	{"REQUEST_REUSED", ErrRequestReused},
 }
 
 // mapScriptError turns a script's error reply into the matching sentinel;
