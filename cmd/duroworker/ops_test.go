@@ -649,7 +649,7 @@ func TestOpsRefusesInvalidUTF8(t *testing.T) {
 	for _, args := range [][]string{
 		{"start", "nobody::x", "in\xff", "--id", "u2"},
 		{"raise", "u1", "approve", "data\xff"},
-		{"cancel", "u1", "--reason", "why\xff"},
+		{"cancel", "u1", "why\xff"},
 	} {
 		code, _, stderr := e.cli(args...)
 		if code != 1 || !strings.Contains(stderr, "not valid UTF-8") {
