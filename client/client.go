@@ -130,27 +130,33 @@ type callOptions struct {
 // and writes nothing, so a caller that did not get an answer (a timeout, a
 // crash) can simply retry. Reusing the id for another instance or another
 // kind of call fails with ErrRequestReused. Without this option each call
-// gets a random request id, which covers go-redis's own resend of a
-// command whose reply was lost.
+// gets a random request id, remembered for GeneratedRequestTTL, which
+// covers go-redis's own resend of a command whose reply was lost.
 func WithRequestID(id string) CallOption {
 	return func(o *callOptions) { o.requestID = id }
 }
 
-// requestID returns the request id of a call: the caller's, or a new one.
-func requestID(opts []CallOption) (string, error) {
+// GeneratedRequestTTL is how long the store remembers the random request id
+// of a call made without WithRequestID: long enough for go-redis's resends,
+// short enough that the records of many calls take little memory.
+const GeneratedRequestTTL = 2 * time.Minute
+
+// requestID returns the request id of a call and how long the store keeps
+// it: the caller's, or a new random one.
+func requestID(opts []CallOption) (string, time.Duration, error) {
 	var o callOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.requestID == "" {
-		var b [16]byte
+		var b [12]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-		return hex.EncodeToString(b[:]), nil
+		return hex.EncodeToString(b[:]), GeneratedRequestTTL, nil
 	}
 	if err := queue.ValidateRequestID(o.requestID); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		return "", 0, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	return o.requestID, nil
+	return o.requestID, queue.RequestTTL, nil
 }
 
 // Client starts and inspects orchestrations. It is safe for concurrent use.
@@ -212,7 +218,7 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	if err := checkPayload("input", input); err != nil {
 		return err
 	}
-	reqID, err := requestID(opts)
+	reqID, reqTTL, err := requestID(opts)
 	if err != nil {
 		return err
 	}
@@ -235,7 +241,7 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 		bucket = capability.StartVersionBucket(name, version)
 	}
 	err = c.store.CreateInstance(ctx, queue.CreateRequest{
-		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg, RequestID: reqID,
+		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg, RequestID: reqID, RequestTTL: reqTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", instanceID, err)
@@ -274,7 +280,7 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 	if err := checkPayload("event data", data); err != nil {
 		return err
 	}
-	reqID, err := requestID(opts)
+	reqID, reqTTL, err := requestID(opts)
 	if err != nil {
 		return err
 	}
@@ -285,7 +291,7 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 	if err := checkMessage("event data", msg); err != nil {
 		return err
 	}
-	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID); err != nil {
+	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
 		return fmt.Errorf("sending %s %q to %s: %w", kind, name, instanceID, err)
 	}
 	return nil
@@ -312,7 +318,7 @@ func (c *Client) Cancel(ctx context.Context, instanceID, reason string, opts ...
 	if err := checkPayload("reason", reason); err != nil {
 		return err
 	}
-	reqID, err := requestID(opts)
+	reqID, reqTTL, err := requestID(opts)
 	if err != nil {
 		return err
 	}
@@ -323,7 +329,7 @@ func (c *Client) Cancel(ctx context.Context, instanceID, reason string, opts ...
 	if err := checkMessage("reason", msg); err != nil {
 		return err
 	}
-	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID); err != nil {
+	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
 		return fmt.Errorf("cancelling %s: %w", instanceID, err)
 	}
 	return nil

@@ -140,6 +140,26 @@ func TestRequestIDs(t *testing.T) {
 	if err := c.Start(ctx, "i", "Echo", "in"); !errors.Is(err, ErrInstanceExists) {
 		t.Fatalf("a new start of the same id: %v, want ErrInstanceExists", err)
 	}
+	if ttl := rdb.PTTL(ctx, "{dw}:req:start-i").Val(); ttl <= GeneratedRequestTTL || ttl > queue.RequestTTL {
+		t.Fatalf("a named request is remembered for %v, want up to %v", ttl, queue.RequestTTL)
+	}
+	if err := c.Start(ctx, "k", "Echo", "in"); err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{"{dw}:req:start-i": true, "{dw}:req:raise-i": true, "{dw}:req:enqueue-i": true, "{dw}:req:cancel-i": true}
+	generated := 0
+	for _, key := range rdb.Keys(ctx, "{dw}:req:*").Val() {
+		if named[key] {
+			continue
+		}
+		generated++
+		if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > GeneratedRequestTTL {
+			t.Errorf("%s (a generated request id) is remembered for %v, want up to %v", key, ttl, GeneratedRequestTTL)
+		}
+	}
+	if generated != 1 {
+		t.Errorf("%d generated request records, want 1 (the start of k)", generated)
+	}
 	if err := c.Start(ctx, "j", "Echo", "in", WithRequestID("start-i")); !errors.Is(err, ErrRequestReused) {
 		t.Fatalf("a request id reused for another instance: %v, want ErrRequestReused", err)
 	}

@@ -132,10 +132,13 @@ type CreateRequest struct {
 	// RequestTTL, such as go-redis's resend of a script whose reply was
 	// lost, returns nil as the first one did and writes nothing.
 	RequestID string
+	// RequestTTL is how long the request id is remembered; zero means
+	// RequestTTL.
+	RequestTTL time.Duration
 }
 
 // RequestTTL is how long a request id given to CreateInstance or
-// EnqueueRequest is remembered.
+// EnqueueRequest is remembered by default.
 const RequestTTL = 15 * time.Minute
 
 // MaxRequestIDLen is the longest request id ValidateRequestID accepts.
@@ -145,6 +148,14 @@ const MaxRequestIDLen = 128
 // EnqueueRequest was used, within RequestTTL, for a request of another kind
 // or to another instance; nothing is written.
 var ErrRequestReused = errors.New("request id already used for another request")
+
+// requestTTLMillis is ttl in ms, RequestTTL when ttl is not positive.
+func requestTTLMillis(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		ttl = RequestTTL
+	}
+	return millis(ttl)
+}
 
 // ValidateRequestID reports whether id can name a request: 1 to
 // MaxRequestIDLen bytes of ASCII letters, digits, '_', '-', '.' and ':'.
@@ -179,7 +190,7 @@ func (s *Store) CreateInstance(ctx context.Context, req CreateRequest) error {
 			return fmt.Errorf("creating instance %s: %w", req.InstanceID, err)
 		}
 		keys = append(keys, k.RequestKey(req.RequestID))
-		args = append(args, req.RequestID, millis(RequestTTL))
+		args = append(args, req.RequestID, requestTTLMillis(req.RequestTTL))
 	}
 	err := s.create.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil {
@@ -194,15 +205,15 @@ func (s *Store) CreateInstance(ctx context.Context, req CreateRequest) error {
 // ErrInstanceEnded (Completed or Failed). The wake-up is published before
 // anything is written, so a server that denies it writes nothing.
 func (s *Store) Enqueue(ctx context.Context, instanceID, message string) error {
-	return s.EnqueueRequest(ctx, instanceID, message, "")
+	return s.EnqueueRequest(ctx, instanceID, message, "", 0)
 }
 
 // EnqueueRequest is Enqueue named with a request id (see ValidateRequestID;
 // "" means none): a second call with the same request id and instance id
-// within RequestTTL, such as go-redis's resend of a script whose reply was
-// lost, returns nil as the first one did and does not deliver the message
-// again, even if the instance has ended meanwhile.
-func (s *Store) EnqueueRequest(ctx context.Context, instanceID, message, requestID string) error {
+// within ttl (zero means RequestTTL), such as go-redis's resend of a script
+// whose reply was lost, returns nil as the first one did and does not
+// deliver the message again, even if the instance has ended meanwhile.
+func (s *Store) EnqueueRequest(ctx context.Context, instanceID, message, requestID string, ttl time.Duration) error {
 	k := s.keys
 	keys := []string{k.Prefix(), k.InstanceKey(instanceID)}
 	args := []any{instanceID, message}
@@ -211,7 +222,7 @@ func (s *Store) EnqueueRequest(ctx context.Context, instanceID, message, request
 			return fmt.Errorf("enqueueing to instance %s: %w", instanceID, err)
 		}
 		keys = append(keys, k.RequestKey(requestID))
-		args = append(args, requestID, millis(RequestTTL))
+		args = append(args, requestID, requestTTLMillis(ttl))
 	}
 	err := s.enqueue.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil {

@@ -23,7 +23,7 @@ func TestRequestIDReplaysTheFirstAnswer(t *testing.T) {
 			}
 		}
 		for run := 1; run <= 2; run++ {
-			if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-2"); err != nil {
+			if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-2", 0); err != nil {
 				t.Fatalf("enqueue, run %d: %v", run, err)
 			}
 		}
@@ -50,13 +50,13 @@ func TestRequestIDReplaysTheFirstAnswer(t *testing.T) {
 		if err := e.s.CreateInstance(e.ctx, CreateRequest{InstanceID: "i2", Name: "orch", Bucket: "o:orch", Message: "m", RequestID: "req-1"}); !errors.Is(err, ErrRequestReused) {
 			t.Fatalf("request id reused for another instance: %v, want ErrRequestReused", err)
 		}
-		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-1"); !errors.Is(err, ErrRequestReused) {
+		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-1", 0); !errors.Is(err, ErrRequestReused) {
 			t.Fatalf("request id of a create reused for an enqueue: %v, want ErrRequestReused", err)
 		}
 		if e.rdb.Exists(e.ctx, e.k.InstanceKey("i2")).Val() != 0 {
 			t.Fatal("a refused request created its instance")
 		}
-		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "bad id"); err == nil {
+		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "bad id", 0); err == nil {
 			t.Fatal("a request id with a space was accepted")
 		}
 	})
@@ -123,7 +123,7 @@ func TestDeniedPublishWritesNothing(t *testing.T) {
 	}
 	admin.Do(ctx, "ACL", "SETUSER", "producer", "resetchannels")
 	before := admin.LLen(ctx, k.InboxKey("i1")).Val()
-	err = s.EnqueueRequest(ctx, "i1", "event", "r2")
+	err = s.EnqueueRequest(ctx, "i1", "event", "r2", 0)
 	if err == nil || !strings.Contains(err.Error(), "channel") {
 		t.Fatalf("enqueue without channel permission: %v, want a channel permission error", err)
 	}
