@@ -53,6 +53,14 @@ func TestRequestIDReplaysTheFirstAnswer(t *testing.T) {
 		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-1", 0); !errors.Is(err, ErrRequestReused) {
 			t.Fatalf("request id of a create reused for an enqueue: %v, want ErrRequestReused", err)
 		}
+		// The first delivery may end the instance; its resend still succeeds.
+		e.rdb.HSet(e.ctx, e.k.InstanceKey("i1"), "status", StatusCompleted)
+		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-2", 0); err != nil {
+			t.Fatalf("resent enqueue after the instance ended: %v", err)
+		}
+		if err := e.s.EnqueueRequest(e.ctx, "i1", "event", "req-4", 0); !errors.Is(err, ErrInstanceEnded) {
+			t.Fatalf("new enqueue after the instance ended: %v, want ErrInstanceEnded", err)
+		}
 		if e.rdb.Exists(e.ctx, e.k.InstanceKey("i2")).Val() != 0 {
 			t.Fatal("a refused request created its instance")
 		}
