@@ -244,7 +244,7 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg, RequestID: reqID, RequestTTL: reqTTL,
 	})
 	if err != nil {
-		return fmt.Errorf("starting %s: %w", instanceID, err)
+		return fmt.Errorf("starting %s: %w%s", instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
@@ -292,7 +292,7 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 		return err
 	}
 	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
-		return fmt.Errorf("sending %s %q to %s: %w", kind, name, instanceID, err)
+		return fmt.Errorf("sending %s %q to %s: %w%s", kind, name, instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (c *Client) Cancel(ctx context.Context, instanceID, reason string, opts ...
 		return err
 	}
 	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
-		return fmt.Errorf("cancelling %s: %w", instanceID, err)
+		return fmt.Errorf("cancelling %s: %w%s", instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
@@ -445,6 +445,17 @@ func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 		case <-ch:
 		}
 	}
+}
+
+// aclHint explains an ACL denial of the wake-up channel: the scripts
+// publish before they write, so nothing was written.
+func (c *Client) aclHint(err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "channel") || !strings.Contains(msg, "NOPERM") && !strings.Contains(msg, "can't publish") {
+		return ""
+	}
+	p := c.store.Keys().Prefix()
+	return " (a Redis ACL denies the channel " + p + "wake:orch, nothing was written: grant &" + p + "* to this user)"
 }
 
 func decodeFailure(s string) *engine.ErrorDetails {

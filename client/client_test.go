@@ -229,7 +229,7 @@ func TestDeniedChannels(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	c.waiter.log = func() *slog.Logger { return logger }
 
-	if err := c.Start(ctx, "i", "Echo", "in"); err == nil || !strings.Contains(err.Error(), "channel") {
+	if err := c.Start(ctx, "i", "Echo", "in"); err == nil || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("start without channel permission: %v, want the denial", err)
 	}
 	if keys := admin.Keys(ctx, "*").Val(); len(keys) != 0 {
