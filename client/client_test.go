@@ -265,6 +265,10 @@ func TestDeniedChannels(t *testing.T) {
 	if n := strings.Count(logs.String(), "denied the subscription"); n != 1 {
 		t.Fatalf("the denial was logged %d times, want once:\n%s", n, logs.String())
 	}
+	admin.Do(ctx, "ACL", "SETUSER", "app", "&*")
+	eventually(t, "the restored subscription is logged", func() bool {
+		return strings.Contains(logs.String(), "subscribed to {dw}:ended again")
+	})
 }
 
 // newMiniClient returns a client on a fresh miniredis, with its connection.

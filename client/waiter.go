@@ -88,8 +88,14 @@ func (w *waiter) run(ctx context.Context) {
 			var m any
 			var err error
 			if denied {
-				// go-redis subscribes again on the next Receive after an error,
-				// so a bounded wait is also the retry interval
+				// go-redis does not subscribe again after a denial: ask again
+				// from time to time (each answer also makes waiters recheck)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(deniedPollInterval):
+				}
+				_ = ps.Subscribe(ctx, channel) // its answer comes through Receive
 				m, err = ps.ReceiveTimeout(ctx, deniedPollInterval)
 			} else {
 				m, err = ps.Receive(ctx)
