@@ -39,3 +39,40 @@ func TestStoredJSONDoesNotEscapeHTML(t *testing.T) {
 		t.Fatalf("Decode = %v, %v", back, err)
 	}
 }
+
+// TestEncodeRefusesInvalidUTF8: a typed payload holding a string that is
+// not valid UTF-8 is an error, not a payload with U+FFFD in its place;
+// genuine U+FFFD characters and escaped backslashes are not mistaken for it.
+func TestEncodeRefusesInvalidUTF8(t *testing.T) {
+	type order struct {
+		ID   string            `json:"id"`
+		Tags map[string]string `json:"tags"`
+	}
+	for name, v := range map[string]any{
+		"field":   order{ID: "a\xffb"},
+		"map key": order{ID: "a", Tags: map[string]string{"\xc3\x28": "x"}},
+		"slice":   []string{"ok", "\xed\xa0\x80"},
+	} {
+		if s, err := Encode(v); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("%s: Encode = %q, %v; want an error about UTF-8", name, s, err)
+		}
+	}
+	for name, v := range map[string]any{
+		"U+FFFD":            order{ID: "a\ufffdb"},
+		"escaped backslash": order{ID: `a\ufffd`},
+		"both":              []string{`\\ufffd`, "\ufffd", `\`},
+		"bytes":             []byte{0xff, 0xfe},
+	} {
+		s, err := Encode(v)
+		if err != nil {
+			t.Errorf("%s: Encode: %v", name, err)
+			continue
+		}
+		if _, err := Decode[any](s); err != nil {
+			t.Errorf("%s: %q does not decode: %v", name, s, err)
+		}
+	}
+	if s, err := Encode("raw \xff string"); err != nil || s != "raw \xff string" {
+		t.Errorf("a string payload is passed through as is: %q, %v", s, err)
+	}
+}
