@@ -132,8 +132,8 @@ type CreateRequest struct {
 	// RequestTTL, such as go-redis's resend of a script whose reply was
 	// lost, returns nil as the first one did and writes nothing.
 	RequestID string
-	// RequestTTL is how long the request id is remembered; zero means
-	// RequestTTL.
+	// RequestTTL is how long the request id is remembered; zero means the
+	// default, the constant RequestTTL (15 minutes).
 	RequestTTL time.Duration
 }
 

@@ -15,7 +15,9 @@
 // Fetches are safe to run twice: the caller names each fetch with a request
 // id, and a second run of the same request returns what the first one locked
 // instead of locking more. go-redis may resend a script whose reply it lost,
-// so this matters even without caller-side retries.
+// so this matters even without caller-side retries. Creates and enqueues
+// may be named with a request id too (CreateRequest.RequestID,
+// EnqueueRequest), so that a resend answers as the first run did.
 package queue
 
 import (
