@@ -416,7 +416,10 @@ func (c *Client) GetKVAll(ctx context.Context, instanceID string) (map[string]st
 // share one Redis subscription per client instead of polling per instance.
 // A missing instance returns ErrInstanceNotFound. Store errors are retried
 // with backoff (Redis may be restarting) until ctx ends; the last one is
-// returned with ctx's error.
+// returned with ctx's error. If Redis denies the subscription (an ACL
+// without the channel), the client logs it once with slog.Default, re-reads
+// the status of each waited instance every second and keeps trying to
+// subscribe.
 func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 	ch, cancel := c.waiter.watch(ctx, instanceID)
 	defer cancel()
