@@ -6,12 +6,15 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 	"go.opentelemetry.io/otel"
@@ -31,6 +34,13 @@ const (
 	// MaxPayloadBytes is the largest accepted orchestration input or event
 	// payload.
 	MaxPayloadBytes = 4 << 20
+	// MaxMessageBytes is the largest stored message a call may write: the
+	// JSON form of the start message, event or cancellation, with its
+	// payload escaped. Text stores at its own size (HTML characters are not
+	// escaped), but a control character takes six bytes (\u0001) and '"'
+	// and '\' two, so a payload of MaxPayloadBytes made of such characters is
+	// refused rather than stored at up to six times its size.
+	MaxMessageBytes = MaxPayloadBytes + 64<<10
 )
 
 // Errors returned by the client. Errors from the store wrap the queue
@@ -44,6 +54,9 @@ var (
 	ErrInstanceEnded = queue.ErrInstanceEnded
 	// ErrInvalidInput: an argument was rejected before anything was sent.
 	ErrInvalidInput = errors.New("invalid input")
+	// ErrRequestReused: the request id of WithRequestID was used, within
+	// queue.RequestTTL, for another instance or another kind of call.
+	ErrRequestReused = queue.ErrRequestReused
 )
 
 // State is the lifecycle state of an instance.
@@ -102,6 +115,50 @@ type InstanceInfo struct {
 	CustomStatusVersion int64
 }
 
+// CallOption configures one Start, StartVersioned, StartTyped, RaiseEvent,
+// EnqueueEvent or Cancel call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	requestID string
+}
+
+// WithRequestID names the call with a request id of the caller's choosing
+// (1 to 128 bytes of ASCII letters, digits, '_', '-', '.' and ':'). The
+// store remembers a request that succeeded for queue.RequestTTL (15
+// minutes): repeating it with the same id and instance returns nil again
+// and writes nothing, so a caller that did not get an answer (a timeout, a
+// crash) can simply retry. Reusing the id for another instance or another
+// kind of call fails with ErrRequestReused. Without this option each call
+// gets a random request id, remembered for GeneratedRequestTTL, which
+// covers go-redis's own resend of a command whose reply was lost.
+func WithRequestID(id string) CallOption {
+	return func(o *callOptions) { o.requestID = id }
+}
+
+// GeneratedRequestTTL is how long the store remembers the random request id
+// of a call made without WithRequestID: long enough for go-redis's resends,
+// short enough that the records of many calls take little memory.
+const GeneratedRequestTTL = 2 * time.Minute
+
+// requestID returns the request id of a call and how long the store keeps
+// it: the caller's, or a new random one.
+func requestID(opts []CallOption) (string, time.Duration, error) {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.requestID == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+		return hex.EncodeToString(b[:]), GeneratedRequestTTL, nil
+	}
+	if err := queue.ValidateRequestID(o.requestID); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	return o.requestID, queue.RequestTTL, nil
+}
+
 // Client starts and inspects orchestrations. It is safe for concurrent use.
 // Close releases the shared wait subscription.
 type Client struct {
@@ -123,22 +180,33 @@ func (c *Client) Close() error {
 // Start starts orchestration name with input as instance id; the version is
 // chosen by the registry policy of the worker that runs the first turn. It
 // fails with ErrInstanceExists if the id is taken (by a running or ended
-// instance).
-func (c *Client) Start(ctx context.Context, instanceID, name, input string) error {
-	return c.StartVersioned(ctx, instanceID, name, "", input)
+// instance), except by this very call: a resend of the call (see
+// WithRequestID) returns nil as the first run did.
+//
+// Ids, names, versions and the input must be valid UTF-8; anything else is
+// refused with ErrInvalidInput rather than changed (JSON would replace each
+// invalid byte with U+FFFD).
+func (c *Client) Start(ctx context.Context, instanceID, name, input string, opts ...CallOption) error {
+	return c.StartVersioned(ctx, instanceID, name, "", input, opts...)
 }
 
 // StartVersioned is Start with an explicit orchestration version; an empty
 // version means the registry policy.
-func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, input string) error {
+func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, input string, opts ...CallOption) error {
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
 	if strings.Contains(instanceID, engine.SubOrchestrationMarker) {
 		return fmt.Errorf("%w: instance id %q contains %q, which is reserved for generated sub-orchestration ids", ErrInvalidInput, instanceID, engine.SubOrchestrationMarker)
 	}
+	if err := validateText("orchestration name", name); err != nil {
+		return err
+	}
 	if err := capability.ValidateName("orchestration", name); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if strings.HasPrefix(name, engine.ReservedPrefix) {
+		return fmt.Errorf("%w: orchestration name %q starts with %q, which is reserved for duroworker's own orchestrations", ErrInvalidInput, name, engine.ReservedPrefix)
 	}
 	if version != "" {
 		v, err := semver.StrictNewVersion(version)
@@ -148,6 +216,10 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 		version = v.String()
 	}
 	if err := checkPayload("input", input); err != nil {
+		return err
+	}
+	reqID, reqTTL, err := requestID(opts)
+	if err != nil {
 		return err
 	}
 	ctx, span := otel.Tracer("github.com/duroworker/duroworker/client").Start(ctx, "start "+name,
@@ -161,51 +233,66 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	if err != nil {
 		return err
 	}
+	if err := checkMessage("input", msg); err != nil {
+		return err
+	}
 	bucket := capability.StartBucket(name)
 	if version != "" {
 		bucket = capability.StartVersionBucket(name, version)
 	}
 	err = c.store.CreateInstance(ctx, queue.CreateRequest{
-		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg,
+		InstanceID: instanceID, Name: name, Version: version, Bucket: bucket, Message: msg, RequestID: reqID, RequestTTL: reqTTL,
 	})
 	if err != nil {
-		return fmt.Errorf("starting %s: %w", instanceID, err)
+		return fmt.Errorf("starting %s: %w%s", instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
 
 // StartTyped is Start with an input encoded by engine.Encode.
-func (c *Client) StartTyped(ctx context.Context, instanceID, name string, input any) error {
+func (c *Client) StartTyped(ctx context.Context, instanceID, name string, input any, opts ...CallOption) error {
 	in, err := engine.Encode(input)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	return c.Start(ctx, instanceID, name, in)
+	return c.Start(ctx, instanceID, name, in, opts...)
 }
 
 // RaiseEvent delivers a named external event to a running instance. It fails
-// with ErrInstanceNotFound or ErrInstanceEnded.
-func (c *Client) RaiseEvent(ctx context.Context, instanceID, name, data string) error {
-	return c.send(ctx, instanceID, "event name", name, data, engine.MessageExternalEvent)
+// with ErrInstanceNotFound or ErrInstanceEnded, except that a resend of this
+// very call (see WithRequestID) returns nil as the first run did, without
+// delivering the event twice. The name and data must be valid UTF-8.
+func (c *Client) RaiseEvent(ctx context.Context, instanceID, name, data string, opts ...CallOption) error {
+	return c.send(ctx, instanceID, "event name", name, data, engine.MessageExternalEvent, opts)
 }
 
 // send enqueues a named message (external or queue event) for an instance.
-func (c *Client) send(ctx context.Context, instanceID, what, name, data string, kind engine.MessageKind) error {
+func (c *Client) send(ctx context.Context, instanceID, what, name, data string, kind engine.MessageKind, opts []CallOption) error {
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
 	if name == "" {
 		return fmt.Errorf("%w: %s is empty", ErrInvalidInput, what)
 	}
+	if err := validateText(what, name); err != nil {
+		return err
+	}
 	if err := checkPayload("event data", data); err != nil {
+		return err
+	}
+	reqID, reqTTL, err := requestID(opts)
+	if err != nil {
 		return err
 	}
 	msg, err := engine.EncodeMessage(engine.Message{Kind: kind, Name: name, Result: data})
 	if err != nil {
 		return err
 	}
-	if err := c.store.Enqueue(ctx, instanceID, msg); err != nil {
-		return fmt.Errorf("sending %s %q to %s: %w", kind, name, instanceID, err)
+	if err := checkMessage("event data", msg); err != nil {
+		return err
+	}
+	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
+		return fmt.Errorf("sending %s %q to %s: %w%s", kind, name, instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
@@ -214,27 +301,36 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 // where the orchestration takes messages in FIFO order with DequeueEvent.
 // Unlike RaiseEvent, a message that arrives before the orchestration asks
 // for it is kept (and carried across continue-as-new).
-func (c *Client) EnqueueEvent(ctx context.Context, instanceID, queueName, data string) error {
-	return c.send(ctx, instanceID, "queue name", queueName, data, engine.MessageQueueEvent)
+func (c *Client) EnqueueEvent(ctx context.Context, instanceID, queueName, data string, opts ...CallOption) error {
+	return c.send(ctx, instanceID, "queue name", queueName, data, engine.MessageQueueEvent, opts)
 }
 
 // Cancel asks a running instance to end: it fails with a cancelled error
 // (display "canceled: <reason>"), its running activities lose their locks and
 // their contexts are cancelled, and its sub-orchestrations are cancelled too.
-// Cancelling an ended instance returns ErrInstanceEnded.
-func (c *Client) Cancel(ctx context.Context, instanceID, reason string) error {
+// Cancelling an ended instance returns ErrInstanceEnded, except that a resend
+// of this very call (see WithRequestID) returns nil as the first run did.
+// The reason must be valid UTF-8.
+func (c *Client) Cancel(ctx context.Context, instanceID, reason string, opts ...CallOption) error {
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
 	if err := checkPayload("reason", reason); err != nil {
 		return err
 	}
+	reqID, reqTTL, err := requestID(opts)
+	if err != nil {
+		return err
+	}
 	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageCancel, Reason: reason})
 	if err != nil {
 		return err
 	}
-	if err := c.store.Enqueue(ctx, instanceID, msg); err != nil {
-		return fmt.Errorf("cancelling %s: %w", instanceID, err)
+	if err := checkMessage("reason", msg); err != nil {
+		return err
+	}
+	if err := c.store.EnqueueRequest(ctx, instanceID, msg, reqID, reqTTL); err != nil {
+		return fmt.Errorf("cancelling %s: %w%s", instanceID, err, c.aclHint(err))
 	}
 	return nil
 }
@@ -320,7 +416,10 @@ func (c *Client) GetKVAll(ctx context.Context, instanceID string) (map[string]st
 // share one Redis subscription per client instead of polling per instance.
 // A missing instance returns ErrInstanceNotFound. Store errors are retried
 // with backoff (Redis may be restarting) until ctx ends; the last one is
-// returned with ctx's error.
+// returned with ctx's error. If Redis denies the subscription (an ACL
+// without the channel), the client logs it once with slog.Default, re-reads
+// the status of each waited instance every second and keeps trying to
+// subscribe.
 func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 	ch, cancel := c.waiter.watch(ctx, instanceID)
 	defer cancel()
@@ -351,6 +450,17 @@ func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 	}
 }
 
+// aclHint explains an ACL denial of the wake-up channel: the scripts
+// publish before they write, so nothing was written.
+func (c *Client) aclHint(err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "channel") || !strings.Contains(msg, "NOPERM") && !strings.Contains(msg, "can't publish") {
+		return ""
+	}
+	p := c.store.Keys().Prefix()
+	return " (a Redis ACL denies the channel " + p + "wake:orch, nothing was written: grant &" + p + "* to this user)"
+}
+
 func decodeFailure(s string) *engine.ErrorDetails {
 	var d engine.ErrorDetails
 	if err := json.Unmarshal([]byte(s), &d); err != nil || d.Category == "" {
@@ -365,15 +475,48 @@ func validateInstanceID(id string) error {
 		return fmt.Errorf("%w: instance id is empty", ErrInvalidInput)
 	case len(id) > MaxInstanceIDBytes:
 		return fmt.Errorf("%w: instance id is %d bytes (max %d)", ErrInvalidInput, len(id), MaxInstanceIDBytes)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: instance id %q is not valid UTF-8", ErrInvalidInput, id)
 	case strings.IndexFunc(id, unicode.IsControl) >= 0:
 		return fmt.Errorf("%w: instance id %q contains a control character", ErrInvalidInput, id)
 	}
 	return nil
 }
 
+// validateText refuses a string that is not valid UTF-8: the stored form is
+// JSON, whose encoder would silently replace each invalid byte with U+FFFD.
+func validateText(what, s string) error {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	i := invalidUTF8At(s)
+	return fmt.Errorf("%w: %s is not valid UTF-8 (byte 0x%02x at offset %d); send text, or encode binary data (base64, for example)", ErrInvalidInput, what, s[i], i)
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 byte of s.
+func invalidUTF8At(s string) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return 0
+}
+
 func checkPayload(what, s string) error {
 	if len(s) > MaxPayloadBytes {
 		return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrInvalidInput, what, len(s), MaxPayloadBytes)
+	}
+	return validateText(what, s)
+}
+
+// checkMessage refuses a message whose stored (JSON-escaped) form is larger
+// than MaxMessageBytes.
+func checkMessage(what, msg string) error {
+	if len(msg) > MaxMessageBytes {
+		return fmt.Errorf("%w: %s is stored as %d bytes of JSON (max %d): control characters take 6 bytes each and '\"' and '\\' 2 once escaped", ErrInvalidInput, what, len(msg), MaxMessageBytes)
 	}
 	return nil
 }

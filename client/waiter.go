@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,12 +17,19 @@ import (
 // often even without a notification.
 const recheckInterval = 30 * time.Second
 
+// deniedPollInterval is how often waiters re-read their status, and the
+// subscription is tried again, while Redis denies the subscription (an ACL
+// without permission on the channel).
+const deniedPollInterval = time.Second
+
 // waiter shares one subscription to the store's "ended" channel among all
 // Wait calls of a client. A notification (or a (re)subscription, after which
 // anything may have been missed) wakes the matching waiters, which then read
 // the status once.
 type waiter struct {
 	store *queue.Store
+	// log returns the logger of subscription problems (slog.Default).
+	log func() *slog.Logger
 
 	mu      sync.Mutex
 	started bool
@@ -29,7 +39,7 @@ type waiter struct {
 }
 
 func newWaiter(store *queue.Store) *waiter {
-	return &waiter{store: store, watches: map[string]map[chan struct{}]struct{}{}}
+	return &waiter{store: store, log: slog.Default, watches: map[string]map[chan struct{}]struct{}{}}
 }
 
 // watch registers interest in instanceID. The returned channel receives a
@@ -70,15 +80,46 @@ func (w *waiter) run(ctx context.Context) {
 	tick := time.NewTicker(recheckInterval)
 	defer tick.Stop()
 	msgs := make(chan any)
+	channel := w.store.Keys().EndedChannel()
 	go func() {
 		defer close(msgs)
+		denied := false
 		for {
-			m, err := ps.Receive(ctx)
+			var m any
+			var err error
+			if denied {
+				// go-redis does not subscribe again after a denial: ask again
+				// from time to time (each answer also makes waiters recheck)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(deniedPollInterval):
+				}
+				_ = ps.Subscribe(ctx, channel) // its answer comes through Receive
+				m, err = ps.ReceiveTimeout(ctx, deniedPollInterval)
+			} else {
+				m, err = ps.Receive(ctx)
+			}
 			if ctx.Err() != nil {
 				return
 			}
+			switch {
+			case err != nil && isPermissionError(err):
+				if !denied {
+					w.log().Warn("client: Redis denied the subscription to "+channel+
+						"; Wait falls back to re-reading each waited instance every "+deniedPollInterval.String()+
+						" and retries the subscription meanwhile (grant the channel to this Redis user, ACL &"+channel+", to wake waiters at once)",
+						"error", err.Error())
+					denied = true
+				}
+			case err == nil && denied:
+				if _, ok := m.(*redis.Subscription); ok {
+					w.log().Info("client: subscribed to " + channel + " again; Wait is woken at once")
+					denied = false
+				}
+			}
 			if err != nil {
-				m = err // reconnecting: waiters recheck
+				m = err // reconnecting or denied: waiters recheck
 				select {
 				case <-ctx.Done():
 					return
@@ -109,6 +150,12 @@ func (w *waiter) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// isPermissionError reports whether err is Redis's NOPERM (an ACL denial).
+func isPermissionError(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOPERM")
 }
 
 func (w *waiter) notify(instanceID string) {

@@ -1,23 +1,60 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
 )
 
+// marshal is json.Marshal without HTML escaping: '<', '>' and '&' are
+// stored as themselves, not as six-byte \u003c escapes, so the stored form
+// of a payload is not three times its size. Every stored JSON form (inputs,
+// messages, history events, activity requests) goes through it.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // Encode converts a typed value to the string payload form used for inputs
 // and outputs. A string is passed through as is (not JSON-quoted), so typed
-// and untyped callers interoperate; anything else becomes JSON.
+// and untyped callers interoperate; anything else becomes JSON, with '<',
+// '>' and '&' as themselves. A value holding a string that is not valid
+// UTF-8 is an error rather than a payload with U+FFFD in place of its bytes.
 func Encode(v any) (string, error) {
 	if s, ok := v.(string); ok {
 		return s, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return "", fmt.Errorf("encoding %T payload: %w", v, err)
 	}
+	if replacedInvalidUTF8(b) {
+		return "", fmt.Errorf("encoding %T payload: a string in it is not valid UTF-8 (JSON would replace its invalid bytes with U+FFFD); use []byte for binary data", v)
+	}
 	return string(b), nil
+}
+
+// replacedInvalidUTF8 reports whether encoding/json replaced invalid UTF-8
+// while encoding b: it writes each invalid byte as the escape \ufffd, while
+// a genuine U+FFFD in a string is written as itself, and a backslash in a
+// string as \\. (A json.Marshaler that writes \ufffd itself is reported too.)
+func replacedInvalidUTF8(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) && string(b[i+2:i+6]) == "fffd" {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
 }
 
 // Decode converts a string payload to T. For a string T, a JSON string

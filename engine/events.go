@@ -173,7 +173,7 @@ func (e *Event) IsTerminal() bool {
 
 // EncodeEvent returns the stored JSON form of e.
 func EncodeEvent(e Event) (string, error) {
-	b, err := json.Marshal(e)
+	b, err := marshal(e)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s event %d: %w", e.Kind, e.ID, err)
 	}

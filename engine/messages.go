@@ -101,7 +101,7 @@ func (m *Message) IsStart() bool {
 
 // EncodeMessage returns the stored JSON form of m.
 func EncodeMessage(m Message) (string, error) {
-	b, err := json.Marshal(m)
+	b, err := marshal(m)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s message: %w", m.Kind, err)
 	}
@@ -161,7 +161,7 @@ type ActivityRequest struct {
 
 // EncodeActivityRequest returns the stored JSON form of r.
 func EncodeActivityRequest(r ActivityRequest) (string, error) {
-	b, err := json.Marshal(r)
+	b, err := marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("encoding activity request: %w", err)
 	}

@@ -127,21 +127,72 @@ type CreateRequest struct {
 	Bucket string
 	// Message is the first inbox message (typically the start message).
 	Message string
+	// RequestID, when set, names this request (see ValidateRequestID): a
+	// second CreateInstance with the same request id and instance id within
+	// RequestTTL, such as go-redis's resend of a script whose reply was
+	// lost, returns nil as the first one did and writes nothing.
+	RequestID string
+	// RequestTTL is how long the request id is remembered; zero means the
+	// default, the constant RequestTTL (15 minutes).
+	RequestTTL time.Duration
+}
+
+// RequestTTL is how long a request id given to CreateInstance or
+// EnqueueRequest is remembered by default.
+const RequestTTL = 15 * time.Minute
+
+// MaxRequestIDLen is the longest request id ValidateRequestID accepts.
+const MaxRequestIDLen = 128
+
+// ErrRequestReused is returned when a request id given to CreateInstance or
+// EnqueueRequest was used, within RequestTTL, for a request of another kind
+// or to another instance; nothing is written.
+var ErrRequestReused = errors.New("request id already used for another request")
+
+// requestTTLMillis is ttl in ms, RequestTTL when ttl is not positive.
+func requestTTLMillis(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		ttl = RequestTTL
+	}
+	return millis(ttl)
+}
+
+// ValidateRequestID reports whether id can name a request: 1 to
+// MaxRequestIDLen bytes of ASCII letters, digits, '_', '-', '.' and ':'.
+func ValidateRequestID(id string) error {
+	if id == "" || len(id) > MaxRequestIDLen {
+		return fmt.Errorf("request id %q must be 1 to %d bytes long", id, MaxRequestIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if !prefixChar(id[i]) {
+			return fmt.Errorf("request id %q contains %q; it may contain only ASCII letters, digits, '_', '-', '.' and ':'", id, id[i])
+		}
+	}
+	return nil
 }
 
 // CreateInstance creates an instance in status Pending with Message in its
 // inbox, makes it fetchable from Bucket now and announces Bucket on the
 // wake:orch channel. It returns ErrInstanceExists if the id is taken, whatever
-// the status of the existing instance.
+// the status of the existing instance, unless req.RequestID names a request
+// that already created it (then nil). The announcement is published before
+// anything is written, so a server that denies it (an ACL without channel
+// permissions) leaves nothing behind.
 func (s *Store) CreateInstance(ctx context.Context, req CreateRequest) error {
 	if req.InstanceID == "" || req.Bucket == "" {
 		return fmt.Errorf("creating instance %q: instance id and bucket are required", req.InstanceID)
 	}
 	k := s.keys
-	err := s.create.Run(ctx, s.rdb,
-		[]string{k.Prefix(), k.InstanceKey(req.InstanceID), k.InboxKey(req.InstanceID), k.ReadyKey(req.Bucket)},
-		req.InstanceID, req.Name, req.Version, req.ParentInstanceID, req.Bucket, req.Message,
-	).Err()
+	keys := []string{k.Prefix(), k.InstanceKey(req.InstanceID), k.InboxKey(req.InstanceID), k.ReadyKey(req.Bucket)}
+	args := []any{req.InstanceID, req.Name, req.Version, req.ParentInstanceID, req.Bucket, req.Message}
+	if req.RequestID != "" {
+		if err := ValidateRequestID(req.RequestID); err != nil {
+			return fmt.Errorf("creating instance %s: %w", req.InstanceID, err)
+		}
+		keys = append(keys, k.RequestKey(req.RequestID))
+		args = append(args, req.RequestID, requestTTLMillis(req.RequestTTL))
+	}
+	err := s.create.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil {
 		return fmt.Errorf("creating instance %s: %w", req.InstanceID, mapScriptError(err))
 	}
@@ -151,10 +202,29 @@ func (s *Store) CreateInstance(ctx context.Context, req CreateRequest) error {
 // Enqueue appends message to an instance's inbox and makes the instance
 // fetchable now, unless it is already waiting in its bucket (a locked or
 // delayed instance keeps its score). It returns ErrInstanceNotFound or
-// ErrInstanceEnded (Completed or Failed).
+// ErrInstanceEnded (Completed or Failed). The wake-up is published before
+// anything is written, so a server that denies it writes nothing.
 func (s *Store) Enqueue(ctx context.Context, instanceID, message string) error {
+	return s.EnqueueRequest(ctx, instanceID, message, "", 0)
+}
+
+// EnqueueRequest is Enqueue named with a request id (see ValidateRequestID;
+// "" means none): a second call with the same request id and instance id
+// within ttl (zero means RequestTTL), such as go-redis's resend of a script
+// whose reply was lost, returns nil as the first one did and does not
+// deliver the message again, even if the instance has ended meanwhile.
+func (s *Store) EnqueueRequest(ctx context.Context, instanceID, message, requestID string, ttl time.Duration) error {
 	k := s.keys
-	err := s.enqueue.Run(ctx, s.rdb, []string{k.Prefix(), k.InstanceKey(instanceID)}, instanceID, message).Err()
+	keys := []string{k.Prefix(), k.InstanceKey(instanceID)}
+	args := []any{instanceID, message}
+	if requestID != "" {
+		if err := ValidateRequestID(requestID); err != nil {
+			return fmt.Errorf("enqueueing to instance %s: %w", instanceID, err)
+		}
+		keys = append(keys, k.RequestKey(requestID))
+		args = append(args, requestID, requestTTLMillis(ttl))
+	}
+	err := s.enqueue.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil {
 		return fmt.Errorf("enqueueing to instance %s: %w", instanceID, mapScriptError(err))
 	}

@@ -1,6 +1,9 @@
 package queue
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+)
 
 // DefaultPrefix is the key namespace used when Options.Prefix is empty.
 const DefaultPrefix = "dw"
@@ -18,6 +21,7 @@ const (
 	kindEngines     = "engines"
 	kindSeq         = "seq"
 	kindFetchReq    = "fr:"
+	kindRequest     = "req:"
 	kindWakeOrch    = "wake:orch"
 	kindWakeWork    = "wake:work"
 	kindEndedEvent  = "ended"
@@ -43,14 +47,49 @@ type Keys struct {
 	base string // "{prefix}:"
 }
 
+// MaxPrefixLen is the longest key prefix ValidatePrefix accepts, in bytes.
+const MaxPrefixLen = 64
+
+// ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
+var ErrInvalidPrefix = errors.New("invalid key prefix")
+
+// ValidatePrefix reports whether prefix can name a namespace. A prefix is 1
+// to MaxPrefixLen bytes of ASCII letters, digits, '_', '-', '.' and ':'.
+// Everything else is refused: '{' and '}' would change the Redis Cluster
+// hash tag; '*', '?', '[', ']' and '\' are glob metacharacters, so an ACL
+// rule such as ~{o*}:* written for one application would also match the
+// keys of another; spaces and control characters break ACL rules, logs and
+// command lines. Check a prefix that comes from configuration with it
+// before calling New or NewKeys, which panic on an invalid prefix.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("%w: the prefix is empty", ErrInvalidPrefix)
+	}
+	if len(prefix) > MaxPrefixLen {
+		return fmt.Errorf("%w: the prefix is %d bytes long, more than the limit of %d", ErrInvalidPrefix, len(prefix), MaxPrefixLen)
+	}
+	for i := 0; i < len(prefix); i++ {
+		if !prefixChar(prefix[i]) {
+			return fmt.Errorf("%w: %q contains %q; a prefix may contain only ASCII letters, digits, '_', '-', '.' and ':' (no glob characters, braces, spaces or control characters, which would break the hash tag or ACL key patterns)",
+				ErrInvalidPrefix, prefix, prefix[i])
+		}
+	}
+	return nil
+}
+
+func prefixChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c == ':'
+}
+
 // NewKeys returns the key builder for prefix ("" means DefaultPrefix). It
-// panics if prefix contains '{' or '}', which would change the hash tag.
+// panics if prefix is not valid (see ValidatePrefix).
 func NewKeys(prefix string) Keys {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	if strings.ContainsAny(prefix, "{}") {
-		panic("queue: key prefix must not contain '{' or '}': " + prefix)
+	if err := ValidatePrefix(prefix); err != nil {
+		panic("queue: " + err.Error())
 	}
 	return Keys{base: "{" + prefix + "}:"}
 }
@@ -100,6 +139,12 @@ func (k Keys) FetchOrchRequestKey(requestID string) string {
 func (k Keys) FetchWorkRequestKey(requestID string) string {
 	return k.base + kindFetchReq + "w:" + requestID
 }
+
+// RequestKey records that one producer request (a create or an enqueue
+// named with a request id) succeeded, so that running the same request
+// again answers as the first run did instead of writing twice. It expires
+// after RequestTTL.
+func (k Keys) RequestKey(requestID string) string { return k.base + kindRequest + requestID }
 
 // WakeOrchChannel is the pub/sub channel announcing that a ready bucket got
 // work; the message is the bucket name.

@@ -15,7 +15,9 @@
 // Fetches are safe to run twice: the caller names each fetch with a request
 // id, and a second run of the same request returns what the first one locked
 // instead of locking more. go-redis may resend a script whose reply it lost,
-// so this matters even without caller-side retries.
+// so this matters even without caller-side retries. Creates and enqueues
+// may be named with a request id too (CreateRequest.RequestID,
+// EnqueueRequest), so that a resend answers as the first run did.
 package queue
 
 import (
@@ -88,7 +90,8 @@ var luaFiles embed.FS
 // Options configures a Store.
 type Options struct {
 	// Prefix is the key namespace; every key is "{Prefix}:...". If empty,
-	// DefaultPrefix ("dw") is used. It must not contain '{' or '}'.
+	// DefaultPrefix ("dw") is used. It must pass ValidatePrefix: ASCII
+	// letters, digits, '_', '-', '.' and ':', at most MaxPrefixLen bytes.
 	Prefix string
 }
 
@@ -131,8 +134,9 @@ var defaultLimits = limits{
 // on first use (EVALSHA, falling back to EVAL when the server answers
 // NOSCRIPT, for example after a restart or failover). A script that the
 // server refuses without running it (LOADING while it reloads its dataset,
-// BUSY) is retried with backoff within the caller's context (see IsNotRun). It panics if
-// opts.Prefix contains '{' or '}'.
+// BUSY) is retried with backoff within the caller's context (see IsNotRun).
+// It panics if opts.Prefix is not valid; check a configured prefix with
+// ValidatePrefix first, or use Open.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	// Scripts run through scriptRunner (it waits out LOADING and BUSY); the
 	// other commands go to rdb unchanged.
@@ -161,6 +165,18 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.deleteTree = loadScript("delete.lua", "tree.lua")
 	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua", "index.lua")
 	return s
+}
+
+// Open is New for a prefix that comes from configuration: it returns an
+// error wrapping ErrInvalidPrefix instead of panicking when opts.Prefix is
+// set and not valid.
+func Open(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if opts.Prefix != "" {
+		if err := ValidatePrefix(opts.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	return New(rdb, opts), nil
 }
 
 // loadScript returns the embedded script name with common.lua and then the
@@ -196,6 +212,7 @@ var scriptErrors = []struct {
 	{"TREE_TOO_LARGE", ErrTreeTooLarge},
 	{"DEAD_LETTER_NOT_FOUND", ErrDeadLetterNotFound},
 	{"NOT_REQUEUEABLE", ErrNotRequeueable},
+	{"REQUEST_REUSED", ErrRequestReused},
 }
 
 // mapScriptError turns a script's error reply into the matching sentinel;

@@ -59,7 +59,8 @@ func (c *connFlags) resolve(cmd *cobra.Command) {
 		}
 	}
 	if !cmd.Flags().Changed("prefix") {
-		if v := os.Getenv(envPrefix); v != "" {
+		// set but empty is an error (validatePrefix), not the default
+		if v, ok := os.LookupEnv(envPrefix); ok {
 			c.Prefix = v
 		}
 	}
@@ -81,10 +82,10 @@ func (c *connFlags) redisOptions() (*redis.Options, error) {
 // validatePrefix rejects a prefix queue.New would panic on.
 func validatePrefix(prefix string) error {
 	if prefix == "" {
-		return errors.New("--prefix is empty")
+		return errors.New("--prefix is empty (or " + envPrefix + " is set to an empty string): name the namespace, for example " + queue.DefaultPrefix)
 	}
-	if strings.ContainsAny(prefix, "{}") {
-		return fmt.Errorf("--prefix %q must not contain '{' or '}'", prefix)
+	if err := queue.ValidatePrefix(prefix); err != nil {
+		return fmt.Errorf("--prefix: %w", err)
 	}
 	return nil
 }

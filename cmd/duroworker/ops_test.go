@@ -592,7 +592,7 @@ func TestOpsErrors(t *testing.T) {
 		t.Errorf("worker with an unreachable Redis: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "status", "x", "--prefix", "a{b}")
-	if code != 1 || !strings.Contains(stderr, `--prefix "a{b}" must not contain '{' or '}'`) {
+	if code != 1 || !strings.Contains(stderr, `--prefix: invalid key prefix: "a{b}" contains '{'`) {
 		t.Errorf("bad --prefix: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "dlq", "bogus")
@@ -621,6 +621,43 @@ func TestOpsEnvironment(t *testing.T) {
 	code, _, stderr = runCLI(t, "status", "env-1", "--redis", "http://x")
 	if code != 1 || !strings.Contains(stderr, "invalid URL scheme") {
 		t.Errorf("--redis does not override %s: exit %d, %q", envRedis, code, stderr)
+	}
+}
+
+// TestOpsPrefixValidation: prefixes that would break ACL key patterns or
+// the hash tag are refused, and so is an empty DUROWORKER_PREFIX (it does
+// not mean the default). Not parallel (Setenv).
+func TestOpsPrefixValidation(t *testing.T) {
+	for _, p := range []string{"*", "o*", "a b", "a\nb", "a?", "[a]"} {
+		code, _, stderr := runCLI(t, "status", "x", "--prefix", p, "--redis", "redis://127.0.0.1:1")
+		if code != 1 || !strings.Contains(stderr, "invalid key prefix") {
+			t.Errorf("--prefix %q: exit %d, stderr %q", p, code, stderr)
+		}
+	}
+	t.Setenv(envPrefix, "")
+	code, _, stderr := runCLI(t, "status", "x", "--redis", "redis://127.0.0.1:1")
+	if code != 1 || !strings.Contains(stderr, envPrefix+" is set to an empty string") {
+		t.Errorf("empty %s: exit %d, stderr %q", envPrefix, code, stderr)
+	}
+}
+
+// TestOpsRefusesInvalidUTF8: inputs and event data that are not valid
+// UTF-8 are refused, not stored with U+FFFD in place of their bytes.
+func TestOpsRefusesInvalidUTF8(t *testing.T) {
+	e := miniEnv(t)
+	e.ok("start", "nobody::x", "fine", "--id", "u1")
+	for _, args := range [][]string{
+		{"start", "nobody::x", "in\xff", "--id", "u2"},
+		{"raise", "u1", "approve", "data\xff"},
+		{"cancel", "u1", "why\xff"},
+	} {
+		code, _, stderr := e.cli(args...)
+		if code != 1 || !strings.Contains(stderr, "not valid UTF-8") {
+			t.Errorf("%s with invalid UTF-8: exit %d, stderr %q", args[0], code, stderr)
+		}
+	}
+	if st, _ := e.client.Status(context.Background(), "u2"); st.State != client.StateNotFound {
+		t.Errorf("a refused start created u2: %+v", st)
 	}
 }
 
