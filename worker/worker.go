@@ -143,6 +143,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return ErrAlreadyStarted
 	}
+	if err := w.checkEviction(ctx); err != nil {
+		return err
+	}
 	w.started = true
 	fetchCtx, cancel := context.WithCancel(ctx)
 	w.cancelFetch = cancel
