@@ -300,7 +300,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	}
 	out = e.fails("instance approval-2 failed: ", "wait", "approval-2", "--timeout", "30s")
 	mustMatch(t, "wait cancelled", `(?m)^State:\s+Failed$`, out)
-	mustMatch(t, "wait cancelled", `(?m)^Failure:\s+.*canceled: by test`, out)
+	mustMatch(t, "wait cancelled", `(?m)^Failure:\s+.*cancelled: by test`, out)
 	e.fails("instance approval-2 has already ended", "cancel", "approval-2")
 	e.fails("timed out after 100ms waiting for", "start", approvalName, `{"timeout_ms":3600000}`, "--id", "approval-3", "--wait", "--timeout", "100ms")
 

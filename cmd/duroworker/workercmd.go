@@ -18,6 +18,7 @@ import (
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/healthmonitor"
+	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -38,6 +39,7 @@ type workerOptions struct {
 	MonitorUpTo              string
 	BlockTimeout             time.Duration
 	ShutdownTimeout          time.Duration
+	AllowEvictingRedis       bool
 }
 
 func newWorkerCommand() *cobra.Command {
@@ -91,6 +93,7 @@ store-wide counters are in "duroworker metrics" and "duroworker queues".`,
 	f.StringVar(&opts.MonitorUpTo, "monitor-up-to", opts.MonitorUpTo, "highest health monitor version registered: "+strings.Join(healthmonitor.Versions(), ", "))
 	f.DurationVar(&opts.BlockTimeout, "block-timeout", 0, fmt.Sprintf("longest idle wait between fetches when no wake-up arrives (0: %s)", worker.DefaultBlockTimeout))
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "on SIGINT/SIGTERM, how long running work may take to finish before it is released to other nodes")
+	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: run on a Redis whose maxmemory-policy may evict keys (evicted keys lose work silently)")
 	return cmd
 }
 
@@ -200,6 +203,7 @@ func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, err
 		BlockTimeout:             o.BlockTimeout,
 		Tags:                     tags,
 		Logger:                   logger,
+		AllowEvictingRedis:       o.AllowEvictingRedis,
 	}
 	if o.SupportedReplayVersions != "" {
 		r, err := capability.ParseRange(o.SupportedReplayVersions)
@@ -234,7 +238,7 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cn, err := o.conn.connect(ctx, cmd, true)
+	cn, err := o.conn.connect(ctx, cmd, logger)
 	if err != nil {
 		return err
 	}
@@ -260,6 +264,9 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	// The dispatchers outlive ctx: the node stops only through Shutdown,
 	// so that running work gets its chance to finish.
 	if err := w.Start(context.Background()); err != nil {
+		if errors.Is(err, queue.ErrEvictingRedis) {
+			return fmt.Errorf("starting the worker: %w; --allow-evicting-redis overrides this, unsafely", err)
+		}
 		return fmt.Errorf("starting the worker: %w", err)
 	}
 	eff := w.Options()
