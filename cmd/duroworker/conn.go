@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -120,7 +121,9 @@ func parseRedisURL(raw string) (*redis.Options, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, bad("not a valid URL: " + err.Error())
+		// The parser quotes the offending part, which may be a piece of
+		// the password ("invalid URL escape \"%CR\""): leave it out.
+		return nil, bad("not a valid URL: " + quotedRE.ReplaceAllString(err.Error(), "(...)"))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "redis", "rediss":
@@ -142,6 +145,9 @@ func parseRedisURL(raw string) (*redis.Options, error) {
 	}
 	return opt, nil
 }
+
+// quotedRE matches the quoted parts of url.Parse errors.
+var quotedRE = regexp.MustCompile(`"[^"]*"`)
 
 // redactURL hides the credentials of a Redis URL: the password of a
 // well-formed URL (redis://app:xxxxx@host), and of a malformed one

@@ -35,6 +35,7 @@ type opsEnv struct {
 	prefix string
 	client *client.Client
 	store  *queue.Store
+	rdb    *redis.Client
 }
 
 func newOpsEnv(t *testing.T, url string, rdb *redis.Client) *opsEnv {
@@ -42,7 +43,7 @@ func newOpsEnv(t *testing.T, url string, rdb *redis.Client) *opsEnv {
 	store := queue.New(rdb, queue.Options{Prefix: prefix})
 	c := client.New(store)
 	t.Cleanup(func() { _ = c.Close() })
-	return &opsEnv{t: t, url: url, prefix: prefix, client: c, store: store}
+	return &opsEnv{t: t, url: url, prefix: prefix, client: c, store: store, rdb: rdb}
 }
 
 // miniEnv starts a miniredis for the test.
