@@ -303,6 +303,8 @@ func connHint(err error, withTLS bool) string {
 		return " (the server's certificate is signed by an authority this machine does not trust: pass its CA with --tls-ca)"
 	case errors.As(err, &hostErr):
 		return " (the server's certificate does not name this host: pass the name it carries with --tls-server-name)"
+	case strings.Contains(msg, "tls: certificate required"):
+		return " (the server requires a client certificate: pass it with --tls-cert and --tls-key)"
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		return " (the server does not speak TLS: use a redis:// URL)"
 	case withTLS && (errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "i/o timeout")):
