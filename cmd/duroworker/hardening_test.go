@@ -290,3 +290,27 @@ func TestOversizedStdinSaysMoreThanTheLimit(t *testing.T) {
 		t.Errorf("payload of exactly the limit: exit %d, %q", code, stderr)
 	}
 }
+
+// TestEvictingRedisIsRefused: on a real redis-server with maxmemory-policy
+// allkeys-lru, `duroworker worker` refuses to start unless
+// --allow-evicting-redis, and management commands warn.
+func TestEvictingRedisIsRefused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartWith(t, redistest.Config{Args: []string{"--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"}})
+	e := newOpsEnv(t, srv.URL(), srv.Client(t))
+	code, _, stderr := e.cli("worker")
+	if code != 1 || !strings.Contains(stderr, "maxmemory-policy is allkeys-lru") || !strings.Contains(stderr, "--allow-evicting-redis overrides this, unsafely") {
+		t.Errorf("worker on allkeys-lru: exit %d, stderr %q", code, stderr)
+	}
+	stop := e.startWorker("--allow-evicting-redis")
+	out := e.ok("start", helloName, "lru", "--wait", "--timeout", "30s")
+	mustMatch(t, "start on allkeys-lru", `(?m)^Output:\s+Hello, lru!$`, out)
+	code, stderr = stop()
+	if code != 0 || !strings.Contains(stderr, "Redis may evict keys and AllowEvictingRedis is set") {
+		t.Errorf("worker --allow-evicting-redis: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = e.cli("list")
+	if code != 0 || !strings.Contains(stderr, "duroworker: warning: redis may evict keys") {
+		t.Errorf("list on allkeys-lru: exit %d, stderr %q; want a warning", code, stderr)
+	}
+}
