@@ -597,12 +597,16 @@ func benchIsTerminal(w io.Writer) bool {
 // persistence off. It returns the URL the peers use.
 func benchRedis(ctx context.Context, out io.Writer, redisURL string) (*redis.Client, string, func(), error) {
 	if redisURL != "" {
-		opt, err := redis.ParseURL(redisURL)
+		opt, err := parseRedisURL(redisURL) // errors never show the password
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("--redis: %w", err)
+			return nil, "", nil, err
 		}
 		rdb := redis.NewClient(opt)
-		return rdb, redisURL, func() { _ = rdb.Close() }, rdb.Ping(ctx).Err()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			_ = rdb.Close()
+			return nil, "", nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(redisURL), err, connHint(err, opt.TLSConfig != nil))
+		}
+		return rdb, redisURL, func() { _ = rdb.Close() }, nil
 	}
 	st, err := startStore(ctx, storeRedisServer, func(s string) { fmt.Fprintln(out, s) })
 	if err != nil {
