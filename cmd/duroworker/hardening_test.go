@@ -76,7 +76,7 @@ func TestRedisURLNeverShowsThePassword(t *testing.T) {
 		{"redis://:S3CRET@127.0.0.1:port/0", "--redis redis://:xxxxx@127.0.0.1:port/0"},
 		{"unix://app:S3CRET@", "no socket path"},
 	} {
-		for _, args := range [][]string{{"list", "--redis", c.url}, {"worker", "--redis", c.url}} {
+		for _, args := range [][]string{{"list", "--redis", c.url}, {"worker", "--redis", c.url}, {"bench", "drain", "--flush", "--redis", c.url}} {
 			code, _, stderr := runCLI(t, args...)
 			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") || strings.Contains(stderr, "S3%") ||
 				strings.Contains(stderr, "cannot reach") {
