@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/duroworker/duroworker/internal/redistest"
 )
 
@@ -38,8 +40,8 @@ func TestCheckEvictionPolicy(t *testing.T) {
 	if err := rdb.Do(ctx, "ACL", "SETUSER", "noconf", "on", ">pw", "~*", "&*", "+@all", "-config").Err(); err != nil {
 		t.Fatal(err)
 	}
-	limited := srv.Client(t)
-	limited.Options().Username, limited.Options().Password = "noconf", "pw"
+	limited := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "noconf", Password: "pw"})
+	t.Cleanup(func() { _ = limited.Close() })
 	if err := New(limited, Options{Prefix: "evict"}).CheckEvictionPolicy(ctx); !errors.Is(err, ErrEvictionPolicyUnknown) || errors.Is(err, ErrEvictingRedis) {
 		t.Errorf("CONFIG denied: %v, want ErrEvictionPolicyUnknown", err)
 	}
