@@ -26,6 +26,13 @@ func TestValidateName(t *testing.T) {
 		{desc: "hash tag", name: "{p0}", wantErr: "hash tag"},
 		{desc: "newline", name: "a\nb", wantErr: "line break"},
 		{desc: "carriage return", name: "a\rb", wantErr: "line break"},
+		{desc: "escape sequence", name: "a\x1b]0;title\x07", wantErr: "control character U+001B"},
+		{desc: "tab", name: "a\tb", wantErr: "control character U+0009"},
+		{desc: "DEL", name: "a\x7f", wantErr: "control character U+007F"},
+		{desc: "C1 control", name: "a\u009b31m", wantErr: "control character U+009B"},
+		{desc: "right-to-left override", name: "invoice\u202egpj.exe", wantErr: "bidirectional text control U+202E"},
+		{desc: "isolate", name: "a\u2066b\u2069", wantErr: "bidirectional text control U+2066"},
+		{desc: "invalid UTF-8", name: "a\xffb", wantErr: "not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -65,7 +65,7 @@ func (e *ErrorDetails) Error() string {
 		case KindPanicked:
 			return "orchestration panicked: " + e.Message
 		case KindCancelled:
-			return "canceled: " + e.Message
+			return "cancelled: " + e.Message
 		case KindTimeout:
 			return "timeout: " + e.Message
 		}
@@ -75,16 +75,22 @@ func (e *ErrorDetails) Error() string {
 	case CategoryConfiguration:
 		return "nondeterministic: " + e.Message
 	case CategoryPoison:
+		// Most poison exceeds MaxAttempts; some causes (no valid start
+		// message) give up at once, on an attempt within the limit.
+		attempts := fmt.Sprintf("exceeded %s (max %d)", pluralAttempts(e.Attempts), e.MaxAttempts)
+		if e.Attempts <= e.MaxAttempts {
+			attempts = fmt.Sprintf("gave up at attempt %d (max %d)", e.Attempts, e.MaxAttempts)
+		}
 		var s string
 		switch e.Kind {
 		case KindPoisonActivity:
-			s = fmt.Sprintf("poison: activity %s#%d of orchestration %s exceeded %d attempts (max %d)",
-				e.Activity, e.ActivityID, e.Instance, e.Attempts, e.MaxAttempts)
+			s = fmt.Sprintf("poison: activity %s#%d of orchestration %s %s",
+				e.Activity, e.ActivityID, e.Instance, attempts)
 		case KindFailedDeserialization:
-			s = fmt.Sprintf("poison: orchestration %s history deserialization failed after %d attempts (max %d)",
-				e.Instance, e.Attempts, e.MaxAttempts)
+			s = fmt.Sprintf("poison: orchestration %s history deserialization failed after %s (max %d)",
+				e.Instance, pluralAttempts(e.Attempts), e.MaxAttempts)
 		default:
-			s = fmt.Sprintf("poison: orchestration %s exceeded %d attempts (max %d)", e.Instance, e.Attempts, e.MaxAttempts)
+			s = fmt.Sprintf("poison: orchestration %s %s", e.Instance, attempts)
 		}
 		if e.Message != "" {
 			s += ": " + e.Message
@@ -92,6 +98,14 @@ func (e *ErrorDetails) Error() string {
 		return s
 	}
 	return string(e.Category) + ": " + e.Message
+}
+
+// pluralAttempts is "1 attempt" or "N attempts".
+func pluralAttempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 // IsPoison reports whether err is, or wraps, a poison failure.

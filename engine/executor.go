@@ -697,7 +697,7 @@ func (x *Executor) cancelOpenWork() {
 			x.appendEvent(Event{Kind: EventSubOrchestrationCancelRequested, SourceID: id, Reason: reason, Time: x.turnNow, Engine: Version})
 			why := "parent ended"
 			if x.cancelReason != nil {
-				why = "parent canceled: " + *x.cancelReason
+				why = "parent cancelled: " + *x.cancelReason
 			}
 			x.out.Outbox = append(x.out.Outbox, OutboundMessage{InstanceID: s.child, Message: Message{Kind: MessageCancel, Reason: why, ParentInstance: x.info.InstanceID}})
 		}

@@ -211,7 +211,7 @@ func TestCancelEndsExecutionAndTakesBackOpenWork(t *testing.T) {
 		defer d.close()
 		d.turn(Message{Kind: MessageStart, Name: "O", ParentInstance: "gp", ParentExecution: 1, ParentEventID: 9})
 		res := d.turn(Message{Kind: MessageCancel, Reason: "operator said so"}, Message{Kind: MessageCancel, Reason: "again"})
-		if res.Status != StatusFailed || res.Failure.Kind != KindCancelled || res.Failure.Error() != "canceled: operator said so" {
+		if res.Status != StatusFailed || res.Failure.Kind != KindCancelled || res.Failure.Error() != "cancelled: operator said so" {
 			t.Fatalf("%s %v", res.Status, res.Failure)
 		}
 		if len(res.CancelActivities) != 1 || res.CancelActivities[0].EventID != 2 {
@@ -428,7 +428,7 @@ func TestSelectLoserGetReturnsCancelled(t *testing.T) {
 	defer d.close()
 	res := d.turn(start(""))
 	res = d.turn(res.Timers[0].Message)
-	if res.Status != StatusCompleted || res.Output != "loser: canceled: select_loser" {
+	if res.Status != StatusCompleted || res.Output != "loser: cancelled: select_loser" {
 		t.Fatalf("%s %q %v", res.Status, res.Output, res.Failure)
 	}
 }

@@ -407,6 +407,16 @@ func (r *ActivityRegistry) Names() []string {
 	return names
 }
 
+// ValidateName reports whether name can be registered as an orchestration
+// or activity name (kind "orchestration" or "activity", used in the
+// message): it must pass capability.ValidateName (non-empty, bounded, no
+// braces, no control characters or bidirectional text controls, valid
+// UTF-8) and must not start with ReservedPrefix. The registries call it for
+// every name; clients that take names from users can call it too.
+func ValidateName(kind, name string) error {
+	return validateUserName(kind, name)
+}
+
 func validateUserName(kind, name string) error {
 	if strings.HasPrefix(name, ReservedPrefix) {
 		return fmt.Errorf("%s %q: names starting with %q are reserved", kind, name, ReservedPrefix)

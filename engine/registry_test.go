@@ -52,6 +52,15 @@ func TestRegistryBuildErrors(t *testing.T) {
 			_, err := NewActivityRegistry().Register("X", f).Register("X", f).Build()
 			return err
 		}, `activity "X" registered twice`},
+		{"control characters in an orchestration name", func() error {
+			_, err := NewOrchestrationRegistry().Register("A\x1b]0;pwned\x07", nop).Build()
+			return err
+		}, `control character U+001B`},
+		{"bidi override in an activity name", func() error {
+			f := func(*ActivityContext, string) (string, error) { return "", nil }
+			_, err := NewActivityRegistry().Register("charge\u202eexe.fdp", f).Build()
+			return err
+		}, `bidirectional text control U+202E`},
 		{"reserved activity", func() error {
 			f := func(*ActivityContext, string) (string, error) { return "", nil }
 			_, err := NewActivityRegistry().Register("__duroworker_x", f).Build()
@@ -189,11 +198,17 @@ func TestErrorDisplayStrings(t *testing.T) {
 	}{
 		{ErrorDetails{Category: CategoryApplication, Kind: KindActivityFailed, Message: "x"}, "x"},
 		{ErrorDetails{Category: CategoryApplication, Kind: KindPanicked, Message: "p"}, "orchestration panicked: p"},
-		{ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: "r"}, "canceled: r"},
+		{ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: "r"}, "cancelled: r"},
 		{ErrorDetails{Category: CategoryInfrastructure, Kind: KindStore, Message: "m"}, "infrastructure: m"},
 		{ErrorDetails{Category: CategoryConfiguration, Kind: KindNondeterminism, Message: "n"}, "nondeterministic: n"},
 		{ErrorDetails{Category: CategoryPoison, Kind: KindPoisonOrchestration, Instance: "i", Attempts: 11, MaxAttempts: 10, Message: "orchestration \"X\" is not registered"},
 			`poison: orchestration i exceeded 11 attempts (max 10): orchestration "X" is not registered`},
+		{ErrorDetails{Category: CategoryPoison, Kind: KindPoisonOrchestration, Instance: "i", Attempts: 1, MaxAttempts: 10, Message: "the instance has no valid start message"},
+			"poison: orchestration i gave up at attempt 1 (max 10): the instance has no valid start message"},
+		{ErrorDetails{Category: CategoryPoison, Kind: KindPoisonActivity, Instance: "i", Activity: "A", ActivityID: 2, Attempts: 2, MaxAttempts: 1},
+			"poison: activity A#2 of orchestration i exceeded 2 attempts (max 1)"},
+		{ErrorDetails{Category: CategoryPoison, Kind: KindFailedDeserialization, Instance: "i", Attempts: 1, MaxAttempts: 10},
+			"poison: orchestration i history deserialization failed after 1 attempt (max 10)"},
 		{ErrorDetails{Category: CategoryPoison, Kind: KindFailedDeserialization, Instance: "i", Attempts: 3, MaxAttempts: 2},
 			"poison: orchestration i history deserialization failed after 3 attempts (max 2)"},
 	}

@@ -151,7 +151,7 @@ func TestCancelPropagatesAndStopsActivities(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := e.wait("to-cancel")
-		if st.State != client.StateFailed || st.Failure.Kind != engine.KindCancelled || st.Failure.Error() != "canceled: no longer needed" {
+		if st.State != client.StateFailed || st.Failure.Kind != engine.KindCancelled || st.Failure.Error() != "cancelled: no longer needed" {
 			t.Fatalf("parent %+v", st.Failure)
 		}
 		cst := e.wait("cancel-child")

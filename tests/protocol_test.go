@@ -101,7 +101,7 @@ func TestWireProtocolWithRedisCLI(t *testing.T) {
 		return st.State == client.StateRunning && st.Version == "1.0.0"
 	})
 	redisCLI(t, srv, "raise.lua", []string{p, p + "inst:order-8", p + "inbox:order-8"}, []string{"order-8", `{"kind":"Cancel","reason":"customer withdrew"}`})
-	if st := e.wait("order-8"); st.State != client.StateFailed || st.Failure.Error() != "canceled: customer withdrew" {
+	if st := e.wait("order-8"); st.State != client.StateFailed || st.Failure.Error() != "cancelled: customer withdrew" {
 		t.Fatalf("order-8: %+v", st.Failure)
 	}
 	if got := redisCLI(t, srv, "raise.lua", []string{p, p + "inst:order-8", p + "inbox:order-8"}, []string{"order-8", `{"kind":"Cancel"}`}); !strings.Contains(got, "INSTANCE_ENDED") {

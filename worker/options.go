@@ -129,6 +129,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock is the time source of turns. If nil, the system clock.
 	Clock Clock
+
+	// AllowEvictingRedis lets Start run on a Redis whose maxmemory-policy
+	// may evict keys (anything but noeviction). UNSAFE: an evicted key
+	// silently loses an instance, a history, a lock or a counter. By
+	// default Start refuses such a Redis with queue.ErrEvictingRedis; with
+	// this set it only logs a warning. A Redis that does not let the worker
+	// read the policy (CONFIG denied) is accepted with a warning either way.
+	AllowEvictingRedis bool
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -162,6 +162,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return ErrAlreadyStarted
 	}
+	if err := w.checkEviction(ctx); err != nil {
+		return err
+	}
 	if err := w.checkPermissions(ctx); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -596,12 +597,16 @@ func benchIsTerminal(w io.Writer) bool {
 // persistence off. It returns the URL the peers use.
 func benchRedis(ctx context.Context, out io.Writer, redisURL string) (*redis.Client, string, func(), error) {
 	if redisURL != "" {
-		opt, err := redis.ParseURL(redisURL)
+		opt, err := parseRedisURL(redisURL) // errors never show the password
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("--redis: %w", err)
+			return nil, "", nil, err
 		}
 		rdb := redis.NewClient(opt)
-		return rdb, redisURL, func() { _ = rdb.Close() }, rdb.Ping(ctx).Err()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			_ = rdb.Close()
+			return nil, "", nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(redisURL), err, connHint(err, opt.TLSConfig != nil))
+		}
+		return rdb, redisURL, func() { _ = rdb.Close() }, nil
 	}
 	st, err := startStore(ctx, storeRedisServer, func(s string) { fmt.Fprintln(out, s) })
 	if err != nil {
@@ -755,8 +760,11 @@ func benchPreparePeers(ctx context.Context, errOut io.Writer, cfg *benchConfig) 
 		p.tmpDir = tmp
 		p.binary = filepath.Join(tmp, "peerbench")
 		fmt.Fprintf(errOut, "building the peer program in %s ...\n", dir)
-		build := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-o", p.binary, "./cmd/peerbench")
-		build.Dir = dir
+		build, err := benchPeerBuild(ctx, dir, tmp, p.binary)
+		if err != nil {
+			p.cleanup()
+			return nil, err
+		}
 		build.Stdout, build.Stderr = errOut, errOut
 		if err := build.Run(); err != nil {
 			p.cleanup()
@@ -778,6 +786,32 @@ func benchPreparePeers(ctx context.Context, errOut io.Writer, cfg *benchConfig) 
 	}
 	p.versions, p.settings = info.Versions, info.Settings
 	return p, nil
+}
+
+// benchPeerBuild returns the command that builds the peer program of the
+// bench/peers module in dir into binary. -mod=mod may have to add
+// requirements or checksums: it works on copies of go.mod and go.sum in tmp
+// (-modfile), so that the user's checkout is never rewritten.
+func benchPeerBuild(ctx context.Context, dir, tmp, binary string) (*exec.Cmd, error) {
+	modfile := filepath.Join(tmp, "go.mod")
+	for _, f := range []struct {
+		name     string
+		required bool
+	}{{"go.mod", true}, {"go.sum", false}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, fs.ErrNotExist) && !f.required {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("copying the peers module file: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f.name), b, 0o644); err != nil {
+			return nil, fmt.Errorf("copying the peers module file: %w", err)
+		}
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-modfile="+modfile, "-o", binary, "./cmd/peerbench")
+	build.Dir = dir
+	return build, nil
 }
 
 func (p *benchPeerRunner) cleanup() {

@@ -33,6 +33,8 @@ type devOptions struct {
 	// Serve keeps the store and three worker nodes up after the scenarios,
 	// until interrupted, so other commands can be tried against them.
 	Serve bool
+	// AllowEvictingRedis is worker.Options.AllowEvictingRedis for every node.
+	AllowEvictingRedis bool
 }
 
 func newDevCommand() *cobra.Command {
@@ -70,6 +72,7 @@ non-zero; a second Ctrl-C kills them.`,
 	f.StringVar(&opts.Store, "store", opts.Store, "embedded store: auto (redis-server if on PATH, else miniredis), redis-server or miniredis")
 	f.BoolVar(&opts.Serve, "serve", false, "after the scenarios, keep the store and 3 worker nodes up until Ctrl-C and print the Redis URL for the other commands")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "bound on the whole run")
+	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: let the worker nodes run on a store whose maxmemory-policy may evict keys (the embedded stores never do)")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log the workers at debug level on stderr, orchestration traces ([v1.0.x] ...) included")
 	return cmd
 }
@@ -156,11 +159,13 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	}
 	// One handler for every node, so that their lines never interleave.
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	setRedisLogger(logger) // go-redis's own lines at debug level, not raw on stderr
 	d := &devRun{
-		p:      p,
-		store:  queue.New(rdb, queue.Options{Prefix: "dev"}),
-		logger: logger,
-		sum:    &summary{},
+		p:             p,
+		store:         queue.New(rdb, queue.Options{Prefix: "dev"}),
+		logger:        logger,
+		sum:           &summary{},
+		allowEvicting: opts.AllowEvictingRedis,
 	}
 	d.client = client.New(d.store)
 	defer d.client.Close()
@@ -195,7 +200,8 @@ func (d *devRun) serve(ctx context.Context, st *embeddedStore) error {
 	}
 	var nodes []*worker.Worker
 	for i := 1; i <= 3; i++ {
-		w, err := worker.New(d.store, orchs, acts, worker.Options{NodeID: fmt.Sprintf("serve-%d", i), Logger: d.logger, BlockTimeout: 200 * time.Millisecond})
+		w, err := worker.New(d.store, orchs, acts, worker.Options{NodeID: fmt.Sprintf("serve-%d", i), Logger: d.logger, BlockTimeout: 200 * time.Millisecond,
+			AllowEvictingRedis: d.allowEvicting})
 		if err == nil {
 			err = w.Start(ctx)
 		}
@@ -229,6 +235,8 @@ type devRun struct {
 	sum    *summary
 	nodes  []*devNode
 	nodeA  *devNode // the old deployment
+	// allowEvicting is worker.Options.AllowEvictingRedis.
+	allowEvicting bool
 }
 
 // devNode is one worker node.
@@ -294,9 +302,10 @@ func (d *devRun) startNode(id, what string, orchs *engine.OrchestrationRegistryB
 		return nil, fmt.Errorf("%s: activity registry: %w", id, err)
 	}
 	w, err := worker.New(d.store, reg, actReg, worker.Options{
-		NodeID:       id,
-		BlockTimeout: 200 * time.Millisecond,
-		Logger:       d.logger.With("node", id),
+		NodeID:             id,
+		BlockTimeout:       200 * time.Millisecond,
+		Logger:             d.logger.With("node", id),
+		AllowEvictingRedis: d.allowEvicting,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)

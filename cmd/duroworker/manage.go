@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,7 +190,7 @@ untouched.`,
 						Events     int    `json:"events"`
 					}{id, res.Executions, res.Events})
 				}
-				_, err = fmt.Fprintf(out, "pruned %s (%s) of %s\n", plural(res.Executions, "execution"), plural(res.Events, "event"), id)
+				_, err = fmt.Fprintf(out, "pruned %s (%s) of %s\n", plural(res.Executions, "execution"), plural(res.Events, "event"), printable(id))
 				return err
 			})
 		},
@@ -262,6 +263,11 @@ reason. When --limit were printed, it prints the --after of the next page.
 			if limit < 1 || limit > 1000 {
 				return fmt.Errorf("--limit must be between 1 and 1000, got %d", limit)
 			}
+			if after != "" {
+				if err := checkDLQID("--after", after); err != nil {
+					return err
+				}
+			}
 			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
 				dls, err := cn.client.ListDeadLetters(ctx, after, limit)
 				if err != nil {
@@ -289,14 +295,14 @@ reason. When --limit were printed, it prints the --after of the next page.
 				tw := newTable(out)
 				fmt.Fprintln(tw, "ID\tKIND\tINSTANCE\tEXECUTION\tATTEMPTS\tTIME\tREASON")
 				for _, d := range dls {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\n", d.ID, d.Kind, cell(d.InstanceID), d.ExecutionID,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\n", cell(d.ID), cell(d.Kind), cell(d.InstanceID), d.ExecutionID,
 						d.Attempts, d.MaxAttempts, fmtTime(d.Time), short(d.Reason, 100))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
 				if next != "" {
-					fmt.Fprintf(out, "more: --after %s\n", next)
+					fmt.Fprintf(out, "more: --after %s\n", printable(next))
 				}
 				return nil
 			})
@@ -306,6 +312,18 @@ reason. When --limit were printed, it prints the --after of the next page.
 	cmd.Flags().IntVar(&limit, "limit", 100, "largest number of dead letters to print (1 to 1000)")
 	cmd.Flags().StringVar(&after, "after", "", "start after this dead-letter id (default: from the oldest)")
 	return cmd
+}
+
+// dlqIDRE is the form of a dead-letter id: a Redis stream entry id.
+var dlqIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// checkDLQID refuses a malformed dead-letter id before Redis does (with a
+// raw "Invalid stream ID" error).
+func checkDLQID(what, id string) error {
+	if dlqIDRE.MatchString(id) {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not a dead-letter id: want MILLISECONDS-SEQUENCE as printed by dlq list, e.g. 1767225600000-0", what, id)
 }
 
 func dlqError(id string, err error) error {
@@ -333,6 +351,9 @@ on since (deleted, or requeued already).`,
 		Args:    argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			if err := checkDLQID("DLQ_ID", id); err != nil {
+				return err
+			}
 			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.RequeueDeadLetter(ctx, id); err != nil {
 					return dlqError(id, err)
@@ -340,7 +361,7 @@ on since (deleted, or requeued already).`,
 				if c.JSON {
 					return writeJSON(out, map[string]string{"requeued": id})
 				}
-				_, err := fmt.Fprintf(out, "requeued dead letter %s\n", id)
+				_, err := fmt.Fprintf(out, "requeued dead letter %s\n", printable(id))
 				return err
 			})
 		},
@@ -359,6 +380,9 @@ func newDLQDropCommand() *cobra.Command {
 		Args:    argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			if err := checkDLQID("DLQ_ID", id); err != nil {
+				return err
+			}
 			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.DropDeadLetter(ctx, id); err != nil {
 					return dlqError(id, err)
@@ -366,7 +390,7 @@ func newDLQDropCommand() *cobra.Command {
 				if c.JSON {
 					return writeJSON(out, map[string]string{"dropped": id})
 				}
-				_, err := fmt.Fprintf(out, "dropped dead letter %s\n", id)
+				_, err := fmt.Fprintf(out, "dropped dead letter %s\n", printable(id))
 				return err
 			})
 		},
@@ -449,7 +473,7 @@ so there is no listing of every session: name the sessions or their owners.`,
 					}{list})
 				}
 				if len(list) == 0 {
-					_, err := fmt.Fprintf(out, "no sessions owned by %s\n", strings.Join(owners, ", "))
+					_, err := fmt.Fprintf(out, "no sessions owned by %s\n", printable(strings.Join(owners, ", ")))
 					return err
 				}
 				tw := newTable(out)

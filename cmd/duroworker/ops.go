@@ -23,7 +23,7 @@ func runWithConn(cmd *cobra.Command, c *connFlags, fn func(ctx context.Context, 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cn, err := c.connect(ctx, cmd, false)
+	cn, err := c.connect(ctx, cmd, nil)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (c
 		if state == "" {
 			state = "unknown"
 		}
-		return st, fmt.Errorf("timed out after %s waiting for %s to end (still %s)", timeout, id, state)
+		return st, fmt.Errorf("timed out after %s waiting for %s to end (still %s)", timeout, printable(id), printable(string(state)))
 	}
 	return st, err
 }
@@ -67,7 +67,7 @@ func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (c
 // so that the exit status tells success from failure.
 func outcomeError(id string, st client.Status) error {
 	if st.State == client.StateFailed {
-		return fmt.Errorf("instance %s failed: %s", id, fmtFailure(st.Failure))
+		return fmt.Errorf("instance %s failed: %s", printable(id), fmtFailure(st.Failure))
 	}
 	return nil
 }
@@ -130,11 +130,11 @@ its outcome; it exits non-zero if the instance failed or --timeout passed.`,
 							Version    string `json:"version,omitempty"`
 						}{id, name, version})
 					}
-					_, err := fmt.Fprintf(out, "started %s as instance %s\n", name, id)
+					_, err := fmt.Fprintf(out, "started %s as instance %s\n", printable(name), printable(id))
 					return err
 				}
 				if !c.JSON {
-					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", name, id)
+					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", printable(name), printable(id))
 				}
 				st, err := waitFor(ctx, cn, id, timeout)
 				if err != nil {
@@ -221,10 +221,10 @@ stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 					output = "-"
 				}
 				if err := fields(out, [][2]string{
-					{"Instance", info.InstanceID},
-					{"Name", info.OrchestrationName},
+					{"Instance", cell(info.InstanceID)},
+					{"Name", cell(info.OrchestrationName)},
 					{"Version", cell(info.OrchestrationVersion)},
-					{"Status", string(info.Status)},
+					{"Status", cell(string(info.Status))},
 					{"Execution", fmt.Sprint(info.CurrentExecutionID)},
 					{"Output", output},
 					{"Failure", fmtFailure(info.Failure)},
@@ -248,7 +248,7 @@ stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 					if e.Failure != nil {
 						res = short(fmtFailure(e.Failure), 60)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.ExecutionID, e.Status, fmtTime(e.StartedAt), fmtTime(e.EndedAt), e.EventCount, res)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.ExecutionID, cell(e.Status), fmtTime(e.StartedAt), fmtTime(e.EndedAt), e.EventCount, res)
 				}
 				return tw.Flush()
 			})
@@ -322,7 +322,7 @@ instances.`,
 					fmt.Fprintln(tw, "INSTANCE\tNAME\tVERSION\tSTATUS\tEXECUTION\tCREATED\tUPDATED")
 					for _, in := range page.Instances {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(in.InstanceID), cell(in.OrchestrationName),
-							cell(in.OrchestrationVersion), in.Status, in.CurrentExecutionID, fmtTime(in.CreatedAt), fmtTime(in.UpdatedAt))
+							cell(in.OrchestrationVersion), cell(string(in.Status)), in.CurrentExecutionID, fmtTime(in.CreatedAt), fmtTime(in.UpdatedAt))
 					}
 					if err := tw.Flush(); err != nil {
 						return err
@@ -353,7 +353,9 @@ func newHistoryCommand() *cobra.Command {
 event: its id, kind, name and a short summary of its payload (input, result,
 error, timer due time, ...). --json prints the events in full, as stored
 (docs/protocol.md). The default is the current execution; a Pending instance
-has none yet. Pruned executions are gone.`,
+has none yet. Pruned executions are gone. An event that cannot be decoded is
+shown raw and marked (corrupt) ("corrupt": true with --json); the others are
+shown as usual.`,
 		Example: `  duroworker history hello-1
   duroworker history monitor-1 --execution 2
   duroworker history monitor-1 --json | jq '.events[] | select(.kind == "ActivityCompleted")'`,
@@ -372,43 +374,116 @@ has none yet. Pruned executions are gone.`,
 					}
 					exec = info.CurrentExecutionID
 				}
-				var events []engine.Event
+				var entries []historyEntry
 				if exec > 0 {
-					var err error
-					events, err = cn.client.ReadHistory(ctx, id, exec)
-					if errors.Is(err, client.ErrExecutionNotFound) {
-						return fmt.Errorf("instance %s has no execution %d (never started, or pruned)", id, exec)
+					events, err := cn.client.ReadHistory(ctx, id, exec)
+					switch {
+					case errors.Is(err, client.ErrExecutionNotFound):
+						return fmt.Errorf("instance %s has no execution %d (never started, or pruned)", printable(id), exec)
+					case err != nil:
+						// One corrupt event must not hide the others: read
+						// the stored events and decode them one by one.
+						entries = rawHistory(ctx, cn, id, exec)
+						if entries == nil {
+							return notFound(id, err)
+						}
+					default:
+						for _, e := range events {
+							entries = append(entries, historyEntry{event: e})
+						}
 					}
-					if err != nil {
-						return notFound(id, err)
+				}
+				corrupt := 0
+				for _, h := range entries {
+					if h.err != nil {
+						corrupt++
 					}
 				}
 				if c.JSON {
-					if events == nil {
-						events = []engine.Event{}
+					list := make([]any, 0, len(entries))
+					for _, h := range entries {
+						if h.err != nil {
+							list = append(list, jsonCorruptEvent{Corrupt: true, Error: h.err.Error(), Raw: h.raw})
+						} else {
+							list = append(list, h.event)
+						}
 					}
 					return writeJSON(out, struct {
-						InstanceID string         `json:"instance_id"`
-						Execution  int64          `json:"execution"`
-						Events     []engine.Event `json:"events"`
-					}{id, exec, events})
+						InstanceID    string `json:"instance_id"`
+						Execution     int64  `json:"execution"`
+						Events        []any  `json:"events"`
+						CorruptEvents int    `json:"corrupt_events,omitempty"`
+					}{id, exec, list, corrupt})
 				}
 				if exec == 0 {
-					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", id)
+					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", printable(id))
 					return err
 				}
 				tw := newTable(out)
 				fmt.Fprintln(tw, "ID\tKIND\tNAME\tPAYLOAD")
-				for _, e := range events {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.ID, e.Kind, cell(e.Name), eventPayload(e))
+				for i, h := range entries {
+					if h.err != nil {
+						fmt.Fprintf(tw, "#%d\t(corrupt)\t-\t%s\n", i+1, short("raw="+h.raw+" error="+h.err.Error(), 160))
+						continue
+					}
+					e := h.event
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.ID, cell(string(e.Kind)), cell(e.Name), eventPayload(e))
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if corrupt > 0 {
+					_, err := fmt.Fprintf(out, "note: %s could not be decoded: shown raw as (corrupt), #N is the position in the history\n",
+						plural(corrupt, "event"))
+					return err
+				}
+				return nil
 			})
 		},
 	}
 	addConnFlags(cmd, &c, true)
 	cmd.Flags().Int64Var(&execution, "execution", 0, "execution number (default: the current one)")
 	return cmd
+}
+
+// historyEntry is one stored history event: decoded, or raw with the
+// error that kept it from being decoded.
+type historyEntry struct {
+	event engine.Event
+	raw   string
+	err   error
+}
+
+// jsonCorruptEvent is the JSON form of an event that cannot be decoded.
+type jsonCorruptEvent struct {
+	Corrupt bool   `json:"corrupt"`
+	Error   string `json:"error"`
+	Raw     string `json:"raw"`
+}
+
+// rawHistory reads the stored events of one execution and decodes each on
+// its own. It returns nil when there are none or none is corrupt (the
+// caller then reports its original error).
+func rawHistory(ctx context.Context, cn *conn, id string, exec int64) []historyEntry {
+	raw, err := cn.store.History(ctx, id, uint64(exec))
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	entries := make([]historyEntry, 0, len(raw))
+	bad := false
+	for _, r := range raw {
+		e, err := engine.DecodeEvent(r)
+		if err != nil {
+			bad = true
+			entries = append(entries, historyEntry{raw: r, err: err})
+			continue
+		}
+		entries = append(entries, historyEntry{event: e})
+	}
+	if !bad {
+		return nil
+	}
+	return entries
 }
 
 // eventPayload summarizes the payload fields an event uses on one line.
@@ -467,14 +542,14 @@ func newSendCommand(use, short, long, example, what string,
 			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := send(ctx, cn.client, id, name, data); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: it takes no more messages", id)
+						return fmt.Errorf("instance %s has already ended: it takes no more messages", printable(id))
 					}
 					return notFound(id, err)
 				}
 				if c.JSON {
 					return writeJSON(out, map[string]string{"instance_id": id, what: name, "data": data})
 				}
-				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, id)
+				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, printable(id))
 				return err
 			})
 		},
@@ -519,7 +594,7 @@ func newCancelCommand() *cobra.Command {
 		Use:   "cancel ID [REASON]",
 		Short: "Ask a running instance to end as failed (cancelled)",
 		Long: `cancel asks running instance ID to end: it fails with a cancelled error
-("canceled: REASON"), its running activities lose their locks and their
+("cancelled: REASON"), its running activities lose their locks and their
 contexts are cancelled, and its sub-orchestrations are cancelled too. The
 cancellation is processed by a worker: use wait to see it take effect.
 Cancelling an unknown or ended instance is an error.`,
@@ -535,14 +610,14 @@ Cancelling an unknown or ended instance is an error.`,
 			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.Cancel(ctx, id, reason); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: nothing to cancel", id)
+						return fmt.Errorf("instance %s has already ended: nothing to cancel", printable(id))
 					}
 					return notFound(id, err)
 				}
 				if c.JSON {
 					return writeJSON(out, map[string]string{"instance_id": id, "reason": reason})
 				}
-				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", id)
+				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", printable(id))
 				return err
 			})
 		},

@@ -35,6 +35,7 @@ type opsEnv struct {
 	prefix string
 	client *client.Client
 	store  *queue.Store
+	rdb    *redis.Client
 }
 
 func newOpsEnv(t *testing.T, url string, rdb *redis.Client) *opsEnv {
@@ -42,7 +43,7 @@ func newOpsEnv(t *testing.T, url string, rdb *redis.Client) *opsEnv {
 	store := queue.New(rdb, queue.Options{Prefix: prefix})
 	c := client.New(store)
 	t.Cleanup(func() { _ = c.Close() })
-	return &opsEnv{t: t, url: url, prefix: prefix, client: c, store: store}
+	return &opsEnv{t: t, url: url, prefix: prefix, client: c, store: store, rdb: rdb}
 }
 
 // miniEnv starts a miniredis for the test.
@@ -300,7 +301,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	}
 	out = e.fails("instance approval-2 failed: ", "wait", "approval-2", "--timeout", "30s")
 	mustMatch(t, "wait cancelled", `(?m)^State:\s+Failed$`, out)
-	mustMatch(t, "wait cancelled", `(?m)^Failure:\s+.*canceled: by test`, out)
+	mustMatch(t, "wait cancelled", `(?m)^Failure:\s+.*cancelled: by test`, out)
 	e.fails("instance approval-2 has already ended", "cancel", "approval-2")
 	e.fails("timed out after 100ms waiting for", "start", approvalName, `{"timeout_ms":3600000}`, "--id", "approval-3", "--wait", "--timeout", "100ms")
 

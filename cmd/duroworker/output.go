@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -39,12 +40,57 @@ func fields(w io.Writer, rows [][2]string) error {
 }
 
 // cell makes s fit in one table cell: line breaks and tabs become spaces,
-// and an empty s is "-".
+// other non-printable characters are escaped (see printable), and an empty
+// s is "-".
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(s)
+	return printable(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(s))
+}
+
+// printable escapes what a terminal would interpret or hide, so that stored
+// data (payloads, ids, names, reasons) cannot move the cursor, set the
+// window title or reorder the text of human output: control characters
+// (C0 with ESC, DEL, C1) as \xNN or \uNNNN, bidirectional overrides and
+// isolates (U+202A-U+202E, U+2066-U+2069) and other invisible format
+// characters as \uNNNN, and invalid UTF-8 bytes as \xNN. Printable text,
+// spaces and backslashes are left as they are. JSON output does not use it.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !showable(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case showable(r):
+			b.WriteString(s[i : i+size])
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			fmt.Fprintf(&b, "\\U%08x", r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// showable reports whether r prints as itself: a graphic character or a
+// space, not a control or format character.
+func showable(r rune) bool {
+	return r == ' ' || (unicode.IsGraphic(r) && !unicode.Is(unicode.Cf, r) && !unicode.IsSpace(r))
 }
 
 // short is cell cut to at most n runes, with "..." when cut.
@@ -113,11 +159,17 @@ func payloadArg(cmd *cobra.Command, args []string, i int) (string, error) {
 	if args[i] != "-" {
 		return args[i], nil
 	}
-	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), client.MaxPayloadBytes+1))
+	// One byte more than the limit and its trailing newline tells an
+	// over-limit input without reading all of it.
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), client.MaxPayloadBytes+2))
 	if err != nil {
 		return "", fmt.Errorf("reading the payload from standard input: %w", err)
 	}
-	return strings.TrimSuffix(string(b), "\n"), nil
+	payload := strings.TrimSuffix(string(b), "\n")
+	if len(payload) > client.MaxPayloadBytes {
+		return "", fmt.Errorf("the payload on standard input is more than %d bytes, the limit (client.MaxPayloadBytes)", client.MaxPayloadBytes)
+	}
+	return payload, nil
 }
 
 // jsonStatus is the JSON form of an instance's status.
@@ -144,8 +196,8 @@ func printStatus(w io.Writer, asJSON bool, id string, st client.Status) error {
 		return writeJSON(w, toJSONStatus(id, st))
 	}
 	rows := [][2]string{
-		{"Instance", id},
-		{"State", string(st.State)},
+		{"Instance", cell(id)},
+		{"State", cell(string(st.State))},
 		{"Version", cell(st.Version)},
 		{"Execution", fmt.Sprint(st.ExecutionID)},
 	}

@@ -14,10 +14,13 @@ import (
 // returns the process exit status: 0 on success, 1 on any error, whose
 // message goes to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// go-redis prints its own log lines on stderr unless told otherwise; a
+	// worker routes them to its logger (connect), other commands drop them.
+	setRedisLogger(nil)
 	root := newRootCommand(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "duroworker: %v\n", err)
+		fmt.Fprintf(stderr, "duroworker: %s\n", printable(err.Error()))
 		return 1
 	}
 	return 0

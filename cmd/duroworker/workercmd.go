@@ -39,6 +39,7 @@ type workerOptions struct {
 	MonitorUpTo              string
 	BlockTimeout             time.Duration
 	ShutdownTimeout          time.Duration
+	AllowEvictingRedis       bool
 }
 
 func newWorkerCommand() *cobra.Command {
@@ -92,6 +93,7 @@ store-wide counters are in "duroworker metrics" and "duroworker queues".`,
 	f.StringVar(&opts.MonitorUpTo, "monitor-up-to", opts.MonitorUpTo, "highest health monitor version registered: "+strings.Join(healthmonitor.Versions(), ", "))
 	f.DurationVar(&opts.BlockTimeout, "block-timeout", 0, fmt.Sprintf("longest idle wait between fetches when no wake-up arrives (0: %s)", worker.DefaultBlockTimeout))
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "on SIGINT/SIGTERM, how long running work may take to finish before it is released to other nodes")
+	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: run on a Redis whose maxmemory-policy may evict keys (evicted keys lose work silently)")
 	return cmd
 }
 
@@ -201,6 +203,7 @@ func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, err
 		BlockTimeout:             o.BlockTimeout,
 		Tags:                     tags,
 		Logger:                   logger,
+		AllowEvictingRedis:       o.AllowEvictingRedis,
 	}
 	if o.SupportedReplayVersions != "" {
 		r, err := capability.ParseRange(o.SupportedReplayVersions)
@@ -235,7 +238,7 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cn, err := connectWaiting(ctx, cmd, o, logger)
+	cn, err := o.conn.connect(ctx, cmd, logger)
 	if err != nil {
 		return err
 	}
@@ -261,6 +264,9 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	// The dispatchers outlive ctx: the node stops only through Shutdown,
 	// so that running work gets its chance to finish.
 	if err := w.Start(context.Background()); err != nil {
+		if errors.Is(err, queue.ErrEvictingRedis) {
+			return fmt.Errorf("starting the worker: %w; --allow-evicting-redis overrides this, unsafely", err)
+		}
 		return fmt.Errorf("starting the worker: %w", err)
 	}
 	eff := w.Options()
@@ -291,29 +297,4 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	}
 	logger.Info("worker stopped", "node", w.NodeID(), "took", time.Since(began).Round(time.Millisecond))
 	return nil
-}
-
-// connectWaiting connects like every command, but while Redis refuses
-// commands without running them (LOADING after a restart, BUSY) it logs
-// once and waits, retrying with backoff until Redis answers or the node is
-// told to stop: a node started next to a restarting Redis waits for it, as
-// worker.Start does, instead of exiting.
-func connectWaiting(ctx context.Context, cmd *cobra.Command, o *workerOptions, logger *slog.Logger) (*conn, error) {
-	wait := 100 * time.Millisecond
-	for logged := false; ; {
-		cn, err := o.conn.connect(ctx, cmd, true)
-		if err == nil || !queue.IsNotRun(err) {
-			return cn, err
-		}
-		if !logged {
-			logged = true
-			logger.Warn("Redis is not ready (loading its dataset or busy); waiting for it", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (gave up waiting: %v)", err, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }
