@@ -56,7 +56,10 @@ type harness struct {
 	started atomic.Int64 // roots started
 	ended   atomic.Int64 // roots whose Wait returned an ended state
 	waitErr atomic.Int64 // Waits that gave up
-	gate    atomic.Int64 // roots that may be started so far
+
+	paceFrom time.Time
+	paceOver time.Duration
+	paceDone atomic.Bool // the faults are over: start the rest at once
 
 	recs []record // activity runs, read by the checks
 
@@ -114,32 +117,33 @@ func TestChaos(t *testing.T) {
 	var bg sync.WaitGroup
 	waitCtx, waitCancel := context.WithCancel(ctx)
 	defer waitCancel()
-	total := len(cfg.Faults) * cfg.Rounds
-	if total == 0 {
-		h.gate.Store(int64(cfg.Instances))
-	} else {
-		h.gate.Store(int64(cfg.Instances / (total + 1)))
+	// Starts are spread evenly over the expected length of the fault
+	// schedule, so that every fault hits instances in every stage.
+	var schedule time.Duration
+	for range cfg.Rounds {
+		for _, kind := range cfg.Faults {
+			schedule += cfg.Gap + h.expectedLength(kind)
+		}
 	}
+	h.paceFrom, h.paceOver = began, schedule
 	bg.Add(2)
 	startersDone := make(chan struct{})
 	go func() { defer bg.Done(); h.runStarter(ctx, waitCtx, startersDone) }()
 	go func() { defer bg.Done(); h.runRaiser(ctx) }()
 
-	// Faults, one after the other; each opens the gate for one more slice of
-	// the instances, so that starts spread over the whole fault schedule.
+	// Faults, one after the other.
 	n := 0
 	for r := range cfg.Rounds {
 		for _, kind := range cfg.Faults {
 			time.Sleep(cfg.Gap)
 			h.inject(kind, n)
 			n++
-			h.gate.Store(int64(cfg.Instances * (n + 1) / (total + 1)))
 			if r == 0 && n == 1 {
 				t.Logf("chaos: first fault after %s, %d roots ended so far", time.Since(began).Round(time.Millisecond), h.ended.Load())
 			}
 		}
 	}
-	h.gate.Store(int64(cfg.Instances))
+	h.paceDone.Store(true)
 	faultsDone := time.Now()
 
 	// Drain: every root must end.
@@ -165,8 +169,29 @@ func TestChaos(t *testing.T) {
 // ctx0 is the context of the final checks.
 func ctx0() context.Context { return context.Background() }
 
-// runStarter starts the roots, at most InFlight at a time and no more than
-// the gate allows, and waits for each to end.
+// allowed is how many roots may have been started by now.
+func (h *harness) allowed() int {
+	if h.paceDone.Load() || h.paceOver <= 0 {
+		return h.cfg.Instances
+	}
+	return 1 + int(float64(h.cfg.Instances)*float64(time.Since(h.paceFrom))/float64(h.paceOver))
+}
+
+// expectedLength is about how long a fault of kind lasts, for pacing.
+func (h *harness) expectedLength(kind string) time.Duration {
+	switch kind {
+	case faultWorkerStop:
+		return max(h.cfg.ActivityLock, h.cfg.OrchLock) + 2*time.Second
+	case faultWorkerKill, faultWorkerTerm, faultRedisKill:
+		return time.Second
+	case faultDropReplies, faultBlackhole, faultRedisFreeze, faultRedisOOM:
+		return h.cfg.FaultFor
+	}
+	return 0
+}
+
+// runStarter starts the roots, at most InFlight at a time and paced over the
+// fault schedule, and waits for each to end.
 func (h *harness) runStarter(ctx, waitCtx context.Context, done chan<- struct{}) {
 	sem := make(chan struct{}, h.cfg.InFlight)
 	var waits sync.WaitGroup
@@ -175,7 +200,7 @@ func (h *harness) runStarter(ctx, waitCtx context.Context, done chan<- struct{})
 		close(done)
 	}()
 	for i := range h.cfg.Instances {
-		for int64(i) >= h.gate.Load() {
+		for i >= h.allowed() {
 			select {
 			case <-waitCtx.Done():
 				return

@@ -177,7 +177,7 @@ func Expected(i int) (output string, runs []Run) {
 type Recorder func(ctx *engine.ActivityContext, label string, done bool)
 
 // Registries returns the orchestrations and the activity of the suite.
-// Activities sleep for a few milliseconds (a function of their label), so
+// Activities sleep for 20 to 100 milliseconds (a function of their label), so
 // that faults hit some of them while they run.
 func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
 	step := func(ctx *engine.OrchestrationContext, label string, x uint64, opts engine.ActivityOptions) (uint64, error) {
@@ -311,7 +311,7 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 		}
 		record(ctx, label, false)
 		select {
-		case <-time.After(time.Duration(5+Hash(label)%15) * time.Millisecond):
+		case <-time.After(time.Duration(20+Hash(label)%80) * time.Millisecond):
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
