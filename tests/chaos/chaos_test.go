@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,6 +82,13 @@ func TestChaos(t *testing.T) {
 	}
 	cfg := loadConfig(t)
 	h := &harness{t: t, cfg: cfg, dir: t.TempDir(), anomaly: map[string]int{}, errs: map[string]int{}, toRaise: map[string]bool{}}
+	if keep := os.Getenv("DUROWORKER_CHAOS_KEEP"); keep != "" {
+		// Keep the worker logs and records for a post-mortem.
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.dir = keep
+	}
 	h.bin = buildWorker(t)
 	h.srv = redistest.StartWith(t, redistest.Config{AppendOnly: true, AppendFsync: "always",
 		Args: []string{"--maxmemory-policy", "noeviction"}})
@@ -152,6 +160,7 @@ func TestChaos(t *testing.T) {
 	case <-time.After(cfg.Drain):
 		t.Errorf("after %s of draining only %d of %d roots ended (%d started); checking what there is",
 			cfg.Drain, h.ended.Load(), cfg.Instances, h.started.Load())
+		h.diagnose()
 		waitCancel()
 	}
 	<-startersDone
@@ -245,11 +254,13 @@ func (h *harness) startRoot(ctx context.Context, i int) bool {
 			break
 		}
 		if errors.Is(err, client.ErrInstanceExists) {
-			if !failed {
-				h.t.Errorf("start %s: %v on the first attempt", id, err)
-				return false
+			// Only this loop starts this id: an earlier attempt, or go-redis
+			// resending this one after a lost reply, created it.
+			if failed {
+				h.count(h.anomaly, "start: ErrInstanceExists after a failed attempt")
+			} else {
+				h.count(h.anomaly, "start: ErrInstanceExists on the first call (go-redis resent it)")
 			}
-			h.count(h.anomaly, "start: ErrInstanceExists after a lost reply")
 			break
 		}
 		failed = true
@@ -300,8 +311,14 @@ func (h *harness) runRaiser(ctx context.Context) {
 			err = h.c.RaiseEvent(ctx, id, shapes.EventName, shapes.EventData(id))
 			switch {
 			case err == nil:
-			case errors.Is(err, client.ErrInstanceEnded) && failed[id]:
-				h.count(h.anomaly, "raise: ErrInstanceEnded after a lost reply")
+			case errors.Is(err, client.ErrInstanceEnded):
+				// It was waiting for this event: an earlier attempt, or
+				// go-redis resending this one, delivered it.
+				if failed[id] {
+					h.count(h.anomaly, "raise: ErrInstanceEnded after a failed attempt")
+				} else {
+					h.count(h.anomaly, "raise: ErrInstanceEnded on the first call (go-redis resent it)")
+				}
 			default:
 				failed[id] = true
 				h.count(h.errs, "raise")
@@ -426,5 +443,22 @@ func (h *harness) stopWorkers(rep *report) {
 		if !w.terminate(30 * time.Second) {
 			h.t.Errorf("worker %s did not shut down within 30s of SIGTERM at the end", w.node)
 		}
+	}
+}
+
+// diagnose logs what waits where when instances do not end, and makes every
+// live worker print its goroutines (SIGQUIT) into its stderr file.
+func (h *harness) diagnose() {
+	ctx := context.Background()
+	if d, err := h.c.GetQueueDepths(ctx); err == nil {
+		h.t.Logf("queue depths: orchestrations %+v activities %+v timers %d", d.Orchestrations, d.Activities, d.Timers)
+	}
+	if nodes, err := h.admin.ZRangeWithScores(ctx, queue.NewKeys(prefix).NodesKey(), 0, -1).Result(); err == nil {
+		h.t.Logf("live nodes: %v", nodes)
+	}
+	for _, w := range h.slots {
+		w.signal(syscall.SIGQUIT)
+		<-w.done
+		h.t.Logf("worker %s goroutines are in %s", w.node, w.stderr)
 	}
 }

@@ -55,14 +55,23 @@ type config struct {
 	Gap time.Duration
 	// Worker lock and liveness settings.
 	ActivityLock, OrchLock, SessionLock, Heartbeat time.Duration
+	// SessionIdle and MaxSessions are the workers' SessionIdleTimeout and
+	// MaxSessionsPerRuntime. Every Session instance uses a session of its
+	// own, and a session stays pinned until it has been idle for SessionIdle:
+	// MaxSessions must cover the sessions pinned meanwhile, or the workers
+	// stop taking new sessions (and, today, the work queued behind them; see
+	// docs/operations.md).
+	SessionIdle time.Duration
+	MaxSessions int
 	// Drain bounds how long instances may take to end after the last fault.
 	Drain time.Duration
 }
 
 // loadConfig returns the short or the full configuration, with the
 // environment overrides DUROWORKER_CHAOS_INSTANCES, DUROWORKER_CHAOS_WORKERS,
-// DUROWORKER_CHAOS_ROUNDS and DUROWORKER_CHAOS_FAULTS (a comma-separated list
-// of kinds, or "all").
+// DUROWORKER_CHAOS_ROUNDS, DUROWORKER_CHAOS_MAX_SESSIONS, DUROWORKER_CHAOS_DRAIN
+// (a duration) and DUROWORKER_CHAOS_FAULTS (a comma-separated list of kinds,
+// "all" or "none").
 func loadConfig(t *testing.T) config {
 	t.Helper()
 	cfg := config{
@@ -71,6 +80,7 @@ func loadConfig(t *testing.T) config {
 		FaultFor: 2 * time.Second, Gap: 1500 * time.Millisecond,
 		ActivityLock: 3 * time.Second, OrchLock: 2 * time.Second, SessionLock: 6 * time.Second,
 		Heartbeat: time.Second, Drain: 2 * time.Minute,
+		SessionIdle: 5 * time.Second, MaxSessions: 200,
 	}
 	if fullSize {
 		cfg = config{
@@ -79,6 +89,7 @@ func loadConfig(t *testing.T) config {
 			FaultFor: 4 * time.Second, Gap: 4 * time.Second,
 			ActivityLock: 10 * time.Second, OrchLock: 5 * time.Second, SessionLock: 15 * time.Second,
 			Heartbeat: time.Second, Drain: 15 * time.Minute,
+			SessionIdle: 20 * time.Second, MaxSessions: 200,
 		}
 	}
 	envInt := func(name string, dst *int) {
@@ -93,6 +104,14 @@ func loadConfig(t *testing.T) config {
 	envInt("DUROWORKER_CHAOS_INSTANCES", &cfg.Instances)
 	envInt("DUROWORKER_CHAOS_WORKERS", &cfg.Workers)
 	envInt("DUROWORKER_CHAOS_ROUNDS", &cfg.Rounds)
+	envInt("DUROWORKER_CHAOS_MAX_SESSIONS", &cfg.MaxSessions)
+	if v := os.Getenv("DUROWORKER_CHAOS_DRAIN"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("DUROWORKER_CHAOS_DRAIN=%q: %v", v, err)
+		}
+		cfg.Drain = d
+	}
 	if v := os.Getenv("DUROWORKER_CHAOS_FAULTS"); v != "" {
 		cfg.Faults = nil
 		if v == "all" {
@@ -171,7 +190,8 @@ func (h *harness) startWorker(node string) *workerProc {
 	w.cmd = exec.Command(h.bin,
 		"-redis", h.proxy.Addr(), "-prefix", prefix, "-node", node, "-records", w.records,
 		"-activity-lock", h.cfg.ActivityLock.String(), "-orch-lock", h.cfg.OrchLock.String(),
-		"-session-lock", h.cfg.SessionLock.String(), "-heartbeat", h.cfg.Heartbeat.String())
+		"-session-lock", h.cfg.SessionLock.String(), "-heartbeat", h.cfg.Heartbeat.String(),
+		"-session-idle", h.cfg.SessionIdle.String(), "-max-sessions", strconv.Itoa(h.cfg.MaxSessions))
 	w.cmd.Stderr = errf
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {

@@ -39,6 +39,8 @@ func main() {
 	activityLock := flag.Duration("activity-lock", 30*time.Second, "ActivityLockTimeout")
 	orchLock := flag.Duration("orch-lock", 5*time.Second, "OrchestrationLockTimeout")
 	sessionLock := flag.Duration("session-lock", 30*time.Second, "SessionLockTimeout")
+	sessionIdle := flag.Duration("session-idle", 5*time.Minute, "SessionIdleTimeout")
+	maxSessions := flag.Int("max-sessions", 10, "MaxSessionsPerRuntime")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "NodeHeartbeat")
 	flag.Parse()
 	if *node == "" || *records == "" {
@@ -76,6 +78,8 @@ func main() {
 		ActivityLockTimeout:      *activityLock,
 		OrchestrationLockTimeout: *orchLock,
 		SessionLockTimeout:       *sessionLock,
+		SessionIdleTimeout:       *sessionIdle,
+		MaxSessionsPerRuntime:    *maxSessions,
 		NodeHeartbeat:            *heartbeat,
 	})
 	if err != nil {
