@@ -134,7 +134,8 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	h.paceFrom, h.paceOver = began, schedule
-	bg.Add(2)
+	bg.Add(3)
+	go func() { defer bg.Done(); h.runProgress(ctx, began) }()
 	startersDone := make(chan struct{})
 	go func() { defer bg.Done(); h.runStarter(ctx, waitCtx, startersDone) }()
 	go func() { defer bg.Done(); h.runRaiser(ctx) }()
@@ -328,6 +329,17 @@ func (h *harness) runRaiser(ctx context.Context) {
 			delete(h.toRaise, id)
 			h.raiseMu.Unlock()
 		}
+	}
+}
+
+// runProgress logs how far the run is every 30 seconds.
+func (h *harness) runProgress(ctx context.Context, began time.Time) {
+	for sleepCtx(ctx, 30*time.Second) {
+		h.mu.Lock()
+		nf := len(h.faults)
+		h.mu.Unlock()
+		h.t.Logf("chaos: %s: %d faults injected, %d of %d roots started, %d ended",
+			time.Since(began).Round(time.Second), nf, h.started.Load(), h.cfg.Instances, h.ended.Load())
 	}
 }
 
