@@ -69,9 +69,9 @@ type config struct {
 
 // loadConfig returns the short or the full configuration, with the
 // environment overrides DUROWORKER_CHAOS_INSTANCES, DUROWORKER_CHAOS_WORKERS,
-// DUROWORKER_CHAOS_ROUNDS, DUROWORKER_CHAOS_MAX_SESSIONS, DUROWORKER_CHAOS_DRAIN
-// (a duration) and DUROWORKER_CHAOS_FAULTS (a comma-separated list of kinds,
-// "all" or "none").
+// DUROWORKER_CHAOS_ROUNDS, DUROWORKER_CHAOS_MAX_SESSIONS, the durations
+// DUROWORKER_CHAOS_DRAIN and DUROWORKER_CHAOS_SESSION_IDLE, and
+// DUROWORKER_CHAOS_FAULTS (a comma-separated list of kinds, "all" or "none").
 func loadConfig(t *testing.T) config {
 	t.Helper()
 	cfg := config{
@@ -105,13 +105,17 @@ func loadConfig(t *testing.T) config {
 	envInt("DUROWORKER_CHAOS_WORKERS", &cfg.Workers)
 	envInt("DUROWORKER_CHAOS_ROUNDS", &cfg.Rounds)
 	envInt("DUROWORKER_CHAOS_MAX_SESSIONS", &cfg.MaxSessions)
-	if v := os.Getenv("DUROWORKER_CHAOS_DRAIN"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("DUROWORKER_CHAOS_DRAIN=%q: %v", v, err)
+	envDur := func(name string, dst *time.Duration) {
+		if v := os.Getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				t.Fatalf("%s=%q: want a positive duration", name, v)
+			}
+			*dst = d
 		}
-		cfg.Drain = d
 	}
+	envDur("DUROWORKER_CHAOS_DRAIN", &cfg.Drain)
+	envDur("DUROWORKER_CHAOS_SESSION_IDLE", &cfg.SessionIdle)
 	if v := os.Getenv("DUROWORKER_CHAOS_FAULTS"); v != "" {
 		cfg.Faults = nil
 		if v == "all" {
