@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,6 +74,15 @@ type faultRecord struct {
 	kind       string
 	node       string // worker faults: the node hit
 	start, end time.Time
+}
+
+// TestMain removes the worker binary built by the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 // TestChaos runs the fault-injection suite; see the package comment.
@@ -169,15 +179,12 @@ func TestChaos(t *testing.T) {
 	bg.Wait()
 	finished := time.Now()
 
-	rep := h.check(ctx0())
+	rep := h.check(context.Background())
 	rep.began, rep.faultsDone, rep.finished = began, faultsDone, finished
-	h.stopWorkers(rep)
+	h.stopWorkers()
 	h.scanLogs(rep)
 	t.Log("\n" + rep.summary(h))
 }
-
-// ctx0 is the context of the final checks.
-func ctx0() context.Context { return context.Background() }
 
 // allowed is how many roots may have been started by now.
 func (h *harness) allowed() int {
@@ -450,7 +457,7 @@ func (h *harness) inject(kind string, n int) {
 }
 
 // stopWorkers shuts the workers down gracefully; one that hangs is an error.
-func (h *harness) stopWorkers(rep *report) {
+func (h *harness) stopWorkers() {
 	for _, w := range h.slots {
 		if !w.terminate(30 * time.Second) {
 			h.t.Errorf("worker %s did not shut down within 30s of SIGTERM at the end", w.node)
