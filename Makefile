@@ -3,7 +3,7 @@
 #   make test        fmt-check, vet, staticcheck, build, then the whole suite with -race
 #   make lint        fmt-check, vet, staticcheck
 #   make test-short  quick unit tests (-short skips tests that need redis-server)
-#   make chaos       fault tests (build tag chaos) against real redis-server processes
+#   make chaos       the fault-injection suite (tests/chaos) at full size: 10,000 instances, every fault kind
 #   make run         dev mode with an embedded Redis
 #   make bench       benchmark programs; results go to bench/RESULTS.md by hand
 
@@ -66,8 +66,12 @@ run:
 test-short:
 	$(GO) test -short ./...
 
+# The build tag chaos selects the full size of TestChaos (its short version runs
+# in make test); -v prints its progress and summary table. CHAOS_ENV passes
+# overrides, e.g. make chaos CHAOS_ENV="DUROWORKER_CHAOS_INSTANCES=2000".
+CHAOS_ENV ?=
 chaos:
-	$(GO) test -race -tags chaos -count=1 -timeout $(CHAOS_TIMEOUT) ./tests/...
+	$(CHAOS_ENV) $(GO) test -race -tags chaos -count=1 -timeout $(CHAOS_TIMEOUT) -v -run 'TestChaos$$' ./tests/chaos/
 
 bench:
 	$(GO) run ./cmd/duroworker bench all --vs go-workflows,asynq --runs 3
