@@ -79,7 +79,7 @@ func (o Options) withDefaults(workload string) Options {
 		o.Workers = 3
 	}
 	if o.Prefix == "" {
-		o.Prefix = "bench-" + workload
+		o.Prefix = "bench-" + strings.ReplaceAll(workload, " ", "-")
 	}
 	if o.Poll <= 0 {
 		o.Poll = 2 * time.Millisecond

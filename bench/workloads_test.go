@@ -52,7 +52,7 @@ func TestWorkloadsComplete(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			o := c.opts
-			o.Prefix = "t-" + c.name
+			o.Prefix = "t-" + strings.ReplaceAll(c.name, " ", "-")
 			o.Timeout = 45 * time.Second
 			o.Poll = 5 * time.Millisecond
 			res, err := runs[c.name](ctx, o)
