@@ -28,7 +28,7 @@ var aclCommands = []string{
 	"config|get",
 	// what the scripts call
 	"del", "get", "set", "hdel", "hincrby", "hkeys", "hlen", "hmget", "hset", "incr", "llen", "lpush", "ltrim",
-	"pexpire", "rpush", "sadd", "srem", "xadd", "zcount", "zrangebyscore", "zrank", "zrem", "zremrangebyscore",
+	"pexpire", "rename", "rpush", "sadd", "srandmember", "srem", "type", "xadd", "zcount", "zrangebyscore", "zrank", "zrem", "zremrangebyscore",
 }
 
 // TestACLMinimumPermissions creates an ACL user with exactly the documented

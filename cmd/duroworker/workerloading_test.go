@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -59,20 +60,37 @@ func (l *loadingRedis) serve(c net.Conn) {
 	r := bufio.NewReader(c)
 	for {
 		// One RESP array of bulk strings per command.
+		var cmd bytes.Buffer
 		line, err := r.ReadString('\n')
 		if err != nil || !strings.HasPrefix(line, "*") {
 			return
 		}
+		cmd.WriteString(line)
 		n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
 		for i := 0; i < n; i++ {
 			hdr, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
+			cmd.WriteString(hdr)
 			size, _ := strconv.Atoi(strings.TrimSpace(hdr[1:]))
-			if _, err := io.CopyN(io.Discard, r, int64(size+2)); err != nil {
+			if _, err := io.CopyN(&cmd, r, int64(size+2)); err != nil {
 				return
 			}
+		}
+		if l.ready.Load() {
+			// Loaded: like a real Redis, the same connection now answers.
+			b, err := net.Dial("tcp", l.backend)
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			if _, err := b.Write(cmd.Bytes()); err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(b, r) }()
+			_, _ = io.Copy(c, b)
+			return
 		}
 		l.refused.Add(1)
 		if _, err := c.Write([]byte("-LOADING Redis is loading the dataset in memory\r\n")); err != nil {
