@@ -271,3 +271,17 @@ local function forget_dead_nodes(now)
   end
   redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
 end
+
+-- replay_request answers a request whose id (rid, remembered in key req)
+-- already succeeded: 1 when req records answer (a resend), a REQUEST_REUSED
+-- error when it records another request, nil when the request is new or has
+-- no id (req is nil).
+local function replay_request(req, rid, answer)
+  if not req then return nil end
+  local prev = redis.call('GET', req)
+  if prev == answer then return 1 end
+  if prev then
+    return redis.error_reply('REQUEST_REUSED request id ' .. rid .. ' already named another request')
+  end
+  return nil
+end

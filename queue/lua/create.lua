@@ -13,13 +13,8 @@ local req = (ARGV[7] or '') ~= '' and KEYS[5] or nil
 local answer = 'create:' .. id
 
 -- validate
-if req then
-  local prev = redis.call('GET', req)
-  if prev == answer then return 1 end -- a resend of a request that succeeded
-  if prev then
-    return redis.error_reply('REQUEST_REUSED request id ' .. ARGV[7] .. ' already named another request')
-  end
-end
+local replayed = replay_request(req, ARGV[7], answer)
+if replayed then return replayed end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('INSTANCE_EXISTS ' .. id)
 end

@@ -11,13 +11,8 @@ local req = (ARGV[3] or '') ~= '' and KEYS[3] or nil
 local answer = 'enqueue:' .. id
 
 -- validate
-if req then
-  local prev = redis.call('GET', req)
-  if prev == answer then return 1 end -- a resend of a request that succeeded
-  if prev then
-    return redis.error_reply('REQUEST_REUSED request id ' .. ARGV[3] .. ' already named another request')
-  end
-end
+local replayed = replay_request(req, ARGV[3], answer)
+if replayed then return replayed end
 local f = redis.call('HMGET', KEYS[2], 'status', 'rq')
 if not f[1] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
