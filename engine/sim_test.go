@@ -27,6 +27,7 @@ type sim struct {
 	inbox     []Message
 	timers    []TimerRequest
 	work      []ActivityRequest
+	children  []Message // completions of started sub-orchestrations, delivered like activity results
 	cached    *Executor
 	events    map[time.Duration][]Message // external events raised when the clock passes the offset
 	start     time.Time
@@ -70,6 +71,11 @@ func (s *sim) run(name, version, input string) ExecutionStatus {
 // advance produces the next inbox messages: run pending activities, else fire
 // the next timer or external event. It reports false when nothing is pending.
 func (s *sim) advance() bool {
+	if len(s.children) > 0 {
+		s.inbox = append(s.inbox, s.children[0])
+		s.children = s.children[1:]
+		return true
+	}
 	if len(s.work) > 0 {
 		w := s.work[0]
 		s.work = s.work[1:]
@@ -165,6 +171,12 @@ func (s *sim) turn(msgs []Message) (ended bool) {
 		s.t.Fatalf("sim: stored %d events, executor holds %d", len(s.stored), s.cached.HistoryLen())
 	}
 	s.work = append(s.work, res.Activities...)
+	for _, c := range res.Children {
+		if c.Parent { // a child completes at once with an output that names what was started
+			s.children = append(s.children, Message{Kind: MessageSubOrchestrationCompleted, Execution: c.Start.ParentExecution,
+				EventID: c.Start.ParentEventID, Result: fmt.Sprintf("child(%s,%s,%s,%s)", c.Name, c.Version, c.InstanceID, c.Input)})
+		}
+	}
 	s.timers = append(s.timers, res.Timers...)
 	s.status, s.output, s.failure = res.Status, res.Output, res.Failure
 	switch res.Status {
