@@ -130,9 +130,10 @@ type env struct {
 	recordSteps bool
 	steps       []atomic.Int64
 
-	mu       sync.Mutex
-	lateness map[string]time.Duration   // timers: instance -> lateness
-	sessions map[string]map[string]bool // session -> workers that ran it
+	mu         sync.Mutex
+	lateness   map[string]time.Duration   // timers: instance -> lateness
+	sessions   map[string]map[string]bool // session -> workers that ran it
+	failedOnce sync.Map                   // "instance/input" of activities whose first attempt failed (FailEvery)
 }
 
 // newEnv prepares workers that register the given orchestrations (all of

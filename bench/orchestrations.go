@@ -2,7 +2,6 @@ package bench
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -30,56 +29,26 @@ func fanoutRetryPolicy() engine.RetryPolicy { return engine.DefaultRetryPolicy()
 
 // fanoutOrchestration schedules K no-op activities at once and joins them.
 // Input is "K" or "K/retry". With retry, every activity has the retry policy
-// fanoutRetryPolicy: the ones that failed are scheduled again, after the
-// policy's durable backoff, until they succeed or run out of attempts, the
-// same history ScheduleActivityWithRetry writes for one activity, run for
-// all of them in parallel.
+// fanoutRetryPolicy: a failed one is scheduled again after the policy's
+// durable backoff, until it succeeds or runs out of attempts.
 func (e *env) fanoutOrchestration(ctx *engine.OrchestrationContext, input string) (string, error) {
 	ks, mode, _ := strings.Cut(input, "/")
 	k, err := strconv.Atoi(ks)
 	if err != nil {
 		return "", err
 	}
-	policy := engine.RetryPolicy{MaxAttempts: 1}
+	var opts []engine.ActivityOption
 	if mode == "retry" {
-		policy = fanoutRetryPolicy()
+		opts = append(opts, engine.WithRetry(fanoutRetryPolicy()))
 	}
-	pending := make([]int, k)
-	for i := range pending {
-		pending[i] = i
+	futures := make([]*engine.Future[string], k)
+	for i := range futures {
+		futures[i] = ctx.ScheduleActivity(actNoop, strconv.Itoa(i), opts...)
 	}
-	for attempt := 1; ; attempt++ {
-		futures := make([]*engine.Future[string], len(pending))
-		waits := make([]engine.Awaitable, len(pending))
-		for j, i := range pending {
-			futures[j] = ctx.ScheduleActivity(actNoop, fmt.Sprintf("%d/%d", i, attempt))
-			waits[j] = futures[j]
-		}
-		ctx.Join(waits...)
-		var failed []int
-		var lastErr error
-		for j, f := range futures {
-			if _, err := f.Get(); err != nil {
-				if engine.IsPoison(err) {
-					return "", err
-				}
-				failed = append(failed, pending[j])
-				lastErr = err
-			}
-		}
-		if len(failed) == 0 {
-			return "ok", nil
-		}
-		if attempt >= policy.MaxAttempts {
-			return "", lastErr
-		}
-		if d := policy.Backoff.Delay(attempt); d > 0 {
-			if _, err := ctx.ScheduleTimer(d).Get(); err != nil {
-				return "", err
-			}
-		}
-		pending = failed
+	if _, err := engine.JoinAll(ctx, futures); err != nil {
+		return "", err
 	}
+	return "ok", nil
 }
 
 // timerOrchestration sleeps (input: milliseconds) on a durable timer, notes
@@ -114,17 +83,12 @@ func (e *env) sessionOrchestration(ctx *engine.OrchestrationContext, input strin
 		return "", err
 	}
 	session := "s-" + ctx.InstanceID()
-	waits := make([]engine.Awaitable, k)
 	futures := make([]*engine.Future[string], k)
 	for i := range futures {
-		futures[i] = ctx.ScheduleActivityOnSession(actSession, strconv.Itoa(i), session)
-		waits[i] = futures[i]
+		futures[i] = ctx.ScheduleActivity(actSession, strconv.Itoa(i), engine.WithSession(session))
 	}
-	ctx.Join(waits...)
-	for _, f := range futures {
-		if _, err := f.Get(); err != nil {
-			return "", err
-		}
+	if _, err := engine.JoinAll(ctx, futures); err != nil {
+		return "", err
 	}
 	return "ok", nil
 }
@@ -151,8 +115,8 @@ func (e *env) noopActivity(ctx *engine.ActivityContext, input string) (string, e
 		}
 	}
 	if e.opts.FailEvery > 0 && !e.warming.Load() {
-		if is, attempt, ok := strings.Cut(input, "/"); ok && attempt == "1" {
-			if i, err := strconv.Atoi(is); err == nil && i%e.opts.FailEvery == 0 {
+		if i, err := strconv.Atoi(input); err == nil && i%e.opts.FailEvery == 0 {
+			if _, failed := e.failedOnce.LoadOrStore(ctx.InstanceID()+"/"+input, true); !failed {
 				return "", errInjected
 			}
 		}

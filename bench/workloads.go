@@ -196,7 +196,7 @@ func RunFanout(ctx context.Context, rdb *redis.Client, opts Options) (Result, er
 	r.Settings = e.settings()
 	if opts.Retry {
 		p := fanoutRetryPolicy()
-		r.Settings += fmt.Sprintf(" retry=%d attempts, %s backoff from %s", p.MaxAttempts, p.Backoff.Kind, p.Backoff.Base)
+		r.Settings += fmt.Sprintf(" retry=%d attempts, %s backoff", p.MaxAttempts, p.Backoff)
 	}
 	if err := e.warmUp(orchFanout, "2"); err != nil {
 		return r, err

@@ -6,10 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-
-	"github.com/duroworker/duroworker/capability"
 )
 
 // OrchestrationContext is the orchestration's only door to the outside world.
@@ -36,9 +33,7 @@ func (c *OrchestrationContext) Version() string { return c.x.info.Version }
 // IsReplaying reports whether the code is re-running a part of the execution
 // that an earlier turn already ran. Side effects such as logging should be
 // skipped while replaying; the Trace methods do so.
-func (c *OrchestrationContext) IsReplaying() bool {
-	return c.x.lastDelivered < c.x.committed
-}
+func (c *OrchestrationContext) IsReplaying() bool { return c.x.replaying() }
 
 // Now returns the deterministic current time: the time at which the event
 // that last woke the orchestration (its start, or a completion) was recorded.
@@ -95,94 +90,11 @@ func (c *OrchestrationContext) trace(level slog.Level, msg string, args []any) {
 	x.logger.Log(context.Background(), level, msg, attrs...)
 }
 
-// ScheduleActivity schedules the named activity with input and returns a
-// future for its result. An activity error is returned by Get as
-// *ErrorDetails with category application.
-func (c *OrchestrationContext) ScheduleActivity(name, input string) *Future[string] {
-	return c.ScheduleActivityWithOptions(name, input, ActivityOptions{})
-}
-
-// ActivityOptions are per-call options of ScheduleActivityWithOptions.
-type ActivityOptions struct {
-	// Tag routes the activity to workers that serve the tag (worker
-	// TagFilter); empty means the default, untagged workers.
-	Tag string
-	// SessionID pins the activity to the worker that owns the session: the
-	// first activity of a session claims it for the worker that fetches it,
-	// later ones go to that worker while it holds the session (until it is
-	// idle for SessionIdleTimeout, dies, or shuts down). Empty: no session.
-	SessionID string
-}
-
-// ScheduleActivityOnSession schedules an activity on a session; see
-// ActivityOptions.SessionID.
-func (c *OrchestrationContext) ScheduleActivityOnSession(name, input, sessionID string) *Future[string] {
-	return c.ScheduleActivityWithOptions(name, input, ActivityOptions{SessionID: sessionID})
-}
-
-// ScheduleActivityWithOptions is ScheduleActivity with options. An invalid
-// option (a tag over MaxTagBytes, an input over MaxPayloadBytes) fails the
-// future with an application error without scheduling anything.
-func (c *OrchestrationContext) ScheduleActivityWithOptions(name, input string, opts ActivityOptions) *Future[string] {
-	x := c.x
-	x.mustOwn()
-	if err := validateActivityCall(name, input, opts); err != nil {
-		return failedFuture[string](x, err)
-	}
-	ev, isNew := x.emit(Event{Kind: EventActivityScheduled, Name: name, Input: input, Tag: opts.Tag, Session: opts.SessionID})
-	if isNew {
-		x.out.Activities = append(x.out.Activities, ActivityRequest{
-			Instance: x.info.InstanceID, Execution: x.info.ExecutionID, EventID: ev.ID,
-			Name: name, Input: input, Tag: opts.Tag, Session: opts.SessionID,
-			OrchestrationName: x.info.Name, OrchestrationVersion: x.info.Version,
-		})
-	}
-	return &Future[string]{s: x.open_(ev, EventActivityCompleted), x: x, decode: decodeString}
-}
-
-func validateActivityCall(name, input string, opts ActivityOptions) *ErrorDetails {
-	if err := capability.ValidateName("activity", name); err != nil {
-		return ApplicationError(KindActivityFailed, err.Error())
-	}
-	switch {
-	case len(input) > MaxPayloadBytes:
-		return ApplicationError(KindActivityFailed, fmt.Sprintf("input of activity %s is %d bytes, more than the limit of %d", name, len(input), MaxPayloadBytes))
-	case len(opts.Tag) > MaxTagBytes:
-		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag of activity %s is %d bytes, more than the limit of %d", name, len(opts.Tag), MaxTagBytes))
-	case strings.ContainsAny(opts.Tag, "{}\n\r#"):
-		return ApplicationError(KindActivityFailed, fmt.Sprintf("tag %q of activity %s contains '{', '}', '#' or a newline", opts.Tag, name))
-	case len(opts.SessionID) > MaxSessionIDBytes:
-		return ApplicationError(KindActivityFailed, fmt.Sprintf("session id of activity %s is %d bytes, more than the limit of %d", name, len(opts.SessionID), MaxSessionIDBytes))
-	case strings.ContainsAny(opts.SessionID, "{}\n\r"):
-		return ApplicationError(KindActivityFailed, fmt.Sprintf("session id %q of activity %s contains '{', '}' or a newline", opts.SessionID, name))
-	}
-	return nil
-}
-
-// ScheduleActivityTyped schedules an activity with an input encoded by Encode
-// and a result decoded as Out by Decode. An input that cannot be encoded makes
-// the future fail with an application error.
-func ScheduleActivityTyped[Out any](c *OrchestrationContext, name string, input any) *Future[Out] {
-	in, err := Encode(input)
-	if err != nil {
-		return failedFuture[Out](c.x, ApplicationError(KindActivityFailed, err.Error()))
-	}
-	f := c.ScheduleActivity(name, in)
-	return &Future[Out]{s: f.s, x: c.x, decode: Decode[Out]}
-}
-
 // ScheduleTimer creates a durable timer that fires after d, measured from
 // Now. The timer survives worker restarts.
 func (c *OrchestrationContext) ScheduleTimer(d time.Duration) *Future[struct{}] {
-	fireAt := c.x.now + d.Milliseconds()
-	ev, isNew := c.x.emit(Event{Kind: EventTimerCreated, FireAt: fireAt})
-	if isNew {
-		c.x.out.Timers = append(c.x.out.Timers, TimerRequest{
-			FireAt:  time.UnixMilli(ev.FireAt),
-			Message: Message{Kind: MessageTimerFired, Execution: c.x.info.ExecutionID, EventID: ev.ID, FireAt: ev.FireAt},
-		})
-	}
-	return &Future[struct{}]{s: c.x.open_(ev, EventTimerFired), x: c.x, decode: func(string) (struct{}, error) { return struct{}{}, nil }}
+	c.x.mustOwn()
+	return &Future[struct{}]{s: c.x.scheduleTimer(d), x: c.x, decode: func(string) (struct{}, error) { return struct{}{}, nil }}
 }
 
 // WaitForEvent subscribes to the next external event raised with name and
@@ -287,6 +199,37 @@ func (c *OrchestrationContext) Join(fs ...Awaitable) {
 		}
 		return true
 	})
+}
+
+// JoinAll waits until every future of fs is ready and returns their results
+// in order. The error is the first failure in the order of fs (every future
+// is still waited for), so it is the same on every replay.
+func JoinAll[T any](c *OrchestrationContext, fs []*Future[T]) ([]T, error) {
+	c.Join(awaitables(fs)...)
+	out := make([]T, len(fs))
+	var first error
+	for i, f := range fs {
+		v, err := f.Get()
+		if err != nil && first == nil {
+			first = err
+		}
+		out[i] = v
+	}
+	return out, first
+}
+
+// SelectFirst is Select over a slice of futures of one type: it waits until
+// one of fs is ready, cancels the others, and returns the index of the winner.
+func SelectFirst[T any](c *OrchestrationContext, fs []*Future[T]) int {
+	return c.Select(awaitables(fs)...)
+}
+
+func awaitables[T any](fs []*Future[T]) []Awaitable {
+	out := make([]Awaitable, len(fs))
+	for i, f := range fs {
+		out[i] = f
+	}
+	return out
 }
 
 // open_ registers the schedule event ev as awaiting a completion of kind.

@@ -206,7 +206,12 @@ type Executor struct {
 	failure  *ErrorDetails
 	next     *Message
 	abort    *ErrorDetails // set by orchestration-side checks (nondeterminism) to end the execution
-	misuse   atomic.Bool   // the context was used from a foreign goroutine
+	// engineSide is true while the engine itself schedules work on the
+	// orchestration's behalf (the next attempt of a retried activity):
+	// emit then fails the execution on a mismatch instead of stopping the
+	// orchestration's goroutine.
+	engineSide bool
+	misuse     atomic.Bool // the context was used from a foreign goroutine
 
 	out TurnResult
 }
@@ -429,8 +434,17 @@ func (x *Executor) deliver(ev *Event) *ErrorDetails {
 		return ev.Error
 	}
 	s.resolve(ev.Result, ev.Error)
+	if s.then != nil {
+		x.engineSide = true
+		s.then(s)
+		x.engineSide = false
+	}
 	return nil
 }
+
+// replaying reports whether the event last delivered was already in history
+// before this turn; see OrchestrationContext.IsReplaying.
+func (x *Executor) replaying() bool { return x.lastDelivered < x.committed }
 
 // completes reports whether an event of kind got answers a schedule that
 // waits for want.
@@ -549,12 +563,22 @@ func (x *Executor) appendEvent(ev Event) int64 {
 // and ends the execution as nondeterministic on a mismatch; past the end of
 // history it appends a new event. It returns the event of the action and
 // whether it is new in this turn (and so needs its side effect sent).
+//
+// On the engine side (engineSide) a mismatch fails the execution at once and
+// emit returns nil.
 func (x *Executor) emit(action Event) (*Event, bool) {
-	x.mustOwn()
+	if !x.engineSide {
+		x.mustOwn()
+	}
 	if x.cursor < len(x.history) {
 		h := &x.history[x.cursor]
 		if !actionMatches(h, &action) {
-			x.abort = NondeterminismError("schedule mismatch at event %d: orchestration did %s, history has %s", h.ID, describe(&action), describe(h))
+			d := NondeterminismError("schedule mismatch at event %d: orchestration did %s, history has %s", h.ID, describe(&action), describe(h))
+			if x.engineSide {
+				x.fail(d)
+				return nil, false
+			}
+			x.abort = d
 			runtime.Goexit()
 		}
 		x.cursor++
@@ -580,7 +604,7 @@ func actionMatches(h, a *Event) bool {
 		// event id, which already matched by position.
 		return h.Name == a.Name && h.Version == a.Version && h.Input == a.Input && (a.Instance == "" || h.Instance == a.Instance)
 	case EventOrchestrationChained:
-		return h.Name == a.Name && h.Version == a.Version && h.Instance == a.Instance && h.Input == a.Input
+		return h.Name == a.Name && h.Version == a.Version && h.Input == a.Input && (a.Instance == "" || h.Instance == a.Instance)
 	case EventActivityCancelRequested, EventSubOrchestrationCancelRequested,
 		EventExternalSubscribedCancelled, EventQueueSubscriptionCancelled:
 		return h.SourceID == a.SourceID

@@ -64,7 +64,7 @@ func TestSubOrchestrationRoundTrip(t *testing.T) {
 	bothModes(t, func(t *testing.T, sticky bool) {
 		d := newDriver(t, func(ctx *OrchestrationContext, in string) (string, error) {
 			a := ctx.ScheduleSubOrchestration("Child", "auto")
-			b := ctx.ScheduleSubOrchestrationWithID("Child", "explicit-id", "named")
+			b := ctx.ScheduleSubOrchestration("Child", "named", WithInstanceID("explicit-id"))
 			ctx.Join(a, b)
 			x, errA := a.Get()
 			_, errB := b.Get()
@@ -136,17 +136,26 @@ func TestChildNotifiesParentAndKeepsLinkAcrossContinueAsNew(t *testing.T) {
 
 func TestDetachedOrchestrationHasNoParent(t *testing.T) {
 	d := newDriver(t, func(ctx *OrchestrationContext, in string) (string, error) {
-		ctx.StartOrchestration("Other", "fire-and-forget", "x")
-		ctx.StartOrchestration("Other", "", "rejected: empty id")
-		return "started", nil
+		named, _ := ctx.ScheduleSubOrchestration("Other", "x", Detached(), WithInstanceID("fire-and-forget")).Get()
+		generated, _ := ctx.ScheduleSubOrchestration("Other", "y", Detached()).Get()
+		_, err := ctx.ScheduleSubOrchestration("Other", "z", Detached(), WithInstanceID("bad\nid")).Get()
+		return named + "," + generated + "," + fmt.Sprint(err != nil), nil
 	}, true)
 	defer d.close()
 	res := d.turn(start(""))
-	if len(res.Children) != 1 || res.Children[0].Parent || res.Children[0].Collision != nil || res.Children[0].Start.ParentInstance != "" {
+	if len(res.Children) != 2 {
 		t.Fatalf("children %+v", res.Children)
 	}
-	if res.Status != StatusCompleted {
-		t.Fatal(res.Status)
+	for _, c := range res.Children {
+		if c.Parent || c.Collision != nil || c.Start.ParentInstance != "" {
+			t.Fatalf("detached child has a parent link: %+v", c)
+		}
+	}
+	if res.Status != StatusCompleted || res.Output != "fire-and-forget,p::detached::1.3,true" {
+		t.Fatalf("status %s output %q", res.Status, res.Output)
+	}
+	if res.Children[1].InstanceID != "p::detached::1.3" {
+		t.Fatalf("generated id %q", res.Children[1].InstanceID)
 	}
 }
 

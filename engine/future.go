@@ -10,13 +10,20 @@ type slot struct {
 	done       bool
 	result     string
 	err        *ErrorDetails
+
+	// then, when set, runs on the engine side right after a completion from
+	// history resolved the slot (a retried activity's next step).
+	then func(*slot)
+	// onCancel, when set, replaces the default cancellation of a Select
+	// loser (a call made of several schedules).
+	onCancel func(reason string)
 }
 
 func (s *slot) resolve(result string, err *ErrorDetails) {
 	s.done, s.result, s.err = true, result, err
 }
 
-// Awaitable is anything Select and Join can wait on: every *Future.
+// Awaitable is anything Select and Join can wait on: a *Future of any type.
 type Awaitable interface {
 	awaitSlot() *slot
 }
@@ -56,4 +63,9 @@ func (f *Future[T]) Get() (T, error) {
 // whose arguments were invalid before anything could be scheduled.
 func failedFuture[T any](x *Executor, d *ErrorDetails) *Future[T] {
 	return &Future[T]{s: &slot{done: true, err: d}, x: x, decode: func(string) (T, error) { var z T; return z, nil }}
+}
+
+// retype gives a string future a decoder to T.
+func retype[T any](f *Future[string]) *Future[T] {
+	return &Future[T]{s: f.s, x: f.x, decode: Decode[T]}
 }

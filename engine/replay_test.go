@@ -193,7 +193,7 @@ func TestReplayScenarios(t *testing.T) {
 		{
 			name: "retry policy retries then succeeds",
 			orch: func(ctx *OrchestrationContext, in string) (string, error) {
-				return ctx.ScheduleActivityWithRetry("Flaky", "z", NewRetryPolicy(5).WithBackoff(FixedBackoff(time.Second)))
+				return ctx.ScheduleActivity("Flaky", "z", WithRetry(NewRetryPolicy(5).WithBackoff(FixedBackoff(time.Second)))).Get()
 			},
 			wantStatus: StatusCompleted,
 			wantOutput: "ok after 3",
@@ -205,7 +205,7 @@ func TestReplayScenarios(t *testing.T) {
 		{
 			name: "retry policy timeout is not retried",
 			orch: func(ctx *OrchestrationContext, in string) (string, error) {
-				return ctx.ScheduleActivityWithRetry("Never", "z", NewRetryPolicy(3).WithTimeout(30*time.Second))
+				return ctx.ScheduleActivity("Never", "z", WithRetry(NewRetryPolicy(3)), WithTimeout(30*time.Second)).Get()
 			},
 			wantStatus: StatusFailed,
 			wantErr:    "timeout: activity Never timed out after 30s",

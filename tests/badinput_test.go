@@ -352,7 +352,7 @@ func TestCancelGoesOnlyToOwnChild(t *testing.T) {
 				return ctx.WaitForEvent("go").Get()
 			}).
 			Register("Grabber", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-				ctx.ScheduleSubOrchestrationWithID("Waiter", "victim", "")
+				ctx.ScheduleSubOrchestration("Waiter", "", engine.WithInstanceID("victim"))
 				return "left at once", nil
 			}).MustBuild()
 		e.startWorker(orchs, nil, worker.Options{})

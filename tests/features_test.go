@@ -26,11 +26,11 @@ func TestSubOrchestrations(t *testing.T) {
 				if in == "gen1" {
 					return ctx.ContinueAsNew("gen2")
 				}
-				named, err := ctx.ScheduleSubOrchestrationWithID("Child", "fixed-child", "named").Get()
+				named, err := ctx.ScheduleSubOrchestration("Child", "named", engine.WithInstanceID("fixed-child")).Get()
 				if err != nil {
 					return "", err
 				}
-				_, collideErr := ctx.ScheduleSubOrchestrationWithID("Child", "fixed-child", "again").Get()
+				_, collideErr := ctx.ScheduleSubOrchestration("Child", "again", engine.WithInstanceID("fixed-child")).Get()
 				_, failErr := ctx.ScheduleSubOrchestration("Failing", "").Get()
 				return fmt.Sprintf("%s|%s|collision:%v|fail:%v", auto, named, collideErr != nil, failErr), nil
 			}).
@@ -66,7 +66,7 @@ func TestDetachedOrchestration(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, e *env) {
 		orchs := engine.NewOrchestrationRegistry().
 			Register("Launcher", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-				ctx.StartOrchestration("Echo", "launched-"+in, "detached")
+				ctx.ScheduleSubOrchestration("Echo", "detached", engine.Detached(), engine.WithInstanceID("launched-"+in))
 				return "launched", nil
 			}).
 			Register("Echo", func(ctx *engine.OrchestrationContext, in string) (string, error) {
@@ -127,7 +127,7 @@ func TestCancelPropagatesAndStopsActivities(t *testing.T) {
 		orchs := engine.NewOrchestrationRegistry().
 			Register("Parent", func(ctx *engine.OrchestrationContext, in string) (string, error) {
 				act := ctx.ScheduleActivity("Block", "parent")
-				child := ctx.ScheduleSubOrchestrationWithID("Child", "cancel-child", "")
+				child := ctx.ScheduleSubOrchestration("Child", "", engine.WithInstanceID("cancel-child"))
 				ctx.Join(act, child)
 				return "unreachable", nil
 			}).

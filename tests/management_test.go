@@ -127,8 +127,8 @@ func (e *env) waitChild(id string) client.Status {
 func parentWithChildren() *engine.OrchestrationRegistry {
 	return engine.NewOrchestrationRegistry().
 		Register("Parent", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-			a := ctx.ScheduleSubOrchestrationWithID("Child", ctx.InstanceID()+"-a", "grand")
-			b := ctx.ScheduleSubOrchestrationWithID("Child", ctx.InstanceID()+"-b", "")
+			a := ctx.ScheduleSubOrchestration("Child", "grand", engine.WithInstanceID(ctx.InstanceID()+"-a"))
+			b := ctx.ScheduleSubOrchestration("Child", "", engine.WithInstanceID(ctx.InstanceID()+"-b"))
 			ctx.Join(a, b)
 			if _, err := a.Get(); err != nil {
 				return "", err
@@ -140,7 +140,7 @@ func parentWithChildren() *engine.OrchestrationRegistry {
 		}).
 		Register("Child", func(ctx *engine.OrchestrationContext, in string) (string, error) {
 			if in == "grand" {
-				return ctx.ScheduleSubOrchestrationWithID("Child", ctx.InstanceID()+"-x", "").Get()
+				return ctx.ScheduleSubOrchestration("Child", "", engine.WithInstanceID(ctx.InstanceID()+"-x")).Get()
 			}
 			return ctx.ScheduleActivity("Echo", "child").Get()
 		}).MustBuild()
@@ -403,7 +403,7 @@ func TestSystemMetricsAfterAMixedRun(t *testing.T) {
 func TestQueueDepthsShowAnUnservedTag(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, e *env) {
 		orchs := engine.NewOrchestrationRegistry().Register("Tagged", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-			return ctx.ScheduleActivityWithOptions("Echo", "tagged", engine.ActivityOptions{Tag: "nobody"}).Get()
+			return ctx.ScheduleActivity("Echo", "tagged", engine.WithTag("nobody")).Get()
 		}).MustBuild()
 		acts := mgmtActivities()
 		e.startWorker(orchs, acts, worker.Options{NodeID: "default-node"})

@@ -68,7 +68,7 @@ func TestSagaCompensates(t *testing.T) {
 			for _, s := range steps {
 				if _, err := ctx.ScheduleActivity("Book", s+":"+in).Get(); err != nil {
 					for i := len(done) - 1; i >= 0; i-- {
-						if _, cerr := ctx.ScheduleActivityWithRetry("Cancel", done[i], engine.NewRetryPolicy(3)); cerr != nil {
+						if _, cerr := ctx.ScheduleActivity("Cancel", done[i], engine.WithRetry(engine.NewRetryPolicy(3))).Get(); cerr != nil {
 							return "", fmt.Errorf("compensating %s: %w", done[i], cerr)
 						}
 					}

@@ -27,7 +27,7 @@ func sessionApp() (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
 						return "", err
 					}
 				}
-				w, err := ctx.ScheduleActivityOnSession("Where", "", in).Get()
+				w, err := ctx.ScheduleActivity("Where", "", engine.WithSession(in)).Get()
 				if err != nil {
 					return "", err
 				}
@@ -40,7 +40,7 @@ func sessionApp() (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
 			// session survives it.
 			seen := map[string]bool{}
 			for i := 0; i < 10; i++ {
-				w, err := ctx.ScheduleActivityOnSession("Where", "", "burst-session").Get()
+				w, err := ctx.ScheduleActivity("Where", "", engine.WithSession("burst-session")).Get()
 				if err != nil {
 					return "", err
 				}
@@ -53,7 +53,7 @@ func sessionApp() (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
 			return in + "+" + out, nil
 		}).
 		Register("RetryOnSession", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-			return ctx.ScheduleActivityWithRetryOnSession("FlakyWhere", "", engine.NewRetryPolicy(4).WithBackoff(engine.NoBackoff()), "retry-session")
+			return ctx.ScheduleActivity("FlakyWhere", "", engine.WithRetry(engine.NewRetryPolicy(4).WithBackoff(engine.NoBackoff())), engine.WithSession("retry-session")).Get()
 		}).MustBuild()
 	var mu sync.Mutex
 	var seen []string
@@ -219,10 +219,10 @@ func TestSessionCapacityAndIdleUnpin(t *testing.T) {
 func TestSessionActivityUnregisteredOnOwnerPoisons(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, e *env) {
 		orchs := engine.NewOrchestrationRegistry().Register("Upgrade", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-			if _, err := ctx.ScheduleActivityOnSession("Old", "", "pinned").Get(); err != nil {
+			if _, err := ctx.ScheduleActivity("Old", "", engine.WithSession("pinned")).Get(); err != nil {
 				return "", err
 			}
-			return ctx.ScheduleActivityOnSession("New", "", "pinned").Get()
+			return ctx.ScheduleActivity("New", "", engine.WithSession("pinned")).Get()
 		}).MustBuild()
 		old := engine.NewActivityRegistry().Register("Old", func(ctx *engine.ActivityContext, in string) (string, error) { return "old", nil }).MustBuild()
 		opts := sessionOpts("owner")

@@ -20,11 +20,11 @@ func TestTaggedActivitiesReachOnlyWorkersWithTheTag(t *testing.T) {
 			if err != nil {
 				return "", err
 			}
-			gpu, err := ctx.ScheduleActivityWithOptions("Where", "", engine.ActivityOptions{Tag: "gpu"}).Get()
+			gpu, err := ctx.ScheduleActivity("Where", "", engine.WithTag("gpu")).Get()
 			if err != nil {
 				return "", err
 			}
-			eu, err := ctx.ScheduleActivityWithOptions("Where", "", engine.ActivityOptions{Tag: "eu"}).Get()
+			eu, err := ctx.ScheduleActivity("Where", "", engine.WithTag("eu")).Get()
 			if err != nil {
 				return "", err
 			}

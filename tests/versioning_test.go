@@ -205,8 +205,8 @@ func TestSeedHotFixWithRetryPolicy(t *testing.T) {
 		}
 		v101 := func(ctx *engine.OrchestrationContext, in string) (string, error) {
 			ctx.TraceInfo("[v1.0.1] Starting with increased timeout fix")
-			res, err := ctx.ScheduleActivityWithRetry("HealthCheck", in,
-				engine.NewRetryPolicy(3).WithTimeout(30*time.Second).WithBackoff(engine.FixedBackoff(10*time.Millisecond)))
+			res, err := ctx.ScheduleActivity("HealthCheck", in, engine.WithTimeout(30*time.Second),
+				engine.WithRetry(engine.NewRetryPolicy(3).WithBackoff(engine.FixedBackoff(10*time.Millisecond)))).Get()
 			if err != nil {
 				return "", err
 			}

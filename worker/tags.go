@@ -22,7 +22,7 @@ const (
 
 // TagFilter says which activities a worker runs by tag. Activities are
 // scheduled untagged (the default) or with a tag
-// (engine.ActivityOptions.Tag) to reach specialized workers (GPU nodes, a
+// (engine.WithTag) to reach specialized workers (GPU nodes, a
 // region). The zero value is DefaultTagsOnly.
 type TagFilter struct {
 	mode tagMode

@@ -425,7 +425,7 @@ func TestOpsDeadLettersAndSessions(t *testing.T) {
 	ctx := context.Background()
 	orchs := engine.NewOrchestrationRegistry().
 		Register("Sessioned", func(ctx *engine.OrchestrationContext, in string) (string, error) {
-			return ctx.ScheduleActivityOnSession("Touch", in, "cart-42").Get()
+			return ctx.ScheduleActivity("Touch", in, engine.WithSession("cart-42")).Get()
 		}).MustBuild()
 	acts := engine.NewActivityRegistry().
 		Register("Touch", func(ctx *engine.ActivityContext, in string) (string, error) { return "touched " + in, nil }).MustBuild()

@@ -75,7 +75,7 @@ func Monitor(ctx *engine.OrchestrationContext, in Input) (string, error) {
 // Monitor_1_0_1 is the hot fix of the health check.
 //
 // Version 1.0.1 - Changes from 1.0.0:
-//   - the health check runs with ScheduleActivityWithRetry: up to 3 attempts
+//   - the health check runs with a retry policy: up to 3 attempts
 //     with exponential backoff, each bounded by a 30 s timeout (1.0.0 had no
 //     retry and no timeout);
 //   - traces carry the [v1.0.1] prefix.
@@ -83,7 +83,7 @@ func Monitor(ctx *engine.OrchestrationContext, in Input) (string, error) {
 // Running 1.0.0 instances switch to it at their next continue-as-new.
 func Monitor_1_0_1(ctx *engine.OrchestrationContext, in Input) (string, error) {
 	ctx.TraceInfo("[v1.0.1] Starting health check cycle", "target", in.Target, "cycle", in.Done+1)
-	result, err := ctx.ScheduleActivityWithRetry(HealthCheck, in.Target, healthCheckPolicy())
+	result, err := ctx.ScheduleActivity(HealthCheck, in.Target, healthCheckOptions()...).Get()
 	if err != nil {
 		return "", err
 	}
@@ -102,7 +102,7 @@ func Monitor_1_0_1(ctx *engine.OrchestrationContext, in Input) (string, error) {
 //   - traces carry the [v1.0.2] prefix.
 func Monitor_1_0_2(ctx *engine.OrchestrationContext, in Input) (string, error) {
 	ctx.TraceInfo("[v1.0.2] Starting health check cycle", "target", in.Target, "cycle", in.Done+1)
-	result, err := ctx.ScheduleActivityWithRetry(HealthCheck, in.Target, healthCheckPolicy())
+	result, err := ctx.ScheduleActivity(HealthCheck, in.Target, healthCheckOptions()...).Get()
 	if err != nil {
 		return "", err
 	}
@@ -112,9 +112,9 @@ func Monitor_1_0_2(ctx *engine.OrchestrationContext, in Input) (string, error) {
 	return endCycle(ctx, "[v1.0.2]", in, result)
 }
 
-// healthCheckPolicy is the hot fix of 1.0.1: 3 attempts, 30 s each.
-func healthCheckPolicy() engine.RetryPolicy {
-	return engine.NewRetryPolicy(3).WithTimeout(30 * time.Second)
+// healthCheckOptions are the hot fix of 1.0.1: 3 attempts, 30 s each.
+func healthCheckOptions() []engine.ActivityOption {
+	return []engine.ActivityOption{engine.WithRetry(engine.NewRetryPolicy(3)), engine.WithTimeout(30 * time.Second)}
 }
 
 // endCycle completes the monitor after its last cycle, or continues as new,

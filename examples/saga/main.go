@@ -68,8 +68,8 @@ func bookTrip(ctx *engine.OrchestrationContext, trip Trip) (string, error) {
 			ctx.TraceWarn("[saga] step failed; compensating", "step", s.name, "err", err)
 			var undone []string
 			for i := len(booked) - 1; i >= 0; i-- {
-				policy := engine.NewRetryPolicy(5)
-				if _, cerr := ctx.ScheduleActivityWithRetry(booked[i].unbook, refs[i], policy); cerr != nil {
+				retry := engine.WithRetry(engine.NewRetryPolicy(5))
+				if _, cerr := ctx.ScheduleActivity(booked[i].unbook, refs[i], retry).Get(); cerr != nil {
 					return "", fmt.Errorf("compensating %s (%s) failed: %w", booked[i].name, refs[i], cerr)
 				}
 				ctx.TraceInfo("[saga] compensated", "step", booked[i].name, "ref", refs[i])

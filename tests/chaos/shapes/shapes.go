@@ -180,20 +180,19 @@ type Recorder func(ctx *engine.ActivityContext, label string, done bool)
 // Activities sleep for 20 to 100 milliseconds (a function of their label), so
 // that faults hit some of them while they run.
 func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
-	step := func(ctx *engine.OrchestrationContext, label string, x uint64, opts engine.ActivityOptions) (uint64, error) {
-		out, err := ctx.ScheduleActivityWithOptions("Step", label+":"+utoa(x), opts).Get()
+	step := func(ctx *engine.OrchestrationContext, label string, x uint64, opts ...engine.ActivityOption) (uint64, error) {
+		out, err := ctx.ScheduleActivity("Step", label+":"+utoa(x), opts...).Get()
 		if err != nil {
 			return 0, err
 		}
 		return strconv.ParseUint(out, 10, 64)
 	}
-	none := engine.ActivityOptions{}
 	orchs := engine.NewOrchestrationRegistry().
 		Register(Chain, func(ctx *engine.OrchestrationContext, in string) (string, error) {
 			x := atoi(in)
 			for k := range ChainLength {
 				var err error
-				if x, err = step(ctx, fmt.Sprintf("c%d", k), x, none); err != nil {
+				if x, err = step(ctx, fmt.Sprintf("c%d", k), x); err != nil {
 					return "", err
 				}
 			}
@@ -225,8 +224,8 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 		Register(Parent, func(ctx *engine.OrchestrationContext, in string) (string, error) {
 			x := atoi(in)
 			ids := ChildIDs(ctx.InstanceID())
-			c0 := ctx.ScheduleSubOrchestrationWithID(Child, ids[0], utoa(x))
-			c1 := ctx.ScheduleSubOrchestrationWithID(Child, ids[1], utoa(x+1))
+			c0 := ctx.ScheduleSubOrchestration(Child, utoa(x), engine.WithInstanceID(ids[0]))
+			c1 := ctx.ScheduleSubOrchestration(Child, utoa(x+1), engine.WithInstanceID(ids[1]))
 			ctx.Join(c0, c1)
 			var sum uint64
 			for _, f := range []*engine.Future[string]{c0, c1} {
@@ -236,7 +235,7 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 				}
 				sum = (sum + atoi(out)) % Mod
 			}
-			v, err := step(ctx, "p0", sum, none)
+			v, err := step(ctx, "p0", sum)
 			if err != nil {
 				return "", err
 			}
@@ -246,7 +245,7 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 			x := atoi(in)
 			for _, l := range []string{"k0", "k1"} {
 				var err error
-				if x, err = step(ctx, l, x, none); err != nil {
+				if x, err = step(ctx, l, x); err != nil {
 					return "", err
 				}
 			}
@@ -260,7 +259,7 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 					return "", err
 				}
 			}
-			v, err := step(ctx, fmt.Sprintf("g%d", g), x, none)
+			v, err := step(ctx, fmt.Sprintf("g%d", g), x)
 			if err != nil {
 				return "", err
 			}
@@ -282,7 +281,7 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 			if err != nil {
 				return "", err
 			}
-			v, err := step(ctx, "e0", (atoi(in)+Hash(data)+Hash(msg))%Mod, none)
+			v, err := step(ctx, "e0", (atoi(in)+Hash(data)+Hash(msg))%Mod)
 			if err != nil {
 				return "", err
 			}
@@ -290,10 +289,10 @@ func Registries(record Recorder) (*engine.OrchestrationRegistry, *engine.Activit
 		}).
 		Register(Session, func(ctx *engine.OrchestrationContext, in string) (string, error) {
 			x := atoi(in)
-			opts := engine.ActivityOptions{SessionID: "s-" + ctx.InstanceID()}
+			session := engine.WithSession("s-" + ctx.InstanceID())
 			for k := range SessionLength {
 				var err error
-				if x, err = step(ctx, fmt.Sprintf("s%d", k), x, opts); err != nil {
+				if x, err = step(ctx, fmt.Sprintf("s%d", k), x, session); err != nil {
 					return "", err
 				}
 			}
