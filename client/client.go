@@ -24,6 +24,7 @@ import (
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -205,8 +206,8 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	if err := capability.ValidateName("orchestration", name); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	if strings.HasPrefix(name, engine.ReservedPrefix) {
-		return fmt.Errorf("%w: orchestration name %q starts with %q, which is reserved for duroworker's own orchestrations", ErrInvalidInput, name, engine.ReservedPrefix)
+	if strings.HasPrefix(name, replay.ReservedPrefix) {
+		return fmt.Errorf("%w: orchestration name %q starts with %q, which is reserved for duroworker's own orchestrations", ErrInvalidInput, name, replay.ReservedPrefix)
 	}
 	if version != "" {
 		v, err := semver.StrictNewVersion(version)
@@ -228,7 +229,7 @@ func (c *Client) StartVersioned(ctx context.Context, instanceID, name, version, 
 	defer span.End()
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageStart, Execution: 1, Name: name, Version: version, Input: input,
+	msg, err := replay.EncodeMessage(replay.Message{Kind: replay.MessageStart, Execution: 1, Name: name, Version: version, Input: input,
 		Trace: carrier["traceparent"]})
 	if err != nil {
 		return err
@@ -263,11 +264,11 @@ func (c *Client) StartTyped(ctx context.Context, instanceID, name string, input 
 // very call (see WithRequestID) returns nil as the first run did, without
 // delivering the event twice. The name and data must be valid UTF-8.
 func (c *Client) RaiseEvent(ctx context.Context, instanceID, name, data string, opts ...CallOption) error {
-	return c.send(ctx, instanceID, "event name", name, data, engine.MessageExternalEvent, opts)
+	return c.send(ctx, instanceID, "event name", name, data, replay.MessageExternalEvent, opts)
 }
 
 // send enqueues a named message (external or queue event) for an instance.
-func (c *Client) send(ctx context.Context, instanceID, what, name, data string, kind engine.MessageKind, opts []CallOption) error {
+func (c *Client) send(ctx context.Context, instanceID, what, name, data string, kind replay.MessageKind, opts []CallOption) error {
 	if err := validateInstanceID(instanceID); err != nil {
 		return err
 	}
@@ -284,7 +285,7 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 	if err != nil {
 		return err
 	}
-	msg, err := engine.EncodeMessage(engine.Message{Kind: kind, Name: name, Result: data})
+	msg, err := replay.EncodeMessage(replay.Message{Kind: kind, Name: name, Result: data})
 	if err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func (c *Client) send(ctx context.Context, instanceID, what, name, data string, 
 // Unlike RaiseEvent, a message that arrives before the orchestration asks
 // for it is kept (and carried across continue-as-new).
 func (c *Client) EnqueueEvent(ctx context.Context, instanceID, queueName, data string, opts ...CallOption) error {
-	return c.send(ctx, instanceID, "queue name", queueName, data, engine.MessageQueueEvent, opts)
+	return c.send(ctx, instanceID, "queue name", queueName, data, replay.MessageQueueEvent, opts)
 }
 
 // Cancel asks a running instance to end: it fails with a cancelled error
@@ -322,7 +323,7 @@ func (c *Client) Cancel(ctx context.Context, instanceID, reason string, opts ...
 	if err != nil {
 		return err
 	}
-	msg, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageCancel, Reason: reason})
+	msg, err := replay.EncodeMessage(replay.Message{Kind: replay.MessageCancel, Reason: reason})
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -56,12 +56,12 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 	}
 }
 
-// TestReservedNamesAreRefused: names under engine.ReservedPrefix belong to
+// TestReservedNamesAreRefused: names under replay.ReservedPrefix belong to
 // duroworker's own orchestrations and are refused, as docs/protocol.md says.
 func TestReservedNamesAreRefused(t *testing.T) {
 	c, _ := newTestClient(t)
 	ctx := context.Background()
-	for _, name := range []string{engine.ReservedPrefix, engine.ReservedPrefix + ":get-kv", "__duroworkerX"} {
+	for _, name := range []string{replay.ReservedPrefix, replay.ReservedPrefix + ":get-kv", "__duroworkerX"} {
 		if err := c.Start(ctx, "i", name, ""); !errors.Is(err, ErrInvalidInput) {
 			t.Errorf("Start(%q) = %v, want ErrInvalidInput", name, err)
 		}

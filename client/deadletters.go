@@ -6,6 +6,7 @@ import (
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -54,13 +55,13 @@ func (c *Client) RequeueDeadLetter(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	history, err := engine.DecodeHistory(raw)
+	history, err := replay.DecodeHistory(raw)
 	if err != nil {
 		return fmt.Errorf("requeueing dead letter %s: %w", id, err)
 	}
 	keep := -1
 	for i, e := range history {
-		if e.Kind == engine.EventActivityFailed && e.SourceID == dl.EventID && engine.IsPoison(e.Error) {
+		if e.Kind == replay.EventActivityFailed && e.SourceID == dl.EventID && engine.IsPoison(e.Error) {
 			keep = i
 			break
 		}
@@ -75,19 +76,19 @@ func (c *Client) RequeueDeadLetter(ctx context.Context, id string) error {
 	closed := map[int64]bool{}
 	for _, e := range history[:keep] {
 		switch e.Kind {
-		case engine.EventActivityCompleted, engine.EventActivityFailed, engine.EventActivityCancelRequested:
+		case replay.EventActivityCompleted, replay.EventActivityFailed, replay.EventActivityCancelRequested:
 			closed[e.SourceID] = true
 		}
 	}
 	var work []queue.WorkItem
 	for _, e := range history[:keep] {
-		if e.Kind != engine.EventActivityScheduled || closed[e.ID] {
+		if e.Kind != replay.EventActivityScheduled || closed[e.ID] {
 			continue
 		}
-		req := engine.ActivityRequest{Instance: dl.InstanceID, Execution: int64(dl.ExecutionID), EventID: e.ID,
+		req := replay.ActivityRequest{Instance: dl.InstanceID, Execution: int64(dl.ExecutionID), EventID: e.ID,
 			Name: e.Name, Input: e.Input, Tag: e.Tag, Session: e.Session,
 			OrchestrationName: rec.Name, OrchestrationVersion: rec.Version}
-		body, err := engine.EncodeActivityRequest(req)
+		body, err := replay.EncodeActivityRequest(req)
 		if err != nil {
 			return err
 		}

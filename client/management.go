@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -155,7 +156,7 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 	for i, r := range recs {
 		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: r.Status, Output: r.Output,
 			StartedAt: r.StartedAt, EndedAt: r.EndedAt, EventCount: r.Events}
-		if r.Status == string(engine.StatusFailed) {
+		if r.Status == string(replay.StatusFailed) {
 			out[i].Failure = decodeFailure(r.Output)
 		}
 	}
@@ -166,7 +167,7 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 // execution 0 means the current one (empty while the instance is Pending).
 // It returns ErrInstanceNotFound, and ErrExecutionNotFound for an
 // execution that never existed or was pruned.
-func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]engine.Event, error) {
+func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]replay.Event, error) {
 	if execution < 0 {
 		return nil, fmt.Errorf("%w: execution %d", ErrInvalidInput, execution)
 	}
@@ -176,7 +177,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 	}
 	if execution == 0 {
 		if rec.ExecutionID == 0 {
-			return []engine.Event{}, nil
+			return []replay.Event{}, nil
 		}
 		execution = int64(rec.ExecutionID)
 	}
@@ -201,7 +202,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 			return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, ErrExecutionNotFound)
 		}
 	}
-	events, err := engine.DecodeHistory(raw)
+	events, err := replay.DecodeHistory(raw)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -42,9 +43,9 @@ func turn(t *testing.T, s *queue.Store, id string, ack queue.OrchestrationAck) {
 	}
 }
 
-func event(t *testing.T, id int64, kind engine.EventKind) string {
+func event(t *testing.T, id int64, kind replay.EventKind) string {
 	t.Helper()
-	s, err := engine.EncodeEvent(engine.Event{ID: id, Kind: kind, Engine: engine.Version})
+	s, err := replay.EncodeEvent(replay.Event{ID: id, Kind: kind, Engine: engine.Version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +91,9 @@ func TestReadHistoryAndExecutions(t *testing.T) {
 		t.Fatalf("history while Pending: %v %v", h, err)
 	}
 	turn(t, s, "i", queue.OrchestrationAck{ExecutionID: 1, Status: queue.StatusContinuedAsNew, Output: "next", HeadMessages: []string{"restart"},
-		NewEvents: []string{event(t, 1, engine.EventOrchestrationStarted), event(t, 2, engine.EventOrchestrationContinuedAsNew)}})
+		NewEvents: []string{event(t, 1, replay.EventOrchestrationStarted), event(t, 2, replay.EventOrchestrationContinuedAsNew)}})
 	turn(t, s, "i", queue.OrchestrationAck{ExecutionID: 2, Status: queue.StatusFailed, Output: `{"category":"application","kind":"k","message":"broke"}`,
-		NewEvents: []string{event(t, 1, engine.EventOrchestrationStarted), event(t, 2, engine.EventOrchestrationFailed)}})
+		NewEvents: []string{event(t, 1, replay.EventOrchestrationStarted), event(t, 2, replay.EventOrchestrationFailed)}})
 
 	execs, err := c.ListExecutions(ctx, "i")
 	if err != nil || len(execs) != 2 {
@@ -105,11 +106,11 @@ func TestReadHistoryAndExecutions(t *testing.T) {
 		t.Errorf("execution 2: %+v", execs[1])
 	}
 	cur, err := c.ReadHistory(ctx, "i", 0)
-	if err != nil || len(cur) != 2 || cur[1].Kind != engine.EventOrchestrationFailed {
+	if err != nil || len(cur) != 2 || cur[1].Kind != replay.EventOrchestrationFailed {
 		t.Fatalf("current history: %+v %v", cur, err)
 	}
 	first, err := c.ReadHistory(ctx, "i", 1)
-	if err != nil || len(first) != 2 || first[1].Kind != engine.EventOrchestrationContinuedAsNew {
+	if err != nil || len(first) != 2 || first[1].Kind != replay.EventOrchestrationContinuedAsNew {
 		t.Fatalf("history of execution 1: %+v %v", first, err)
 	}
 	if r, err := c.PruneExecutions(ctx, "i", PruneOptions{}); err != nil || r != (PruneResult{Instances: 1, Executions: 1, Events: 2}) {

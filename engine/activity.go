@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"log/slog"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // ActivityContext is passed to activities. It embeds a context.Context that
@@ -10,15 +12,15 @@ import (
 // then run it) or shuts down, so activities should pass it to their I/O.
 type ActivityContext struct {
 	context.Context
-	req      ActivityRequest
+	req      replay.ActivityRequest
 	workerID string
 	attempt  int
 	logger   *slog.Logger
 }
 
-// NewActivityContext builds the context of one activity attempt. Workers call
-// it; tests may too.
-func NewActivityContext(ctx context.Context, req ActivityRequest, workerID string, attempt int, logger *slog.Logger) *ActivityContext {
+// newActivityContext builds the context of one activity attempt (the
+// runtime reaches it through replay.NewActivityContext).
+func newActivityContext(ctx context.Context, req replay.ActivityRequest, workerID string, attempt int, logger *slog.Logger) *ActivityContext {
 	if logger == nil {
 		logger = slog.Default()
 	}

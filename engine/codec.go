@@ -1,25 +1,12 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
-)
 
-// marshal is json.Marshal without HTML escaping: '<', '>' and '&' are
-// stored as themselves, not as six-byte \u003c escapes, so the stored form
-// of a payload is not three times its size. Every stored JSON form (inputs,
-// messages, history events, activity requests) goes through it.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
+	"github.com/duroworker/duroworker/internal/replay"
+)
 
 // Encode converts a typed value to the string payload form used for inputs
 // and outputs. A string is passed through as is (not JSON-quoted), so typed
@@ -30,7 +17,7 @@ func Encode(v any) (string, error) {
 	if s, ok := v.(string); ok {
 		return s, nil
 	}
-	b, err := marshal(v)
+	b, err := replay.Marshal(v)
 	if err != nil {
 		return "", fmt.Errorf("encoding %T payload: %w", v, err)
 	}

@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"testing"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // TestStoredJSONDoesNotEscapeHTML: '<', '>' and '&' are stored as
@@ -10,24 +12,24 @@ import (
 // every form decodes back to the same text.
 func TestStoredJSONDoesNotEscapeHTML(t *testing.T) {
 	big := strings.Repeat("<", MaxPayloadBytes)
-	msg, err := EncodeMessage(Message{Kind: MessageExternalEvent, Name: "e", Result: big})
+	msg, err := replay.EncodeMessage(replay.Message{Kind: replay.MessageExternalEvent, Name: "e", Result: big})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(msg) > MaxPayloadBytes+100 {
 		t.Fatalf("a message with 4 MiB of '<' is %d bytes", len(msg))
 	}
-	if m, err := DecodeMessage(msg); err != nil || m.Result != big {
+	if m, err := replay.DecodeMessage(msg); err != nil || m.Result != big {
 		t.Fatalf("message round trip: %v", err)
 	}
-	ev, err := EncodeEvent(Event{ID: 1, Kind: EventExternalEvent, Name: "e", Result: "a<b>&c"})
+	ev, err := replay.EncodeEvent(replay.Event{ID: 1, Kind: replay.EventExternalEvent, Name: "e", Result: "a<b>&c"})
 	if err != nil || !strings.Contains(ev, `"a<b>&c"`) {
 		t.Fatalf("event = %s, %v", ev, err)
 	}
-	if e, err := DecodeEvent(ev); err != nil || e.Result != "a<b>&c" {
+	if e, err := replay.DecodeEvent(ev); err != nil || e.Result != "a<b>&c" {
 		t.Fatalf("event round trip: %+v %v", e, err)
 	}
-	req, err := EncodeActivityRequest(ActivityRequest{Instance: "i", Name: "a", Execution: 1, EventID: 1, Input: "<&>"})
+	req, err := replay.EncodeActivityRequest(replay.ActivityRequest{Instance: "i", Name: "a", Execution: 1, EventID: 1, Input: "<&>"})
 	if err != nil || !strings.Contains(req, `"<&>"`) || strings.HasSuffix(req, "\n") {
 		t.Fatalf("activity request = %q, %v", req, err)
 	}

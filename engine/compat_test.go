@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // compatRecord is a history stored by an earlier engine API, replayed by
@@ -142,17 +144,17 @@ func loadCompat(t *testing.T) []compatRecord {
 
 // sameAction compares what an orchestration decided, leaving out when and
 // by which engine it was recorded and the free-text reason of a cancel.
-func sameAction(a, b Event) bool {
+func sameAction(a, b replay.Event) bool {
 	a.Time, b.Time, a.Engine, b.Engine, a.Reason, b.Reason = 0, 0, "", "", "", ""
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
 
-func isDelivery(k EventKind) bool {
+func isDelivery(k replay.EventKind) bool {
 	switch k {
-	case EventOrchestrationStarted, EventActivityCompleted, EventActivityFailed, EventTimerFired, EventExternalEvent,
-		EventSubOrchestrationCompleted, EventSubOrchestrationFailed, EventQueueEventDelivered:
+	case replay.EventOrchestrationStarted, replay.EventActivityCompleted, replay.EventActivityFailed, replay.EventTimerFired, replay.EventExternalEvent,
+		replay.EventSubOrchestrationCompleted, replay.EventSubOrchestrationFailed, replay.EventQueueEventDelivered:
 		return true
 	}
 	return false
@@ -170,14 +172,14 @@ func TestReplayStoredHistories(t *testing.T) {
 			if fn == nil {
 				t.Fatalf("no orchestration for scenario %q", rec.Scenario)
 			}
-			h, err := DecodeHistory(rec.History)
+			h, err := replay.DecodeHistory(rec.History)
 			if err != nil {
 				t.Fatal(err)
 			}
-			info := ExecutionInfo{InstanceID: "inst-1", ExecutionID: 1, Name: "Compat", Version: h[0].Version}
-			replay := func(prefix []Event) *TurnResult {
+			info := replay.ExecutionInfo{InstanceID: "inst-1", ExecutionID: 1, Name: "Compat", Version: h[0].Version}
+			replay := func(prefix []replay.Event) *replay.TurnResult {
 				t.Helper()
-				x, err := NewExecutor(fn, info, prefix, ExecutorOptions{})
+				x, err := replay.NewExecutor(bind(fn), info, prefix, replay.ExecutorOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -227,8 +229,8 @@ func TestScenariosWriteTheStoredHistories(t *testing.T) {
 				if string(s.status) != rec.Status || s.output != rec.Output {
 					t.Fatalf("sticky=%v: status %s output %q; stored %s %q", sticky, s.status, s.output, rec.Status, rec.Output)
 				}
-				got, _ := DecodeHistory(s.stored)
-				want, _ := DecodeHistory(rec.History)
+				got, _ := replay.DecodeHistory(s.stored)
+				want, _ := replay.DecodeHistory(rec.History)
 				if len(got) != len(want) {
 					t.Fatalf("sticky=%v: %d events, stored %d", sticky, len(got), len(want))
 				}

@@ -2,38 +2,39 @@ package engine
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
-// ErrorCategory classifies a failure. The strings are stable.
-type ErrorCategory string
-
-// Error categories.
+// Error categories: ErrorDetails.Category says whose fault a failure is. The
+// strings are stable (they are stored).
 const (
 	// CategoryApplication is an error of user code: an activity or
-	// orchestration returned an error, panicked, or was cancelled.
-	CategoryApplication ErrorCategory = "application"
+	// orchestration returned an error, panicked, timed out or was cancelled.
+	CategoryApplication = "application"
 	// CategoryInfrastructure is an error of the store or the runtime.
-	CategoryInfrastructure ErrorCategory = "infrastructure"
+	CategoryInfrastructure = "infrastructure"
 	// CategoryConfiguration is an error in how the code was deployed, most
 	// often nondeterminism: replayed code no longer matches its history.
-	CategoryConfiguration ErrorCategory = "configuration"
-	// CategoryPoison is a message that failed more than MaxAttempts times.
-	CategoryPoison ErrorCategory = "poison"
+	CategoryConfiguration = "configuration"
+	// CategoryPoison is a message that failed more than MaxAttempts times,
+	// or could not be processed at all.
+	CategoryPoison = "poison"
 )
 
-// Error kinds, per category. The strings are stable.
+// Error kinds: ErrorDetails.Kind refines the category. The strings are
+// stable (they are stored).
 const (
-	KindActivityFailed        = "activity_failed"
-	KindOrchestrationFailed   = "orchestration_failed"
-	KindPanicked              = "panicked"
-	KindCancelled             = "cancelled"
-	KindTimeout               = "timeout"
-	KindNondeterminism        = "nondeterminism"
-	KindStore                 = "store"
-	KindPoisonOrchestration   = "orchestration"
-	KindPoisonActivity        = "activity"
-	KindFailedDeserialization = "failed_deserialization"
+	KindActivityFailed        = "activity_failed"        // an activity returned an error or panicked
+	KindOrchestrationFailed   = "orchestration_failed"   // an orchestration returned an error
+	KindPanicked              = "panicked"               // orchestration code panicked
+	KindCancelled             = "cancelled"              // cancelled: a Select loser, or the instance
+	KindTimeout               = "timeout"                // an activity attempt ran past WithTimeout
+	KindNondeterminism        = "nondeterminism"         // code and history disagree (configuration)
+	KindStore                 = "store"                  // a store or runtime error (infrastructure)
+	KindPoisonOrchestration   = "orchestration"          // an orchestration message was poisoned
+	KindPoisonActivity        = "activity"               // an activity was poisoned
+	KindFailedDeserialization = "failed_deserialization" // a history could not be decoded (poison)
 )
 
 // ErrorDetails describes why an activity or orchestration failed. It is
@@ -41,9 +42,13 @@ const (
 // that orchestration code receives it from Future.Get and can inspect it with
 // errors.As.
 type ErrorDetails struct {
-	Category ErrorCategory `json:"category"`
-	Kind     string        `json:"kind"`
-	Message  string        `json:"message,omitempty"`
+	// Category is one of the Category constants.
+	Category string `json:"category"`
+	// Kind is one of the Kind constants, or a kind of the caller's choosing
+	// for ApplicationError.
+	Kind string `json:"kind"`
+	// Message says what happened.
+	Message string `json:"message,omitempty"`
 	// Retryable is a hint for callers; poison and configuration errors are
 	// never retryable.
 	Retryable bool `json:"retryable,omitempty"`
@@ -57,97 +62,66 @@ type ErrorDetails struct {
 	ActivityID  int64  `json:"activity_id,omitempty"`
 }
 
-// Error returns the stable display string of the failure.
-func (e *ErrorDetails) Error() string {
-	switch e.Category {
-	case CategoryApplication:
-		switch e.Kind {
-		case KindPanicked:
-			return "orchestration panicked: " + e.Message
-		case KindCancelled:
-			return "cancelled: " + e.Message
-		case KindTimeout:
-			return "timeout: " + e.Message
-		}
-		return e.Message
-	case CategoryInfrastructure:
-		return "infrastructure: " + e.Message
-	case CategoryConfiguration:
-		return "nondeterministic: " + e.Message
-	case CategoryPoison:
-		// Most poison exceeds MaxAttempts; some causes (no valid start
-		// message) give up at once, on an attempt within the limit.
-		attempts := fmt.Sprintf("exceeded %s (max %d)", pluralAttempts(e.Attempts), e.MaxAttempts)
-		if e.Attempts <= e.MaxAttempts {
-			attempts = fmt.Sprintf("gave up at attempt %d (max %d)", e.Attempts, e.MaxAttempts)
-		}
-		var s string
-		switch e.Kind {
-		case KindPoisonActivity:
-			s = fmt.Sprintf("poison: activity %s#%d of orchestration %s %s",
-				e.Activity, e.ActivityID, e.Instance, attempts)
-		case KindFailedDeserialization:
-			s = fmt.Sprintf("poison: orchestration %s history deserialization failed after %s (max %d)",
-				e.Instance, pluralAttempts(e.Attempts), e.MaxAttempts)
-		default:
-			s = fmt.Sprintf("poison: orchestration %s %s", e.Instance, attempts)
-		}
-		if e.Message != "" {
-			s += ": " + e.Message
-		}
-		return s
-	}
-	return string(e.Category) + ": " + e.Message
-}
-
-// pluralAttempts is "1 attempt" or "N attempts".
-func pluralAttempts(n int) string {
-	if n == 1 {
-		return "1 attempt"
-	}
-	return fmt.Sprintf("%d attempts", n)
-}
-
-// IsPoison reports whether err is, or wraps, a poison failure.
-func IsPoison(err error) bool {
-	var d *ErrorDetails
-	return errors.As(err, &d) && d.Category == CategoryPoison
-}
-
-// IsNondeterminism reports whether err is, or wraps, a nondeterminism failure.
-func IsNondeterminism(err error) bool {
-	var d *ErrorDetails
-	return errors.As(err, &d) && d.Category == CategoryConfiguration && d.Kind == KindNondeterminism
-}
+// Error returns the stable display string of the failure, such as
+// "timeout: activity X timed out after 30s" or "poison: activity ...".
+func (e *ErrorDetails) Error() string { return (*replay.Failure)(e).Error() }
 
 // ApplicationError returns the details of an application failure of the given
-// kind (KindActivityFailed, KindOrchestrationFailed, ...).
+// kind (KindActivityFailed, KindOrchestrationFailed, or a kind of your own).
 func ApplicationError(kind, message string) *ErrorDetails {
 	return &ErrorDetails{Category: CategoryApplication, Kind: kind, Message: message}
 }
 
-// InfrastructureError returns the details of a store or runtime failure.
-func InfrastructureError(message string, retryable bool) *ErrorDetails {
-	return &ErrorDetails{Category: CategoryInfrastructure, Kind: KindStore, Message: message, Retryable: retryable}
-}
-
-// NondeterminismError returns the details of a replay mismatch.
-func NondeterminismError(format string, args ...any) *ErrorDetails {
-	return &ErrorDetails{Category: CategoryConfiguration, Kind: KindNondeterminism, Message: fmt.Sprintf(format, args...)}
-}
-
-// DetailsOf converts any error returned by user code into ErrorDetails: an
-// *ErrorDetails passes through, and so does a wrapped system failure
-// (poison, configuration, infrastructure); anything else, including an
-// application failure wrapped with more context, becomes an application
-// failure of the given kind whose message is the whole error text.
+// DetailsOf converts any error into ErrorDetails, as the runtime does with
+// what activities and orchestrations return: an *ErrorDetails passes
+// through, and so does a wrapped system failure (poison, configuration,
+// infrastructure); anything else, including an application failure wrapped
+// with more context, becomes an application failure of the given kind whose
+// message is the whole error text.
 func DetailsOf(err error, kind string) *ErrorDetails {
-	if d, ok := err.(*ErrorDetails); ok {
+	switch d := err.(type) {
+	case *ErrorDetails:
 		return d
+	case *replay.Failure:
+		return (*ErrorDetails)(d)
 	}
-	var d *ErrorDetails
-	if errors.As(err, &d) && d.Category != CategoryApplication {
+	if d := detailsIn(err); d != nil && d.Category != CategoryApplication {
 		return d
 	}
 	return ApplicationError(kind, err.Error())
+}
+
+// IsPoison reports whether err is, or wraps, a poison failure.
+func IsPoison(err error) bool {
+	d := detailsIn(err)
+	return d != nil && d.Category == CategoryPoison
+}
+
+// IsNondeterminism reports whether err is, or wraps, a nondeterminism failure.
+func IsNondeterminism(err error) bool {
+	d := detailsIn(err)
+	return d != nil && d.Category == CategoryConfiguration && d.Kind == KindNondeterminism
+}
+
+// detailsIn finds the failure details in err's chain, whether the runtime or
+// user code made them.
+func detailsIn(err error) *ErrorDetails {
+	var d *ErrorDetails
+	if errors.As(err, &d) {
+		return d
+	}
+	var f *replay.Failure
+	if errors.As(err, &f) {
+		return (*ErrorDetails)(f)
+	}
+	return nil
+}
+
+// asPublic turns a failure the replay engine returned into ErrorDetails,
+// leaving other errors alone.
+func asPublic(err error) error {
+	if f, ok := err.(*replay.Failure); ok {
+		return (*ErrorDetails)(f)
+	}
+	return err
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // driver runs turns of one execution, either on one live executor (sticky)
@@ -13,26 +15,26 @@ import (
 type driver struct {
 	t      *testing.T
 	fn     OrchestrationFunc
-	info   ExecutionInfo
+	info   replay.ExecutionInfo
 	sticky bool
-	kv     map[string]KVEntry
-	hist   []Event
-	x      *Executor
+	kv     map[string]replay.KVEntry
+	hist   []replay.Event
+	x      *replay.Executor
 	now    int64
 }
 
 func newDriver(t *testing.T, fn OrchestrationFunc, sticky bool) *driver {
-	return &driver{t: t, fn: fn, sticky: sticky, info: ExecutionInfo{InstanceID: "p", ExecutionID: 1, Name: "O", Version: "1.0.0"}}
+	return &driver{t: t, fn: fn, sticky: sticky, info: replay.ExecutionInfo{InstanceID: "p", ExecutionID: 1, Name: "O", Version: "1.0.0"}}
 }
 
-func (d *driver) turn(msgs ...Message) *TurnResult {
+func (d *driver) turn(msgs ...replay.Message) *replay.TurnResult {
 	d.t.Helper()
 	d.now += 1000
 	if d.x == nil || !d.sticky {
 		if d.x != nil {
 			d.x.Close()
 		}
-		x, err := NewExecutor(d.fn, d.info, d.hist, ExecutorOptions{KV: d.kv})
+		x, err := replay.NewExecutor(bind(d.fn), d.info, d.hist, replay.ExecutorOptions{KV: d.kv})
 		if err != nil {
 			d.t.Fatal(err)
 		}
@@ -58,7 +60,9 @@ func bothModes(t *testing.T, f func(t *testing.T, sticky bool)) {
 	}
 }
 
-func start(input string) Message { return Message{Kind: MessageStart, Name: "O", Input: input} }
+func start(input string) replay.Message {
+	return replay.Message{Kind: replay.MessageStart, Name: "O", Input: input}
+}
 
 func TestSubOrchestrationRoundTrip(t *testing.T) {
 	bothModes(t, func(t *testing.T, sticky bool) {
@@ -72,7 +76,7 @@ func TestSubOrchestrationRoundTrip(t *testing.T) {
 		}, sticky)
 		d.info.ExecutionID = 3
 		defer d.close()
-		res := d.turn(Message{Kind: MessageContinueAsNew, Name: "O"})
+		res := d.turn(replay.Message{Kind: replay.MessageContinueAsNew, Name: "O"})
 		if len(res.Children) != 2 {
 			t.Fatalf("children %+v", res.Children)
 		}
@@ -83,8 +87,8 @@ func TestSubOrchestrationRoundTrip(t *testing.T) {
 		if named.InstanceID != "explicit-id" || named.Collision == nil || named.Collision.EventID != 3 {
 			t.Fatalf("named child %+v", named)
 		}
-		res = d.turn(Message{Kind: MessageSubOrchestrationCompleted, Execution: 3, EventID: 2, Result: "child says hi"}, *named.Collision)
-		if res.Status != StatusCompleted || res.Output != "child says hi|true" {
+		res = d.turn(replay.Message{Kind: replay.MessageSubOrchestrationCompleted, Execution: 3, EventID: 2, Result: "child says hi"}, *named.Collision)
+		if res.Status != replay.StatusCompleted || res.Output != "child says hi|true" {
 			t.Fatalf("%s %q %v", res.Status, res.Output, res.Failure)
 		}
 	})
@@ -99,9 +103,9 @@ func TestChildSystemFailureFailsParent(t *testing.T) {
 	}, true)
 	defer d.close()
 	d.turn(start(""))
-	poison := &ErrorDetails{Category: CategoryPoison, Kind: KindPoisonOrchestration, Instance: "p::sub::1.2", Attempts: 11, MaxAttempts: 10}
-	res := d.turn(Message{Kind: MessageSubOrchestrationFailed, Execution: 1, EventID: 2, Error: poison})
-	if res.Status != StatusFailed || !IsPoison(res.Failure) {
+	poison := &replay.Failure{Category: CategoryPoison, Kind: KindPoisonOrchestration, Instance: "p::sub::1.2", Attempts: 11, MaxAttempts: 10}
+	res := d.turn(replay.Message{Kind: replay.MessageSubOrchestrationFailed, Execution: 1, EventID: 2, Error: poison})
+	if res.Status != replay.StatusFailed || !IsPoison(res.Failure) {
 		t.Fatalf("%s %v", res.Status, res.Failure)
 	}
 }
@@ -114,8 +118,8 @@ func TestChildNotifiesParentAndKeepsLinkAcrossContinueAsNew(t *testing.T) {
 		return "done " + in, nil
 	}, true)
 	defer d.close()
-	res := d.turn(Message{Kind: MessageStart, Name: "O", Input: "first", ParentInstance: "parent", ParentExecution: 4, ParentEventID: 7})
-	if res.Status != StatusContinuedAsNew || res.Next.ParentInstance != "parent" || res.Next.ParentExecution != 4 || res.Next.ParentEventID != 7 {
+	res := d.turn(replay.Message{Kind: replay.MessageStart, Name: "O", Input: "first", ParentInstance: "parent", ParentExecution: 4, ParentEventID: 7})
+	if res.Status != replay.StatusContinuedAsNew || res.Next.ParentInstance != "parent" || res.Next.ParentExecution != 4 || res.Next.ParentEventID != 7 {
 		t.Fatalf("next %+v", res.Next)
 	}
 	if len(res.Outbox) != 0 {
@@ -129,7 +133,7 @@ func TestChildNotifiesParentAndKeepsLinkAcrossContinueAsNew(t *testing.T) {
 		t.Fatalf("outbox %+v", res.Outbox)
 	}
 	m := res.Outbox[0].Message
-	if m.Kind != MessageSubOrchestrationCompleted || m.Execution != 4 || m.EventID != 7 || m.Result != "done second" {
+	if m.Kind != replay.MessageSubOrchestrationCompleted || m.Execution != 4 || m.EventID != 7 || m.Result != "done second" {
 		t.Fatalf("notification %+v", m)
 	}
 }
@@ -151,7 +155,7 @@ func TestDetachedOrchestrationHasNoParent(t *testing.T) {
 			t.Fatalf("detached child has a parent link: %+v", c)
 		}
 	}
-	if res.Status != StatusCompleted || res.Output != "fire-and-forget,p::detached::1.3,true" {
+	if res.Status != replay.StatusCompleted || res.Output != "fire-and-forget,p::detached::1.3,true" {
 		t.Fatalf("status %s output %q", res.Status, res.Output)
 	}
 	if res.Children[1].InstanceID != "p::detached::1.3" {
@@ -170,14 +174,16 @@ func TestEventQueueIsFIFOAndCarriesForward(t *testing.T) {
 			return ctx.ContinueAsNew(a + b)
 		}, sticky)
 		defer d.close()
-		q := func(v string) Message { return Message{Kind: MessageQueueEvent, Name: "cfg", Result: v} }
+		q := func(v string) replay.Message {
+			return replay.Message{Kind: replay.MessageQueueEvent, Name: "cfg", Result: v}
+		}
 		d.turn(start(""), q("1"))
 		res := d.turn(q("2"), q("3"), q("4"))
-		if res.Status != StatusRunning || len(res.Timers) != 1 {
+		if res.Status != replay.StatusRunning || len(res.Timers) != 1 {
 			t.Fatalf("%s timers %d", res.Status, len(res.Timers))
 		}
 		res = d.turn(res.Timers[0].Message, q("5"))
-		if res.Status != StatusContinuedAsNew || res.Output != "12" {
+		if res.Status != replay.StatusContinuedAsNew || res.Output != "12" {
 			t.Fatalf("%s %q", res.Status, res.Output)
 		}
 		if res.Consumed != 1 {
@@ -218,9 +224,9 @@ func TestCancelEndsExecutionAndTakesBackOpenWork(t *testing.T) {
 			return "unreachable", nil
 		}, sticky)
 		defer d.close()
-		d.turn(Message{Kind: MessageStart, Name: "O", ParentInstance: "gp", ParentExecution: 1, ParentEventID: 9})
-		res := d.turn(Message{Kind: MessageCancel, Reason: "operator said so"}, Message{Kind: MessageCancel, Reason: "again"})
-		if res.Status != StatusFailed || res.Failure.Kind != KindCancelled || res.Failure.Error() != "cancelled: operator said so" {
+		d.turn(replay.Message{Kind: replay.MessageStart, Name: "O", ParentInstance: "gp", ParentExecution: 1, ParentEventID: 9})
+		res := d.turn(replay.Message{Kind: replay.MessageCancel, Reason: "operator said so"}, replay.Message{Kind: replay.MessageCancel, Reason: "again"})
+		if res.Status != replay.StatusFailed || res.Failure.Kind != KindCancelled || res.Failure.Error() != "cancelled: operator said so" {
 			t.Fatalf("%s %v", res.Status, res.Failure)
 		}
 		if len(res.CancelActivities) != 1 || res.CancelActivities[0].EventID != 2 {
@@ -228,10 +234,10 @@ func TestCancelEndsExecutionAndTakesBackOpenWork(t *testing.T) {
 		}
 		var childCancel, parentNote bool
 		for _, o := range res.Outbox {
-			if o.InstanceID == "p::sub::1.3" && o.Message.Kind == MessageCancel && strings.Contains(o.Message.Reason, "operator said so") {
+			if o.InstanceID == "p::sub::1.3" && o.Message.Kind == replay.MessageCancel && strings.Contains(o.Message.Reason, "operator said so") {
 				childCancel = true
 			}
-			if o.InstanceID == "gp" && o.Message.Kind == MessageSubOrchestrationFailed && o.Message.Error.Kind == KindCancelled {
+			if o.InstanceID == "gp" && o.Message.Kind == replay.MessageSubOrchestrationFailed && o.Message.Error.Kind == KindCancelled {
 				parentNote = true
 			}
 		}
@@ -273,8 +279,8 @@ func TestSelectCancelsLosersAndReplayEnforcesIt(t *testing.T) {
 			t.Fatalf("loser activity not cancelled: %+v", res.CancelActivities)
 		}
 		// A late completion of the cancelled activity is dropped.
-		res = d.turn(Message{Kind: MessageActivityCompleted, Execution: 1, EventID: 2, Result: "late"}, Message{Kind: MessageExternalEvent, Name: "approve", Result: "yes"})
-		if res.Status != StatusCompleted || res.Output != "timeout then yes" {
+		res = d.turn(replay.Message{Kind: replay.MessageActivityCompleted, Execution: 1, EventID: 2, Result: "late"}, replay.Message{Kind: replay.MessageExternalEvent, Name: "approve", Result: "yes"})
+		if res.Status != replay.StatusCompleted || res.Output != "timeout then yes" {
 			t.Fatalf("%s %q %v", res.Status, res.Output, res.Failure)
 		}
 	})
@@ -292,9 +298,9 @@ func TestSelectCancelsLosersAndReplayEnforcesIt(t *testing.T) {
 		ctx.Join(timer)
 		return act.Get()
 	}
-	x, _ := NewExecutor(changed, d.info, d.hist, ExecutorOptions{})
+	x, _ := replay.NewExecutor(bind(changed), d.info, d.hist, replay.ExecutorOptions{})
 	defer x.Close()
-	res, err := x.Turn(time.UnixMilli(99_000), []Message{{Kind: MessageExternalEvent, Name: "approve", Result: "yes"}})
+	res, err := x.Turn(time.UnixMilli(99_000), []replay.Message{{Kind: replay.MessageExternalEvent, Name: "approve", Result: "yes"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,14 +369,14 @@ func TestKVReadsAreDeterministicAndLimited(t *testing.T) {
 		}, sticky)
 		// Snapshot as of execution start: counter=41, old, and a stale key.
 		d.now = int64(10 * time.Hour / time.Millisecond)
-		d.kv = map[string]KVEntry{
+		d.kv = map[string]replay.KVEntry{
 			"counter": {Value: "41", UpdatedAt: time.UnixMilli(d.now)},
 			"old":     {Value: "x", UpdatedAt: time.UnixMilli(d.now)},
 			"stale":   {Value: "x", UpdatedAt: time.UnixMilli(0)},
 		}
 		defer d.close()
 		res := d.turn(start(""))
-		if len(res.KV) != 1 || res.KV[0].Kind != KVSet || res.KV[0].Value != "42" {
+		if len(res.KV) != 1 || res.KV[0].Kind != replay.KVSet || res.KV[0].Value != "42" {
 			t.Fatalf("turn 1 kv %+v", res.KV)
 		}
 		// Replays read the snapshot (41) plus their own write, never 42+1.
@@ -378,7 +384,7 @@ func TestKVReadsAreDeterministicAndLimited(t *testing.T) {
 		if res.Output != "42 keys=[counter] pruned=1" {
 			t.Fatalf("output %q", res.Output)
 		}
-		if len(res.KV) != 2 || res.KV[0].Kind != KVClear || res.KV[0].Key != "old" || res.KV[1].Key != "stale" {
+		if len(res.KV) != 2 || res.KV[0].Kind != replay.KVClear || res.KV[0].Key != "old" || res.KV[1].Key != "stale" {
 			t.Fatalf("turn 2 kv %+v", res.KV)
 		}
 	})
@@ -410,13 +416,13 @@ func TestHistoryLimitFailsWithAHint(t *testing.T) {
 			}
 		}
 	}
-	x, _ := NewExecutor(fn, ExecutionInfo{InstanceID: "p", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{MaxHistoryEvents: 10})
+	x, _ := replay.NewExecutor(bind(fn), replay.ExecutionInfo{InstanceID: "p", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{MaxHistoryEvents: 10})
 	defer x.Close()
-	res, _ := x.Turn(time.UnixMilli(1), []Message{start("")})
-	for i := 0; res.Status == StatusRunning && i < 20; i++ {
-		res, _ = x.Turn(time.UnixMilli(int64(i+2)*1000), []Message{res.Timers[0].Message})
+	res, _ := x.Turn(time.UnixMilli(1), []replay.Message{start("")})
+	for i := 0; res.Status == replay.StatusRunning && i < 20; i++ {
+		res, _ = x.Turn(time.UnixMilli(int64(i+2)*1000), []replay.Message{res.Timers[0].Message})
 	}
-	if res.Status != StatusFailed || !strings.Contains(res.Failure.Error(), "use ContinueAsNew") {
+	if res.Status != replay.StatusFailed || !strings.Contains(res.Failure.Error(), "use ContinueAsNew") {
 		t.Fatalf("%s %v", res.Status, res.Failure)
 	}
 }
@@ -437,7 +443,7 @@ func TestSelectLoserGetReturnsCancelled(t *testing.T) {
 	defer d.close()
 	res := d.turn(start(""))
 	res = d.turn(res.Timers[0].Message)
-	if res.Status != StatusCompleted || res.Output != "loser: cancelled: select_loser" {
+	if res.Status != replay.StatusCompleted || res.Output != "loser: cancelled: select_loser" {
 		t.Fatalf("%s %q %v", res.Status, res.Output, res.Failure)
 	}
 }
@@ -457,7 +463,7 @@ func TestInvalidNamesAndKeysAreRejectedInCode(t *testing.T) {
 	}, true)
 	defer d.close()
 	res := d.turn(start(""))
-	if res.Status != StatusFailed || !strings.Contains(res.Failure.Error(), "continue-as-new input") {
+	if res.Status != replay.StatusFailed || !strings.Contains(res.Failure.Error(), "continue-as-new input") {
 		t.Fatalf("%s %v", res.Status, res.Failure)
 	}
 }

@@ -6,9 +6,6 @@ const (
 	// MaxPayloadBytes bounds an activity or orchestration input or output,
 	// and an event payload.
 	MaxPayloadBytes = 4 << 20
-	// DefaultMaxHistoryEvents bounds the events of one execution (see
-	// ExecutorOptions.MaxHistoryEvents).
-	DefaultMaxHistoryEvents = 100_000
 	// MaxCarryForward bounds the event-queue messages carried into the next
 	// execution by ContinueAsNew; beyond it the oldest are dropped, with a
 	// warning in the log.
@@ -26,3 +23,10 @@ const (
 	// MaxSessionIDBytes bounds a session id.
 	MaxSessionIDBytes = 256
 )
+
+// Version is the version of the replay engine. Every history event records
+// the engine version that wrote it, and each execution is pinned to the
+// engine version that started it: a worker only replays executions whose pin
+// lies in its supported range, so a history written by a newer engine is
+// never replayed by an older one.
+const Version = "0.1.0"

@@ -9,14 +9,11 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // DefaultVersion is the version given to orchestrations registered without one.
 const DefaultVersion = "1.0.0"
-
-// ReservedPrefix starts names reserved for duroworker's own orchestrations and
-// activities; user registrations with it are rejected.
-const ReservedPrefix = "__duroworker"
 
 // ErrNotRegistered is returned by registry lookups for an unknown name or a
 // version that is not registered. Workers back off on it, so that a node that
@@ -221,19 +218,6 @@ func (e *orchestrationEntry) find(v *semver.Version) *orchestrationVersion {
 	return nil
 }
 
-// CanonicalVersion checks that v is a MAJOR.MINOR.PATCH semver version and
-// returns its canonical form ("" stays "": resolve by policy).
-func CanonicalVersion(v string) (string, error) {
-	if v == "" {
-		return "", nil
-	}
-	sv, err := semver.StrictNewVersion(v)
-	if err != nil {
-		return "", fmt.Errorf("version %q is not a semver version (want MAJOR.MINOR.PATCH)", v)
-	}
-	return sv.String(), nil
-}
-
 // Resolve returns the function for name at version. An empty version resolves
 // by the name's policy (Latest or Exact). The returned string is the resolved
 // version, in canonical form. Errors wrap ErrNotRegistered.
@@ -261,14 +245,6 @@ func (r *OrchestrationRegistry) Resolve(name, version string) (OrchestrationFunc
 	}
 	return nil, "", fmt.Errorf("orchestration %q version %s (registered: %s): %w",
 		name, want, strings.Join(r.Versions(name), ", "), ErrNotRegistered)
-}
-
-// Older reports whether version a is lower than version b; unparsable
-// versions are never older.
-func Older(a, b string) bool {
-	va, errA := semver.StrictNewVersion(a)
-	vb, errB := semver.StrictNewVersion(b)
-	return errA == nil && errB == nil && va.LessThan(vb)
 }
 
 // Names returns the registered orchestration names, sorted.
@@ -407,19 +383,9 @@ func (r *ActivityRegistry) Names() []string {
 	return names
 }
 
-// ValidateName reports whether name can be registered as an orchestration
-// or activity name (kind "orchestration" or "activity", used in the
-// message): it must pass capability.ValidateName (non-empty, bounded, no
-// braces, no control characters or bidirectional text controls, valid
-// UTF-8) and must not start with ReservedPrefix. The registries call it for
-// every name; clients that take names from users can call it too.
-func ValidateName(kind, name string) error {
-	return validateUserName(kind, name)
-}
-
 func validateUserName(kind, name string) error {
-	if strings.HasPrefix(name, ReservedPrefix) {
-		return fmt.Errorf("%s %q: names starting with %q are reserved", kind, name, ReservedPrefix)
+	if strings.HasPrefix(name, replay.ReservedPrefix) {
+		return fmt.Errorf("%s %q: names starting with %q are reserved", kind, name, replay.ReservedPrefix)
 	}
 	return capability.ValidateName(kind, name)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 func nop(ctx *OrchestrationContext, in string) (string, error) { return in, nil }
@@ -174,18 +176,18 @@ func TestDecodeRejectsUnknownAndCorrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeHistory(tt.raw)
+			_, err := replay.DecodeHistory(tt.raw)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
 		})
 	}
-	var uk *UnknownKindError
-	if _, err := DecodeMessage(`{"kind":"Teleport"}`); !errors.As(err, &uk) {
+	var uk *replay.UnknownKindError
+	if _, err := replay.DecodeMessage(`{"kind":"Teleport"}`); !errors.As(err, &uk) {
 		t.Fatalf("unknown message kind: %v", err)
 	}
 	for _, bad := range []string{`{"kind":"Start"}`, `{"kind":"ActivityCompleted","execution":1}`, `{"kind":"ActivityFailed","execution":1,"event_id":2}`, `not json`} {
-		if _, err := DecodeMessage(bad); err == nil {
+		if _, err := replay.DecodeMessage(bad); err == nil {
 			t.Errorf("DecodeMessage(%s) accepted", bad)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 func echoActivities() map[string]ActivityFunc {
@@ -25,7 +27,7 @@ func TestReplayScenarios(t *testing.T) {
 		orch       OrchestrationFunc
 		input      string
 		setup      func(*sim)
-		wantStatus ExecutionStatus
+		wantStatus replay.ExecutionStatus
 		wantOutput string
 		wantErr    string // substring of the failure's display message
 		wantKinds  []string
@@ -37,7 +39,7 @@ func TestReplayScenarios(t *testing.T) {
 				return ctx.ScheduleActivity("Upper", "hello "+in).Get()
 			},
 			input:      "world",
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "HELLO WORLD",
 			wantKinds:  []string{"OrchestrationStarted:O", "ActivityScheduled:Upper", "ActivityCompleted", "OrchestrationCompleted"},
 		},
@@ -55,7 +57,7 @@ func TestReplayScenarios(t *testing.T) {
 				return v, nil
 			},
 			input:      "x",
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "x.....",
 		},
 		{
@@ -79,7 +81,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return sb.String(), nil
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "0123456789",
 		},
 		{
@@ -92,7 +94,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return "timeout", nil
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "fast",
 		},
 		{
@@ -106,7 +108,7 @@ func TestReplayScenarios(t *testing.T) {
 				return "timed out", nil
 			},
 			setup:      func(s *sim) { s.raiseAt(2*time.Minute, "approve", "yes") },
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "timed out",
 		},
 		{
@@ -120,7 +122,7 @@ func TestReplayScenarios(t *testing.T) {
 				return "timed out", nil
 			},
 			setup:      func(s *sim) { s.raiseAt(30*time.Second, "approve", "yes") },
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "yes",
 		},
 		{
@@ -135,7 +137,7 @@ func TestReplayScenarios(t *testing.T) {
 				s.raiseAt(10*time.Second, "go", "early")
 				s.raiseAt(5*time.Minute, "go", "late")
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "late",
 			wantKinds: []string{"OrchestrationStarted:O", "TimerCreated", "ExternalEvent:go", "TimerFired",
 				"ExternalSubscribed:go", "ExternalEvent:go", "OrchestrationCompleted"},
@@ -150,7 +152,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return "caught " + err.Error(), nil
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "caught boom: x",
 		},
 		{
@@ -161,7 +163,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return "", nil
 			},
-			wantStatus: StatusFailed,
+			wantStatus: replay.StatusFailed,
 			wantErr:    "boom: y",
 		},
 		{
@@ -172,7 +174,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				panic("kaboom")
 			},
-			wantStatus: StatusFailed,
+			wantStatus: replay.StatusFailed,
 			wantErr:    "orchestration panicked: kaboom",
 		},
 		{
@@ -188,14 +190,14 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return t1.UTC().Format(time.RFC3339) + " " + g1 + " " + g2, nil
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 		},
 		{
 			name: "retry policy retries then succeeds",
 			orch: func(ctx *OrchestrationContext, in string) (string, error) {
 				return ctx.ScheduleActivity("Flaky", "z", WithRetry(NewRetryPolicy(5).WithBackoff(FixedBackoff(time.Second)))).Get()
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 			wantOutput: "ok after 3",
 			wantKinds: []string{"OrchestrationStarted:O",
 				"ActivityScheduled:Flaky", "ActivityFailed", "TimerCreated", "TimerFired",
@@ -207,7 +209,7 @@ func TestReplayScenarios(t *testing.T) {
 			orch: func(ctx *OrchestrationContext, in string) (string, error) {
 				return ctx.ScheduleActivity("Never", "z", WithRetry(NewRetryPolicy(3)), WithTimeout(30*time.Second)).Get()
 			},
-			wantStatus: StatusFailed,
+			wantStatus: replay.StatusFailed,
 			wantErr:    "timeout: activity Never timed out after 30s",
 		},
 		{
@@ -219,7 +221,7 @@ func TestReplayScenarios(t *testing.T) {
 				}
 				return "decode error: " + err.Error(), nil
 			},
-			wantStatus: StatusCompleted,
+			wantStatus: replay.StatusCompleted,
 		},
 	}
 	for _, sc := range scenarios {
@@ -291,7 +293,7 @@ func TestContinueAsNewUpgradesOnlyAtExecutionBoundary(t *testing.T) {
 	for _, sticky := range []bool{true, false} {
 		s := newSim(t, orchs, nil, sticky)
 		s.run("Monitor", "1.0.0", "go")
-		if s.status != StatusCompleted || s.output != "v1.0.2" {
+		if s.status != replay.StatusCompleted || s.output != "v1.0.2" {
 			t.Fatalf("sticky=%v: status %s output %q", sticky, s.status, s.output)
 		}
 		if fmt.Sprint(s.versions) != "[1.0.0 1.0.2]" {
@@ -334,20 +336,20 @@ func TestNondeterminismNamesExpectedAndActual(t *testing.T) {
 	for name, v2 := range changed {
 		t.Run(name, func(t *testing.T) {
 			// Turn 1 with v1 records ActivityScheduled(Echo, a).
-			x1, _ := NewExecutor(v1, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{})
-			res, err := x1.Turn(time.UnixMilli(1000), []Message{{Kind: MessageStart, Name: "O", Input: "in"}})
-			if err != nil || res.Status != StatusRunning {
+			x1, _ := replay.NewExecutor(bind(v1), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{})
+			res, err := x1.Turn(time.UnixMilli(1000), []replay.Message{{Kind: replay.MessageStart, Name: "O", Input: "in"}})
+			if err != nil || res.Status != replay.StatusRunning {
 				t.Fatalf("turn 1: %v %v", err, res)
 			}
 			x1.Close()
 			// Turn 2 replays with changed code.
-			x2, _ := NewExecutor(v2, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, res.NewEvents, ExecutorOptions{})
+			x2, _ := replay.NewExecutor(bind(v2), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, res.NewEvents, replay.ExecutorOptions{})
 			defer x2.Close()
-			res2, err := x2.Turn(time.UnixMilli(2000), []Message{{Kind: MessageActivityCompleted, Execution: 1, EventID: 2, Result: "a"}})
+			res2, err := x2.Turn(time.UnixMilli(2000), []replay.Message{{Kind: replay.MessageActivityCompleted, Execution: 1, EventID: 2, Result: "a"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res2.Status != StatusFailed || !IsNondeterminism(res2.Failure) {
+			if res2.Status != replay.StatusFailed || !IsNondeterminism(res2.Failure) {
 				t.Fatalf("want nondeterminism failure, got %s %v", res2.Status, res2.Failure)
 			}
 			msg := res2.Failure.Error()
@@ -358,7 +360,7 @@ func TestNondeterminismNamesExpectedAndActual(t *testing.T) {
 				t.Fatalf("message %q does not name the recorded action", msg)
 			}
 			last := res2.NewEvents[len(res2.NewEvents)-1]
-			if last.Kind != EventOrchestrationFailed || last.ID != 3 {
+			if last.Kind != replay.EventOrchestrationFailed || last.ID != 3 {
 				t.Fatalf("last event %+v", last)
 			}
 		})
@@ -374,21 +376,21 @@ func TestCompletionsForOtherExecutionsAndDuplicatesAreDropped(t *testing.T) {
 		y, _ := b.Get()
 		return x + y, nil
 	}
-	x, _ := NewExecutor(orch, ExecutionInfo{InstanceID: "i", ExecutionID: 2, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{})
+	x, _ := replay.NewExecutor(bind(orch), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 2, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{})
 	defer x.Close()
-	if _, err := x.Turn(time.UnixMilli(1), []Message{{Kind: MessageContinueAsNew, Execution: 2, Name: "O"}}); err != nil {
+	if _, err := x.Turn(time.UnixMilli(1), []replay.Message{{Kind: replay.MessageContinueAsNew, Execution: 2, Name: "O"}}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := x.Turn(time.UnixMilli(2), []Message{
-		{Kind: MessageActivityCompleted, Execution: 1, EventID: 2, Result: "stale"},
-		{Kind: MessageActivityCompleted, Execution: 2, EventID: 2, Result: "A"},
-		{Kind: MessageActivityCompleted, Execution: 2, EventID: 2, Result: "dup"},
-		{Kind: MessageActivityCompleted, Execution: 2, EventID: 3, Result: "B"},
+	res, err := x.Turn(time.UnixMilli(2), []replay.Message{
+		{Kind: replay.MessageActivityCompleted, Execution: 1, EventID: 2, Result: "stale"},
+		{Kind: replay.MessageActivityCompleted, Execution: 2, EventID: 2, Result: "A"},
+		{Kind: replay.MessageActivityCompleted, Execution: 2, EventID: 2, Result: "dup"},
+		{Kind: replay.MessageActivityCompleted, Execution: 2, EventID: 3, Result: "B"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != StatusCompleted || res.Output != "AB" {
+	if res.Status != replay.StatusCompleted || res.Output != "AB" {
 		t.Fatalf("status %s output %q failure %v", res.Status, res.Output, res.Failure)
 	}
 	if len(res.Dropped) != 2 {
@@ -403,17 +405,17 @@ func TestPoisonedActivityFailsOrchestrationEvenIfCaught(t *testing.T) {
 		}
 		return "ok", nil
 	}
-	x, _ := NewExecutor(orch, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{})
+	x, _ := replay.NewExecutor(bind(orch), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{})
 	defer x.Close()
-	if _, err := x.Turn(time.UnixMilli(1), []Message{{Kind: MessageStart, Name: "O"}}); err != nil {
+	if _, err := x.Turn(time.UnixMilli(1), []replay.Message{{Kind: replay.MessageStart, Name: "O"}}); err != nil {
 		t.Fatal(err)
 	}
-	poison := &ErrorDetails{Category: CategoryPoison, Kind: KindPoisonActivity, Attempts: 11, MaxAttempts: 10, Instance: "i", Activity: "Echo", ActivityID: 2}
-	res, err := x.Turn(time.UnixMilli(2), []Message{{Kind: MessageActivityFailed, Execution: 1, EventID: 2, Error: poison}})
+	poison := &replay.Failure{Category: CategoryPoison, Kind: KindPoisonActivity, Attempts: 11, MaxAttempts: 10, Instance: "i", Activity: "Echo", ActivityID: 2}
+	res, err := x.Turn(time.UnixMilli(2), []replay.Message{{Kind: replay.MessageActivityFailed, Execution: 1, EventID: 2, Error: poison}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != StatusFailed || !IsPoison(res.Failure) {
+	if res.Status != replay.StatusFailed || !IsPoison(res.Failure) {
 		t.Fatalf("status %s failure %v", res.Status, res.Failure)
 	}
 	if got := res.Failure.Error(); got != "poison: activity Echo#2 of orchestration i exceeded 11 attempts (max 10)" {
@@ -451,17 +453,17 @@ func TestTracesAreReplayGuarded(t *testing.T) {
 	// Replay from history on every turn: each trace must still be logged once.
 	h := &countingHandler{counts: map[string]int{}}
 	logger := slog.New(h)
-	var history []Event
-	msgs := []Message{{Kind: MessageStart, Name: "O"}}
+	var history []replay.Event
+	msgs := []replay.Message{{Kind: replay.MessageStart, Name: "O"}}
 	for turn := 0; turn < 10; turn++ {
-		x, _ := NewExecutor(orch, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, history, ExecutorOptions{Logger: logger})
+		x, _ := replay.NewExecutor(bind(orch), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, history, replay.ExecutorOptions{Logger: logger})
 		res, err := x.Turn(time.UnixMilli(int64(turn+1)), msgs)
 		x.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		history = append(history, res.NewEvents...)
-		if res.Status != StatusRunning {
+		if res.Status != replay.StatusRunning {
 			break
 		}
 		msgs = nil
@@ -482,9 +484,9 @@ func TestContextUsedFromAnotherGoroutineFailsTheExecution(t *testing.T) {
 		leaked = ctx
 		return ctx.ScheduleActivity("Echo", "x").Get()
 	}
-	x, _ := NewExecutor(orch, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{})
+	x, _ := replay.NewExecutor(bind(orch), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{})
 	defer x.Close()
-	if _, err := x.Turn(time.UnixMilli(1), []Message{{Kind: MessageStart, Name: "O"}}); err != nil {
+	if _, err := x.Turn(time.UnixMilli(1), []replay.Message{{Kind: replay.MessageStart, Name: "O"}}); err != nil {
 		t.Fatal(err)
 	}
 	// The orchestration is parked; another goroutine uses its context.
@@ -495,11 +497,11 @@ func TestContextUsedFromAnotherGoroutineFailsTheExecution(t *testing.T) {
 		t.Error("the foreign call returned; it must stop its goroutine")
 	}()
 	<-done
-	res, err := x.Turn(time.UnixMilli(2), []Message{{Kind: MessageActivityCompleted, Execution: 1, EventID: 2, Result: "x"}})
+	res, err := x.Turn(time.UnixMilli(2), []replay.Message{{Kind: replay.MessageActivityCompleted, Execution: 1, EventID: 2, Result: "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != StatusFailed || !strings.Contains(res.Failure.Error(), "outside the orchestration's goroutine") {
+	if res.Status != replay.StatusFailed || !strings.Contains(res.Failure.Error(), "outside the orchestration's goroutine") {
 		t.Fatalf("status %s failure %v", res.Status, res.Failure)
 	}
 }
@@ -510,10 +512,10 @@ func TestStepTimeoutAbandonsBlockingCode(t *testing.T) {
 		<-release // blocks outside the context
 		return "late", nil
 	}
-	x, _ := NewExecutor(orch, ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, ExecutorOptions{StepTimeout: 20 * time.Millisecond})
-	_, err := x.Turn(time.UnixMilli(1), []Message{{Kind: MessageStart, Name: "O"}})
-	if !errors.Is(err, ErrStepTimeout) {
-		t.Fatalf("err = %v, want ErrStepTimeout", err)
+	x, _ := replay.NewExecutor(bind(orch), replay.ExecutionInfo{InstanceID: "i", ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{StepTimeout: 20 * time.Millisecond})
+	_, err := x.Turn(time.UnixMilli(1), []replay.Message{{Kind: replay.MessageStart, Name: "O"}})
+	if !errors.Is(err, replay.ErrStepTimeout) {
+		t.Fatalf("err = %v, want replay.ErrStepTimeout", err)
 	}
 	x.Close()
 	close(release) // the goroutine finishes and exits without touching the executor
@@ -532,12 +534,12 @@ func TestTypedOrchestrationRejectsMalformedInput(t *testing.T) {
 	orchs := b.MustBuild()
 	s := newSim(t, orchs, nil, true)
 	s.run("Typed", "", `{"id":7,"items":3}`)
-	if s.status != StatusCompleted || s.output != `{"id":7,"items":6}` {
+	if s.status != replay.StatusCompleted || s.output != `{"id":7,"items":6}` {
 		t.Fatalf("status %s output %q", s.status, s.output)
 	}
 	s = newSim(t, orchs, nil, true)
 	s.run("Typed", "", `{"id":"seven"`)
-	if s.status != StatusFailed || s.failure.Category != CategoryApplication || !strings.Contains(s.failure.Error(), "invalid input") {
+	if s.status != replay.StatusFailed || s.failure.Category != CategoryApplication || !strings.Contains(s.failure.Error(), "invalid input") {
 		t.Fatalf("status %s failure %v", s.status, s.failure)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 func TestBackoffDelays(t *testing.T) {
@@ -78,7 +80,7 @@ func TestRetriedActivitiesCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := bothWaysFresh(t, orchs)
-	if s.status != StatusCompleted || s.output != "fail1 ok on call 2|fail2 ok on call 3" {
+	if s.status != replay.StatusCompleted || s.output != "fail1 ok on call 2|fail2 ok on call 3" {
 		t.Fatalf("status %s output %q failure %v", s.status, s.output, s.failure)
 	}
 	if n := strings.Count(strings.Join(s.kinds(), ","), "ActivityScheduled:Flaky"); n != 5 {
@@ -102,7 +104,7 @@ func TestRetriedActivityLosesSelect(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := bothWaysFresh(t, orchs)
-	if s.status != StatusCompleted || s.output != "true" {
+	if s.status != replay.StatusCompleted || s.output != "true" {
 		t.Fatalf("status %s output %q failure %v", s.status, s.output, s.failure)
 	}
 	// Attempts at 0 s, 60 s, 120 s; the deadline at 150 s wins while the
@@ -151,10 +153,10 @@ func TestRetryMismatchOnReplayIsNondeterminism(t *testing.T) {
 	defer d.close()
 	res := d.turn(start(""))
 	act := res.Activities[0]
-	d.turn(act.Completion("", ApplicationError(KindActivityFailed, "boom"))) // history: failure, then attempt 2 at once
+	d.turn(act.Completion("", replay.ApplicationError(KindActivityFailed, "boom"))) // history: failure, then attempt 2 at once
 	d.fn = slow
 	res = d.turn(act.Completion("late", nil)) // replays with the new policy
-	if res.Status != StatusFailed || !IsNondeterminism(res.Failure) {
+	if res.Status != replay.StatusFailed || !IsNondeterminism(res.Failure) {
 		t.Fatalf("status %s failure %v", res.Status, res.Failure)
 	}
 	if !strings.Contains(res.Failure.Message, "TimerCreated") {
@@ -198,7 +200,7 @@ func TestSelectFirstOverASlice(t *testing.T) {
 	}, false)
 	defer d.close()
 	d.turn(start(""))
-	res := d.turn(Message{Kind: MessageExternalEvent, Name: "b", Result: "B"})
+	res := d.turn(replay.Message{Kind: replay.MessageExternalEvent, Name: "b", Result: "B"})
 	if res.Output != "1:B:true" {
 		t.Fatalf("output %q", res.Output)
 	}

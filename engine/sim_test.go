@@ -6,12 +6,14 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // sim is an in-memory runtime for engine tests: it stores history as encoded
 // JSON (so every test also round-trips the stored form), runs activities
 // inline, fires timers by advancing a fake clock, and replays either through a
-// cached Executor (sticky) or from stored history on every turn.
+// cached replay.Executor (sticky) or from stored history on every turn.
 type sim struct {
 	t        testing.TB
 	orchs    *OrchestrationRegistry
@@ -24,17 +26,17 @@ type sim struct {
 	name      string
 	version   string
 	stored    []string // history of the current execution, encoded
-	inbox     []Message
-	timers    []TimerRequest
-	work      []ActivityRequest
-	children  []Message // completions of started sub-orchestrations, delivered like activity results
-	cached    *Executor
-	events    map[time.Duration][]Message // external events raised when the clock passes the offset
+	inbox     []replay.Message
+	timers    []replay.TimerRequest
+	work      []replay.ActivityRequest
+	children  []replay.Message // completions of started sub-orchestrations, delivered like activity results
+	cached    *replay.Executor
+	events    map[time.Duration][]replay.Message // external events raised when the clock passes the offset
 	start     time.Time
 	versions  []string // version of every execution, in order
 	maxTurns  int
 
-	status  ExecutionStatus
+	status  replay.ExecutionStatus
 	output  string
 	failure *ErrorDetails
 }
@@ -42,18 +44,18 @@ type sim struct {
 func newSim(t testing.TB, orchs *OrchestrationRegistry, acts map[string]ActivityFunc, sticky bool) *sim {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return &sim{t: t, orchs: orchs, acts: acts, sticky: sticky, instance: "inst-1", now: t0, start: t0,
-		events: map[time.Duration][]Message{}, maxTurns: 10000}
+		events: map[time.Duration][]replay.Message{}, maxTurns: 10000}
 }
 
 func (s *sim) raiseAt(after time.Duration, name, data string) {
-	s.events[after] = append(s.events[after], Message{Kind: MessageExternalEvent, Name: name, Result: data})
+	s.events[after] = append(s.events[after], replay.Message{Kind: replay.MessageExternalEvent, Name: name, Result: data})
 }
 
 // run starts name with input and processes turns until the instance ends or
 // nothing is left to do. It returns the final status.
-func (s *sim) run(name, version, input string) ExecutionStatus {
+func (s *sim) run(name, version, input string) replay.ExecutionStatus {
 	s.t.Helper()
-	s.inbox = append(s.inbox, Message{Kind: MessageStart, Name: name, Version: version, Input: input})
+	s.inbox = append(s.inbox, replay.Message{Kind: replay.MessageStart, Name: name, Version: version, Input: input})
 	for turns := 0; turns < s.maxTurns; turns++ {
 		if len(s.inbox) == 0 && !s.advance() {
 			return s.status
@@ -83,7 +85,7 @@ func (s *sim) advance() bool {
 		if fn == nil {
 			s.t.Fatalf("sim: activity %q not registered", w.Name)
 		}
-		out, err := fn(NewActivityContext(s.t.Context(), w, "sim", 1, nil), w.Input)
+		out, err := fn(newActivityContext(s.t.Context(), w, "sim", 1, nil), w.Input)
 		if errors.Is(err, errNeverCompletes) {
 			return s.advance() // the work item is lost: its completion never arrives
 		}
@@ -91,7 +93,7 @@ func (s *sim) advance() bool {
 		if err != nil {
 			failure = DetailsOf(err, KindActivityFailed)
 		}
-		s.inbox = append(s.inbox, w.Completion(out, failure))
+		s.inbox = append(s.inbox, w.Completion(out, (*replay.Failure)(failure)))
 		return true
 	}
 	// next timer or external event in time order
@@ -121,7 +123,7 @@ func (s *sim) advance() bool {
 	return false
 }
 
-func (s *sim) turn(msgs []Message) (ended bool) {
+func (s *sim) turn(msgs []replay.Message) (ended bool) {
 	s.t.Helper()
 	s.now = s.now.Add(time.Millisecond)
 	if s.cached == nil || !s.sticky {
@@ -146,11 +148,11 @@ func (s *sim) turn(msgs []Message) (ended bool) {
 		if err != nil {
 			s.t.Fatalf("sim: resolve exact: %v", err)
 		}
-		history, err := DecodeHistory(s.stored)
+		history, err := replay.DecodeHistory(s.stored)
 		if err != nil {
 			s.t.Fatalf("sim: decode stored history: %v", err)
 		}
-		x, err := NewExecutor(fn, ExecutionInfo{InstanceID: s.instance, ExecutionID: s.execution, Name: s.name, Version: s.version}, history, ExecutorOptions{})
+		x, err := replay.NewExecutor(bind(fn), replay.ExecutionInfo{InstanceID: s.instance, ExecutionID: s.execution, Name: s.name, Version: s.version}, history, replay.ExecutorOptions{})
 		if err != nil {
 			s.t.Fatalf("sim: new executor: %v", err)
 		}
@@ -161,7 +163,7 @@ func (s *sim) turn(msgs []Message) (ended bool) {
 		s.t.Fatalf("sim: turn: %v", err)
 	}
 	for _, e := range res.NewEvents {
-		enc, err := EncodeEvent(e)
+		enc, err := replay.EncodeEvent(e)
 		if err != nil {
 			s.t.Fatalf("sim: encode: %v", err)
 		}
@@ -173,22 +175,22 @@ func (s *sim) turn(msgs []Message) (ended bool) {
 	s.work = append(s.work, res.Activities...)
 	for _, c := range res.Children {
 		if c.Parent { // a child completes at once with an output that names what was started
-			s.children = append(s.children, Message{Kind: MessageSubOrchestrationCompleted, Execution: c.Start.ParentExecution,
+			s.children = append(s.children, replay.Message{Kind: replay.MessageSubOrchestrationCompleted, Execution: c.Start.ParentExecution,
 				EventID: c.Start.ParentEventID, Result: fmt.Sprintf("child(%s,%s,%s,%s)", c.Name, c.Version, c.InstanceID, c.Input)})
 		}
 	}
 	s.timers = append(s.timers, res.Timers...)
-	s.status, s.output, s.failure = res.Status, res.Output, res.Failure
+	s.status, s.output, s.failure = res.Status, res.Output, (*ErrorDetails)(res.Failure)
 	switch res.Status {
-	case StatusContinuedAsNew:
+	case replay.StatusContinuedAsNew:
 		s.cached.Close()
 		s.cached = nil
 		s.stored = nil
 		s.timers = nil
 		s.work = nil
-		s.inbox = append([]Message{*res.Next}, s.inbox...)
+		s.inbox = append([]replay.Message{*res.Next}, s.inbox...)
 		return false
-	case StatusCompleted, StatusFailed:
+	case replay.StatusCompleted, replay.StatusFailed:
 		s.cached.Close()
 		return true
 	}
@@ -197,7 +199,7 @@ func (s *sim) turn(msgs []Message) (ended bool) {
 
 // kinds returns the stored history as "Kind:Name" strings.
 func (s *sim) kinds() []string {
-	h, err := DecodeHistory(s.stored)
+	h, err := replay.DecodeHistory(s.stored)
 	if err != nil {
 		s.t.Fatalf("decode: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -64,7 +65,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	// Store calls use a context that survives shutdown: the ack of a finished
 	// activity must still be written.
 	storeCtx := context.Background()
-	req, err := engine.DecodeActivityRequest(item.Body)
+	req, err := replay.DecodeActivityRequest(item.Body)
 	if err != nil {
 		// Cannot be routed back to its orchestration: nothing can ever run it.
 		log.Error("dropping malformed activity work item", "err", err, "body", truncate(item.Body, 256))
@@ -82,12 +83,12 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		if _, lerr := w.lookupActivity(req.Name); lerr != nil {
 			reason = fmt.Sprintf("activity %q is not registered on worker %s", req.Name, w.opts.NodeID)
 		}
-		poison := &engine.ErrorDetails{
+		poison := &replay.Failure{
 			Category: engine.CategoryPoison, Kind: engine.KindPoisonActivity, Message: reason,
 			Attempts: item.Attempts, MaxAttempts: w.opts.MaxAttempts,
 			Instance: req.Instance, Execution: req.Execution, Activity: req.Name, ActivityID: req.EventID,
 		}
-		body, err := engine.EncodeMessage(req.Completion("", poison))
+		body, err := replay.EncodeMessage(req.Completion("", poison))
 		if err == nil {
 			err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
 				return w.store.AckWorkPoisoned(ctx, item.ID, item.Token, body,
@@ -130,7 +131,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		w.mu.Unlock()
 	}()
 	stopRenew := w.renewActivityLock(ctx, log, item, cancel, lock)
-	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, engine.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger), req.Input)
+	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, replay.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger).(*engine.ActivityContext), req.Input)
 	stopRenew()
 	if abandoned {
 		log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
@@ -152,13 +153,13 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		outcome = "app_error"
 	}
 	w.tel.endActivity(spanCtx, span, began, req.Name, outcome, runErr)
-	var failure *engine.ErrorDetails
+	var failure *replay.Failure
 	switch {
 	case runErr != nil:
-		failure = engine.DetailsOf(runErr, engine.KindActivityFailed)
+		failure = (*replay.Failure)(engine.DetailsOf(runErr, engine.KindActivityFailed))
 		log.Debug("activity failed", "err", runErr)
 	case len(out) > engine.MaxPayloadBytes:
-		failure = engine.ApplicationError(engine.KindActivityFailed,
+		failure = replay.ApplicationError(engine.KindActivityFailed,
 			fmt.Sprintf("result of activity %s is %d bytes, more than the limit of %d", req.Name, len(out), engine.MaxPayloadBytes))
 		out = ""
 	}
@@ -168,8 +169,8 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 // ackActivity acks the work item with its completion, retrying transient
 // errors until the lock deadline (an applied ack that is resent finds the
 // item gone: ErrWorkNotFound).
-func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion engine.Message) {
-	body, err := engine.EncodeMessage(completion)
+func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
+	body, err := replay.EncodeMessage(completion)
 	if err == nil {
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
 			return w.store.AckWork(ctx, item.ID, item.Token, body)
@@ -224,7 +225,7 @@ func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.Activity
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("activity panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = engine.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v", r))
+			err = replay.ApplicationError(engine.KindActivityFailed, fmt.Sprintf("activity panicked: %v", r))
 		}
 	}()
 	return fn(ctx, input)
@@ -286,7 +287,7 @@ func (w *Worker) releaseActivities() {
 
 // lookupActivity finds a user activity or a built-in one.
 func (w *Worker) lookupActivity(name string) (engine.ActivityFunc, error) {
-	if name == engine.SysActivityGetKV {
+	if name == replay.SysActivityGetKV {
 		return w.getKVActivity, nil
 	}
 	return w.acts.Lookup(name)
@@ -296,9 +297,9 @@ func (w *Worker) lookupActivity(name string) (engine.ActivityFunc, error) {
 // OrchestrationContext.GetKVFromInstance: it reads another instance's
 // key-value state (committed and current execution's writes).
 func (w *Worker) getKVActivity(ctx *engine.ActivityContext, input string) (string, error) {
-	req, err := engine.Decode[engine.KVLookupRequest](input)
+	req, err := engine.Decode[replay.KVLookupRequest](input)
 	if err != nil {
-		return "", engine.ApplicationError(engine.KindActivityFailed, "get-kv: "+err.Error())
+		return "", replay.ApplicationError(engine.KindActivityFailed, "get-kv: "+err.Error())
 	}
 	v, ok, err := w.store.KV(ctx, req.Instance, req.Key)
 	if errors.Is(err, queue.ErrInstanceNotFound) {

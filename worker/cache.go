@@ -4,7 +4,7 @@ import (
 	"container/list"
 	"sync"
 
-	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // replayCache is the sticky replay cache: live executors kept between turns,
@@ -19,7 +19,7 @@ type replayCache struct {
 
 type cacheEntry struct {
 	instance string
-	x        *engine.Executor
+	x        *replay.Executor
 }
 
 func newReplayCache(limit int) *replayCache {
@@ -29,7 +29,7 @@ func newReplayCache(limit int) *replayCache {
 func (c *replayCache) enabled() bool { return c.limit > 0 }
 
 // take removes and returns the executor of instance, if cached.
-func (c *replayCache) take(instance string) *engine.Executor {
+func (c *replayCache) take(instance string) *replay.Executor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el := c.items[instance]
@@ -42,7 +42,7 @@ func (c *replayCache) take(instance string) *engine.Executor {
 }
 
 // remove drops the entry of instance if it still holds x.
-func (c *replayCache) remove(instance string, x *engine.Executor) {
+func (c *replayCache) remove(instance string, x *replay.Executor) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el := c.items[instance]; el != nil && el.Value.(*cacheEntry).x == x {
@@ -52,12 +52,12 @@ func (c *replayCache) remove(instance string, x *engine.Executor) {
 }
 
 // put stores x for instance, closing whatever it replaces or evicts.
-func (c *replayCache) put(instance string, x *engine.Executor) {
+func (c *replayCache) put(instance string, x *replay.Executor) {
 	if !c.enabled() {
 		x.Close()
 		return
 	}
-	var evicted []*engine.Executor
+	var evicted []*replay.Executor
 	c.mu.Lock()
 	if el := c.items[instance]; el != nil {
 		evicted = append(evicted, el.Value.(*cacheEntry).x)
@@ -87,7 +87,7 @@ func (c *replayCache) len() int {
 // clear closes every cached executor.
 func (c *replayCache) clear() {
 	c.mu.Lock()
-	var all []*engine.Executor
+	var all []*replay.Executor
 	for _, el := range c.items {
 		all = append(all, el.Value.(*cacheEntry).x)
 	}

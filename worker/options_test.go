@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 func TestOptionsDefaults(t *testing.T) {
@@ -66,9 +67,9 @@ func TestUnregisteredBackoffDoublesToTheCap(t *testing.T) {
 
 func TestReplayCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	c := newReplayCache(2)
-	mk := func(id string) *engine.Executor {
-		x, err := engine.NewExecutor(func(*engine.OrchestrationContext, string) (string, error) { return "", nil },
-			engine.ExecutionInfo{InstanceID: id, ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, engine.ExecutorOptions{})
+	mk := func(id string) *replay.Executor {
+		x, err := replay.NewExecutor(replay.BindOrchestration(engine.OrchestrationFunc(func(*engine.OrchestrationContext, string) (string, error) { return "", nil })),
+			replay.ExecutionInfo{InstanceID: id, ExecutionID: 1, Name: "O", Version: "1.0.0"}, nil, replay.ExecutorOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -95,10 +96,10 @@ func (w *Worker) runTurn(item queue.OrchestrationItem) {
 
 // decodeMessages decodes the batch; raws holds the stored form of each
 // decoded message.
-func (t *turn) decodeMessages() (msgs []engine.Message, raws []string) {
-	msgs = make([]engine.Message, 0, len(t.item.Messages))
+func (t *turn) decodeMessages() (msgs []replay.Message, raws []string) {
+	msgs = make([]replay.Message, 0, len(t.item.Messages))
 	for _, raw := range t.item.Messages {
-		m, err := engine.DecodeMessage(raw)
+		m, err := replay.DecodeMessage(raw)
 		if err != nil {
 			// A malformed message can never be processed; keeping it would
 			// block the instance. It is consumed by this turn and logged.
@@ -113,12 +114,12 @@ func (t *turn) decodeMessages() (msgs []engine.Message, raws []string) {
 
 // startExecution handles a batch that begins with a start or continue-as-new
 // message: resolve the version, then run the first turn.
-func (t *turn) startExecution(ctx context.Context, msgs []engine.Message, raws []string) {
+func (t *turn) startExecution(ctx context.Context, msgs []replay.Message, raws []string) {
 	w := t.w
 	if len(msgs) == 0 || !msgs[0].IsStart() {
 		// The start message was malformed (dropped above): the instance can
 		// never run. End it with a reason instead of leaving it stuck.
-		synthetic := engine.Message{Kind: engine.MessageStart, Name: t.meta.Name, Version: t.meta.Version}
+		synthetic := replay.Message{Kind: replay.MessageStart, Name: t.meta.Name, Version: t.meta.Version}
 		t.poison(ctx, int64(t.meta.ExecutionID)+1, nil, synthetic, "the instance has no valid start message", engine.KindPoisonOrchestration)
 		return
 	}
@@ -134,8 +135,8 @@ func (t *turn) startExecution(ctx context.Context, msgs []engine.Message, raws [
 		t.backoffUnregistered(ctx, reason)
 		return
 	}
-	if start.Kind == engine.MessageContinueAsNew && start.Version == "" && !w.orchs.Policy(start.Name).IsExact() &&
-		engine.Older(version, start.PreviousVersion) {
+	if start.Kind == replay.MessageContinueAsNew && start.Version == "" && !w.orchs.Policy(start.Name).IsExact() &&
+		capability.Older(version, start.PreviousVersion) {
 		// This node's Latest is older than the version the instance already
 		// ran: an upgraded node must take it (no downgrade in a rolling
 		// upgrade). Pin with Exact or ContinueAsNewVersioned to go back.
@@ -152,8 +153,8 @@ func (t *turn) startExecution(ctx context.Context, msgs []engine.Message, raws [
 		t.poison(ctx, execution, nil, start, fmt.Sprintf("the start of %s@%s failed on every attempt", start.Name, version), engine.KindPoisonOrchestration)
 		return
 	}
-	info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: start.Name, Version: version}
-	x, err := engine.NewExecutor(fn, info, nil, engine.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(t.item.KV)})
+	info := replay.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: start.Name, Version: version}
+	x, err := replay.NewExecutor(replay.BindOrchestration(fn), info, nil, replay.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(t.item.KV)})
 	if err != nil {
 		t.abandon(ctx, time.Second, err)
 		return
@@ -163,7 +164,7 @@ func (t *turn) startExecution(ctx context.Context, msgs []engine.Message, raws [
 
 // continueExecution runs a turn of the current execution, from the sticky
 // cache or from its stored history.
-func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raws []string) {
+func (t *turn) continueExecution(ctx context.Context, msgs []replay.Message, raws []string) {
 	w := t.w
 	execution := int64(t.meta.ExecutionID)
 	pin := t.meta.EnginePin
@@ -197,7 +198,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 			t.cannotProgress(ctx, execution, fmt.Errorf("reading the history of execution %d: %w", execution, err))
 			return
 		}
-		history, err := engine.DecodeHistory(raw)
+		history, err := replay.DecodeHistory(raw)
 		if err != nil {
 			t.undecodableHistory(ctx, execution, err)
 			return
@@ -210,18 +211,18 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 		if err != nil {
 			reason := fmt.Sprintf("orchestration %s@%s is not registered on worker %s", t.meta.Name, t.meta.Version, w.opts.NodeID)
 			if t.item.Attempts > w.opts.MaxAttempts {
-				t.poison(ctx, execution, history, engine.Message{}, reason, engine.KindPoisonOrchestration)
+				t.poison(ctx, execution, history, replay.Message{}, reason, engine.KindPoisonOrchestration)
 				return
 			}
 			t.backoffUnregistered(ctx, reason)
 			return
 		}
 		if t.item.Attempts > w.opts.MaxAttempts {
-			t.poison(ctx, execution, history, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
+			t.poison(ctx, execution, history, replay.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
 			return
 		}
-		info := engine.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: t.meta.Name, Version: t.meta.Version}
-		x, err = engine.NewExecutor(fn, info, history, engine.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(kv)})
+		info := replay.ExecutionInfo{InstanceID: t.item.InstanceID, ExecutionID: execution, Name: t.meta.Name, Version: t.meta.Version}
+		x, err = replay.NewExecutor(replay.BindOrchestration(fn), info, history, replay.ExecutorOptions{Logger: w.opts.Logger, KV: kvSnapshot(kv)})
 		if err != nil {
 			t.undecodableHistory(ctx, execution, err)
 			return
@@ -230,7 +231,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 		p, pe, pev := x.Parent()
 		x.Close()
 		t.parent = &parentLink{instance: p, execution: pe, eventID: pev}
-		t.poison(ctx, execution, nil, engine.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
+		t.poison(ctx, execution, nil, replay.Message{}, "the turn failed on every attempt (worker crash, lock loss or store errors)", engine.KindPoisonOrchestration)
 		return
 	}
 	t.runAndAck(ctx, x, msgs, raws, "")
@@ -238,14 +239,14 @@ func (t *turn) continueExecution(ctx context.Context, msgs []engine.Message, raw
 
 // runAndAck runs the turn and commits it. pin is set on the first turn of an
 // execution.
-func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.Message, raws []string, pin string) {
+func (t *turn) runAndAck(ctx context.Context, x *replay.Executor, msgs []replay.Message, raws []string, pin string) {
 	w := t.w
 	info := x.Info()
 	traceparent, startedBy := x.Trace(), ""
 	if len(msgs) > 0 && msgs[0].IsStart() && pin != "" {
 		traceparent, startedBy = msgs[0].Trace, "client"
 		switch {
-		case msgs[0].Kind == engine.MessageContinueAsNew:
+		case msgs[0].Kind == replay.MessageContinueAsNew:
 			startedBy = "continue_as_new"
 		case msgs[0].ParentInstance != "":
 			startedBy = "parent"
@@ -288,16 +289,16 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		enginePin = engine.Version
 	}
 	switch res.Status {
-	case engine.StatusRunning:
+	case replay.StatusRunning:
 		ack.ReadyBucket = capability.ExecutionBucket(info.Name, info.Version, enginePin)
 		ack.CacheOwner = w.cacheOwner()
-	case engine.StatusCompleted:
+	case replay.StatusCompleted:
 		ack.Output = res.Output
-	case engine.StatusFailed:
+	case replay.StatusFailed:
 		ack.Output = encodeFailure(res.Failure)
-	case engine.StatusContinuedAsNew:
+	case replay.StatusContinuedAsNew:
 		ack.Output = res.Output
-		next, err := engine.EncodeMessage(*res.Next)
+		next, err := replay.EncodeMessage(*res.Next)
 		if err != nil {
 			x.Close()
 			t.abandon(ctx, time.Second, err)
@@ -309,7 +310,7 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		ack.ReadyBucket = startBucket(res.Next.Name, res.Next.Version)
 	}
 	for _, e := range res.NewEvents {
-		s, err := engine.EncodeEvent(e)
+		s, err := replay.EncodeEvent(e)
 		if err != nil {
 			x.Close()
 			t.abandon(ctx, time.Second, err)
@@ -335,11 +336,11 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 		return
 	}
 	switch res.Status {
-	case engine.StatusCompleted:
+	case replay.StatusCompleted:
 		t.log.Debug("orchestration completed", "execution", info.ExecutionID, "version", info.Version)
-	case engine.StatusFailed:
+	case replay.StatusFailed:
 		t.log.Warn("orchestration failed", "execution", info.ExecutionID, "version", info.Version, "category", res.Failure.Category, "err", res.Failure.Error())
-	case engine.StatusContinuedAsNew:
+	case replay.StatusContinuedAsNew:
 		t.log.Debug("orchestration continued as new", "execution", info.ExecutionID, "version", info.Version)
 	}
 }
@@ -347,9 +348,9 @@ func (t *turn) runAndAck(ctx context.Context, x *engine.Executor, msgs []engine.
 // addTurnEffects converts what the turn decided, beyond its events, into
 // the store's terms: activities, timers, children, cancellations, messages
 // to other instances, custom status and key-value changes.
-func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResult) error {
+func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *replay.TurnResult) error {
 	for _, a := range res.Activities {
-		body, err := engine.EncodeActivityRequest(a)
+		body, err := replay.EncodeActivityRequest(a)
 		if err != nil {
 			return err
 		}
@@ -359,14 +360,14 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 		})
 	}
 	for _, tm := range res.Timers {
-		body, err := engine.EncodeMessage(tm.Message)
+		body, err := replay.EncodeMessage(tm.Message)
 		if err != nil {
 			return err
 		}
 		ack.Timers = append(ack.Timers, queue.Timer{DueAt: tm.FireAt, Body: body})
 	}
 	for _, c := range res.Children {
-		start, err := engine.EncodeMessage(c.Start)
+		start, err := replay.EncodeMessage(c.Start)
 		if err != nil {
 			return err
 		}
@@ -376,7 +377,7 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 			child.ParentInstanceID = t.item.InstanceID
 		}
 		if c.Collision != nil {
-			if child.CollisionMessage, err = engine.EncodeMessage(*c.Collision); err != nil {
+			if child.CollisionMessage, err = replay.EncodeMessage(*c.Collision); err != nil {
 				return err
 			}
 		}
@@ -386,7 +387,7 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 		ack.CancelActivities = append(ack.CancelActivities, queue.ActivityRef{ExecutionID: uint64(r.Execution), EventID: r.EventID})
 	}
 	for _, o := range res.Outbox {
-		body, err := engine.EncodeMessage(o.Message)
+		body, err := replay.EncodeMessage(o.Message)
 		if err != nil {
 			return err
 		}
@@ -398,9 +399,9 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 	for _, op := range res.KV {
 		kind := queue.KVSet
 		switch op.Kind {
-		case engine.KVClear:
+		case replay.KVClear:
 			kind = queue.KVClear
-		case engine.KVClearAll:
+		case replay.KVClearAll:
 			kind = queue.KVClearAll
 		}
 		ack.KV = append(ack.KV, queue.KVOp{Op: kind, Key: op.Key, Value: op.Value, UpdatedAt: op.UpdatedAt})
@@ -410,12 +411,12 @@ func (t *turn) addTurnEffects(ack *queue.OrchestrationAck, res *engine.TurnResul
 
 // ack commits the turn. On success a running executor goes back into the
 // sticky cache; otherwise it is closed. It reports success.
-func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *engine.Executor) bool {
+func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *replay.Executor) bool {
 	ack.InstanceID = t.item.InstanceID
 	ack.Token = t.item.Token
 	// A running executor goes into the cache before the ack releases the
 	// lock: the next turn may be fetched the moment the lock is gone.
-	cached := x != nil && ack.Status == string(engine.StatusRunning) && ack.CacheOwner != ""
+	cached := x != nil && ack.Status == string(replay.StatusRunning) && ack.CacheOwner != ""
 	if cached {
 		t.w.cache.put(t.item.InstanceID, x)
 	}
@@ -467,7 +468,7 @@ func (t *turn) backoffUnregistered(ctx context.Context, reason string) {
 // fixed delay and becomes poison after MaxAttempts.
 func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause error) {
 	if t.item.Attempts > t.w.opts.MaxAttempts {
-		t.poison(ctx, execution, nil, engine.Message{}, cause.Error(), engine.KindFailedDeserialization)
+		t.poison(ctx, execution, nil, replay.Message{}, cause.Error(), engine.KindFailedDeserialization)
 		return
 	}
 	t.log.Warn("history cannot be decoded by this engine; not replaying it", "err", cause, "engine", engine.Version)
@@ -481,7 +482,7 @@ func (t *turn) undecodableHistory(ctx context.Context, execution int64, cause er
 // retried forever.
 func (t *turn) cannotProgress(ctx context.Context, execution int64, cause error) {
 	if t.item.Attempts > t.w.opts.MaxAttempts {
-		t.poison(ctx, execution, nil, engine.Message{}, cause.Error(), engine.KindPoisonOrchestration)
+		t.poison(ctx, execution, nil, replay.Message{}, cause.Error(), engine.KindPoisonOrchestration)
 		return
 	}
 	t.log.Warn("turn cannot run; retrying", "err", cause, "retry_in", time.Second,
@@ -498,7 +499,7 @@ type parentLink struct {
 // parentOf finds the parent link of the execution being poisoned: from its
 // start message, its decoded history, or the first stored event (the start
 // usually decodes even when later events do not).
-func (t *turn) parentOf(ctx context.Context, history []engine.Event, start engine.Message) parentLink {
+func (t *turn) parentOf(ctx context.Context, history []replay.Event, start replay.Message) parentLink {
 	switch {
 	case start.IsStart():
 		return parentLink{start.ParentInstance, start.ParentExecution, start.ParentEventID}
@@ -515,7 +516,7 @@ func (t *turn) parentOf(ctx context.Context, history []engine.Event, start engin
 		raw, _ = t.w.store.History(ctx, t.item.InstanceID, t.meta.ExecutionID)
 	}
 	if len(raw) > 0 {
-		if e, err := engine.DecodeEvent(raw[0]); err == nil && e.Kind == engine.EventOrchestrationStarted {
+		if e, err := replay.DecodeEvent(raw[0]); err == nil && e.Kind == replay.EventOrchestrationStarted {
 			return parentLink{e.ParentInstance, e.ParentExecution, e.ParentEventID}
 		}
 	}
@@ -525,15 +526,15 @@ func (t *turn) parentOf(ctx context.Context, history []engine.Event, start engin
 
 // poison ends the execution as failed with poison details. history is the
 // decoded history when known; for a new execution start is its start message.
-func (t *turn) poison(ctx context.Context, execution int64, history []engine.Event, start engine.Message, reason, kind string) {
+func (t *turn) poison(ctx context.Context, execution int64, history []replay.Event, start replay.Message, reason, kind string) {
 	w := t.w
 	now := w.opts.Clock.Now().UnixMilli()
-	details := &engine.ErrorDetails{
+	details := &replay.Failure{
 		Category: engine.CategoryPoison, Kind: kind, Message: reason,
 		Attempts: t.item.Attempts, MaxAttempts: w.opts.MaxAttempts,
 		Instance: t.item.InstanceID, Execution: execution,
 	}
-	var events []engine.Event
+	var events []replay.Event
 	next := int64(t.item.HistoryLen) + 1
 	if history != nil {
 		next = int64(len(history)) + 1
@@ -541,14 +542,14 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 	name, version := t.meta.Name, t.meta.Version
 	if start.IsStart() {
 		name, version = start.Name, start.Version
-		events = append(events, engine.Event{ID: 1, Kind: engine.EventOrchestrationStarted, Time: now, Engine: engine.Version,
+		events = append(events, replay.Event{ID: 1, Kind: replay.EventOrchestrationStarted, Time: now, Engine: engine.Version,
 			Name: start.Name, Version: start.Version, Input: start.Input,
 			ParentInstance: start.ParentInstance, ParentExecution: start.ParentExecution, ParentEventID: start.ParentEventID})
 		next = 2
 	}
-	events = append(events, engine.Event{ID: next, Kind: engine.EventOrchestrationFailed, Time: now, Engine: engine.Version, Error: details})
+	events = append(events, replay.Event{ID: next, Kind: replay.EventOrchestrationFailed, Time: now, Engine: engine.Version, Error: details})
 	ack := queue.OrchestrationAck{
-		ExecutionID: uint64(execution), Status: string(engine.StatusFailed),
+		ExecutionID: uint64(execution), Status: string(replay.StatusFailed),
 		Name: name, Version: version, Output: encodeFailure(details),
 		DeadLetter: &queue.DeadLetterNote{Reason: details.Error(), Attempts: t.item.Attempts, MaxAttempts: w.opts.MaxAttempts},
 	}
@@ -556,7 +557,7 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 		ack.EnginePin = engine.Version
 	}
 	for _, e := range events {
-		s, err := engine.EncodeEvent(e)
+		s, err := replay.EncodeEvent(e)
 		if err != nil {
 			t.abandon(ctx, time.Second, err)
 			return
@@ -564,7 +565,7 @@ func (t *turn) poison(ctx context.Context, execution int64, history []engine.Eve
 		ack.NewEvents = append(ack.NewEvents, s)
 	}
 	if p := t.parentOf(ctx, history, start); p.instance != "" {
-		body, err := engine.EncodeMessage(engine.Message{Kind: engine.MessageSubOrchestrationFailed,
+		body, err := replay.EncodeMessage(replay.Message{Kind: replay.MessageSubOrchestrationFailed,
 			Execution: p.execution, EventID: p.eventID, Error: details})
 		if err == nil {
 			ack.Outbox = append(ack.Outbox, queue.OutboundMessage{InstanceID: p.instance, Body: body})
@@ -607,10 +608,10 @@ func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem
 	return cancel
 }
 
-func kvSnapshot(kv map[string]queue.KVEntry) map[string]engine.KVEntry {
-	out := make(map[string]engine.KVEntry, len(kv))
+func kvSnapshot(kv map[string]queue.KVEntry) map[string]replay.KVEntry {
+	out := make(map[string]replay.KVEntry, len(kv))
 	for k, e := range kv {
-		out[k] = engine.KVEntry{Value: e.Value, UpdatedAt: e.UpdatedAt}
+		out[k] = replay.KVEntry{Value: e.Value, UpdatedAt: e.UpdatedAt}
 	}
 	return out
 }
@@ -631,7 +632,7 @@ func describeVersion(name, version string) string {
 
 // encodeFailure is how a failed instance's ErrorDetails are stored as its
 // output (the client decodes them for Status).
-func encodeFailure(d *engine.ErrorDetails) string {
+func encodeFailure(d *replay.Failure) string {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Sprintf(`{"category":"infrastructure","kind":"store","message":%q}`, d.Error())

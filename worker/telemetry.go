@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -157,7 +158,7 @@ func (t *telemetry) startTurn(traceparent, instance, name, version string, execu
 }
 
 // endTurn records a finished turn.
-func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Time, name, version string, res *engine.TurnResult, startedBy string) {
+func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Time, name, version string, res *replay.TurnResult, startedBy string) {
 	attrs := metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version))
 	t.turnDuration.Record(ctx, time.Since(start).Seconds(), attrs)
 	if startedBy != "" {
@@ -169,16 +170,16 @@ func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Tim
 	}
 	status := ""
 	switch res.Status {
-	case engine.StatusCompleted:
+	case replay.StatusCompleted:
 		status = "completed"
-	case engine.StatusFailed:
+	case replay.StatusFailed:
 		status = "failed"
 		t.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(res.Failure.Category))))
 		if res.Failure.Category == engine.CategoryPoison {
 			t.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
 		}
 		span.SetStatus(codes.Error, res.Failure.Error())
-	case engine.StatusContinuedAsNew:
+	case replay.StatusContinuedAsNew:
 		status = "continued_as_new"
 	}
 	if status != "" {
@@ -190,7 +191,7 @@ func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Tim
 
 // startActivity opens the span of one activity execution under the turn
 // that scheduled it.
-func (t *telemetry) startActivity(req engine.ActivityRequest, attempt int, node string) (context.Context, trace.Span) {
+func (t *telemetry) startActivity(req replay.ActivityRequest, attempt int, node string) (context.Context, trace.Span) {
 	return t.tracer.Start(extract(req.Trace), "activity "+req.Name,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(

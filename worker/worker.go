@@ -30,6 +30,7 @@ import (
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/session"
 )
@@ -103,16 +104,16 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
 	own := semver.MustParse(engine.Version)
-	replay := capability.UpTo(own)
+	replayRange := capability.UpTo(own)
 	if o.SupportedReplayVersions != nil {
-		replay = *o.SupportedReplayVersions
+		replayRange = *o.SupportedReplayVersions
 		// A worker that runs orchestrations pins every execution it starts to
 		// its own engine version; a range without that version would start
 		// executions and then never fetch them again.
-		if o.OrchestrationConcurrency > 0 && !replay.Contains(own) {
+		if o.OrchestrationConcurrency > 0 && !replayRange.Contains(own) {
 			return nil, fmt.Errorf("worker options: SupportedReplayVersions %s excludes this worker's own engine version %s: "+
-				"executions it starts are pinned to %s and it would never replay them; include %s in the range",
-				replay, engine.Version, engine.Version, engine.Version)
+				"executions it starts are pinned to %s and it would never replayRange them; include %s in the range",
+				replayRange, engine.Version, engine.Version, engine.Version)
 		}
 	}
 	w := &Worker{
@@ -121,8 +122,8 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		serves: capability.Serves{
 			Orchestrations: orchs.All(),
 			// Built-in activities run wherever user activities run.
-			Activities:  append(acts.Names(), engine.SysActivityGetKV),
-			ReplayRange: replay,
+			Activities:  append(acts.Names(), replay.SysActivityGetKV),
+			ReplayRange: replayRange,
 		},
 		cache:         newReplayCache(o.ReplayCacheSize),
 		sess:          session.NewManager(store, sopts),

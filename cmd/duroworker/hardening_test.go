@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/duroworker/duroworker/client"
-	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // envCLIMain makes the test binary run as the duroworker command, so that
@@ -159,7 +159,7 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 	// What a non-Go producer or a corrupted store may hold.
 	rdb := e.rdb
 	k := e.store.Keys()
-	started, err := engine.EncodeEvent(engine.Event{ID: 1, Kind: engine.EventOrchestrationStarted, Name: hostileName, Version: "1.0.0", Input: hostileInput})
+	started, err := replay.EncodeEvent(replay.Event{ID: 1, Kind: replay.EventOrchestrationStarted, Name: hostileName, Version: "1.0.0", Input: hostileInput})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 	if len(hist.Events) != 2 || hist.CorruptEvents != 1 {
 		t.Fatalf("history --json: %+v", hist)
 	}
-	var first engine.Event
+	var first replay.Event
 	var second jsonCorruptEvent
 	if err := json.Unmarshal(hist.Events[0], &first); err != nil || first.Name != hostileName || first.Input != hostileInput {
 		t.Errorf("history --json event 1: %+v %v", first, err)
@@ -234,7 +234,7 @@ func TestHistoryShowsACorruptEventOnARealRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := e.store.Keys()
-	started, _ := engine.EncodeEvent(engine.Event{ID: 1, Kind: engine.EventOrchestrationStarted, Name: "plain::orch", Version: "1.0.0", Input: "x"})
+	started, _ := replay.EncodeEvent(replay.Event{ID: 1, Kind: replay.EventOrchestrationStarted, Name: "plain::orch", Version: "1.0.0", Input: "x"})
 	if err := rdb.HSet(ctx, k.InstanceKey("c-1"), "exec", "1", "status", "Running").Err(); err != nil {
 		t.Fatal(err)
 	}

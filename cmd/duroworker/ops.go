@@ -14,6 +14,7 @@ import (
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // runWithConn connects with c, runs fn and closes the connection.
@@ -449,7 +450,7 @@ shown as usual.`,
 // historyEntry is one stored history event: decoded, or raw with the
 // error that kept it from being decoded.
 type historyEntry struct {
-	event engine.Event
+	event replay.Event
 	raw   string
 	err   error
 }
@@ -472,7 +473,7 @@ func rawHistory(ctx context.Context, cn *conn, id string, exec int64) []historyE
 	entries := make([]historyEntry, 0, len(raw))
 	bad := false
 	for _, r := range raw {
-		e, err := engine.DecodeEvent(r)
+		e, err := replay.DecodeEvent(r)
 		if err != nil {
 			bad = true
 			entries = append(entries, historyEntry{raw: r, err: err})
@@ -487,7 +488,7 @@ func rawHistory(ctx context.Context, cn *conn, id string, exec int64) []historyE
 }
 
 // eventPayload summarizes the payload fields an event uses on one line.
-func eventPayload(e engine.Event) string {
+func eventPayload(e replay.Event) string {
 	var parts []string
 	add := func(k, v string) {
 		if v != "" {
@@ -501,7 +502,7 @@ func eventPayload(e engine.Event) string {
 	add("input", e.Input)
 	add("result", e.Result)
 	if e.Error != nil {
-		add("error", fmtFailure(e.Error))
+		add("error", fmtFailure((*engine.ErrorDetails)(e.Error)))
 	}
 	if e.FireAt != 0 {
 		add("fire_at", fmtTime(time.UnixMilli(e.FireAt)))

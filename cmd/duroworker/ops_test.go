@@ -16,6 +16,7 @@ import (
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/worker"
 )
@@ -268,10 +269,10 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	var hist struct {
 		InstanceID string         `json:"instance_id"`
 		Execution  int64          `json:"execution"`
-		Events     []engine.Event `json:"events"`
+		Events     []replay.Event `json:"events"`
 	}
 	e.json(&hist, "history", "hello-1", "--execution", "1")
-	if hist.Execution != 1 || len(hist.Events) != 4 || hist.Events[0].Kind != engine.EventOrchestrationStarted || hist.Events[3].Result != "Hello, world!" {
+	if hist.Execution != 1 || len(hist.Events) != 4 || hist.Events[0].Kind != replay.EventOrchestrationStarted || hist.Events[3].Result != "Hello, world!" {
 		t.Errorf("history --json: %+v", hist)
 	}
 	e.fails("has no execution 2", "history", "hello-1", "--execution", "2")

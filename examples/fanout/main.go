@@ -28,6 +28,7 @@ import (
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/internal/demo"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -80,18 +81,18 @@ func fanOut(ctx context.Context, env *demo.Env) error {
 	if err != nil {
 		return err
 	}
-	counts := map[engine.EventKind]int{}
+	counts := map[replay.EventKind]int{}
 	for _, e := range hist {
 		counts[e.Kind]++
 	}
 	env.Printf("history: %d events: %d %s, %d %s",
-		len(hist), counts[engine.EventActivityScheduled], engine.EventActivityScheduled,
-		counts[engine.EventActivityCompleted], engine.EventActivityCompleted)
+		len(hist), counts[replay.EventActivityScheduled], replay.EventActivityScheduled,
+		counts[replay.EventActivityCompleted], replay.EventActivityCompleted)
 
 	if st.State != client.StateCompleted || st.Output != "385" {
 		return fmt.Errorf("fan-out-1 ended %s %q (%v), want Completed 385", st.State, st.Output, st.Failure)
 	}
-	if counts[engine.EventActivityScheduled] != n || counts[engine.EventActivityCompleted] != n {
+	if counts[replay.EventActivityScheduled] != n || counts[replay.EventActivityCompleted] != n {
 		return fmt.Errorf("history has %v", counts)
 	}
 	return nil

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/tests/chaos/shapes"
 )
@@ -229,13 +229,13 @@ func (h *harness) checkHistory(ctx context.Context, rep *report, id string, want
 			continue
 		}
 		nev += int64(len(evs))
-		wantEnd := engine.EventOrchestrationCompleted
+		wantEnd := replay.EventOrchestrationCompleted
 		if k < len(execs)-1 {
-			wantEnd = engine.EventOrchestrationContinuedAsNew
+			wantEnd = replay.EventOrchestrationContinuedAsNew
 		}
 		where := fmt.Sprintf("%s execution %d", id, e.ExecutionID)
 		ends := 0
-		scheduled := map[int64]engine.EventKind{}
+		scheduled := map[int64]replay.EventKind{}
 		completions := map[int64]int{}
 		for j, ev := range evs {
 			if ev.IsTerminal() {
@@ -248,14 +248,14 @@ func (h *harness) checkHistory(ctx context.Context, rep *report, id string, want
 				}
 			}
 			switch ev.Kind {
-			case engine.EventActivityScheduled, engine.EventSubOrchestrationScheduled, engine.EventTimerCreated:
+			case replay.EventActivityScheduled, replay.EventSubOrchestrationScheduled, replay.EventTimerCreated:
 				scheduled[ev.ID] = ev.Kind
-			case engine.EventActivityCompleted, engine.EventSubOrchestrationCompleted, engine.EventTimerFired:
+			case replay.EventActivityCompleted, replay.EventSubOrchestrationCompleted, replay.EventTimerFired:
 				completions[ev.SourceID]++
-				if ev.Kind == engine.EventActivityCompleted {
+				if ev.Kind == replay.EventActivityCompleted {
 					times = append(times, ev.Time)
 				}
-			case engine.EventActivityFailed, engine.EventSubOrchestrationFailed, engine.EventOrchestrationFailed:
+			case replay.EventActivityFailed, replay.EventSubOrchestrationFailed, replay.EventOrchestrationFailed:
 				msg := ""
 				if ev.Error != nil {
 					msg = ev.Error.Message

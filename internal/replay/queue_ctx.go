@@ -1,37 +1,31 @@
-package engine
+package replay
 
 // DequeueEvent takes the next message from the event queue name (strict
 // FIFO per queue), waiting for one if the queue is empty. Unlike
 // WaitForEvent, messages that arrive before anyone dequeues are kept, and
 // carried into the next execution by ContinueAsNew (up to MaxCarryForward).
-func (c *OrchestrationContext) DequeueEvent(name string) *Future[string] {
+func (c *Context) DequeueEvent(name string) *Slot {
 	x := c.x
 	ev, _ := x.emit(Event{Kind: EventQueueSubscribed, Name: name})
-	s := &slot{id: ev.ID, completion: EventQueueEventDelivered, name: name}
+	s := &Slot{x: x, id: ev.ID, completion: EventQueueEventDelivered, name: name}
 	if q := x.queued[name]; len(q) > 0 {
 		x.queued[name] = q[1:]
 		s.resolve(q[0], nil)
 	} else {
 		x.queueSubs[name] = append(x.queueSubs[name], s)
 	}
-	return &Future[string]{s: s, x: x, decode: decodeString}
-}
-
-// DequeueEventTyped is DequeueEvent with the message decoded as T.
-func DequeueEventTyped[T any](c *OrchestrationContext, name string) *Future[T] {
-	f := c.DequeueEvent(name)
-	return &Future[T]{s: f.s, x: c.x, decode: Decode[T]}
+	return s
 }
 
 // cancelSlot cancels a pending schedule (a Select loser) and records it.
-func (x *Executor) cancelSlot(s *slot, reason string) {
+func (x *Executor) cancelSlot(s *Slot, reason string) {
 	if s.done {
 		return
 	}
 	if s.onCancel != nil {
 		s.onCancel(reason)
 		// A later Get or Join on the loser returns at once with this error.
-		s.resolve("", &ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
+		s.resolve("", &Failure{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
 		return
 	}
 	if s.id == 0 || x.completed[s.id] {
@@ -55,7 +49,7 @@ func (x *Executor) cancelSlot(s *slot, reason string) {
 	delete(x.open, s.id)
 	x.completed[s.id] = true
 	// A later Get or Join on the loser returns at once with this error.
-	s.resolve("", &ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
+	s.resolve("", &Failure{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
 	_, isNew := x.emit(Event{Kind: kind, SourceID: s.id, Reason: reason})
 	if !isNew {
 		return
@@ -69,7 +63,7 @@ func (x *Executor) cancelSlot(s *slot, reason string) {
 	}
 }
 
-func removeSlot(list []*slot, s *slot) []*slot {
+func removeSlot(list []*Slot, s *Slot) []*Slot {
 	for i, e := range list {
 		if e == s {
 			return append(list[:i:i], list[i+1:]...)

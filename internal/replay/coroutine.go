@@ -1,4 +1,4 @@
-package engine
+package replay
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ func (x *Executor) startCoroutine(input string) {
 				// the same however often the code is replayed.
 				x.logger.Error("orchestration panicked", "instance", x.info.InstanceID,
 					"execution", x.info.ExecutionID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				x.abort = &ErrorDetails{Category: CategoryApplication, Kind: KindPanicked, Message: fmt.Sprint(r)}
+				x.abort = &Failure{Category: CategoryApplication, Kind: KindPanicked, Message: fmt.Sprint(r)}
 			}
 			co.exited.Store(true)
 			select { // never blocks: after a step timeout nobody listens
@@ -75,7 +75,7 @@ func (x *Executor) step() error {
 		return nil
 	}
 	if x.misuse.Load() { // used from a foreign goroutine while parked
-		x.fail(&ErrorDetails{Category: CategoryApplication, Kind: KindPanicked, Message: errMisuse})
+		x.fail(&Failure{Category: CategoryApplication, Kind: KindPanicked, Message: errMisuse})
 		return nil
 	}
 	co.running = true
@@ -88,7 +88,7 @@ func (x *Executor) step() error {
 	}
 	co.running = false
 	if x.misuse.Load() && x.abort == nil {
-		x.abort = &ErrorDetails{Category: CategoryApplication, Kind: KindPanicked, Message: errMisuse}
+		x.abort = &Failure{Category: CategoryApplication, Kind: KindPanicked, Message: errMisuse}
 	}
 	if x.abort != nil {
 		d := x.abort
@@ -114,9 +114,9 @@ func (x *Executor) await(cond func() bool) {
 }
 
 // errMisuse is recorded when the context is used from the wrong goroutine.
-const errMisuse = "OrchestrationContext used outside the orchestration's goroutine (orchestration code must not start goroutines)"
+const errMisuse = "Context used outside the orchestration's goroutine (orchestration code must not start goroutines)"
 
-// mustOwn stops the calling goroutine when the OrchestrationContext is used
+// mustOwn stops the calling goroutine when the Context is used
 // while the orchestration does not hold control, which means another
 // goroutine is using it and determinism is lost. The execution then fails
 // with a clear error at the end of the step; the process does not crash.

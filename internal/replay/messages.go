@@ -1,4 +1,4 @@
-package engine
+package replay
 
 import (
 	"encoding/json"
@@ -67,7 +67,7 @@ type Message struct {
 	// Result is an activity result or an event payload.
 	Result string `json:"result,omitempty"`
 	// Error describes an activity failure.
-	Error *ErrorDetails `json:"error,omitempty"`
+	Error *Failure `json:"error,omitempty"`
 	// FireAt is a timer's due time in Unix milliseconds.
 	FireAt int64 `json:"fire_at,omitempty"`
 	// ParentInstance is the parent of a child orchestration (Start,
@@ -101,7 +101,7 @@ func (m *Message) IsStart() bool {
 
 // EncodeMessage returns the stored JSON form of m.
 func EncodeMessage(m Message) (string, error) {
-	b, err := marshal(m)
+	b, err := Marshal(m)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s message: %w", m.Kind, err)
 	}
@@ -161,7 +161,7 @@ type ActivityRequest struct {
 
 // EncodeActivityRequest returns the stored JSON form of r.
 func EncodeActivityRequest(r ActivityRequest) (string, error) {
-	b, err := marshal(r)
+	b, err := Marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("encoding activity request: %w", err)
 	}
@@ -182,7 +182,7 @@ func DecodeActivityRequest(s string) (ActivityRequest, error) {
 
 // Completion returns the message that reports result (or failure) of r to its
 // orchestration.
-func (r ActivityRequest) Completion(result string, failure *ErrorDetails) Message {
+func (r ActivityRequest) Completion(result string, failure *Failure) Message {
 	m := Message{Execution: r.Execution, EventID: r.EventID}
 	if failure != nil {
 		m.Kind = MessageActivityFailed

@@ -1,6 +1,7 @@
-package engine
+package replay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,7 +74,7 @@ type TurnResult struct {
 	// execution's input (ContinuedAsNew).
 	Output string
 	// Failure describes why the execution failed (Failed).
-	Failure *ErrorDetails
+	Failure *Failure
 	// Next is the start message of the next execution (ContinuedAsNew).
 	Next *Message
 	// Children are the sub-orchestrations and detached orchestrations
@@ -160,32 +161,37 @@ type KVEntry struct {
 
 // ErrStepTimeout is returned by Turn when orchestration code ran for longer
 // than the step timeout without yielding, which usually means it blocked on
-// something outside the OrchestrationContext (I/O, a channel, time.Sleep).
-var ErrStepTimeout = errors.New("orchestration code did not yield within the step timeout (blocking outside the OrchestrationContext?)")
+// something outside the Context (I/O, a channel, time.Sleep).
+var ErrStepTimeout = errors.New("orchestration code did not yield within the step timeout (blocking outside the Context?)")
+
+// Body is an orchestration bound to the replay engine: the engine package
+// wraps the user's function (see BindOrchestration), which takes its public
+// context, around the Context of an execution.
+type Body func(ctx *Context, input string) (string, error)
 
 // Executor replays one execution and runs its turns. It keeps the live
 // orchestration between turns, so a worker that caches it pays only for new
 // events. An Executor is not safe for concurrent use; call Close when it is no
 // longer needed.
 type Executor struct {
-	fn          OrchestrationFunc
+	fn          Body
 	info        ExecutionInfo
 	logger      *slog.Logger
 	stepTimeout time.Duration
-	ctx         *OrchestrationContext
+	ctx         *Context
 
 	history       []Event
 	committed     int   // events persisted before the current turn
 	cursor        int   // next history event to replay or match
 	lastDelivered int   // index of the last delivered start or completion, -1 before the start
-	now           int64 // Time of the last delivered event (ms): OrchestrationContext.Now
+	now           int64 // Time of the last delivered event (ms): Context.Now
 	turnNow       int64 // time of the current turn (ms), stamped on new events
 	guids         int
 
-	open      map[int64]*slot // schedules awaiting completion, by event id
+	open      map[int64]*Slot // schedules awaiting completion, by event id
 	completed map[int64]bool  // schedules already completed or cancelled: late completions are dropped
-	waits     map[string][]*slot
-	queueSubs map[string][]*slot  // open DequeueEvent subscriptions, oldest first
+	waits     map[string][]*Slot
+	queueSubs map[string][]*Slot  // open DequeueEvent subscriptions, oldest first
 	queued    map[string][]string // event-queue messages not yet dequeued, oldest first
 	queueSeq  []string            // queue names in order of first use, for a deterministic carry-forward
 
@@ -203,9 +209,9 @@ type Executor struct {
 	finished bool
 	status   ExecutionStatus
 	output   string
-	failure  *ErrorDetails
+	failure  *Failure
 	next     *Message
-	abort    *ErrorDetails // set by orchestration-side checks (nondeterminism) to end the execution
+	abort    *Failure // set by orchestration-side checks (nondeterminism) to end the execution
 	// engineSide is true while the engine itself schedules work on the
 	// orchestration's behalf (the next attempt of a retried activity):
 	// emit then fails the execution on a mismatch instead of stopping the
@@ -219,7 +225,7 @@ type Executor struct {
 // NewExecutor prepares an execution for replay. history is the execution's
 // stored history (empty for a new execution, whose first turn must receive its
 // start message). Nothing runs until the first Turn.
-func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts ExecutorOptions) (*Executor, error) {
+func NewExecutor(fn Body, info ExecutionInfo, history []Event, opts ExecutorOptions) (*Executor, error) {
 	if fn == nil {
 		return nil, errors.New("engine: nil orchestration function")
 	}
@@ -234,10 +240,10 @@ func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts
 		history:       append(make([]Event, 0, len(history)+8), history...),
 		committed:     len(history),
 		lastDelivered: -1,
-		open:          map[int64]*slot{},
+		open:          map[int64]*Slot{},
 		completed:     map[int64]bool{},
-		waits:         map[string][]*slot{},
-		queueSubs:     map[string][]*slot{},
+		waits:         map[string][]*Slot{},
+		queueSubs:     map[string][]*Slot{},
 		queued:        map[string][]string{},
 		kv:            map[string]KVEntry{},
 		maxEvents:     opts.MaxHistoryEvents,
@@ -254,7 +260,7 @@ func NewExecutor(fn OrchestrationFunc, info ExecutionInfo, history []Event, opts
 	if x.stepTimeout <= 0 {
 		x.stepTimeout = DefaultStepTimeout
 	}
-	x.ctx = &OrchestrationContext{x: x}
+	x.ctx = &Context{x: x}
 	return x, nil
 }
 
@@ -365,7 +371,7 @@ func (x *Executor) drive() error {
 			x.deliverAt(idx)
 			reason := ev.Reason
 			x.cancelReason = &reason
-			x.fail(&ErrorDetails{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
+			x.fail(&Failure{Category: CategoryApplication, Kind: KindCancelled, Message: reason})
 			return nil
 		case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventExternalEvent,
 			EventSubOrchestrationCompleted, EventSubOrchestrationFailed, EventQueueEventDelivered:
@@ -400,7 +406,7 @@ func (x *Executor) deliverAt(idx int) {
 
 // deliver resolves the future a completion event belongs to. It returns
 // details when the completion must end the execution instead.
-func (x *Executor) deliver(ev *Event) *ErrorDetails {
+func (x *Executor) deliver(ev *Event) *Failure {
 	if ev.Kind == EventExternalEvent {
 		subs := x.waits[ev.Name]
 		if len(subs) == 0 {
@@ -443,7 +449,7 @@ func (x *Executor) deliver(ev *Event) *ErrorDetails {
 }
 
 // replaying reports whether the event last delivered was already in history
-// before this turn; see OrchestrationContext.IsReplaying.
+// before this turn; see Context.IsReplaying.
 func (x *Executor) replaying() bool { return x.lastDelivered < x.committed }
 
 // completes reports whether an event of kind got answers a schedule that
@@ -665,7 +671,7 @@ func (x *Executor) finish(out string, err error) {
 }
 
 // fail ends the execution with details, whatever the code does.
-func (x *Executor) fail(d *ErrorDetails) {
+func (x *Executor) fail(d *Failure) {
 	if x.finished {
 		return
 	}
@@ -677,7 +683,7 @@ func (x *Executor) fail(d *ErrorDetails) {
 // end appends the terminal event. When the orchestration returned by itself
 // while history still holds unreplayed events, the code has diverged from its
 // history: the execution fails as nondeterministic instead.
-func (x *Executor) end(status ExecutionStatus, ev Event, output string, failure *ErrorDetails, byCode bool) {
+func (x *Executor) end(status ExecutionStatus, ev Event, output string, failure *Failure, byCode bool) {
 	x.finished = true
 	x.status, x.output, x.failure = status, output, failure
 	if byCode && x.cursor < len(x.history) {
@@ -756,3 +762,15 @@ func (x *Executor) carryForward() []QueueItem {
 	}
 	return items
 }
+
+// Hooks the engine package installs when it is initialised (every program
+// that registers orchestrations imports it). They build the engine's public
+// contexts, whose fields only the engine can set, so that the runtime can
+// drive user code without the engine exporting its machinery.
+var (
+	// BindOrchestration turns an engine.OrchestrationFunc into a Body.
+	BindOrchestration func(fn any) Body
+	// NewActivityContext builds the *engine.ActivityContext of one attempt
+	// of the activity req.
+	NewActivityContext func(ctx context.Context, req ActivityRequest, workerID string, attempt int, logger *slog.Logger) any
+)

@@ -1,4 +1,4 @@
-package engine
+package replay
 
 // Version is the version of this replay engine. Every history event records
 // the engine version that wrote it, and each execution is pinned to the engine

@@ -1,7 +1,6 @@
-package engine
+package replay
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -12,7 +11,7 @@ import (
 // WaitForStatusChange). It is recorded in history and carried over
 // ContinueAsNew. A status over MaxCustomStatusBytes is rejected with an
 // error and nothing changes.
-func (c *OrchestrationContext) SetCustomStatus(status string) error {
+func (c *Context) SetCustomStatus(status string) error {
 	x := c.x
 	x.mustOwn()
 	if len(status) > MaxCustomStatusBytes {
@@ -27,7 +26,7 @@ func (c *OrchestrationContext) SetCustomStatus(status string) error {
 }
 
 // ResetCustomStatus clears the custom status.
-func (c *OrchestrationContext) ResetCustomStatus() {
+func (c *Context) ResetCustomStatus() {
 	x := c.x
 	x.mustOwn()
 	if _, isNew := x.emit(Event{Kind: EventCustomStatusUpdated, Cleared: true}); isNew {
@@ -37,7 +36,7 @@ func (c *OrchestrationContext) ResetCustomStatus() {
 }
 
 // CustomStatus returns the current custom status and whether one is set.
-func (c *OrchestrationContext) CustomStatus() (string, bool) {
+func (c *Context) CustomStatus() (string, bool) {
 	if c.x.customStatus == nil {
 		return "", false
 	}
@@ -49,7 +48,7 @@ func (c *OrchestrationContext) CustomStatus() (string, bool) {
 // It is rejected with an error, changing nothing, when the key is empty or
 // longer than MaxKVKeyBytes, the value is over MaxKVValueBytes, or a new key
 // would exceed MaxKVKeys.
-func (c *OrchestrationContext) SetKV(key, value string) error {
+func (c *Context) SetKV(key, value string) error {
 	x := c.x
 	x.mustOwn()
 	switch {
@@ -73,36 +72,16 @@ func (c *OrchestrationContext) SetKV(key, value string) error {
 	return nil
 }
 
-// SetKVTyped stores value encoded by Encode.
-func SetKVTyped(c *OrchestrationContext, key string, value any) error {
-	s, err := Encode(value)
-	if err != nil {
-		return err
-	}
-	return c.SetKV(key, s)
-}
-
 // GetKV returns the value stored under key. Reads see the state as of the
 // start of this execution plus this execution's own changes, so they are the
 // same on every replay.
-func (c *OrchestrationContext) GetKV(key string) (string, bool) {
+func (c *Context) GetKV(key string) (string, bool) {
 	e, ok := c.x.kv[key]
 	return e.Value, ok
 }
 
-// GetKVTyped returns the value under key decoded as T; ok is false when the
-// key is missing.
-func GetKVTyped[T any](c *OrchestrationContext, key string) (v T, ok bool, err error) {
-	s, ok := c.GetKV(key)
-	if !ok {
-		return v, false, nil
-	}
-	v, err = Decode[T](s)
-	return v, true, err
-}
-
 // KVKeys returns the keys of the key-value state, sorted.
-func (c *OrchestrationContext) KVKeys() []string {
+func (c *Context) KVKeys() []string {
 	keys := make([]string, 0, len(c.x.kv))
 	for k := range c.x.kv {
 		keys = append(keys, k)
@@ -112,7 +91,7 @@ func (c *OrchestrationContext) KVKeys() []string {
 }
 
 // KVAll returns a copy of the key-value state.
-func (c *OrchestrationContext) KVAll() map[string]string {
+func (c *Context) KVAll() map[string]string {
 	out := make(map[string]string, len(c.x.kv))
 	for k, e := range c.x.kv {
 		out[k] = e.Value
@@ -121,7 +100,7 @@ func (c *OrchestrationContext) KVAll() map[string]string {
 }
 
 // ClearKV removes key.
-func (c *OrchestrationContext) ClearKV(key string) {
+func (c *Context) ClearKV(key string) {
 	x := c.x
 	x.mustOwn()
 	ev, isNew := x.emit(Event{Kind: EventKeyValueCleared, Name: key})
@@ -132,7 +111,7 @@ func (c *OrchestrationContext) ClearKV(key string) {
 }
 
 // ClearAllKV removes every key.
-func (c *OrchestrationContext) ClearAllKV() {
+func (c *Context) ClearAllKV() {
 	x := c.x
 	x.mustOwn()
 	ev, isNew := x.emit(Event{Kind: EventKeyValuesCleared})
@@ -143,7 +122,7 @@ func (c *OrchestrationContext) ClearAllKV() {
 }
 
 // PruneKV removes the keys last updated before t and returns how many.
-func (c *OrchestrationContext) PruneKV(before time.Time) int {
+func (c *Context) PruneKV(before time.Time) int {
 	n := 0
 	for _, k := range c.KVKeys() {
 		if c.x.kv[k].UpdatedAt.Before(before) {
@@ -154,27 +133,16 @@ func (c *OrchestrationContext) PruneKV(before time.Time) int {
 	return n
 }
 
+// ReservedPrefix starts the names of built-in activities; registries
+// refuse user names that start with it.
+const ReservedPrefix = "__duroworker"
+
 // SysActivityGetKV is the built-in activity behind GetKVFromInstance; every
 // worker provides it.
 const SysActivityGetKV = ReservedPrefix + ":get-kv"
-
-// KVLookup is the result of GetKVFromInstance.
-type KVLookup struct {
-	Value string `json:"value,omitempty"`
-	Found bool   `json:"found"`
-}
 
 // KVLookupRequest is the input of SysActivityGetKV.
 type KVLookupRequest struct {
 	Instance string `json:"instance"`
 	Key      string `json:"key"`
-}
-
-// GetKVFromInstance reads key from another instance's key-value state. It
-// runs as a built-in activity, so its result is recorded in history and the
-// read is the same on replay.
-func (c *OrchestrationContext) GetKVFromInstance(instanceID, key string) *Future[KVLookup] {
-	in, _ := json.Marshal(KVLookupRequest{Instance: instanceID, Key: key})
-	f := c.ScheduleActivity(SysActivityGetKV, string(in))
-	return &Future[KVLookup]{s: f.s, x: c.x, decode: Decode[KVLookup]}
 }

@@ -1,4 +1,4 @@
-package engine
+package replay
 
 import (
 	"encoding/json"
@@ -108,7 +108,7 @@ type Event struct {
 	// Kind says what happened.
 	Kind EventKind `json:"kind"`
 	// Time is when the event was recorded, in Unix milliseconds. It is the
-	// source of OrchestrationContext.Now.
+	// source of Context.Now.
 	Time int64 `json:"ts"`
 	// Engine is the version of the engine that wrote the event.
 	Engine string `json:"engine"`
@@ -123,7 +123,7 @@ type Event struct {
 	// Result is an activity result, orchestration output or event payload.
 	Result string `json:"result,omitempty"`
 	// Error describes a failure (ActivityFailed, OrchestrationFailed).
-	Error *ErrorDetails `json:"error,omitempty"`
+	Error *Failure `json:"error,omitempty"`
 	// FireAt is a timer's due time in Unix milliseconds.
 	FireAt int64 `json:"fire_at,omitempty"`
 	// ParentInstance is the instance that started this one as a child.
@@ -173,7 +173,7 @@ func (e *Event) IsTerminal() bool {
 
 // EncodeEvent returns the stored JSON form of e.
 func EncodeEvent(e Event) (string, error) {
-	b, err := marshal(e)
+	b, err := Marshal(e)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s event %d: %w", e.Kind, e.ID, err)
 	}
