@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/duroworker/duroworker/bench"
+	"github.com/duroworker/duroworker/bench/internal/measure"
+	"github.com/duroworker/duroworker/bench/internal/result"
 )
 
 const asynqTaskType = "bench:noop"
@@ -45,25 +45,25 @@ func asynqSettings(concurrency int) string {
 		c.Concurrency, c.TaskCheckInterval, poolSize)
 }
 
-func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (bench.Result, error) {
-	r := bench.Result{Params: cfg.params(), Settings: asynqSettings(cfg.concurrency), Expected: int64(cfg.n)}
+func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
+	r := result.Result{Params: cfg.params(), Settings: asynqSettings(cfg.concurrency), Expected: int64(cfg.n)}
 	switch cfg.workload {
-	case bench.WorkloadDrain, bench.WorkloadSteady:
+	case result.WorkloadDrain, result.WorkloadSteady:
 	default:
 		return r, fmt.Errorf("asynq runs plain tasks: drain and steady only, not %q", cfg.workload)
 	}
-	crdb, rt := bench.CountedClient(rdb, poolSize)
+	crdb, rt := measure.CountedClient(rdb, poolSize)
 	defer crdb.Close()
 	cl := asynq.NewClientFromRedisClient(crdb)
 	defer cl.Close()
 	srv := asynq.NewServerFromRedisClient(crdb, asynqConfig(cfg.concurrency))
 	var handled atomic.Int64
-	var lat atomic.Pointer[latencies]
-	lat.Store(newLatencies())
+	var lat atomic.Pointer[measure.Tracker]
+	lat.Store(measure.NewTracker())
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(asynqTaskType, func(ctx context.Context, t *asynq.Task) error {
 		handled.Add(1)
-		lat.Load().end(string(t.Payload()))
+		lat.Load().End(string(t.Payload()), time.Now())
 		return nil
 	})
 	running := false
@@ -80,40 +80,20 @@ func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (bench.Result,
 		_, err := cl.EnqueueContext(ctx, asynq.NewTask(asynqTaskType, []byte(id)))
 		return err
 	}
-	polls := &counter{} // completion is counted in the handler, not polled
-	p := newProgress(cfg.system + " " + cfg.workload)
-	defer p.done()
+	var polls atomic.Int64 // completion is counted in the handler, not polled
+	p := newProgress(cfg)
+	defer p.Clear()
 	count := func() (int64, error) { return handled.Load(), nil }
 
 	switch cfg.workload {
-	case bench.WorkloadDrain:
-		win := begin(ctx, rdb, rt, polls)
+	case result.WorkloadDrain:
+		win := begin(ctx, rdb, rt, &polls)
 		t0 := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var firstErr error
-		var once sync.Once
-		for g := 0; g < 16; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(cfg.n) {
-						return
-					}
-					if err := enqueue("d-" + strconv.FormatInt(i, 10)); err != nil {
-						once.Do(func() { firstErr = err })
-						return
-					}
-				}
-			}()
+		err := measure.StartMany(cfg.n, 16, func(i int64) error { return enqueue("d-" + strconv.FormatInt(i, 10)) })
+		if err != nil {
+			return r, err
 		}
-		wg.Wait()
-		if firstErr != nil {
-			return r, firstErr
-		}
-		r.Add(bench.MEnqueuePerSec, "", float64(cfg.n)/time.Since(t0).Seconds())
+		r.Add(result.MEnqueuePerSec, "", float64(cfg.n)/time.Since(t0).Seconds())
 		t0 = time.Now()
 		if err := startServer(); err != nil {
 			return r, err
@@ -122,17 +102,17 @@ func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (bench.Result,
 		elapsed := time.Since(t0)
 		r.Completed = n
 		win.End(ctx, &r, int64(cfg.n), true)
-		throughput(&r, elapsed, n, n)
+		r.AddThroughput(elapsed, n, n)
 		r.Note("asynq completion is counted when the handler returns (its ack follows)")
 		return r, err
 
-	case bench.WorkloadSteady:
+	case result.WorkloadSteady:
 		if err := startServer(); err != nil {
 			return r, err
 		}
 		for i := 0; i < 8; i++ { // warm-up
 			id := fmt.Sprintf("warm-%d", i)
-			done := lat.Load().expect(id, time.Now(), false)
+			done := lat.Load().Expect(id, time.Now(), false)
 			if err := enqueue(id); err != nil {
 				return r, err
 			}
@@ -142,27 +122,11 @@ func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (bench.Result,
 				return r, fmt.Errorf("asynq warm-up task did not run within 30s")
 			}
 		}
-		measured := newLatencies()
+		measured := measure.NewTracker()
 		lat.Store(measured)
-		win := begin(ctx, rdb, rt, polls)
-		t0 := time.Now()
-		n, err := steadyDriver(ctx, cfg, &r, p, measured, enqueue)
-		r.Expected = n
-		if err != nil {
-			return r, err
-		}
-		deadline := time.Now().Add(cfg.timeout)
-		for measured.count() < n && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(time.Millisecond)
-		}
-		r.Completed = measured.count()
-		win.End(ctx, &r, n, false)
-		steadyResult(&r, measured, t0)
+		err := steady(ctx, cfg, &r, rdb, rt, &polls, p, measured, "tasks ran", enqueue)
 		r.Note("asynq latency ends when the handler returns, before the task's ack")
-		if r.Completed < n {
-			return r, fmt.Errorf("%d of %d tasks ran", r.Completed, n)
-		}
-		return r, nil
+		return r, err
 	}
 	return r, nil
 }

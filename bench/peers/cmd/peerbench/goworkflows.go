@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +17,8 @@ import (
 	"github.com/cschleiden/go-workflows/workflow"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/duroworker/duroworker/bench"
+	"github.com/duroworker/duroworker/bench/internal/measure"
+	"github.com/duroworker/duroworker/bench/internal/result"
 )
 
 // gwPrefix is the key prefix of the go-workflows backend.
@@ -57,9 +57,8 @@ func goWorkflowsSettings(concurrency int) string {
 var gw struct {
 	activities atomic.Int64
 	steps      []atomic.Int64 // when step i of a single sequential workflow ran
-	mu         sync.Mutex
-	lateness   map[string]time.Duration
-	lat        *latencies // steady: workflows report their end
+	lateness   measure.Lateness
+	lat        *measure.Tracker // steady: workflows report their end
 }
 
 // GWNoop is the no-op activity; with one sequential workflow it notes when
@@ -89,7 +88,7 @@ func GWSteady(ctx workflow.Context, k int) (int, error) {
 		return 0, err
 	}
 	if !workflow.Replaying(ctx) && gw.lat != nil {
-		gw.lat.end(workflow.WorkflowInstance(ctx).InstanceID)
+		gw.lat.End(workflow.WorkflowInstance(ctx).InstanceID, time.Now())
 	}
 	return k, nil
 }
@@ -123,21 +122,14 @@ func GWTimer(ctx workflow.Context, ms int) (int, error) {
 		return 0, err
 	}
 	if !workflow.Replaying(ctx) {
-		late := time.Since(due)
-		id := workflow.WorkflowInstance(ctx).InstanceID
-		gw.mu.Lock()
-		if _, seen := gw.lateness[id]; !seen {
-			gw.lateness[id] = late
-		}
-		gw.mu.Unlock()
+		gw.lateness.Record(workflow.WorkflowInstance(ctx).InstanceID, time.Since(due))
 	}
 	return workflow.ExecuteActivity[int](ctx, workflow.DefaultActivityOptions, GWNoop, -1).Get(ctx)
 }
 
-func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.Result, error) {
-	r := bench.Result{Params: cfg.params(), Settings: goWorkflowsSettings(cfg.concurrency), Expected: int64(cfg.n)}
-	gw.lateness = map[string]time.Duration{}
-	crdb, rt := bench.CountedClient(rdb, poolSize)
+func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
+	r := result.Result{Params: cfg.params(), Settings: goWorkflowsSettings(cfg.concurrency), Expected: int64(cfg.n)}
+	crdb, rt := measure.CountedClient(rdb, poolSize)
 	defer crdb.Close()
 	b, err := gwredis.NewRedisBackend(crdb, gwredis.WithKeyPrefix(gwPrefix),
 		gwredis.WithBackendOptions(backend.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
@@ -169,13 +161,13 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.R
 		started = true
 		return w.Start(wctx)
 	}
-	polls := &counter{}
+	var polls atomic.Int64
 	// Completion: instances created minus the backend's set of active
 	// instances, one SCARD per poll.
 	activeKey := gwPrefix + ":instances-active"
 	var created atomic.Int64
 	ended := func() (int64, error) {
-		polls.add(1)
+		polls.Add(1)
 		n, err := rdb.SCard(ctx, activeKey).Result()
 		return created.Load() - n, err
 	}
@@ -187,40 +179,19 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.R
 		return err
 	}
 	createMany := func(prefix string, n int, wf any, args ...any) error {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var firstErr error
-		var once sync.Once
-		for g := 0; g < 16; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(n) {
-						return
-					}
-					if err := create(prefix+strconv.FormatInt(i, 10), wf, args...); err != nil {
-						once.Do(func() { firstErr = err })
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return firstErr
+		return measure.StartMany(n, 16, func(i int64) error { return create(prefix+strconv.FormatInt(i, 10), wf, args...) })
 	}
-	p := newProgress(cfg.system + " " + cfg.workload)
-	defer p.done()
+	p := newProgress(cfg)
+	defer p.Clear()
 
 	switch cfg.workload {
-	case bench.WorkloadDrain:
-		win := begin(ctx, rdb, rt, polls)
+	case result.WorkloadDrain:
+		win := begin(ctx, rdb, rt, &polls)
 		t0 := time.Now()
 		if err := createMany("d-", cfg.n, GWSequential, cfg.k); err != nil {
 			return r, err
 		}
-		r.Add(bench.MEnqueuePerSec, "", float64(cfg.n)/time.Since(t0).Seconds())
+		r.Add(result.MEnqueuePerSec, "", float64(cfg.n)/time.Since(t0).Seconds())
 		t0 = time.Now()
 		if err := startWorker(); err != nil {
 			return r, err
@@ -228,10 +199,10 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.R
 		r.Completed, err = waitFor(ctx, cfg, p, int64(cfg.n), ended)
 		elapsed := time.Since(t0)
 		win.End(ctx, &r, int64(cfg.n), true)
-		throughput(&r, elapsed, r.Completed, gw.activities.Load())
+		r.AddThroughput(elapsed, r.Completed, gw.activities.Load())
 		return r, err
 
-	case bench.WorkloadSequential, bench.WorkloadLong, bench.WorkloadFanout, bench.WorkloadTimers:
+	case result.WorkloadSequential, result.WorkloadLong, result.WorkloadFanout, result.WorkloadTimers:
 		if err := startWorker(); err != nil {
 			return r, err
 		}
@@ -243,15 +214,15 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.R
 			return r, err
 		}
 		gw.activities.Store(0)
-		if cfg.n == 1 && cfg.workload != bench.WorkloadFanout && cfg.workload != bench.WorkloadTimers {
+		if cfg.n == 1 && cfg.workload != result.WorkloadFanout && cfg.workload != result.WorkloadTimers {
 			gw.steps = make([]atomic.Int64, cfg.k)
 		}
-		win := begin(ctx, rdb, rt, polls)
+		win := begin(ctx, rdb, rt, &polls)
 		t0 := time.Now()
 		switch cfg.workload {
-		case bench.WorkloadFanout:
+		case result.WorkloadFanout:
 			err = createMany("f-", cfg.n, GWFanout, cfg.k, cfg.retry)
-		case bench.WorkloadTimers:
+		case result.WorkloadTimers:
 			err = createMany("t-", cfg.n, GWTimer, int(cfg.delay/time.Millisecond))
 		default:
 			err = createMany("s-", cfg.n, GWSequential, cfg.k)
@@ -263,51 +234,29 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (bench.R
 		r.Completed = done - base
 		elapsed := time.Since(t0)
 		win.End(ctx, &r, int64(cfg.n), false)
-		throughput(&r, elapsed, r.Completed, gw.activities.Load())
+		r.AddThroughput(elapsed, r.Completed, gw.activities.Load())
 		switch {
-		case cfg.workload == bench.WorkloadTimers:
-			gw.mu.Lock()
-			lat := make([]time.Duration, 0, len(gw.lateness))
-			for _, d := range gw.lateness {
-				lat = append(lat, d)
-			}
-			gw.mu.Unlock()
-			r.AddPercentiles("lateness ", bench.Summarize(lat))
+		case cfg.workload == result.WorkloadTimers:
+			gw.lateness.AddTo(&r)
 		case gw.steps != nil:
-			stepStats(&r, gw.steps)
-		case cfg.workload != bench.WorkloadFanout:
-			r.Add(bench.MMsPerStep, "ms", elapsed.Seconds()*1000/float64(cfg.n*cfg.k))
+			r.AddSteps(gw.steps)
+		case cfg.workload != result.WorkloadFanout:
+			r.Add(result.MMsPerStep, "ms", elapsed.Seconds()*1000/float64(cfg.n*cfg.k))
 		}
 		return r, err
 
-	case bench.WorkloadSteady:
+	case result.WorkloadSteady:
 		if err := startWorker(); err != nil {
 			return r, err
 		}
 		if err := gwWarmUp(ctx, cfg, create, ended); err != nil {
 			return r, err
 		}
-		lat := newLatencies()
-		gw.lat = lat
-		win := begin(ctx, rdb, rt, polls)
-		t0 := time.Now()
-		n, err := steadyDriver(ctx, cfg, &r, p, lat, func(id string) error { return create(id, GWSteady, 1) })
-		r.Expected = n
-		if err != nil {
-			return r, err
-		}
-		deadline := time.Now().Add(cfg.timeout)
-		for lat.count() < n && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(time.Millisecond)
-		}
-		r.Completed = lat.count()
-		win.End(ctx, &r, n, false)
-		steadyResult(&r, lat, t0)
+		tr := measure.NewTracker()
+		gw.lat = tr
+		err := steady(ctx, cfg, &r, rdb, rt, &polls, p, tr, "workflows ended", func(id string) error { return create(id, GWSteady, 1) })
 		r.Note("go-workflows latency ends when the workflow function returns, before the commit of its last task (one round trip earlier than duroworker's)")
-		if r.Completed < n {
-			return r, fmt.Errorf("%d of %d workflows ended", r.Completed, n)
-		}
-		return r, nil
+		return r, err
 	}
 	return r, fmt.Errorf("go-workflows: workload %q not implemented", cfg.workload)
 }
@@ -340,41 +289,6 @@ func gwWarmUp(ctx context.Context, cfg config, create func(string, any, ...any) 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(cfg.poll):
-		}
-	}
-}
-
-func throughput(r *bench.Result, elapsed time.Duration, completed, activities int64) {
-	secs := elapsed.Seconds()
-	r.Add(bench.MElapsed, "s", secs)
-	if secs > 0 {
-		r.Add(bench.MOrchPerSec, "", float64(completed)/secs)
-		r.Add(bench.MActPerSec, "", float64(activities)/secs)
-	}
-}
-
-// stepStats reports the mean step time and the first and last 100 steps.
-func stepStats(r *bench.Result, steps []atomic.Int64) {
-	k := len(steps)
-	if k < 2 {
-		return
-	}
-	t := make([]int64, k)
-	for i := range steps {
-		t[i] = steps[i].Load()
-		if t[i] == 0 {
-			r.Note("step %d has no recorded time", i)
-			return
-		}
-	}
-	ms := func(a, b int) float64 { return float64(t[b]-t[a]) / 1e6 }
-	r.Add(bench.MMsPerStep, "ms", ms(0, k-1)/float64(k-1))
-	if k >= 101 {
-		first, last := ms(0, 100), ms(k-101, k-1)
-		r.Add(bench.MFirst100, "ms", first)
-		r.Add(bench.MLast100, "ms", last)
-		if first > 0 {
-			r.Add(bench.MLastOverFirst, "", last/first)
 		}
 	}
 }

@@ -1,4 +1,9 @@
-package bench
+// Package result is the record of one benchmark run (Result: metrics,
+// counts, notes), the names that line up the rows of duroworker and the
+// peers in one table (systems, workloads, metrics), and the summary of
+// several runs (Aggregate). The duroworker workloads and the peer program
+// (bench/peers) both produce Results; the bench command aggregates them.
+package result
 
 import (
 	"encoding/json"
@@ -6,7 +11,22 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
+)
+
+// Workload names, as the CLI and the peer program spell them.
+const (
+	WorkloadDrain      = "drain"
+	WorkloadSteady     = "steady"
+	WorkloadSequential = "sequential"
+	WorkloadFanout     = "fanout"
+	WorkloadLong       = "long"
+	WorkloadTimers     = "timers"
+	WorkloadFilter     = "filter"
+	WorkloadSessions   = "sessions"
+	WorkloadIdle       = "idle"
+	WorkloadInflight   = "inflight"
 )
 
 // Systems compared by "duroworker bench".
@@ -317,4 +337,48 @@ func DecodeResults(data []byte) ([]Result, error) {
 		return nil, err
 	}
 	return []Result{r}, nil
+}
+
+// AddThroughput records the elapsed seconds of a phase and, per second,
+// the orchestrations completed and the activities run in it.
+func (r *Result) AddThroughput(elapsed time.Duration, completed, activities int64) {
+	secs := elapsed.Seconds()
+	r.Add(MElapsed, "s", secs)
+	if secs > 0 {
+		r.Add(MOrchPerSec, "", float64(completed)/secs)
+		r.Add(MActPerSec, "", float64(activities)/secs)
+	}
+}
+
+// AddSteps records the mean step time of one sequential orchestration from
+// the times (UnixNano) its steps ran and, with 101 steps or more, the first
+// 100 steps against the last 100 (sticky replay: a turn must not cost more
+// as the history grows).
+func (r *Result) AddSteps(steps []atomic.Int64) {
+	k := len(steps)
+	if k < 2 {
+		return
+	}
+	t := make([]int64, k)
+	for i := range steps {
+		t[i] = steps[i].Load()
+		if t[i] == 0 {
+			r.Note("step %d has no recorded time", i)
+			return
+		}
+	}
+	ms := func(a, b int) float64 { return float64(t[b]-t[a]) / 1e6 }
+	r.Add(MMsPerStep, "ms", ms(0, k-1)/float64(k-1))
+	if k < 101 {
+		return
+	}
+	first, last := ms(0, 100), ms(k-101, k-1)
+	r.Add(MFirst100, "ms", first)
+	r.Add(MLast100, "ms", last)
+	if first > 0 {
+		r.Add(MLastOverFirst, "", last/first)
+	}
+	if k < 201 {
+		r.Note("k=%d < 201: the first and last 100 steps overlap", k)
+	}
 }

@@ -1,4 +1,4 @@
-package bench
+package workload
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/bench/internal/measure"
+	"github.com/duroworker/duroworker/bench/internal/result"
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
@@ -65,7 +68,15 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-func (o Options) withDefaults(workload string) Options {
+// withDefaults fills in the documented defaults, with n and k the
+// workload's for N and K (0: none).
+func (o Options) withDefaults(workload string, n, k int) Options {
+	if o.N <= 0 {
+		o.N = n
+	}
+	if o.K <= 0 {
+		o.K = k
+	}
 	if o.StartConcurrency <= 0 {
 		o.StartConcurrency = 16
 	}
@@ -110,9 +121,9 @@ type env struct {
 	keys  queue.Keys
 	store *queue.Store // the workers'
 	wrdb  *redis.Client
-	wrt   *RoundTrips
+	wrt   *measure.RoundTrips
 	crdb  *redis.Client
-	crt   *RoundTrips
+	crt   *measure.RoundTrips
 	cl    *client.Client
 	orchs *engine.OrchestrationRegistry
 	acts  *engine.ActivityRegistry
@@ -126,12 +137,12 @@ type env struct {
 	warming    atomic.Bool // warm-up: no failures injected
 
 	// steps[i] is when step i of a single sequential orchestration ran
-	// (UnixNano), when recordSteps is set.
-	recordSteps bool
-	steps       []atomic.Int64
+	// (UnixNano); empty unless that is measured.
+	steps []atomic.Int64
+
+	lateness measure.Lateness // timers
 
 	mu         sync.Mutex
-	lateness   map[string]time.Duration   // timers: instance -> lateness
 	sessions   map[string]map[string]bool // session -> workers that ran it
 	failedOnce sync.Map                   // "instance/input" of activities whose first attempt failed (FailEvery)
 }
@@ -147,9 +158,9 @@ func newEnv(ctx context.Context, rdb *redis.Client, opts Options, orchestrations
 		ac = worker.DefaultActivityConcurrency
 	}
 	e := &env{ctx: ctx, rdb: rdb, opts: opts, keys: queue.NewKeys(opts.Prefix),
-		lateness: map[string]time.Duration{}, sessions: map[string]map[string]bool{}}
-	e.wrdb, e.wrt = CountedClient(rdb, max(oc, 0)+max(ac, 0)+8)
-	e.crdb, e.crt = CountedClient(rdb, opts.StartConcurrency+4)
+		sessions: map[string]map[string]bool{}}
+	e.wrdb, e.wrt = measure.CountedClient(rdb, max(oc, 0)+max(ac, 0)+8)
+	e.crdb, e.crt = measure.CountedClient(rdb, opts.StartConcurrency+4)
 	e.store = queue.New(e.wrdb, queue.Options{Prefix: opts.Prefix})
 	e.cl = client.New(queue.New(e.crdb, queue.Options{Prefix: opts.Prefix}))
 	e.logs = &logCounter{}
@@ -178,6 +189,30 @@ func newEnv(ctx context.Context, rdb *redis.Client, opts Options, orchestrations
 		return nil, err
 	}
 	return e, nil
+}
+
+// openEnv is newEnv with n workers started (start). On failure it closes
+// what it opened; otherwise the caller closes the env.
+func openEnv(ctx context.Context, rdb *redis.Client, opts Options, r *result.Result, n int, orchestrations ...string) (*env, error) {
+	e, err := newEnv(ctx, rdb, opts, orchestrations...)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.start(r, n); err != nil {
+		e.close(r)
+		return nil, err
+	}
+	return e, nil
+}
+
+// start starts n workers with the options' concurrency and records the
+// settings in effect on r.
+func (e *env) start(r *result.Result, n int) error {
+	if err := e.startWorkers(n); err != nil {
+		return err
+	}
+	r.Settings = e.settings()
+	return nil
 }
 
 // startWorkers starts n workers with the options' concurrency.
@@ -216,7 +251,7 @@ func (e *env) settings() string {
 }
 
 // close shuts the workers down and closes the clients.
-func (e *env) close(r *Result) {
+func (e *env) close(r *result.Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for _, w := range e.workers {
@@ -261,63 +296,72 @@ func (e *env) counts() (completed, failed int64, err error) {
 // at base (from baseCounts), reaches target, reporting progress, or the
 // timeout passes.
 func (e *env) waitEnded(base counts, target int64) (completed, failed int64, err error) {
-	deadline := time.Now().Add(e.opts.Timeout)
-	t := time.NewTicker(e.opts.Poll)
-	defer t.Stop()
-	for {
+	_, err = measure.WaitFor(e.ctx, e.opts.Poll, e.opts.Timeout, target, e.opts.Progress, func() (int64, error) {
 		c, f, err := e.counts()
-		if err != nil {
-			return c - base.completed, f - base.failed, err
-		}
 		completed, failed = c-base.completed, f-base.failed
-		if e.opts.Progress != nil {
-			e.opts.Progress(completed+failed, target)
-		}
-		if completed+failed >= target {
-			return completed, failed, nil
-		}
-		if time.Now().After(deadline) {
-			return completed, failed, fmt.Errorf("timed out after %s: %d of %d ended", e.opts.Timeout, completed+failed, target)
-		}
-		select {
-		case <-e.ctx.Done():
-			return completed, failed, e.ctx.Err()
-		case <-t.C:
-		}
-	}
+		return completed + failed, err
+	})
+	return completed, failed, err
 }
 
 // startMany starts n instances of name with input, ids prefix-0.., from
 // StartConcurrency goroutines.
 func (e *env) startMany(prefix string, n int, name, input string) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, e.opts.StartConcurrency)
-	for g := 0; g < e.opts.StartConcurrency; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if err := e.cl.Start(e.ctx, prefix+strconv.FormatInt(i, 10), name, input); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	return measure.StartMany(n, e.opts.StartConcurrency, func(i int64) error {
+		return e.cl.Start(e.ctx, prefix+strconv.FormatInt(i, 10), name, input)
+	})
+}
+
+// warmUp runs a few orchestrations of name with input, so that scripts are
+// loaded and connections open before the measured phase, then clears what
+// the activities recorded and returns the counters to measure from.
+func (e *env) warmUp(name, input string) (counts, error) {
+	base, err := e.baseCounts()
+	if err != nil {
+		return base, err
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	progress := e.opts.Progress
+	e.opts.Progress = nil
+	e.warming.Store(true)
+	err = e.startMany("warm-", 8, name, input)
+	if err == nil {
+		_, _, err = e.waitEnded(base, 8)
+	}
+	e.opts.Progress = progress
+	e.warming.Store(false)
+	if err != nil {
+		return base, err
+	}
+	e.activities.Store(0)
+	for i := range e.steps {
+		e.steps[i].Store(0)
+	}
+	return e.baseCounts()
+}
+
+// phase is the measured phase of most workloads: it starts opts.N
+// instances of name with input and waits until they ended (counted from
+// base), and records on r the counts, the window's measures and the
+// throughput. It returns how long the instances took.
+func (e *env) phase(r *result.Result, idPrefix, name, input string, base counts) (time.Duration, error) {
+	n := int64(e.opts.N)
+	w := e.begin()
+	start := time.Now()
+	if err := e.startMany(idPrefix, e.opts.N, name, input); err != nil {
+		return 0, err
+	}
+	var err error
+	r.Completed, r.Failed, err = e.waitEnded(base, n)
+	elapsed := time.Since(start)
+	w.End(e.ctx, r, n, false)
+	r.AddThroughput(elapsed, r.Completed, e.activities.Load())
+	return elapsed, err
 }
 
 // begin starts measuring a phase: the workers' and the client's round
 // trips, less the bench's own polls.
-func (e *env) begin() *Window {
-	return BeginWindow(e.ctx, e.rdb, e.polls.Load, e.wrt, e.crt)
+func (e *env) begin() *measure.Window {
+	return measure.BeginWindow(e.ctx, e.rdb, e.polls.Load, e.wrt, e.crt)
 }
 
 // logCounter is a slog handler that counts warnings and errors and keeps

@@ -1,16 +1,14 @@
-// Package bench holds duroworker's benchmark workloads: programs that
-// measure a running system, run by "duroworker bench". They are not tests;
-// no speed threshold is ever asserted in a unit test.
-package bench
+package workload
 
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/bench/internal/result"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/queue"
@@ -30,35 +28,34 @@ type FilterOptions struct {
 	Progress func(string)
 }
 
-// FilterPhase is the fetch latency measured in one situation.
-type FilterPhase struct {
+// filterPhase is the fetch latency measured in one situation.
+type filterPhase struct {
+	result.Percentiles
 	Name           string
 	Waiting        int // incompatible items waiting meanwhile
-	P50, P95, P99  time.Duration
-	Mean           time.Duration
 	FetchedNothing int // fetches that found the compatible item missing (must be 0)
 }
 
-// FilterResult compares fetch latency with and without incompatible work.
-type FilterResult struct {
-	Orchestrations [2]FilterPhase // empty, then with Incompatible waiting
-	Activities     [2]FilterPhase
+// filterResult compares fetch latency with and without incompatible work.
+type filterResult struct {
+	Orchestrations [2]filterPhase // empty, then with Incompatible waiting
+	Activities     [2]filterPhase
 }
 
-// Ratio returns the p50 latency with incompatible work over the p50 without.
-func Ratio(p [2]FilterPhase) float64 {
+// ratio returns the p50 latency with incompatible work over the p50 without.
+func ratio(p [2]filterPhase) float64 {
 	if p[0].P50 == 0 {
 		return 0
 	}
 	return float64(p[1].P50) / float64(p[0].P50)
 }
 
-// RunFilter measures what a worker pays to fetch compatible work when a large
+// runFilter measures what a worker pays to fetch compatible work when a large
 // amount of work it cannot take waits in the same Redis: first on an empty
 // store, then with opts.Incompatible orchestration starts and activities in
 // buckets it does not serve. Each sample enqueues one compatible item, then
 // times the fetch that locks it, then acknowledges it.
-func RunFilter(ctx context.Context, rdb redis.UniversalClient, opts FilterOptions) (FilterResult, error) {
+func runFilter(ctx context.Context, rdb redis.UniversalClient, opts FilterOptions) (filterResult, error) {
 	if opts.Incompatible == 0 {
 		opts.Incompatible = 100_000
 	}
@@ -73,7 +70,7 @@ func RunFilter(ctx context.Context, rdb redis.UniversalClient, opts FilterOption
 		progress = func(string) {}
 	}
 	store := queue.New(rdb, queue.Options{Prefix: opts.Prefix})
-	var res FilterResult
+	var res filterResult
 	var err error
 
 	progress("orchestrations, empty store")
@@ -113,10 +110,10 @@ func servedBuckets() []string {
 	return s.OrchestrationBuckets([]string{"0.1.0"})
 }
 
-func measureOrchestrations(ctx context.Context, store *queue.Store, phase string, waiting, samples int) (FilterPhase, error) {
+func measureOrchestrations(ctx context.Context, store *queue.Store, phase string, waiting, samples int) (filterPhase, error) {
 	buckets := servedBuckets()
 	lat := make([]time.Duration, 0, samples)
-	p := FilterPhase{Name: "orchestrations, " + phase, Waiting: waiting}
+	p := filterPhase{Name: "orchestrations, " + phase, Waiting: waiting}
 	for i := 0; i < samples; i++ {
 		id := fmt.Sprintf("c-%s-%d", phase, i)
 		if err := store.CreateInstance(ctx, queue.CreateRequest{InstanceID: id, Name: compatibleOrch,
@@ -139,19 +136,19 @@ func measureOrchestrations(ctx context.Context, store *queue.Store, phase string
 			return p, err
 		}
 	}
-	summarize(&p, lat)
+	p.Percentiles = result.Summarize(lat)
 	return p, nil
 }
 
-func measureActivities(ctx context.Context, store *queue.Store, phase string, waiting, samples int) (FilterPhase, error) {
+func measureActivities(ctx context.Context, store *queue.Store, phase string, waiting, samples int) (filterPhase, error) {
 	// One running instance schedules the compatible activities.
 	owner := "act-owner-" + phase
 	if err := store.CreateInstance(ctx, queue.CreateRequest{InstanceID: owner, Name: compatibleOrch,
 		Bucket: "o:bench::owner-" + phase, Message: "{}"}); err != nil {
-		return FilterPhase{}, err
+		return filterPhase{}, err
 	}
 	lat := make([]time.Duration, 0, samples)
-	p := FilterPhase{Name: "activities, " + phase, Waiting: waiting}
+	p := filterPhase{Name: "activities, " + phase, Waiting: waiting}
 	buckets := []string{capability.ActivityBucket(compatibleActivity)}
 	for i := 0; i < samples; i++ {
 		if err := scheduleWork(ctx, store, owner, "o:bench::owner-"+phase, capability.ActivityBucket(compatibleActivity), 1); err != nil {
@@ -171,7 +168,7 @@ func measureActivities(ctx context.Context, store *queue.Store, phase string, wa
 			return p, err
 		}
 	}
-	summarize(&p, lat)
+	p.Percentiles = result.Summarize(lat)
 	return p, nil
 }
 
@@ -229,16 +226,31 @@ func fillIncompatible(ctx context.Context, store *queue.Store, n int) error {
 	return nil
 }
 
-func summarize(p *FilterPhase, lat []time.Duration) {
-	if len(lat) == 0 {
-		return
+// runFilterResult runs the capability-filter workload (runFilter) and
+// reports it as a Result.
+func runFilterResult(ctx context.Context, rdb *redis.Client, opts FilterOptions) (result.Result, error) {
+	if opts.Incompatible == 0 {
+		opts.Incompatible = 100_000
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-	p.P50, p.P95, p.P99 = q(0.50), q(0.95), q(0.99)
-	var sum time.Duration
-	for _, d := range lat {
-		sum += d
+	r := result.Result{Workload: result.WorkloadFilter, System: result.SystemDuroworker, Params: fmt.Sprintf("incompatible=%d samples=%d", opts.Incompatible, max(opts.Samples, 2000))}
+	res, err := runFilter(ctx, rdb, opts)
+	if err != nil {
+		r.Error = err.Error()
+		return r, err
 	}
-	p.Mean = sum / time.Duration(len(lat))
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	r.Add("orch fetch p50 empty", "ms", ms(res.Orchestrations[0].P50))
+	r.Add(result.MFilterOrchP50, "ms", ms(res.Orchestrations[1].P50))
+	r.Add("orch fetch p99", "ms", ms(res.Orchestrations[1].P99))
+	r.Add("act fetch p50 empty", "ms", ms(res.Activities[0].P50))
+	r.Add(result.MFilterActP50, "ms", ms(res.Activities[1].P50))
+	r.Add("act fetch p99", "ms", ms(res.Activities[1].P99))
+	r.Add(result.MFilterOrchRatio, "", ratio(res.Orchestrations))
+	r.Add(result.MFilterActRatio, "", ratio(res.Activities))
+	missed := res.Orchestrations[0].FetchedNothing + res.Orchestrations[1].FetchedNothing + res.Activities[0].FetchedNothing + res.Activities[1].FetchedNothing
+	r.Expected, r.Completed = 1, 1
+	if missed > 0 {
+		r.Error = fmt.Sprintf("%d fetches missed their compatible item", missed)
+	}
+	return r, nil
 }

@@ -1,31 +1,33 @@
-package bench
+package report
 
 import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/duroworker/duroworker/bench/internal/result"
 )
 
 // markdownMetrics are the metrics shown per workload in the Markdown
 // summary, in order; nil shows every metric.
 var markdownMetrics = map[string][]string{
-	WorkloadDrain:      {MOrchPerSec, MRoundTrips, MCommands, MRedisCPU, MProcessCPU, MRedisBytes, MEnqueuePerSec},
-	WorkloadSteady:     {MP50, MP95, MP99, MMax, MOffered, MAchieved, MRoundTrips, MRedisCPU, MProcessCPU},
-	WorkloadSequential: {MMsPerStep, MFirst100, MLast100, MLastOverFirst, MActPerSec, MRoundTrips, MRedisCPU, MProcessCPU},
-	WorkloadLong:       {MMsPerStep, MFirst100, MLast100, MLastOverFirst, MActPerSec, MRoundTrips, MRedisCPU, MProcessCPU},
-	WorkloadFanout:     {MActPerSec, MElapsed, MRoundTrips, MRedisCPU, MProcessCPU},
-	WorkloadTimers:     {"lateness " + MP50, "lateness " + MP95, "lateness " + MP99, "lateness " + MMax, MOrchPerSec, MRoundTrips},
-	WorkloadSessions:   {MActPerSec, MWorkersUsed, MSessionsMoved, MRoundTrips},
-	WorkloadInflight:   {MRSS, MRSSBaseline, MHeap, MGoroutines, MElapsed, MRedisBytes, MRoundTrips},
+	result.WorkloadDrain:      {result.MOrchPerSec, result.MRoundTrips, result.MCommands, result.MRedisCPU, result.MProcessCPU, result.MRedisBytes, result.MEnqueuePerSec},
+	result.WorkloadSteady:     {result.MP50, result.MP95, result.MP99, result.MMax, result.MOffered, result.MAchieved, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
+	result.WorkloadSequential: {result.MMsPerStep, result.MFirst100, result.MLast100, result.MLastOverFirst, result.MActPerSec, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
+	result.WorkloadLong:       {result.MMsPerStep, result.MFirst100, result.MLast100, result.MLastOverFirst, result.MActPerSec, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
+	result.WorkloadFanout:     {result.MActPerSec, result.MElapsed, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
+	result.WorkloadTimers:     {"lateness " + result.MP50, "lateness " + result.MP95, "lateness " + result.MP99, "lateness " + result.MMax, result.MOrchPerSec, result.MRoundTrips},
+	result.WorkloadSessions:   {result.MActPerSec, result.MWorkersUsed, result.MSessionsMoved, result.MRoundTrips},
+	result.WorkloadInflight:   {result.MRSS, result.MRSSBaseline, result.MHeap, result.MGoroutines, result.MElapsed, result.MRedisBytes, result.MRoundTrips},
 }
 
 // WriteMarkdown writes the aggregates as one Markdown table (a row per
 // case and metric, a column per system: median with min–max) and the
 // targets as a second table.
-func WriteMarkdown(w io.Writer, aggs []Aggregate, targets []Target) {
-	systems := []string{SystemDuroworker, SystemGoWorkflows, SystemAsynq}
+func WriteMarkdown(w io.Writer, aggs []result.Aggregate, targets []Target) {
+	systems := []string{result.SystemDuroworker, result.SystemGoWorkflows, result.SystemAsynq}
 	var order []string
-	by := map[string]map[string]*Aggregate{}
+	by := map[string]map[string]*result.Aggregate{}
 	for i := range aggs {
 		a := &aggs[i]
 		c := a.Case
@@ -34,7 +36,7 @@ func WriteMarkdown(w io.Writer, aggs []Aggregate, targets []Target) {
 		}
 		if by[c] == nil {
 			order = append(order, c)
-			by[c] = map[string]*Aggregate{}
+			by[c] = map[string]*result.Aggregate{}
 		}
 		by[c][a.System] = a
 	}
@@ -42,7 +44,7 @@ func WriteMarkdown(w io.Writer, aggs []Aggregate, targets []Target) {
 	fmt.Fprintf(w, "|---|---|---|%s\n", strings.Repeat("---|", len(systems)))
 	for _, c := range order {
 		ss := by[c]
-		var any *Aggregate
+		var any *result.Aggregate
 		for _, s := range systems {
 			if ss[s] != nil {
 				any = ss[s]
@@ -72,9 +74,9 @@ func WriteMarkdown(w io.Writer, aggs []Aggregate, targets []Target) {
 					continue
 				}
 				have, unit = true, m.Unit
-				cells[i] = FormatValue(m.Median)
+				cells[i] = result.FormatValue(m.Median)
 				if a.Runs > 1 {
-					cells[i] += fmt.Sprintf(" (%s–%s)", FormatValue(m.Min), FormatValue(m.Max))
+					cells[i] += fmt.Sprintf(" (%s–%s)", result.FormatValue(m.Min), result.FormatValue(m.Max))
 				}
 			}
 			if !have {

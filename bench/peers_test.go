@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -51,7 +51,7 @@ func main() {
 	t.Setenv("GOWORK", "off")
 
 	var log bytes.Buffer
-	p, err := benchPreparePeers(context.Background(), &log, &benchConfig{peersDir: dir})
+	p, err := preparePeers(context.Background(), &log, &config{peersDir: dir})
 	if err != nil {
 		t.Fatalf("preparing the peers: %v\n%s", err, log.String())
 	}

@@ -1,4 +1,4 @@
-package bench
+package measure
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/bench/internal/result"
 )
 
 // Window measures the Redis traffic and the CPU of one phase of a
@@ -45,7 +47,7 @@ func BeginWindow(ctx context.Context, rdb *redis.Client, polls func() int64, rts
 // commands, Redis CPU and this process's CPU, and with memory the growth
 // of Redis's used_memory; it notes the Redis commands that took most of
 // the server's time.
-func (w *Window) End(ctx context.Context, r *Result, n int64, memory bool) {
+func (w *Window) End(ctx context.Context, r *result.Result, n int64, memory bool) {
 	cpu := ProcessCPU() - w.cpu0
 	elapsed := time.Since(w.t0)
 	after := ReadServerStats(ctx, w.rdb)
@@ -57,9 +59,9 @@ func (w *Window) End(ctx context.Context, r *Result, n int64, memory bool) {
 		rt += c.Count() - w.rt0[i]
 	}
 	per := func(v float64) float64 { return v / float64(n) }
-	r.Add(MRoundTrips, "", per(float64(rt)))
+	r.Add(result.MRoundTrips, "", per(float64(rt)))
 	if cpu > 0 {
-		r.Add(MProcessCPU, "µs", per(float64(cpu)/float64(time.Microsecond)))
+		r.Add(result.MProcessCPU, "µs", per(float64(cpu)/float64(time.Microsecond)))
 	}
 	if !w.before.OK || !after.OK {
 		return
@@ -69,23 +71,23 @@ func (w *Window) End(ctx context.Context, r *Result, n int64, memory bool) {
 		polls = w.polls() - w.polls0
 	}
 	// One command per poll, and the INFO that took the first snapshot.
-	r.Add(MCommands, "", per(float64(after.TotalCommands-w.before.TotalCommands-polls-1)))
+	r.Add(result.MCommands, "", per(float64(after.TotalCommands-w.before.TotalCommands-polls-1)))
 	redisCPU := after.UsedCPU - w.before.UsedCPU
-	r.Add(MRedisCPU, "µs", per(redisCPU*1e6))
+	r.Add(result.MRedisCPU, "µs", per(redisCPU*1e6))
 	if elapsed > 0 {
-		r.Add(MRedisBusy, "%", 100*redisCPU/elapsed.Seconds())
+		r.Add(result.MRedisBusy, "%", 100*redisCPU/elapsed.Seconds())
 	}
 	if memory {
-		r.Add(MRedisBytes, "B", per(float64(after.UsedMemory-w.before.UsedMemory)))
+		r.Add(result.MRedisBytes, "B", per(float64(after.UsedMemory-w.before.UsedMemory)))
 	}
-	if top := topCommands(w.before, after, n, 4); top != "" {
+	if top := TopCommands(w.before, after, n, 4); top != "" {
 		r.Note("top Redis commands by server time (calls/orch, µs/orch): %s", top)
 	}
 }
 
-// topCommands lists the k commands that took most server time between two
+// TopCommands lists the k commands that took most server time between two
 // snapshots, leaving out the bench's own INFO and HMGET polls.
-func topCommands(before, after ServerStats, n int64, k int) string {
+func TopCommands(before, after ServerStats, n int64, k int) string {
 	type row struct {
 		name  string
 		calls int64

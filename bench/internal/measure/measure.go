@@ -1,4 +1,10 @@
-package bench
+// Package measure holds the instruments and drivers that the duroworker
+// workloads and the peer program (bench/peers) share, so that both sides
+// are measured the same way: a go-redis client that counts its round trips,
+// INFO snapshots of the Redis server, this process's CPU and memory, the
+// measurement window of a phase, a latency tracker and the start schedules
+// (many at once, one at a time, or at a fixed rate).
+package measure
 
 import (
 	"bufio"

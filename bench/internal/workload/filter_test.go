@@ -1,4 +1,4 @@
-package bench
+package workload
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 // speed is asserted (that is what the program is for).
 func TestRunFilterFetchesOnlyCompatibleWork(t *testing.T) {
 	_, rdb := redistest.StartMini(t)
-	res, err := RunFilter(context.Background(), rdb, FilterOptions{Incompatible: 300, Samples: 20})
+	res, err := runFilter(context.Background(), rdb, FilterOptions{Incompatible: 300, Samples: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pair := range [][2]FilterPhase{res.Orchestrations, res.Activities} {
+	for _, pair := range [][2]filterPhase{res.Orchestrations, res.Activities} {
 		for _, p := range pair {
 			if p.FetchedNothing != 0 || p.P50 <= 0 {
 				t.Fatalf("%+v", p)

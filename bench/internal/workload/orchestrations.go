@@ -1,4 +1,4 @@
-package bench
+package workload
 
 import (
 	"errors"
@@ -65,12 +65,7 @@ func (e *env) timerOrchestration(ctx *engine.OrchestrationContext, input string)
 	}
 	if !ctx.IsReplaying() {
 		// Measurement only: the wall clock never steers the orchestration.
-		late := time.Since(due)
-		e.mu.Lock()
-		if _, seen := e.lateness[ctx.InstanceID()]; !seen {
-			e.lateness[ctx.InstanceID()] = late
-		}
-		e.mu.Unlock()
+		e.lateness.Record(ctx.InstanceID(), time.Since(due))
 	}
 	return ctx.ScheduleActivity(actNoop, "").Get()
 }
@@ -109,7 +104,7 @@ var errInjected = errors.New("injected failure (first attempt)")
 // fails the first attempt of every FailEvery-th activity.
 func (e *env) noopActivity(ctx *engine.ActivityContext, input string) (string, error) {
 	e.activities.Add(1)
-	if e.recordSteps {
+	if len(e.steps) > 0 {
 		if i, err := strconv.Atoi(input); err == nil && i >= 0 && i < len(e.steps) {
 			e.steps[i].Store(time.Now().UnixNano())
 		}
