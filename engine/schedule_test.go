@@ -40,7 +40,7 @@ func bothWaysFresh(t *testing.T, orchs *OrchestrationRegistry) *sim {
 	t.Helper()
 	var runs [2]*sim
 	for i, sticky := range []bool{true, false} {
-		runs[i] = newSim(t, orchs, flakyActivities(), sticky)
+		runs[i] = newSim(t, orchs, compatActivities(), sticky)
 		runs[i].run("O", "", "")
 	}
 	if a, b := runs[0], runs[1]; a.status != b.status || a.output != b.output || fmt.Sprint(a.stored) != fmt.Sprint(b.stored) {
@@ -49,30 +49,13 @@ func bothWaysFresh(t *testing.T, orchs *OrchestrationRegistry) *sim {
 	return runs[0]
 }
 
-func flakyActivities() map[string]ActivityFunc {
-	calls := map[string]int{}
-	return map[string]ActivityFunc{
-		// "fail<n>" fails its first n calls.
-		"Flaky": func(ctx *ActivityContext, in string) (string, error) {
-			calls[in]++
-			var n int
-			fmt.Sscanf(in, "fail%d", &n)
-			if calls[in] <= n {
-				return "", fmt.Errorf("%s call %d failed", in, calls[in])
-			}
-			return fmt.Sprintf("%s ok on call %d", in, calls[in]), nil
-		},
-		"Never": func(*ActivityContext, string) (string, error) { return "", errNeverCompletes },
-	}
-}
-
 // Retried activities are futures: two of them run side by side and Join waits
 // for both, each with its own attempts and durable backoff timers.
 func TestRetriedActivitiesCompose(t *testing.T) {
 	orchs, err := NewOrchestrationRegistry().Register("O", func(ctx *OrchestrationContext, in string) (string, error) {
 		policy := WithRetry(NewRetryPolicy(4).WithBackoff(FixedBackoff(time.Second)))
-		a := ctx.ScheduleActivity("Flaky", "fail1", policy)
-		b := ctx.ScheduleActivity("Flaky", "fail2", policy, WithTag("gpu"))
+		a := ctx.ScheduleActivity("flaky", "fail1", policy)
+		b := ctx.ScheduleActivity("flaky", "fail2", policy, WithTag("gpu"))
 		out, err := JoinAll(ctx, []*Future[string]{a, b})
 		return strings.Join(out, "|"), err
 	}).Build()
@@ -80,10 +63,10 @@ func TestRetriedActivitiesCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := bothWaysFresh(t, orchs)
-	if s.status != replay.StatusCompleted || s.output != "fail1 ok on call 2|fail2 ok on call 3" {
+	if s.status != replay.StatusCompleted || s.output != "ok(fail1 after 2)|ok(fail2 after 3)" {
 		t.Fatalf("status %s output %q failure %v", s.status, s.output, s.failure)
 	}
-	if n := strings.Count(strings.Join(s.kinds(), ","), "ActivityScheduled:Flaky"); n != 5 {
+	if n := strings.Count(strings.Join(s.kinds(), ","), "ActivityScheduled:flaky"); n != 5 {
 		t.Fatalf("%d attempts, want 5: %v", n, s.kinds())
 	}
 }
@@ -92,7 +75,7 @@ func TestRetriedActivitiesCompose(t *testing.T) {
 // even when it was waiting out its backoff.
 func TestRetriedActivityLosesSelect(t *testing.T) {
 	orchs, err := NewOrchestrationRegistry().Register("O", func(ctx *OrchestrationContext, in string) (string, error) {
-		act := ctx.ScheduleActivity("Flaky", "fail99", WithRetry(NewRetryPolicy(50).WithBackoff(FixedBackoff(time.Minute))))
+		act := ctx.ScheduleActivity("flaky", "fail99", WithRetry(NewRetryPolicy(50).WithBackoff(FixedBackoff(time.Minute))))
 		deadline := ctx.ScheduleTimer(150 * time.Second)
 		if w := ctx.Select(act, deadline); w != 1 {
 			return "", fmt.Errorf("winner %d", w)
@@ -109,7 +92,7 @@ func TestRetriedActivityLosesSelect(t *testing.T) {
 	}
 	// Attempts at 0 s, 60 s, 120 s; the deadline at 150 s wins while the
 	// third backoff timer (to 180 s) runs: no fourth attempt.
-	if n := strings.Count(strings.Join(s.kinds(), ","), "ActivityScheduled:Flaky"); n != 3 {
+	if n := strings.Count(strings.Join(s.kinds(), ","), "ActivityScheduled:flaky"); n != 3 {
 		t.Fatalf("%d attempts, want 3: %v", n, s.kinds())
 	}
 }
@@ -124,7 +107,7 @@ func isCancelled(err error) bool {
 // has that attempt cancelled in history.
 func TestRetriedActivityRunningAttemptIsCancelled(t *testing.T) {
 	orchs, err := NewOrchestrationRegistry().Register("O", func(ctx *OrchestrationContext, in string) (string, error) {
-		act := ctx.ScheduleActivity("Never", "x", WithRetry(DefaultRetryPolicy()))
+		act := ctx.ScheduleActivity("hang", "x", WithRetry(DefaultRetryPolicy()))
 		ctx.Select(act, ctx.ScheduleTimer(time.Second))
 		return "done", nil
 	}).Build()
@@ -133,7 +116,7 @@ func TestRetriedActivityRunningAttemptIsCancelled(t *testing.T) {
 	}
 	s := bothWaysFresh(t, orchs)
 	got := strings.Join(s.kinds(), ",")
-	want := "OrchestrationStarted:O,ActivityScheduled:Never,TimerCreated,TimerFired,ActivityCancelRequested,OrchestrationCompleted"
+	want := "OrchestrationStarted:O,ActivityScheduled:hang,TimerCreated,TimerFired,ActivityCancelRequested,OrchestrationCompleted"
 	if got != want {
 		t.Fatalf("history %s\nwant    %s", got, want)
 	}
@@ -144,10 +127,10 @@ func TestRetriedActivityRunningAttemptIsCancelled(t *testing.T) {
 // execution fails as nondeterministic, and nothing panics.
 func TestRetryMismatchOnReplayIsNondeterminism(t *testing.T) {
 	fast := func(ctx *OrchestrationContext, in string) (string, error) {
-		return ctx.ScheduleActivity("Flaky", "fail1", WithRetry(NewRetryPolicy(3).WithBackoff(NoBackoff()))).Get()
+		return ctx.ScheduleActivity("flaky", "fail1", WithRetry(NewRetryPolicy(3).WithBackoff(NoBackoff()))).Get()
 	}
 	slow := func(ctx *OrchestrationContext, in string) (string, error) {
-		return ctx.ScheduleActivity("Flaky", "fail1", WithRetry(NewRetryPolicy(3).WithBackoff(FixedBackoff(time.Second)))).Get()
+		return ctx.ScheduleActivity("flaky", "fail1", WithRetry(NewRetryPolicy(3).WithBackoff(FixedBackoff(time.Second)))).Get()
 	}
 	d := newDriver(t, fast, false)
 	defer d.close()
