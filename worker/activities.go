@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/queue"
 )
@@ -41,12 +43,12 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		kick:        w.workKick,
 		reconnect:   w.workReconnect,
 		// Due work that an empty fetch left behind is session work this
-		// worker may not take now (at MaxSessionsPerRuntime); do not spin
+		// worker may not take now (at Sessions.MaxSessions); do not spin
 		// on it. New work still wakes the loop at once.
 		minIdle: minEmptyFetchWait,
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := queue.FetchWorkRequest{
-				RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+				RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 				NodeID: w.opts.NodeID,
 			}
 			w.sess.FetchFields(&req)

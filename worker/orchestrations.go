@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -37,7 +38,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 		},
 		fetch: func(n int) ([]queue.OrchestrationItem, time.Duration, error) {
 			res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
-				RequestID:     randomID(),
+				RequestID:     uuid.NewString(),
 				Buckets:       w.orchestrationFetchBuckets(),
 				Max:           n,
 				MaxMessages:   DefaultMaxMessagesPerTurn,

@@ -5,8 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/duroworker/duroworker/internal/retry"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -35,11 +34,7 @@ func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 // only fail. Each attempt runs with the lock deadline (at least minAckTime
 // from now) as its context deadline. It returns the last error.
 func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx context.Context) error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = 0
-	b.Reset()
+	b := retry.New(50*time.Millisecond, time.Second)
 	for tries := 1; ; tries++ {
 		// An ack past the estimated deadline may still hold the lock (nobody
 		// took it over yet): every attempt gets at least a few seconds.
