@@ -26,6 +26,39 @@ func (l *lockDeadline) extend(from time.Time, timeout time.Duration) {
 
 func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 
+// renewLock renews a lock held until timeout in a goroutine, every third of
+// timeout, until ctx ends or the returned stop function is called: renew
+// sends one renewal; each success moves deadline on (from the time it was
+// sent). A failure while ctx is live goes to failed, which logs it and
+// reports whether the lock is gone for good (then renewal stops; otherwise
+// it is retried at the next tick). It is the one renewal loop of turns and
+// activities.
+func renewLock(ctx context.Context, timeout time.Duration, deadline *lockDeadline, renew func(context.Context) error, failed func(error) (gone bool)) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(timeout / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				sent := time.Now()
+				err := renew(ctx)
+				switch {
+				case err == nil:
+					deadline.extend(sent, timeout)
+				case ctx.Err() != nil:
+					return // stopped meanwhile: the failure is ours
+				case failed(err):
+					return
+				}
+			}
+		}
+	}()
+	return stop
+}
+
 // retryUntilLockDeadline runs op (an ack: fenced by its lock token, and
 // recognised by the store when it is resent after being applied) until it
 // succeeds, fails with an error that is not transient (queue.IsTransient:
