@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/duroworker/duroworker/session"
 	"github.com/duroworker/duroworker/worker"
 )
@@ -37,5 +39,16 @@ func TestWorkerFlagsFailAsWorkerOptionsDo(t *testing.T) {
 	wo, err := (&workerOptions{Tags: "default", ShutdownTimeout: time.Second, MaxSessions: -1}).workerSettings(nil)
 	if err != nil || wo.Sessions != (session.Options{MaxSessions: -1}) {
 		t.Fatalf("valid flags: %+v, %v", wo.Sessions, err)
+	}
+}
+
+// TestNewInstanceIDIsARandomUUID: `duroworker start` without --id names the
+// instance with a random RFC 4122 version 4 UUID, as before it used
+// google/uuid.
+func TestNewInstanceIDIsARandomUUID(t *testing.T) {
+	a, b := newInstanceID(), newInstanceID()
+	u, err := uuid.Parse(a)
+	if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || len(a) != 36 || a == b {
+		t.Fatalf("newInstanceID() = %q, %q (%v)", a, b, err)
 	}
 }
