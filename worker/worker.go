@@ -79,8 +79,8 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		return nil, errors.New("worker: nil store")
 	}
 	o := opts.withDefaults()
-	if err := o.validate(); err != nil {
-		return nil, fmt.Errorf("worker options: %w", err)
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if orchs == nil {
 		orchs = engine.NewOrchestrationRegistry().MustBuild()
