@@ -6,8 +6,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -150,9 +149,7 @@ func requestID(opts []CallOption) (string, time.Duration, error) {
 		opt(&o)
 	}
 	if o.requestID == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-		return hex.EncodeToString(b[:]), GeneratedRequestTTL, nil
+		return uuid.NewString(), GeneratedRequestTTL, nil
 	}
 	if err := queue.ValidateRequestID(o.requestID); err != nil {
 		return "", 0, fmt.Errorf("%w: %v", ErrInvalidInput, err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/internal/retry"
 )
 
 // notRunPrefixes are the error replies with which a Redis server refuses a
@@ -86,14 +88,10 @@ func (r scriptRunner) Eval(ctx context.Context, script string, keys []string, ar
 }
 
 func retryNotRun(ctx context.Context, run func() *redis.Cmd) *redis.Cmd {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = 0
+	b := retry.New(50*time.Millisecond, time.Second)
 	if _, ok := ctx.Deadline(); !ok {
 		b.MaxElapsedTime = maxNotRunWait
 	}
-	b.Reset()
 	for {
 		cmd := run()
 		if !IsNotRun(cmd.Err()) {

@@ -21,15 +21,14 @@
 package queue
 
 import (
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -232,11 +231,7 @@ func mapScriptError(err error) error {
 }
 
 // newRequestID returns a random request id for fetches that did not name one.
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b[:])
-}
+func newRequestID() string { return uuid.NewString() }
 
 // dedupe returns the distinct non-empty strings of in, in first-seen order.
 func dedupe(in []string) []string {

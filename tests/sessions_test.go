@@ -11,6 +11,7 @@ import (
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/session"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -75,7 +76,7 @@ func sessionApp() (*engine.OrchestrationRegistry, *engine.ActivityRegistry) {
 
 func sessionOpts(node string) worker.Options {
 	return worker.Options{NodeID: node, ActivityLockTimeout: 300 * time.Millisecond,
-		SessionLockTimeout: 300 * time.Millisecond, SessionIdleTimeout: time.Minute, NodeHeartbeat: 50 * time.Millisecond}
+		Sessions: session.Options{LockTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}, NodeHeartbeat: 50 * time.Millisecond}
 }
 
 func TestSessionPinsActivitiesToOneWorker(t *testing.T) {
@@ -158,7 +159,7 @@ func TestGracefulShutdownReleasesSessions(t *testing.T) {
 		orchs, acts := sessionApp()
 		ctx := context.Background()
 		opts := sessionOpts("old")
-		opts.SessionLockTimeout = time.Hour // only a release can move the session soon
+		opts.Sessions.LockTimeout = time.Hour // only a release can move the session soon
 		old := e.startWorker(orchs, acts, opts)
 		if err := e.client.Start(ctx, "s", "OnSession", "sess-2"); err != nil {
 			t.Fatal(err)
@@ -183,7 +184,7 @@ func TestGracefulShutdownReleasesSessions(t *testing.T) {
 }
 
 // TestSessionCapacityAndIdleUnpin: a worker holds at most
-// MaxSessionsPerRuntime sessions; a session idle for SessionIdleTimeout is
+// Sessions.MaxSessions sessions; a session idle for Sessions.IdleTimeout is
 // unpinned.
 func TestSessionCapacityAndIdleUnpin(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, e *env) {
@@ -191,8 +192,8 @@ func TestSessionCapacityAndIdleUnpin(t *testing.T) {
 		ctx := context.Background()
 		for _, n := range []string{"a", "b"} {
 			opts := sessionOpts(n)
-			opts.MaxSessionsPerRuntime = 1
-			opts.SessionIdleTimeout = 500 * time.Millisecond
+			opts.Sessions.MaxSessions = 1
+			opts.Sessions.IdleTimeout = 500 * time.Millisecond
 			e.startWorker(orchs, acts, opts)
 		}
 		for _, s := range []string{"x", "y"} {
@@ -251,14 +252,14 @@ func TestSessionActivityUnregisteredOnOwnerPoisons(t *testing.T) {
 
 func TestSessionIdleTimeoutMustExceedActivityLock(t *testing.T) {
 	_, err := worker.New(newEnv(t, nil, true).store, nil, nil, worker.Options{
-		ActivityLockTimeout: time.Minute, SessionIdleTimeout: 30 * time.Second})
+		ActivityLockTimeout: time.Minute, Sessions: session.Options{IdleTimeout: 30 * time.Second}})
 	if err == nil || !strings.Contains(err.Error(), "must exceed ActivityLockTimeout") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 // TestWorkerAtSessionCapacityDoesNotSpin: a session activity the worker may
-// not take (it holds MaxSessionsPerRuntime sessions) must not make it fetch
+// not take (it holds Sessions.MaxSessions sessions) must not make it fetch
 // in a tight loop.
 func TestWorkerAtSessionCapacityDoesNotSpin(t *testing.T) {
 	if testing.Short() {
@@ -269,7 +270,7 @@ func TestWorkerAtSessionCapacityDoesNotSpin(t *testing.T) {
 	e := newEnv(t, rdb, true)
 	orchs, acts := sessionApp()
 	opts := sessionOpts("full")
-	opts.MaxSessionsPerRuntime = 1
+	opts.Sessions.MaxSessions = 1
 	e.startWorker(orchs, acts, opts)
 	ctx := context.Background()
 	for _, s := range []string{"one", "two"} {
@@ -303,7 +304,7 @@ func TestRestartedNodeWithTheSameIDKeepsItsSessions(t *testing.T) {
 		orchs, acts := sessionApp()
 		ctx := context.Background()
 		opts := sessionOpts("stable-0")
-		opts.SessionLockTimeout = time.Minute // the restart happens well within the lease
+		opts.Sessions.LockTimeout = time.Minute // the restart happens well within the lease
 		opts.Logger = testLogger()
 		crashCtx, crash := context.WithCancel(ctx)
 		first, err := worker.New(e.store, orchs, acts, opts)

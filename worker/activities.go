@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
@@ -42,12 +44,12 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		kick:        w.workKick,
 		reconnect:   w.workReconnect,
 		// Due work that an empty fetch left behind is session work this
-		// worker may not take now (at MaxSessionsPerRuntime); do not spin
+		// worker may not take now (at Sessions.MaxSessions); do not spin
 		// on it. New work still wakes the loop at once.
 		minIdle: minEmptyFetchWait,
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := queue.FetchWorkRequest{
-				RequestID: randomID(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+				RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 				NodeID: w.opts.NodeID,
 			}
 			w.sess.FetchFields(&req)
@@ -235,34 +237,19 @@ func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.Activity
 // timeout while the activity runs; when the lock is lost it cancels the
 // activity's context. Renewal never counts as a delivery attempt.
 func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
-	ctx, stop := context.WithCancel(ctx)
-	go func() {
-		tick := time.NewTicker(w.opts.ActivityLockTimeout / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				sent := time.Now()
-				err := w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)
-				if err == nil {
-					deadline.extend(sent, w.opts.ActivityLockTimeout)
-					continue
-				}
-				if ctx.Err() != nil {
-					continue
-				}
-				if errors.Is(err, queue.ErrLockLost) || errors.Is(err, queue.ErrWorkNotFound) {
-					log.Warn("activity lock lost; cancelling the activity", "err", err)
-					cancel(errLockLost)
-					return
-				}
-				log.Warn("renewing activity lock failed; will retry", "err", err)
+	return renewLock(ctx, w.opts.ActivityLockTimeout, deadline,
+		func(ctx context.Context) error {
+			return w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)
+		},
+		func(err error) bool {
+			if errors.Is(err, queue.ErrLockLost) || errors.Is(err, queue.ErrWorkNotFound) {
+				log.Warn("activity lock lost; cancelling the activity", "err", err)
+				cancel(errLockLost)
+				return true
 			}
-		}
-	}()
-	return stop
+			log.Warn("renewing activity lock failed; will retry", "err", err)
+			return false
+		})
 }
 
 // releaseActivities cancels every running activity and releases its work item

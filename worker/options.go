@@ -1,17 +1,20 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/internal/retry"
+	"github.com/duroworker/duroworker/session"
 )
 
 // Clock tells the time; tests may substitute their own.
@@ -95,17 +98,13 @@ type Options struct {
 	// its result is dropped either way. If zero, 5 seconds.
 	ActivityCancellationGrace time.Duration
 
-	// SessionLockTimeout is the lease of a session this worker owns,
-	// renewed every third of it. If zero, 30 seconds.
-	SessionLockTimeout time.Duration
-	// SessionIdleTimeout unpins a session that saw no activity for this
-	// long; it must exceed ActivityLockTimeout. If zero, 5 minutes.
-	SessionIdleTimeout time.Duration
-	// MaxSessionsPerRuntime bounds the sessions this worker holds at once.
-	// If zero, 10; negative: the worker takes no session activities.
-	// Sessions are owned under NodeID: a restarted node with the same
-	// NodeID gets its sessions back.
-	MaxSessionsPerRuntime int
+	// Sessions are the settings of the sessions this worker owns: their
+	// lease, their idle timeout (which must exceed ActivityLockTimeout) and
+	// how many it holds at once (negative: it takes no session activities).
+	// The zero value selects the session package's defaults. Sessions are
+	// owned under NodeID: a restarted node with the same NodeID gets its
+	// sessions back.
+	Sessions session.Options
 
 	// Tags selects the activities this worker runs by tag. The zero value
 	// runs untagged activities only (DefaultTagsOnly).
@@ -139,10 +138,11 @@ type Options struct {
 	AllowEvictingRedis bool
 }
 
-func (o Options) withDefaults() (Options, error) {
+// withDefaults returns o with its zero fields set to their defaults.
+func (o Options) withDefaults() Options {
 	if o.NodeID == "" {
 		host, _ := os.Hostname()
-		o.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomID()[:6])
+		o.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:6])
 	}
 	if o.OrchestrationConcurrency == 0 {
 		o.OrchestrationConcurrency = DefaultOrchestrationConcurrency
@@ -174,6 +174,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ActivityCancellationGrace == 0 {
 		o.ActivityCancellationGrace = 5 * time.Second
 	}
+	o.Sessions = o.Sessions.WithDefaults()
 	if o.NodeHeartbeat == 0 {
 		o.NodeHeartbeat = DefaultNodeHeartbeat
 	}
@@ -183,51 +184,91 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Clock == nil {
 		o.Clock = systemClock{}
 	}
-	var errs []error
-	for name, d := range map[string]time.Duration{
-		"OrchestrationLockTimeout": o.OrchestrationLockTimeout, "ActivityLockTimeout": o.ActivityLockTimeout,
-		"BlockTimeout": o.BlockTimeout, "UnregisteredBackoffBase": o.UnregisteredBackoffBase,
-		"UnregisteredBackoffMax": o.UnregisteredBackoffMax, "ActivityCancellationGrace": o.ActivityCancellationGrace,
-		"NodeHeartbeat": o.NodeHeartbeat,
-	} {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", name, d))
+	return o
+}
+
+// Validate reports the first problem with o, defaults applied, or nil. It
+// checks the fields in the order Options declares them:
+// OrchestrationLockTimeout, ActivityLockTimeout (each at least 100ms),
+// MaxAttempts (at least 1), SupportedReplayVersions (it must include this
+// worker's engine version when the worker runs orchestrations),
+// BlockTimeout, UnregisteredBackoffBase, UnregisteredBackoffMax (not below
+// the base), ActivityCancellationGrace (none negative), Sessions (see
+// session.Options.Validate), Tags, NodeHeartbeat (not negative). New calls
+// it, and so does the duroworker CLI, so one bad input gives one message,
+// "worker options: <field> ...", wherever it is entered.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("worker options: %w", err)
+	}
+	return nil
+}
+
+// validate is Validate on options with defaults applied, without the prefix.
+func (o Options) validate() error {
+	lock := func(name string, d time.Duration) error {
+		switch {
+		case d < 0:
+			return fmt.Errorf("%s must not be negative, got %s", name, d)
+		case d < minLockTimeout:
+			return fmt.Errorf("%s must be at least %s, got %s", name, minLockTimeout, d)
 		}
+		return nil
 	}
-	if o.OrchestrationLockTimeout > 0 && o.OrchestrationLockTimeout < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("OrchestrationLockTimeout must be at least 100ms, got %s", o.OrchestrationLockTimeout))
+	notNegative := func(name string, d time.Duration) error {
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative, got %s", name, d)
+		}
+		return nil
 	}
-	if o.ActivityLockTimeout > 0 && o.ActivityLockTimeout < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("ActivityLockTimeout must be at least 100ms, got %s", o.ActivityLockTimeout))
+	if err := lock("OrchestrationLockTimeout", o.OrchestrationLockTimeout); err != nil {
+		return err
+	}
+	if err := lock("ActivityLockTimeout", o.ActivityLockTimeout); err != nil {
+		return err
 	}
 	if o.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", o.MaxAttempts))
+		return fmt.Errorf("MaxAttempts must be at least 1, got %d", o.MaxAttempts)
+	}
+	if r := o.SupportedReplayVersions; r != nil && o.OrchestrationConcurrency > 0 {
+		// A worker that runs orchestrations pins every execution it starts to
+		// its own engine version; a range without that version would start
+		// executions and then never fetch them again.
+		if own := semver.MustParse(engine.Version); !r.Contains(own) {
+			return fmt.Errorf("SupportedReplayVersions %s excludes this worker's own engine version %s: "+
+				"executions it starts are pinned to %s and it would never replay them; include %s in the range",
+				r, engine.Version, engine.Version, engine.Version)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"BlockTimeout", o.BlockTimeout}, {"UnregisteredBackoffBase", o.UnregisteredBackoffBase}, {"UnregisteredBackoffMax", o.UnregisteredBackoffMax}} {
+		if err := notNegative(d.name, d.v); err != nil {
+			return err
+		}
 	}
 	if o.UnregisteredBackoffMax < o.UnregisteredBackoffBase {
-		errs = append(errs, fmt.Errorf("UnregisteredBackoffMax (%s) is below UnregisteredBackoffBase (%s)", o.UnregisteredBackoffMax, o.UnregisteredBackoffBase))
+		return fmt.Errorf("UnregisteredBackoffMax (%s) is below UnregisteredBackoffBase (%s)", o.UnregisteredBackoffMax, o.UnregisteredBackoffBase)
+	}
+	if err := notNegative("ActivityCancellationGrace", o.ActivityCancellationGrace); err != nil {
+		return err
+	}
+	if err := o.Sessions.Validate(o.ActivityLockTimeout); err != nil {
+		return err
 	}
 	if err := o.Tags.validate(); err != nil {
-		errs = append(errs, err)
+		return err
 	}
-	if len(errs) > 0 {
-		return o, fmt.Errorf("worker options: %w", errors.Join(errs...))
-	}
-	return o, nil
+	return notNegative("NodeHeartbeat", o.NodeHeartbeat)
 }
+
+// minLockTimeout is the shortest orchestration or activity lock timeout.
+const minLockTimeout = 100 * time.Millisecond
 
 // unregisteredDelay is the backoff before the attempt-th retry of work whose
 // handler is not registered here: base doubling per attempt, capped.
 func (o Options) unregisteredDelay(attempt int) time.Duration {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = o.UnregisteredBackoffBase
-	b.MaxInterval = o.UnregisteredBackoffMax
-	b.Multiplier = 2
-	b.RandomizationFactor = 0
-	b.MaxElapsedTime = 0
-	b.Reset()
-	d := b.NextBackOff()
-	for i := 1; i < attempt && d < o.UnregisteredBackoffMax; i++ {
-		d = b.NextBackOff()
-	}
-	return d
+	return retry.Doubling(o.UnregisteredBackoffBase, o.UnregisteredBackoffMax, attempt)
 }

@@ -5,13 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/replay"
+	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/session"
 )
 
 func TestOptionsDefaults(t *testing.T) {
-	o, err := Options{}.withDefaults()
-	if err != nil {
+	o := Options{}.withDefaults()
+	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	checks := map[string]bool{
@@ -24,6 +30,7 @@ func TestOptionsDefaults(t *testing.T) {
 		"BlockTimeout":             o.BlockTimeout == DefaultBlockTimeout,
 		"ReplayCacheSize":          o.ReplayCacheSize == DefaultReplayCacheSize,
 		"NodeHeartbeat":            o.NodeHeartbeat == DefaultNodeHeartbeat,
+		"Sessions":                 o.Sessions == session.Options{}.WithDefaults(),
 		"Logger":                   o.Logger != nil,
 		"Clock":                    o.Clock != nil,
 	}
@@ -40,23 +47,59 @@ func TestOptionsValidation(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"negative lock", Options{ActivityLockTimeout: -time.Second}, "ActivityLockTimeout must not be negative"},
-		{"tiny lock", Options{OrchestrationLockTimeout: time.Millisecond}, "at least 100ms"},
-		{"negative attempts", Options{MaxAttempts: -1}, "MaxAttempts must be at least 1"},
-		{"backoff max below base", Options{UnregisteredBackoffBase: time.Minute, UnregisteredBackoffMax: time.Second}, "below"},
+		{"negative lock", Options{ActivityLockTimeout: -time.Second}, "ActivityLockTimeout must not be negative, got -1s"},
+		{"tiny lock", Options{OrchestrationLockTimeout: time.Millisecond}, "OrchestrationLockTimeout must be at least 100ms, got 1ms"},
+		{"negative attempts", Options{MaxAttempts: -1}, "MaxAttempts must be at least 1, got -1"},
+		{"replay range without own version", Options{SupportedReplayVersions: &capability.Range{Min: semver.MustParse("999.0.0"), Max: semver.MustParse("999.1.0")}},
+			"SupportedReplayVersions [999.0.0, 999.1.0] excludes this worker's own engine version"},
+		{"negative block timeout", Options{BlockTimeout: -time.Second}, "BlockTimeout must not be negative, got -1s"},
+		{"backoff max below base", Options{UnregisteredBackoffBase: time.Minute, UnregisteredBackoffMax: time.Second}, "UnregisteredBackoffMax (1s) is below UnregisteredBackoffBase (1m0s)"},
+		{"negative grace", Options{ActivityCancellationGrace: -time.Second}, "ActivityCancellationGrace must not be negative, got -1s"},
+		{"session lease", Options{Sessions: session.Options{LockTimeout: time.Millisecond}}, "Sessions.LockTimeout must be at least 100ms, got 1ms"},
+		{"session idle below activity lock", Options{ActivityLockTimeout: time.Minute, Sessions: session.Options{IdleTimeout: time.Second}},
+			"Sessions.IdleTimeout (1s) must exceed ActivityLockTimeout (1m0s)"},
+		{"negative heartbeat", Options{NodeHeartbeat: -time.Second}, "NodeHeartbeat must not be negative, got -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.opts.withDefaults()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want %q", err, tt.want)
+			err := tt.opts.Validate()
+			if err == nil || !strings.HasPrefix(err.Error(), "worker options: "+tt.want) {
+				t.Fatalf("err = %v, want %q", err, "worker options: "+tt.want)
 			}
 		})
 	}
 }
 
+// TestValidateReportsTheFirstProblemInDeclarationOrder: options with
+// several bad fields always give the same message, naming the field that
+// Options declares first, from Validate and from New alike.
+func TestValidateReportsTheFirstProblemInDeclarationOrder(t *testing.T) {
+	bad := Options{
+		NodeHeartbeat:             -time.Second,
+		Sessions:                  session.Options{LockTimeout: -time.Second},
+		ActivityCancellationGrace: -time.Second,
+		UnregisteredBackoffMax:    -time.Second,
+		BlockTimeout:              -time.Second,
+		ActivityLockTimeout:       -time.Second,
+	}
+	want := "worker options: ActivityLockTimeout must not be negative, got -1s"
+	store := queue.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), queue.Options{})
+	for range 50 {
+		if err := bad.Validate(); err == nil || err.Error() != want {
+			t.Fatalf("Validate: %v, want %q", err, want)
+		}
+		if _, err := New(store, nil, nil, bad); err == nil || err.Error() != want {
+			t.Fatalf("New: %v, want %q", err, want)
+		}
+	}
+	bad.ActivityLockTimeout = 0
+	if err := bad.Validate(); err == nil || err.Error() != "worker options: BlockTimeout must not be negative, got -1s" {
+		t.Fatalf("without the first problem: %v", err)
+	}
+}
+
 func TestUnregisteredBackoffDoublesToTheCap(t *testing.T) {
-	o, _ := Options{}.withDefaults()
+	o := Options{}.withDefaults()
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
 	for i, w := range want {
 		if got := o.unregisteredDelay(i + 1); got != w*time.Second {

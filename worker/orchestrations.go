@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -38,7 +39,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 		},
 		fetch: func(n int) ([]queue.OrchestrationItem, time.Duration, error) {
 			res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
-				RequestID:     randomID(),
+				RequestID:     uuid.NewString(),
 				Buckets:       w.orchestrationFetchBuckets(),
 				Max:           n,
 				MaxMessages:   DefaultMaxMessagesPerTurn,
@@ -581,31 +582,14 @@ func (t *turn) poison(ctx context.Context, execution int64, history []replay.Eve
 // renewTurnLock keeps the instance lock of a turn that runs longer than a
 // third of the lock timeout. It returns a function that stops it.
 func (w *Worker) renewTurnLock(ctx context.Context, item queue.OrchestrationItem, deadline *lockDeadline) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		tick := time.NewTicker(w.opts.OrchestrationLockTimeout / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				sent := time.Now()
-				err := w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout)
-				if err == nil {
-					deadline.extend(sent, w.opts.OrchestrationLockTimeout)
-				} else {
-					if ctx.Err() == nil {
-						w.log.Warn("renewing turn lock failed", "instance", item.InstanceID, "err", err)
-					}
-					if errors.Is(err, queue.ErrLockLost) {
-						return
-					}
-				}
-			}
-		}
-	}()
-	return cancel
+	return renewLock(ctx, w.opts.OrchestrationLockTimeout, deadline,
+		func(ctx context.Context) error {
+			return w.store.RenewOrchestrationLock(ctx, item.InstanceID, item.Token, w.opts.OrchestrationLockTimeout)
+		},
+		func(err error) bool {
+			w.log.Warn("renewing turn lock failed", "instance", item.InstanceID, "err", err)
+			return errors.Is(err, queue.ErrLockLost)
+		})
 }
 
 func kvSnapshot(kv map[string]queue.KVEntry) map[string]replay.KVEntry {

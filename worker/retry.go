@@ -5,8 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/duroworker/duroworker/internal/retry"
 	"github.com/duroworker/duroworker/queue"
 )
 
@@ -27,6 +26,39 @@ func (l *lockDeadline) extend(from time.Time, timeout time.Duration) {
 
 func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 
+// renewLock renews a lock held until timeout in a goroutine, every third of
+// timeout, until ctx ends or the returned stop function is called: renew
+// sends one renewal; each success moves deadline on (from the time it was
+// sent). A failure while ctx is live goes to failed, which logs it and
+// reports whether the lock is gone for good (then renewal stops; otherwise
+// it is retried at the next tick). It is the one renewal loop of turns and
+// activities.
+func renewLock(ctx context.Context, timeout time.Duration, deadline *lockDeadline, renew func(context.Context) error, failed func(error) (gone bool)) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(timeout / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				sent := time.Now()
+				err := renew(ctx)
+				switch {
+				case err == nil:
+					deadline.extend(sent, timeout)
+				case ctx.Err() != nil:
+					return // stopped meanwhile: the failure is ours
+				case failed(err):
+					return
+				}
+			}
+		}
+	}()
+	return stop
+}
+
 // retryUntilLockDeadline runs op (an ack: fenced by its lock token, and
 // recognised by the store when it is resent after being applied) until it
 // succeeds, fails with an error that is not transient (queue.IsTransient:
@@ -35,11 +67,7 @@ func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 // only fail. Each attempt runs with the lock deadline (at least minAckTime
 // from now) as its context deadline. It returns the last error.
 func (w *Worker) retryUntilLockDeadline(deadline *lockDeadline, op func(ctx context.Context) error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = 0
-	b.Reset()
+	b := retry.New(50*time.Millisecond, time.Second)
 	for tries := 1; ; tries++ {
 		// An ack past the estimated deadline may still hold the lock (nobody
 		// took it over yet): every attempt gets at least a few seconds.

@@ -13,8 +13,6 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +29,7 @@ import (
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/replay"
+	"github.com/duroworker/duroworker/internal/retry"
 	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/session"
 )
@@ -60,8 +59,6 @@ type Worker struct {
 	orchBuckets     []string
 	knownPins       map[string]bool
 	cancelFetch     context.CancelFunc
-	stopSessions    context.CancelFunc
-	sessionsDone    chan struct{}
 	fetchers        sync.WaitGroup
 	inflight        sync.WaitGroup
 	orchKick        chan struct{}
@@ -82,8 +79,8 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if store == nil {
 		return nil, errors.New("worker: nil store")
 	}
-	o, err := opts.withDefaults()
-	if err != nil {
+	o := opts.withDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	if orchs == nil {
@@ -92,29 +89,13 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 	if acts == nil {
 		acts = engine.NewActivityRegistry().MustBuild()
 	}
-	sopts, err := session.Options{
-		Owner: o.NodeID, LockTimeout: o.SessionLockTimeout, IdleTimeout: o.SessionIdleTimeout,
-		MaxSessions: o.MaxSessionsPerRuntime, Logger: o.Logger,
-	}.WithDefaults(o.ActivityLockTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("worker options: %w", err)
-	}
 	tel, err := newTelemetry(o.TracerProvider, o.MeterProvider)
 	if err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
-	own := semver.MustParse(engine.Version)
-	replayRange := capability.UpTo(own)
+	replayRange := capability.UpTo(semver.MustParse(engine.Version))
 	if o.SupportedReplayVersions != nil {
-		replayRange = *o.SupportedReplayVersions
-		// A worker that runs orchestrations pins every execution it starts to
-		// its own engine version; a range without that version would start
-		// executions and then never fetch them again.
-		if o.OrchestrationConcurrency > 0 && !replayRange.Contains(own) {
-			return nil, fmt.Errorf("worker options: SupportedReplayVersions %s excludes this worker's own engine version %s: "+
-				"executions it starts are pinned to %s and it would never replayRange them; include %s in the range",
-				replayRange, engine.Version, engine.Version, engine.Version)
-		}
+		replayRange = *o.SupportedReplayVersions // checked by Validate
 	}
 	w := &Worker{
 		store: store, orchs: orchs, acts: acts, opts: o,
@@ -126,7 +107,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 			ReplayRange: replayRange,
 		},
 		cache:         newReplayCache(o.ReplayCacheSize),
-		sess:          session.NewManager(store, sopts),
+		sess:          session.NewManager(store, o.NodeID, o.Sessions, o.Logger),
 		tel:           tel,
 		knownPins:     map[string]bool{engine.Version: true},
 		orchKick:      make(chan struct{}, 1),
@@ -192,9 +173,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		go w.orchestrationLoop(fetchCtx)
 	}
 	// Session renewals stop with fetching at shutdown (see Shutdown).
-	sessCtx, stopSessions := context.WithCancel(ctx)
-	w.stopSessions, w.sessionsDone = stopSessions, make(chan struct{})
-	go func() { defer close(w.sessionsDone); w.sess.Run(sessCtx) }()
+	w.sess.Start(ctx)
 	if w.runsActivities() {
 		w.fetchers.Add(1)
 		go w.activityLoop(fetchCtx)
@@ -220,9 +199,8 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.shutdownOnce.Do(func() {
 		// 1. Stop fetching, the heartbeat, and session renewals and reclaims.
 		w.cancelFetch()
-		w.stopSessions()
+		w.sess.Stop()
 		w.fetchers.Wait()
-		<-w.sessionsDone
 		// 2. Leave the fleet: the node's buckets and node bucket are no
 		// longer served by it. Its running work keeps its locks (a withdrawn
 		// node is not a dead one).
@@ -412,20 +390,7 @@ var (
 // errorBackoff returns the wait after n consecutive store errors: 100 ms
 // doubling to 5 s.
 func errorBackoff(n int) time.Duration {
-	d := errorBackoffBase
-	for i := 1; i < n && d < errorBackoffMax; i++ {
-		d *= 2
-	}
-	if d > errorBackoffMax {
-		d = errorBackoffMax
-	}
-	return d
-}
-
-func randomID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return retry.Doubling(errorBackoffBase, errorBackoffMax, n)
 }
 
 // isPermissionError reports whether err is Redis refusing a command or

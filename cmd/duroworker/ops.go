@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
@@ -33,13 +33,7 @@ func runWithConn(cmd *cobra.Command, c *connFlags, fn func(ctx context.Context, 
 }
 
 // newInstanceID returns a random RFC 4122 version 4 UUID.
-func newInstanceID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func newInstanceID() string { return uuid.NewString() }
 
 // waitFor waits for an instance to end, at most timeout (0: no limit).
 func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (client.Status, error) {

@@ -562,7 +562,7 @@ func TestOpsErrors(t *testing.T) {
 		{`--log-level "loud"`, []string{"worker", "--log-level", "loud"}},
 		{`--monitor-up-to "2.0.0"`, []string{"worker", "--monitor-up-to", "2.0.0"}},
 		{"--shutdown-timeout must be positive", []string{"worker", "--shutdown-timeout", "0s"}},
-		{"--activity-lock must not be negative", []string{"worker", "--activity-lock", "-1s"}},
+		{"worker options: ActivityLockTimeout must not be negative, got -1s", []string{"worker", "--activity-lock", "-1s"}},
 		{"--metrics-addr 127.0.0.1:99999: listen tcp", []string{"worker", "--metrics-addr", "127.0.0.1:99999"}},
 	} {
 		e.fails(c.want, c.args...)

@@ -19,6 +19,7 @@ import (
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/healthmonitor"
 	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/session"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -172,21 +173,13 @@ func exampleRegistries(upTo string) (*engine.OrchestrationRegistry, *engine.Acti
 	return orchs, acts, nil
 }
 
-// workerSettings validates the flags and builds the worker options.
+// workerSettings validates the flags and builds the worker options. The
+// flags that set worker.Options are checked by worker.Options.Validate, as
+// worker.New checks them, so that a bad value gives the same message here as
+// in a program that embeds the worker.
 func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, error) {
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--orchestration-lock", o.OrchestrationLock}, {"--activity-lock", o.ActivityLock}, {"--block-timeout", o.BlockTimeout}} {
-		if d.v < 0 {
-			return worker.Options{}, fmt.Errorf("%s must not be negative, got %s", d.flag, d.v)
-		}
-	}
 	if o.ShutdownTimeout <= 0 {
 		return worker.Options{}, fmt.Errorf("--shutdown-timeout must be positive, got %s", o.ShutdownTimeout)
-	}
-	if o.MaxAttempts < 0 {
-		return worker.Options{}, fmt.Errorf("--max-attempts must not be negative, got %d", o.MaxAttempts)
 	}
 	tags, err := parseTags(o.Tags)
 	if err != nil {
@@ -199,7 +192,7 @@ func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, err
 		OrchestrationLockTimeout: o.OrchestrationLock,
 		ActivityLockTimeout:      o.ActivityLock,
 		MaxAttempts:              o.MaxAttempts,
-		MaxSessionsPerRuntime:    o.MaxSessions,
+		Sessions:                 session.Options{MaxSessions: o.MaxSessions},
 		BlockTimeout:             o.BlockTimeout,
 		Tags:                     tags,
 		Logger:                   logger,
@@ -211,6 +204,9 @@ func (o *workerOptions) workerSettings(logger *slog.Logger) (worker.Options, err
 			return worker.Options{}, fmt.Errorf("--supported-replay-versions: %w", err)
 		}
 		wo.SupportedReplayVersions = &r
+	}
+	if err := wo.Validate(); err != nil {
+		return worker.Options{}, err
 	}
 	return wo, nil
 }

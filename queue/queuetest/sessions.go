@@ -3,6 +3,7 @@ package queuetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,6 +198,72 @@ var sessionCases = []testCase{
 		w1.maxSessions = 0
 		e.sfetchNone(w1)
 		e.unpinned("s1")
+	}},
+	{"worker_at_capacity_reaches_work_behind_unclaimed_session_items", func(e *env) {
+		// More unclaimed session items than the worker fetches at once wait
+		// at the head of the bucket; the worker cannot claim any of them.
+		e.sess("held", "mine")
+		w1 := e.worker("w1")
+		w1.maxSessions = 1
+		e.sfetchOne(w1)
+		e.tick()
+		e.start("q", "o:q")
+		var ahead []queue.WorkItem
+		for i := range 25 {
+			ahead = append(ahead, queue.WorkItem{Bucket: "a:x", Body: fmt.Sprintf("s%d", i), Session: fmt.Sprintf("s%d", i)})
+		}
+		e.schedule("q", ahead...)
+		e.tick()
+		e.schedule("q", queue.WorkItem{Bucket: "a:x", Body: "plain"})
+		if got := e.sfetch(w1, 10); len(got) != 1 || got[0].Body != "plain" {
+			e.t.Fatalf("w1 at capacity fetched %v, want the plain item behind the session items", workBodies(got))
+		}
+		e.unpinned("s0")
+		// The session items were left alone: another worker claims one at
+		// once, on its first attempt.
+		if got := e.sfetch(e.worker("w2"), 1); len(got) != 1 || !strings.HasPrefix(got[0].Body, "s") || got[0].Attempts != 1 {
+			e.t.Fatalf("w2 fetched %+v, want a session item on its first attempt", got)
+		}
+	}},
+	{"a_long_run_of_unclaimed_session_items_is_handed_back", func(e *env) {
+		// More unclaimed session items than one fetch looks at: a worker
+		// without sessions still gets, within a few fetches, the work
+		// queued behind them, and never claims or counts them.
+		e.start("q", "o:q")
+		var ahead []queue.WorkItem
+		for i := range 300 {
+			ahead = append(ahead, queue.WorkItem{Bucket: "a:x", Body: fmt.Sprintf("s%03d", i), Session: fmt.Sprintf("s%03d", i)})
+		}
+		e.schedule("q", ahead...)
+		e.tick()
+		e.schedule("q", queue.WorkItem{Bucket: "a:x", Body: "plain"})
+		none := sworker{home: "a:x"}
+		var got []queue.FetchedWork
+		for range 10 {
+			if got = e.sfetch(none, 10); len(got) > 0 {
+				break
+			}
+		}
+		if len(got) != 1 || got[0].Body != "plain" {
+			e.t.Fatalf("worker without sessions fetched %v within 10 fetches, want the plain item", workBodies(got))
+		}
+		e.unpinned("s000")
+		// Handed back, not lost: a worker with room claims every one of
+		// them once they are visible again, each on its first attempt.
+		w1 := e.worker("w1")
+		w1.maxSessions = len(ahead)
+		fetched := map[string]bool{}
+		e.after(2*time.Second, "every session item is fetched again", func() bool {
+			for got := e.sfetch(w1, 100); len(got) > 0; got = e.sfetch(w1, 100) {
+				for _, it := range got {
+					if it.Attempts != 1 {
+						e.t.Fatalf("w1 fetched %+v, want its first attempt", it)
+					}
+					fetched[it.Body] = true
+				}
+			}
+			return len(fetched) == len(ahead)
+		})
 	}},
 	{"every_item_of_a_session_goes_to_one_owner", func(e *env) {
 		e.sess("s1", "i0", "i1", "i2", "i3", "i4")

@@ -55,12 +55,12 @@ type config struct {
 	Gap time.Duration
 	// Worker lock and liveness settings.
 	ActivityLock, OrchLock, SessionLock, Heartbeat time.Duration
-	// SessionIdle and MaxSessions are the workers' SessionIdleTimeout and
-	// MaxSessionsPerRuntime. Every Session instance uses a session of its
+	// SessionIdle and MaxSessions are the workers' Sessions.IdleTimeout and
+	// Sessions.MaxSessions. Every Session instance uses a session of its
 	// own, and a session stays pinned until it has been idle for SessionIdle:
 	// MaxSessions must cover the sessions pinned meanwhile, or the workers
-	// stop taking new sessions (and, today, the work queued behind them; see
-	// docs/operations.md).
+	// stop taking new sessions until some go idle (the work queued behind
+	// them still runs; see docs/operations.md).
 	SessionIdle time.Duration
 	MaxSessions int
 	// Drain bounds how long instances may take to end after the last fault.

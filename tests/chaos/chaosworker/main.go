@@ -27,6 +27,7 @@ import (
 
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/session"
 	"github.com/duroworker/duroworker/tests/chaos/shapes"
 	"github.com/duroworker/duroworker/worker"
 )
@@ -38,9 +39,9 @@ func main() {
 	records := flag.String("records", "", "file that receives one line per completed activity run")
 	activityLock := flag.Duration("activity-lock", 30*time.Second, "ActivityLockTimeout")
 	orchLock := flag.Duration("orch-lock", 5*time.Second, "OrchestrationLockTimeout")
-	sessionLock := flag.Duration("session-lock", 30*time.Second, "SessionLockTimeout")
-	sessionIdle := flag.Duration("session-idle", 5*time.Minute, "SessionIdleTimeout")
-	maxSessions := flag.Int("max-sessions", 10, "MaxSessionsPerRuntime")
+	sessionLock := flag.Duration("session-lock", 30*time.Second, "Sessions.LockTimeout")
+	sessionIdle := flag.Duration("session-idle", 5*time.Minute, "Sessions.IdleTimeout")
+	maxSessions := flag.Int("max-sessions", 10, "Sessions.MaxSessions")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "NodeHeartbeat")
 	flag.Parse()
 	if *node == "" || *records == "" {
@@ -77,9 +78,7 @@ func main() {
 		Logger:                   log,
 		ActivityLockTimeout:      *activityLock,
 		OrchestrationLockTimeout: *orchLock,
-		SessionLockTimeout:       *sessionLock,
-		SessionIdleTimeout:       *sessionIdle,
-		MaxSessionsPerRuntime:    *maxSessions,
+		Sessions:                 session.Options{LockTimeout: *sessionLock, IdleTimeout: *sessionIdle, MaxSessions: *maxSessions},
 		NodeHeartbeat:            *heartbeat,
 	})
 	if err != nil {
