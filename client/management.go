@@ -70,23 +70,113 @@ type InstanceTree struct {
 	AllIDs []string
 }
 
-// Management types shared with the store.
-type (
-	// DeleteResult counts what a delete removed.
-	DeleteResult = queue.DeleteResult
-	// BulkDeleteFilter selects what DeleteInstances deletes.
-	BulkDeleteFilter = queue.BulkDeleteFilter
-	// PruneOptions selects the executions PruneExecutions deletes.
-	PruneOptions = queue.PruneOptions
-	// PruneResult counts what PruneExecutions deleted.
-	PruneResult = queue.PruneResult
-	// SystemMetrics are namespace-wide counters.
-	SystemMetrics = queue.SystemMetrics
-	// QueueDepths is what waits in each bucket.
-	QueueDepths = queue.QueueDepths
-	// BucketDepth is what waits in one bucket.
-	BucketDepth = queue.BucketDepth
-)
+// DeleteResult counts what DeleteInstance or DeleteInstances removed.
+type DeleteResult struct {
+	// Instances deleted (the roots and their sub-orchestrations).
+	Instances int
+	// Executions are the deleted execution records.
+	Executions int
+	// Events are the deleted history events.
+	Events int
+	// QueueMessages are the deleted inbox messages and in-flight work items.
+	QueueMessages int
+}
+
+// DefaultBulkDeleteLimit is how many root instances DeleteInstances deletes
+// at most when BulkDeleteFilter.Limit is zero.
+const DefaultBulkDeleteLimit = queue.DefaultBulkDeleteLimit
+
+// BulkDeleteFilter selects what DeleteInstances deletes.
+type BulkDeleteFilter struct {
+	// InstanceIDs, when not empty, are the candidates; otherwise every
+	// instance is, oldest first.
+	InstanceIDs []string
+	// CompletedBefore, when not zero, keeps only instances that ended
+	// before it.
+	CompletedBefore time.Time
+	// Limit is the largest number of root instances deleted (their
+	// sub-orchestrations are not counted). If zero, DefaultBulkDeleteLimit.
+	Limit int
+}
+
+// PruneOptions selects the executions PruneExecutions deletes.
+type PruneOptions struct {
+	// KeepLast is how many of the newest executions to keep; 0 and 1 both
+	// keep only the current one, which is always kept.
+	KeepLast int
+	// CompletedBefore, when not zero, deletes only executions that ended
+	// before it.
+	CompletedBefore time.Time
+}
+
+// PruneResult counts what PruneExecutions deleted.
+type PruneResult struct {
+	// Instances is 1 when the instance was processed.
+	Instances int
+	// Executions are the deleted execution records.
+	Executions int
+	// Events are the deleted history events.
+	Events int
+}
+
+// SystemMetrics are namespace-wide counters.
+type SystemMetrics struct {
+	// Pending, Running, Completed and Failed count instances by state.
+	Pending, Running, Completed, Failed int64
+	// Instances is the number of instances.
+	Instances int64
+	// Executions and Events are the stored execution records and history
+	// events (deletes and prunes subtract theirs).
+	Executions, Events int64
+}
+
+// QueueDepths is what waits in every non-empty bucket.
+type QueueDepths struct {
+	// Orchestrations are the ready buckets, sorted by name.
+	Orchestrations []BucketDepth
+	// Activities are the work buckets (tagged ones included), sorted by name.
+	Activities []BucketDepth
+	// Timers is the number of timers that will be delivered and are not
+	// yet due or not yet promoted (timers of deleted or ended instances are
+	// not counted).
+	Timers int
+	// Partial is true when there were too many entries due later or too
+	// many timers (more than 2,000) to check each: some were counted
+	// without checking, so the counts are estimates.
+	Partial bool
+}
+
+// BucketDepth is what waits in one bucket.
+type BucketDepth struct {
+	// Bucket names the bucket: an orchestration name and version, or an
+	// activity name and tag.
+	Bucket string
+	// Ready entries can be fetched now (including expired locks).
+	Ready int
+	// Delayed entries wait for a later time without a lock: backoff of an
+	// unregistered handler, an abandon with a delay.
+	Delayed int
+	// Locked entries are held by a worker whose lock has not expired.
+	Locked int
+	// Unserved is true when no live worker node advertises the bucket: its
+	// work waits for a node that has the name, version or tag.
+	Unserved bool
+}
+
+func bucketDepths(bs []queue.BucketDepth) []BucketDepth {
+	if bs == nil {
+		return nil
+	}
+	out := make([]BucketDepth, len(bs))
+	for i, b := range bs {
+		out[i] = BucketDepth{Bucket: b.Bucket, Ready: b.Ready, Delayed: b.Delayed, Locked: b.Locked, Unserved: b.Unserved}
+	}
+	return out
+}
+
+func deleteResult(r queue.DeleteResult) DeleteResult {
+	return DeleteResult{Instances: r.Instances, Executions: r.Executions, Events: r.Events, QueueMessages: r.QueueMessages}
+}
 
 // ListInstances returns a page of instances, oldest first (by creation).
 // With a Status filter the page is read from a per-status index: it is
@@ -255,7 +345,7 @@ func (c *Client) DeleteInstance(ctx context.Context, instanceID string, force bo
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("deleting %s: %w", instanceID, err)
 	}
-	return res, nil
+	return deleteResult(res), nil
 }
 
 // DeleteInstances deletes ended (Completed or Failed) root instances that
@@ -272,11 +362,12 @@ func (c *Client) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (
 	if filter.Limit < 0 {
 		return DeleteResult{}, fmt.Errorf("%w: negative limit %d", ErrInvalidInput, filter.Limit)
 	}
-	res, err := c.store.DeleteInstances(ctx, filter)
+	res, err := c.store.DeleteInstances(ctx, queue.BulkDeleteFilter{
+		InstanceIDs: filter.InstanceIDs, CompletedBefore: filter.CompletedBefore, Limit: filter.Limit})
 	if err != nil {
-		return res, fmt.Errorf("deleting instances: %w", err)
+		return deleteResult(res), fmt.Errorf("deleting instances: %w", err)
 	}
-	return res, nil
+	return deleteResult(res), nil
 }
 
 // PruneExecutions deletes the histories of old executions of an instance
@@ -290,7 +381,8 @@ func (c *Client) PruneExecutions(ctx context.Context, instanceID string, opts Pr
 	if opts.KeepLast < 0 {
 		return PruneResult{}, fmt.Errorf("%w: negative KeepLast %d", ErrInvalidInput, opts.KeepLast)
 	}
-	res, err := c.store.PruneExecutions(ctx, instanceID, opts)
+	r, err := c.store.PruneExecutions(ctx, instanceID, queue.PruneOptions{KeepLast: opts.KeepLast, CompletedBefore: opts.CompletedBefore})
+	res := PruneResult{Instances: r.Instances, Executions: r.Executions, Events: r.Events}
 	if err != nil {
 		return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
 	}
@@ -304,7 +396,8 @@ func (c *Client) GetSystemMetrics(ctx context.Context) (SystemMetrics, error) {
 	if err != nil {
 		return SystemMetrics{}, fmt.Errorf("reading system metrics: %w", err)
 	}
-	return m, nil
+	return SystemMetrics{Pending: m.Pending, Running: m.Running, Completed: m.Completed, Failed: m.Failed,
+		Instances: m.Instances, Executions: m.Executions, Events: m.Events}, nil
 }
 
 // GetQueueDepths returns, for every bucket that holds work, how many
@@ -316,5 +409,6 @@ func (c *Client) GetQueueDepths(ctx context.Context) (QueueDepths, error) {
 	if err != nil {
 		return QueueDepths{}, fmt.Errorf("reading queue depths: %w", err)
 	}
-	return d, nil
+	return QueueDepths{Orchestrations: bucketDepths(d.Orchestrations), Activities: bucketDepths(d.Activities),
+		Timers: d.Timers, Partial: d.Partial}, nil
 }

@@ -207,7 +207,7 @@ type jsonDeadLetter struct {
 	ID          string    `json:"id"`
 	Kind        string    `json:"kind"`
 	InstanceID  string    `json:"instance_id"`
-	ExecutionID uint64    `json:"execution_id"`
+	ExecutionID int64     `json:"execution_id"`
 	Reason      string    `json:"reason"`
 	Attempts    int       `json:"attempts"`
 	MaxAttempts int       `json:"max_attempts"`
