@@ -59,16 +59,27 @@ var (
 	ErrRequestReused = queue.ErrRequestReused
 )
 
-// State is the lifecycle state of an instance.
+// State is the lifecycle state of an instance (Status, InstanceInfo) or of
+// one of its executions (ExecutionInfo). It is the one status vocabulary of
+// duroworker: the store, the CLI and the wire protocol (docs/protocol.md)
+// spell the states the same way.
 type State string
 
-// Instance states.
+// States.
 const (
-	StateNotFound  State = "NotFound"
-	StatePending   State = "Pending" // started, first turn not yet run
-	StateRunning   State = "Running" // includes a continue-as-new in flight
+	// StateNotFound: no instance has the id (Status, Wait and WaitMany only).
+	StateNotFound State = "NotFound"
+	// StatePending: started, first turn not yet run.
+	StatePending State = "Pending"
+	// StateRunning: running, including a continue-as-new in flight.
+	StateRunning State = "Running"
+	// StateCompleted: ended with an output.
 	StateCompleted State = "Completed"
-	StateFailed    State = "Failed"
+	// StateFailed: ended with a failure.
+	StateFailed State = "Failed"
+	// StateContinuedAsNew: an execution that ended by continuing as a new
+	// one (ExecutionInfo only; the instance itself stays Running).
+	StateContinuedAsNew State = "ContinuedAsNew"
 )
 
 // Ended reports whether s is Completed or Failed.
@@ -76,6 +87,9 @@ func (s State) Ended() bool { return s == StateCompleted || s == StateFailed }
 
 // Status is an instance's state and, once it has ended, its outcome.
 type Status struct {
+	// InstanceID is the instance the status belongs to.
+	InstanceID string
+	// State is where the instance is in its lifecycle.
 	State State
 	// Output is the orchestration's output (Completed).
 	Output string
@@ -350,15 +364,20 @@ func (c *Client) GetInstanceInfo(ctx context.Context, instanceID string) (Instan
 func (c *Client) Status(ctx context.Context, instanceID string) (Status, error) {
 	info, err := c.GetInstanceInfo(ctx, instanceID)
 	if errors.Is(err, ErrInstanceNotFound) {
-		return Status{State: StateNotFound}, nil
+		return Status{InstanceID: instanceID, State: StateNotFound}, nil
 	}
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{State: info.Status, Output: info.Output, Failure: info.Failure,
+	return statusOf(info), nil
+}
+
+// statusOf is the Status part of info.
+func statusOf(info InstanceInfo) Status {
+	return Status{InstanceID: info.InstanceID, State: info.Status, Output: info.Output, Failure: info.Failure,
 		Version: info.OrchestrationVersion, ExecutionID: info.CurrentExecutionID,
 		CustomStatus: info.CustomStatus, CustomStatusSet: info.CustomStatusSet,
-		CustomStatusVersion: info.CustomStatusVersion}, nil
+		CustomStatusVersion: info.CustomStatusVersion}
 }
 
 // WaitForStatusChange blocks until the instance's custom status version is

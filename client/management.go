@@ -49,8 +49,9 @@ type InstancePage struct {
 // ExecutionInfo describes one stored execution of an instance.
 type ExecutionInfo struct {
 	ExecutionID int64
-	// Status is Running, Completed, Failed or ContinuedAsNew.
-	Status string
+	// Status is StateRunning, StateCompleted, StateFailed or
+	// StateContinuedAsNew.
+	Status State
 	// Output is the result (Completed), the encoded failure (Failed) or the
 	// next execution's input (ContinuedAsNew); empty while Running.
 	Output string
@@ -243,9 +244,9 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 	}
 	out := make([]ExecutionInfo, len(recs))
 	for i, r := range recs {
-		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: r.Status, Output: r.Output,
+		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: State(r.Status), Output: r.Output,
 			StartedAt: r.StartedAt, EndedAt: r.EndedAt, EventCount: r.Events}
-		if r.Status == string(engine.StatusFailed) {
+		if out[i].Status == StateFailed {
 			out[i].Failure = decodeFailure(r.Output)
 		}
 	}
@@ -256,7 +257,7 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 // execution 0 means the current one (empty while the instance is Pending).
 // It returns ErrInstanceNotFound, and ErrExecutionNotFound for an
 // execution that never existed or was pruned.
-func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]engine.Event, error) {
+func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]HistoryEvent, error) {
 	if execution < 0 {
 		return nil, fmt.Errorf("%w: execution %d", ErrInvalidInput, execution)
 	}
@@ -266,7 +267,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 	}
 	if execution == 0 {
 		if rec.ExecutionID == 0 {
-			return []engine.Event{}, nil
+			return []HistoryEvent{}, nil
 		}
 		execution = int64(rec.ExecutionID)
 	}
@@ -295,7 +296,11 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 	if err != nil {
 		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
 	}
-	return events, nil
+	out := make([]HistoryEvent, len(events))
+	for i, e := range events {
+		out[i] = historyEvent(e)
+	}
+	return out, nil
 }
 
 // GetInstanceTree returns an instance and its sub-orchestrations,

@@ -103,13 +103,13 @@ func approval(ctx context.Context, env *demo.Env) error {
 
 // selectWinner tells from the history which future completed first: the
 // event or the timer.
-func selectWinner(ctx context.Context, c *client.Client, id string) (engine.EventKind, error) {
+func selectWinner(ctx context.Context, c *client.Client, id string) (client.EventKind, error) {
 	hist, err := c.ReadHistory(ctx, id, 0)
 	if err != nil {
 		return "", err
 	}
 	for _, e := range hist {
-		if e.Kind == engine.EventExternalEvent || e.Kind == engine.EventTimerFired {
+		if e.Kind == client.EventExternalEvent || e.Kind == client.EventTimerFired {
 			return e.Kind, nil
 		}
 	}

@@ -80,18 +80,18 @@ func fanOut(ctx context.Context, env *demo.Env) error {
 	if err != nil {
 		return err
 	}
-	counts := map[engine.EventKind]int{}
+	counts := map[client.EventKind]int{}
 	for _, e := range hist {
 		counts[e.Kind]++
 	}
 	env.Printf("history: %d events: %d %s, %d %s",
-		len(hist), counts[engine.EventActivityScheduled], engine.EventActivityScheduled,
-		counts[engine.EventActivityCompleted], engine.EventActivityCompleted)
+		len(hist), counts[client.EventActivityScheduled], client.EventActivityScheduled,
+		counts[client.EventActivityCompleted], client.EventActivityCompleted)
 
 	if st.State != client.StateCompleted || st.Output != "385" {
 		return fmt.Errorf("fan-out-1 ended %s %q (%v), want Completed 385", st.State, st.Output, st.Failure)
 	}
-	if counts[engine.EventActivityScheduled] != n || counts[engine.EventActivityCompleted] != n {
+	if counts[client.EventActivityScheduled] != n || counts[client.EventActivityCompleted] != n {
 		return fmt.Errorf("history has %v", counts)
 	}
 	return nil
