@@ -58,7 +58,7 @@ var (
 	// ErrInvalidInput: an argument was rejected before anything was sent.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrRequestReused: the request id of WithRequestID was used, within
-	// queue.RequestTTL, for another instance or another kind of call.
+	// 15 minutes, for another instance or another kind of call.
 	ErrRequestReused = queue.ErrRequestReused
 )
 
@@ -142,8 +142,8 @@ type callOptions struct {
 
 // WithRequestID names the call with a request id of the caller's choosing
 // (1 to 128 bytes of ASCII letters, digits, '_', '-', '.' and ':'). The
-// store remembers a request that succeeded for queue.RequestTTL (15
-// minutes): repeating it with the same id and instance returns nil again
+// store remembers a request that succeeded for 15
+// minutes: repeating it with the same id and instance returns nil again
 // and writes nothing, so a caller that did not get an answer (a timeout, a
 // crash) can simply retry. Reusing the id for another instance or another
 // kind of call fails with ErrRequestReused. Without this option each call

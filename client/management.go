@@ -19,8 +19,8 @@ var (
 	// ErrCannotDeleteSubOrchestration: DeleteInstance was given a
 	// sub-orchestration whose parent exists; delete its root instead.
 	ErrCannotDeleteSubOrchestration = queue.ErrCannotDeleteSubOrchestration
-	// ErrTreeTooLarge: the instance tree has more than queue.MaxTreeSize
-	// instances, or deleting it touches more than queue.MaxDeleteCost
+	// ErrTreeTooLarge: the instance tree has more than 10,000
+	// instances, or deleting it touches more than 100,000
 	// records (prune its executions first).
 	ErrTreeTooLarge = queue.ErrTreeTooLarge
 	// ErrExecutionNotFound: ReadHistory was asked for an execution that
@@ -182,7 +182,7 @@ func deleteResult(r queue.DeleteResult) DeleteResult {
 // ListInstances returns a page of instances, oldest first (by creation).
 // With a Status filter the page is read from a per-status index: it is
 // short only when it is the last one (NextOffset -1). Offsets are positions
-// in the live creation-time index (see queue.ListOptions): deletes between
+// in the live creation-time index: deletes between
 // pages may make a page skip instances.
 func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (InstancePage, error) {
 	switch opts.Status {
@@ -308,7 +308,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 // It reads one children set per instance, so it is not a snapshot: a tree
 // that changes meanwhile may be seen half-changed. It returns
 // ErrInstanceNotFound for a missing root and ErrTreeTooLarge past
-// queue.MaxTreeSize instances.
+// 10,000 instances.
 func (c *Client) GetInstanceTree(ctx context.Context, instanceID string) (InstanceTree, error) {
 	tree := InstanceTree{RootID: instanceID, AllIDs: []string{instanceID}}
 	seen := map[string]bool{instanceID: true}
