@@ -85,7 +85,7 @@ type DeleteResult struct {
 
 // DefaultBulkDeleteLimit is how many root instances DeleteInstances deletes
 // at most when BulkDeleteFilter.Limit is zero.
-const DefaultBulkDeleteLimit = queue.DefaultBulkDeleteLimit
+const DefaultBulkDeleteLimit = 1000
 
 // BulkDeleteFilter selects what DeleteInstances deletes.
 type BulkDeleteFilter struct {

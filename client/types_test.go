@@ -28,6 +28,9 @@ func TestOneStatusVocabulary(t *testing.T) {
 			t.Errorf("client %q, store %q", c.client, c.store)
 		}
 	}
+	if DefaultBulkDeleteLimit != queue.DefaultBulkDeleteLimit {
+		t.Errorf("DefaultBulkDeleteLimit %d, the store's %d", DefaultBulkDeleteLimit, queue.DefaultBulkDeleteLimit)
+	}
 	for _, c := range []struct {
 		client State
 		engine engine.ExecutionStatus
