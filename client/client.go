@@ -441,7 +441,7 @@ func (c *Client) GetKVAll(ctx context.Context, instanceID string) (map[string]st
 // returned with ctx's error. If Redis denies the subscription (an ACL
 // without the channel), the client logs it once with slog.Default, re-reads
 // the status of each waited instance every second and keeps trying to
-// subscribe.
+// subscribe. To wait for many instances, WaitMany reads each one less often.
 func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 	ch, cancel := c.waiter.watch(instanceID)
 	defer cancel()
@@ -558,7 +558,7 @@ func (c *Client) WaitMany(ctx context.Context, ids []string) iter.Seq2[Status, e
 					if all {
 						toRead = stillWaiting(order)
 					} else {
-						toRead = append(toRead, stillWaiting(notified)...)
+						toRead = slices.Compact(slices.Sorted(slices.Values(append(toRead, stillWaiting(notified)...))))
 					}
 					continue
 				}

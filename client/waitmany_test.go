@@ -305,3 +305,37 @@ func TestResubscriptionRereadsEveryStatus(t *testing.T) {
 		t.Fatal("Wait did not re-read the status after the resubscription")
 	}
 }
+
+// TestWaitManyRetriesStoreErrors: while the store fails, WaitMany retries
+// its reads; notifications that arrive meanwhile do not make it yield an
+// instance twice.
+func TestWaitManyRetriesStoreErrors(t *testing.T) {
+	m, rdb := redistest.StartMini(t)
+	c := New(queue.New(rdb, queue.Options{}))
+	defer c.Close()
+	c.waiter.recheck = time.Hour
+	ctx := context.Background()
+	create(t, queue.New(rdb, queue.Options{}), "a", "b")
+	if err := c.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch := collect(ctx, c, []string{"b"})
+	eventually(t, "WaitMany to watch b", func() bool {
+		c.waiter.mu.Lock()
+		defer c.waiter.mu.Unlock()
+		return len(c.waiter.watches) == 1
+	})
+	rdb.HSet(ctx, "{dw}:inst:b", "status", "Completed", "out", "B")
+	m.SetError("LOADING Redis is loading the dataset in memory")
+	c.waiter.notify("b")
+	time.Sleep(200 * time.Millisecond) // reads fail and are retried
+	c.waiter.notify("b")
+	time.Sleep(200 * time.Millisecond)
+	m.SetError("")
+	if w := next(t, ch); w.err != nil || w.st.InstanceID != "b" || w.st.Output != "B" {
+		t.Fatalf("yielded %+v %v, want b", w.st, w.err)
+	}
+	if w, ok := <-ch; ok {
+		t.Fatalf("yielded again: %+v %v", w.st, w.err)
+	}
+}
