@@ -9,12 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -55,20 +58,31 @@ var (
 	// ErrInvalidInput: an argument was rejected before anything was sent.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrRequestReused: the request id of WithRequestID was used, within
-	// queue.RequestTTL, for another instance or another kind of call.
+	// 15 minutes, for another instance or another kind of call.
 	ErrRequestReused = queue.ErrRequestReused
 )
 
-// State is the lifecycle state of an instance.
+// State is the lifecycle state of an instance (Status, InstanceInfo) or of
+// one of its executions (ExecutionInfo). It is the one status vocabulary of
+// duroworker: the store, the CLI and the wire protocol (docs/protocol.md)
+// spell the states the same way.
 type State string
 
-// Instance states.
+// States.
 const (
-	StateNotFound  State = "NotFound"
-	StatePending   State = "Pending" // started, first turn not yet run
-	StateRunning   State = "Running" // includes a continue-as-new in flight
+	// StateNotFound: no instance has the id (Status, Wait and WaitMany only).
+	StateNotFound State = "NotFound"
+	// StatePending: started, first turn not yet run.
+	StatePending State = "Pending"
+	// StateRunning: running, including a continue-as-new in flight.
+	StateRunning State = "Running"
+	// StateCompleted: ended with an output.
 	StateCompleted State = "Completed"
-	StateFailed    State = "Failed"
+	// StateFailed: ended with a failure.
+	StateFailed State = "Failed"
+	// StateContinuedAsNew: an execution that ended by continuing as a new
+	// one (ExecutionInfo only; the instance itself stays Running).
+	StateContinuedAsNew State = "ContinuedAsNew"
 )
 
 // Ended reports whether s is Completed or Failed.
@@ -76,6 +90,9 @@ func (s State) Ended() bool { return s == StateCompleted || s == StateFailed }
 
 // Status is an instance's state and, once it has ended, its outcome.
 type Status struct {
+	// InstanceID is the instance the status belongs to.
+	InstanceID string
+	// State is where the instance is in its lifecycle.
 	State State
 	// Output is the orchestration's output (Completed).
 	Output string
@@ -125,8 +142,8 @@ type callOptions struct {
 
 // WithRequestID names the call with a request id of the caller's choosing
 // (1 to 128 bytes of ASCII letters, digits, '_', '-', '.' and ':'). The
-// store remembers a request that succeeded for queue.RequestTTL (15
-// minutes): repeating it with the same id and instance returns nil again
+// store remembers a request that succeeded for 15
+// minutes: repeating it with the same id and instance returns nil again
 // and writes nothing, so a caller that did not get an answer (a timeout, a
 // crash) can simply retry. Reusing the id for another instance or another
 // kind of call fails with ErrRequestReused. Without this option each call
@@ -348,15 +365,20 @@ func (c *Client) GetInstanceInfo(ctx context.Context, instanceID string) (Instan
 func (c *Client) Status(ctx context.Context, instanceID string) (Status, error) {
 	info, err := c.GetInstanceInfo(ctx, instanceID)
 	if errors.Is(err, ErrInstanceNotFound) {
-		return Status{State: StateNotFound}, nil
+		return Status{InstanceID: instanceID, State: StateNotFound}, nil
 	}
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{State: info.Status, Output: info.Output, Failure: info.Failure,
+	return statusOf(info), nil
+}
+
+// statusOf is the Status part of info.
+func statusOf(info InstanceInfo) Status {
+	return Status{InstanceID: info.InstanceID, State: info.Status, Output: info.Output, Failure: info.Failure,
 		Version: info.OrchestrationVersion, ExecutionID: info.CurrentExecutionID,
 		CustomStatus: info.CustomStatus, CustomStatusSet: info.CustomStatusSet,
-		CustomStatusVersion: info.CustomStatusVersion}, nil
+		CustomStatusVersion: info.CustomStatusVersion}
 }
 
 // WaitForStatusChange blocks until the instance's custom status version is
@@ -417,9 +439,9 @@ func (c *Client) GetKVAll(ctx context.Context, instanceID string) (map[string]st
 // returned with ctx's error. If Redis denies the subscription (an ACL
 // without the channel), the client logs it once with slog.Default, re-reads
 // the status of each waited instance every second and keeps trying to
-// subscribe.
+// subscribe. To wait for many instances, WaitMany reads each one less often.
 func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
-	ch, cancel := c.waiter.watch(ctx, instanceID)
+	ch, cancel := c.waiter.watch(instanceID)
 	defer cancel()
 	retry := 50 * time.Millisecond
 	for {
@@ -446,6 +468,162 @@ func (c *Client) Wait(ctx context.Context, instanceID string) (Status, error) {
 		case <-ch:
 		}
 	}
+}
+
+// Ready starts the client's shared subscription to instance ends, unless
+// a Wait or WaitMany started it already, and blocks until Redis has
+// confirmed it, or ctx ends (with ctx's error). From then on, an instance
+// that ends wakes its waiters at once. If the subscription drops later
+// (Redis restarts, the connection fails), the client subscribes again on
+// its own and every waiter reads its statuses again, so that no end
+// published meanwhile is missed; Ready blocks again until the new
+// subscription is confirmed. While Redis denies the subscription (an ACL
+// without the channel), Ready blocks. After Close it fails.
+func (c *Client) Ready(ctx context.Context) error {
+	if err := c.waiter.ready(ctx); err != nil {
+		return fmt.Errorf("waiting for the subscription to instance ends: %w", err)
+	}
+	return nil
+}
+
+// waitReadBatch is the largest number of instances WaitMany reads in one
+// pipelined round trip.
+const waitReadBatch = 1000
+
+// WaitMany waits for the instances ids to end and yields the status of
+// each once, when it has ended (Completed or Failed): those that have
+// already ended first, then the others as their ends are noticed. A
+// missing instance yields its StateNotFound status and an error wrapping
+// ErrInstanceNotFound, and the others are still waited for; a repeated id
+// is waited for once. When ctx ends, the last value yielded is a zero
+// Status with an error wrapping ctx's error. Leaving the loop early stops
+// the wait.
+//
+//	for st, err := range c.WaitMany(ctx, ids) {
+//		if err != nil {
+//			// ErrInstanceNotFound (st.InstanceID says which), or ctx ended
+//		}
+//		...
+//	}
+//
+// WaitMany shares the client's subscription with Wait (see Ready). It
+// reads the statuses once up front, in one pipelined round trip per 1,000
+// instances, then reads an instance again only when its end is
+// published; it reads every remaining instance again, in one batch, only
+// when a notification may have been missed: the subscription was renewed
+// (Redis restarted, the connection failed) and, as a safety net, every 30
+// seconds. Store errors are retried with backoff until ctx ends.
+func (c *Client) WaitMany(ctx context.Context, ids []string) iter.Seq2[Status, error] {
+	return func(yield func(Status, error) bool) {
+		remaining := make(map[string]bool, len(ids))
+		order := make([]string, 0, len(ids)) // the ids without duplicates
+		for _, id := range ids {
+			if !remaining[id] {
+				remaining[id] = true
+				order = append(order, id)
+			}
+		}
+		if len(order) == 0 {
+			return
+		}
+		wt := c.waiter.watchMany(order)
+		defer c.waiter.unwatch(wt, order)
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 50*time.Millisecond, 2*time.Second, 0
+		stillWaiting := func(ids []string) []string {
+			out := make([]string, 0, len(ids))
+			for _, id := range ids {
+				if remaining[id] {
+					out = append(out, id)
+				}
+			}
+			return out
+		}
+		toRead := order
+		var lastErr error
+		for {
+			if len(toRead) > 0 {
+				ended, missing, err := c.readEnded(ctx, toRead)
+				if err != nil {
+					lastErr = err
+					select {
+					case <-ctx.Done():
+						yield(Status{}, fmt.Errorf("waiting for %d instances: %w (last error: %v)", len(remaining), ctx.Err(), err))
+						return
+					case <-time.After(bo.NextBackOff()):
+					}
+					notified, all := c.waiter.take(wt)
+					if all {
+						toRead = stillWaiting(order)
+					} else {
+						toRead = slices.Compact(slices.Sorted(slices.Values(append(toRead, stillWaiting(notified)...))))
+					}
+					continue
+				}
+				bo.Reset()
+				lastErr = nil
+				for _, st := range ended {
+					delete(remaining, st.InstanceID)
+					c.waiter.unwatch(wt, []string{st.InstanceID})
+					if !yield(st, nil) {
+						return
+					}
+				}
+				for _, id := range missing {
+					delete(remaining, id)
+					c.waiter.unwatch(wt, []string{id})
+					if !yield(Status{InstanceID: id, State: StateNotFound}, fmt.Errorf("waiting for %s: %w", id, ErrInstanceNotFound)) {
+						return
+					}
+				}
+				if len(remaining) == 0 {
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				err := fmt.Errorf("waiting for %d instances: %w", len(remaining), ctx.Err())
+				if lastErr != nil {
+					err = fmt.Errorf("%w (last error: %v)", err, lastErr)
+				}
+				yield(Status{}, err)
+				return
+			case <-wt.ch:
+			}
+			notified, all := c.waiter.take(wt)
+			if all {
+				toRead = stillWaiting(order)
+			} else {
+				toRead = stillWaiting(notified)
+			}
+		}
+	}
+}
+
+// readEnded reads the records of ids in pipelined batches and returns the
+// statuses of those that have ended and the ids of those that do not
+// exist, both in the order of ids.
+func (c *Client) readEnded(ctx context.Context, ids []string) (ended []Status, missing []string, err error) {
+	for chunk := range slices.Chunk(ids, waitReadBatch) {
+		recs, err := c.store.Instances(ctx, chunk)
+		if err != nil {
+			return nil, nil, err
+		}
+		found := make(map[string]queue.InstanceRecord, len(recs))
+		for _, r := range recs {
+			found[r.InstanceID] = r
+		}
+		for _, id := range chunk {
+			r, ok := found[id]
+			switch {
+			case !ok:
+				missing = append(missing, id)
+			case State(r.Status).Ended():
+				ended = append(ended, statusOf(infoFromRecord(r)))
+			}
+		}
+	}
+	return ended, missing, nil
 }
 
 // aclHint explains an ACL denial of the wake-up channel: the scripts

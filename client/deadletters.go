@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
@@ -13,18 +14,63 @@ import (
 // DeadLetter is a poisoned message kept for inspection: an orchestration
 // batch (with the rest of the instance's inbox) or an activity work item,
 // with the reason it was poisoned.
-type DeadLetter = queue.DeadLetter
+type DeadLetter struct {
+	// ID names the dead letter (a stream id, which also tells when it
+	// arrived); pass it to DropDeadLetter or RequeueDeadLetter.
+	ID string
+	// Kind is "orchestration" or "activity".
+	Kind        string
+	InstanceID  string
+	ExecutionID int64
+	// Reason says why the message is poison; Attempts and MaxAttempts how
+	// often it was tried.
+	Reason      string
+	Attempts    int
+	MaxAttempts int
+	// Time is when the message was poisoned.
+	Time time.Time
+	// Messages (orchestration dead letters) is the instance's inbox when it
+	// was poisoned, the poisoned batch first, in the wire format of
+	// docs/protocol.md; HistoryLen is its history length before the poison.
+	Messages   []string
+	HistoryLen int
+	// WorkBody (activity dead letters) is the work item, Bucket and Session
+	// where it was queued and EventID the ActivityScheduled event it
+	// belongs to.
+	WorkBody string
+	Bucket   string
+	Session  string
+	EventID  int64
+}
 
-// Dead-letter errors.
+// Dead-letter errors, the store's own values: test with errors.Is.
 var (
+	// ErrDeadLetterNotFound: no dead letter has that id.
 	ErrDeadLetterNotFound = queue.ErrDeadLetterNotFound
-	ErrNotRequeueable     = queue.ErrNotRequeueable
+	// ErrNotRequeueable: the instance is no longer the failed execution the
+	// dead letter ended (it was requeued, deleted, or moved on).
+	ErrNotRequeueable = queue.ErrNotRequeueable
 )
 
 // ListDeadLetters lists up to count dead letters after the id after ("" =
-// from the oldest).
+// from the oldest), oldest first; a count of zero or less means 100.
 func (c *Client) ListDeadLetters(ctx context.Context, after string, count int) ([]DeadLetter, error) {
-	return c.store.DeadLetters(ctx, after, count)
+	dls, err := c.store.DeadLetters(ctx, after, count)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, len(dls))
+	for i, d := range dls {
+		out[i] = deadLetter(d)
+	}
+	return out, nil
+}
+
+func deadLetter(d queue.DeadLetter) DeadLetter {
+	return DeadLetter{ID: d.ID, Kind: d.Kind, InstanceID: d.InstanceID, ExecutionID: int64(d.ExecutionID),
+		Reason: d.Reason, Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Time: d.Time,
+		Messages: d.Messages, HistoryLen: d.HistoryLen,
+		WorkBody: d.WorkBody, Bucket: d.Bucket, Session: d.Session, EventID: d.EventID}
 }
 
 // DropDeadLetter deletes a dead letter; its instance stays failed.

@@ -20,8 +20,8 @@ var (
 	// ErrCannotDeleteSubOrchestration: DeleteInstance was given a
 	// sub-orchestration whose parent exists; delete its root instead.
 	ErrCannotDeleteSubOrchestration = queue.ErrCannotDeleteSubOrchestration
-	// ErrTreeTooLarge: the instance tree has more than queue.MaxTreeSize
-	// instances, or deleting it touches more than queue.MaxDeleteCost
+	// ErrTreeTooLarge: the instance tree has more than 10,000
+	// instances, or deleting it touches more than 100,000
 	// records (prune its executions first).
 	ErrTreeTooLarge = queue.ErrTreeTooLarge
 	// ErrExecutionNotFound: ReadHistory was asked for an execution that
@@ -50,8 +50,9 @@ type InstancePage struct {
 // ExecutionInfo describes one stored execution of an instance.
 type ExecutionInfo struct {
 	ExecutionID int64
-	// Status is Running, Completed, Failed or ContinuedAsNew.
-	Status string
+	// Status is StateRunning, StateCompleted, StateFailed or
+	// StateContinuedAsNew.
+	Status State
 	// Output is the result (Completed), the encoded failure (Failed) or the
 	// next execution's input (ContinuedAsNew); empty while Running.
 	Output string
@@ -71,28 +72,118 @@ type InstanceTree struct {
 	AllIDs []string
 }
 
-// Management types shared with the store.
-type (
-	// DeleteResult counts what a delete removed.
-	DeleteResult = queue.DeleteResult
-	// BulkDeleteFilter selects what DeleteInstances deletes.
-	BulkDeleteFilter = queue.BulkDeleteFilter
-	// PruneOptions selects the executions PruneExecutions deletes.
-	PruneOptions = queue.PruneOptions
-	// PruneResult counts what PruneExecutions deleted.
-	PruneResult = queue.PruneResult
-	// SystemMetrics are namespace-wide counters.
-	SystemMetrics = queue.SystemMetrics
-	// QueueDepths is what waits in each bucket.
-	QueueDepths = queue.QueueDepths
-	// BucketDepth is what waits in one bucket.
-	BucketDepth = queue.BucketDepth
-)
+// DeleteResult counts what DeleteInstance or DeleteInstances removed.
+type DeleteResult struct {
+	// Instances deleted (the roots and their sub-orchestrations).
+	Instances int
+	// Executions are the deleted execution records.
+	Executions int
+	// Events are the deleted history events.
+	Events int
+	// QueueMessages are the deleted inbox messages and in-flight work items.
+	QueueMessages int
+}
+
+// DefaultBulkDeleteLimit is how many root instances DeleteInstances deletes
+// at most when BulkDeleteFilter.Limit is zero.
+const DefaultBulkDeleteLimit = 1000
+
+// BulkDeleteFilter selects what DeleteInstances deletes.
+type BulkDeleteFilter struct {
+	// InstanceIDs, when not empty, are the candidates; otherwise every
+	// instance is, oldest first.
+	InstanceIDs []string
+	// CompletedBefore, when not zero, keeps only instances that ended
+	// before it.
+	CompletedBefore time.Time
+	// Limit is the largest number of root instances deleted (their
+	// sub-orchestrations are not counted). If zero, DefaultBulkDeleteLimit.
+	Limit int
+}
+
+// PruneOptions selects the executions PruneExecutions deletes.
+type PruneOptions struct {
+	// KeepLast is how many of the newest executions to keep; 0 and 1 both
+	// keep only the current one, which is always kept.
+	KeepLast int
+	// CompletedBefore, when not zero, deletes only executions that ended
+	// before it.
+	CompletedBefore time.Time
+}
+
+// PruneResult counts what PruneExecutions deleted.
+type PruneResult struct {
+	// Instances is 1 when the instance was processed.
+	Instances int
+	// Executions are the deleted execution records.
+	Executions int
+	// Events are the deleted history events.
+	Events int
+}
+
+// SystemMetrics are namespace-wide counters.
+type SystemMetrics struct {
+	// Pending, Running, Completed and Failed count instances by state.
+	Pending, Running, Completed, Failed int64
+	// Instances is the number of instances.
+	Instances int64
+	// Executions and Events are the stored execution records and history
+	// events (deletes and prunes subtract theirs).
+	Executions, Events int64
+}
+
+// QueueDepths is what waits in every non-empty bucket.
+type QueueDepths struct {
+	// Orchestrations are the ready buckets, sorted by name.
+	Orchestrations []BucketDepth
+	// Activities are the work buckets (tagged ones included), sorted by name.
+	Activities []BucketDepth
+	// Timers is the number of timers that will be delivered and are not
+	// yet due or not yet promoted (timers of deleted or ended instances are
+	// not counted).
+	Timers int
+	// Partial is true when there were too many entries due later or too
+	// many timers (more than 2,000) to check each: some were counted
+	// without checking, so the counts are estimates.
+	Partial bool
+}
+
+// BucketDepth is what waits in one bucket.
+type BucketDepth struct {
+	// Bucket names the bucket: an orchestration name and version, or an
+	// activity name and tag.
+	Bucket string
+	// Ready entries can be fetched now (including expired locks).
+	Ready int
+	// Delayed entries wait for a later time without a lock: backoff of an
+	// unregistered handler, an abandon with a delay.
+	Delayed int
+	// Locked entries are held by a worker whose lock has not expired.
+	Locked int
+	// Unserved is true when no live worker node advertises the bucket: its
+	// work waits for a node that has the name, version or tag.
+	Unserved bool
+}
+
+func bucketDepths(bs []queue.BucketDepth) []BucketDepth {
+	if bs == nil {
+		return nil
+	}
+	out := make([]BucketDepth, len(bs))
+	for i, b := range bs {
+		out[i] = BucketDepth{Bucket: b.Bucket, Ready: b.Ready, Delayed: b.Delayed, Locked: b.Locked, Unserved: b.Unserved}
+	}
+	return out
+}
+
+func deleteResult(r queue.DeleteResult) DeleteResult {
+	return DeleteResult{Instances: r.Instances, Executions: r.Executions, Events: r.Events, QueueMessages: r.QueueMessages}
+}
 
 // ListInstances returns a page of instances, oldest first (by creation).
 // With a Status filter the page is read from a per-status index: it is
 // short only when it is the last one (NextOffset -1). Offsets are positions
-// in the live creation-time index (see queue.ListOptions): deletes between
+// in the live creation-time index: deletes between
 // pages may make a page skip instances.
 func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (InstancePage, error) {
 	switch opts.Status {
@@ -154,9 +245,9 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 	}
 	out := make([]ExecutionInfo, len(recs))
 	for i, r := range recs {
-		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: r.Status, Output: r.Output,
+		out[i] = ExecutionInfo{ExecutionID: int64(r.ExecutionID), Status: State(r.Status), Output: r.Output,
 			StartedAt: r.StartedAt, EndedAt: r.EndedAt, EventCount: r.Events}
-		if r.Status == string(replay.StatusFailed) {
+		if out[i].Status == StateFailed {
 			out[i].Failure = decodeFailure(r.Output)
 		}
 	}
@@ -167,7 +258,7 @@ func (c *Client) ListExecutions(ctx context.Context, instanceID string) ([]Execu
 // execution 0 means the current one (empty while the instance is Pending).
 // It returns ErrInstanceNotFound, and ErrExecutionNotFound for an
 // execution that never existed or was pruned.
-func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]replay.Event, error) {
+func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution int64) ([]HistoryEvent, error) {
 	if execution < 0 {
 		return nil, fmt.Errorf("%w: execution %d", ErrInvalidInput, execution)
 	}
@@ -177,7 +268,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 	}
 	if execution == 0 {
 		if rec.ExecutionID == 0 {
-			return []replay.Event{}, nil
+			return []HistoryEvent{}, nil
 		}
 		execution = int64(rec.ExecutionID)
 	}
@@ -206,7 +297,11 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 	if err != nil {
 		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, execution, err)
 	}
-	return events, nil
+	out := make([]HistoryEvent, len(events))
+	for i, e := range events {
+		out[i] = historyEvent(e)
+	}
+	return out, nil
 }
 
 // GetInstanceTree returns an instance and its sub-orchestrations,
@@ -214,7 +309,7 @@ func (c *Client) ReadHistory(ctx context.Context, instanceID string, execution i
 // It reads one children set per instance, so it is not a snapshot: a tree
 // that changes meanwhile may be seen half-changed. It returns
 // ErrInstanceNotFound for a missing root and ErrTreeTooLarge past
-// queue.MaxTreeSize instances.
+// 10,000 instances.
 func (c *Client) GetInstanceTree(ctx context.Context, instanceID string) (InstanceTree, error) {
 	tree := InstanceTree{RootID: instanceID, AllIDs: []string{instanceID}}
 	seen := map[string]bool{instanceID: true}
@@ -256,7 +351,7 @@ func (c *Client) DeleteInstance(ctx context.Context, instanceID string, force bo
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("deleting %s: %w", instanceID, err)
 	}
-	return res, nil
+	return deleteResult(res), nil
 }
 
 // DeleteInstances deletes ended (Completed or Failed) root instances that
@@ -273,11 +368,12 @@ func (c *Client) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (
 	if filter.Limit < 0 {
 		return DeleteResult{}, fmt.Errorf("%w: negative limit %d", ErrInvalidInput, filter.Limit)
 	}
-	res, err := c.store.DeleteInstances(ctx, filter)
+	res, err := c.store.DeleteInstances(ctx, queue.BulkDeleteFilter{
+		InstanceIDs: filter.InstanceIDs, CompletedBefore: filter.CompletedBefore, Limit: filter.Limit})
 	if err != nil {
-		return res, fmt.Errorf("deleting instances: %w", err)
+		return deleteResult(res), fmt.Errorf("deleting instances: %w", err)
 	}
-	return res, nil
+	return deleteResult(res), nil
 }
 
 // PruneExecutions deletes the histories of old executions of an instance
@@ -291,7 +387,8 @@ func (c *Client) PruneExecutions(ctx context.Context, instanceID string, opts Pr
 	if opts.KeepLast < 0 {
 		return PruneResult{}, fmt.Errorf("%w: negative KeepLast %d", ErrInvalidInput, opts.KeepLast)
 	}
-	res, err := c.store.PruneExecutions(ctx, instanceID, opts)
+	r, err := c.store.PruneExecutions(ctx, instanceID, queue.PruneOptions{KeepLast: opts.KeepLast, CompletedBefore: opts.CompletedBefore})
+	res := PruneResult{Instances: r.Instances, Executions: r.Executions, Events: r.Events}
 	if err != nil {
 		return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
 	}
@@ -305,7 +402,8 @@ func (c *Client) GetSystemMetrics(ctx context.Context) (SystemMetrics, error) {
 	if err != nil {
 		return SystemMetrics{}, fmt.Errorf("reading system metrics: %w", err)
 	}
-	return m, nil
+	return SystemMetrics{Pending: m.Pending, Running: m.Running, Completed: m.Completed, Failed: m.Failed,
+		Instances: m.Instances, Executions: m.Executions, Events: m.Events}, nil
 }
 
 // GetQueueDepths returns, for every bucket that holds work, how many
@@ -317,5 +415,6 @@ func (c *Client) GetQueueDepths(ctx context.Context) (QueueDepths, error) {
 	if err != nil {
 		return QueueDepths{}, fmt.Errorf("reading queue depths: %w", err)
 	}
-	return d, nil
+	return QueueDepths{Orchestrations: bucketDepths(d.Orchestrations), Activities: bucketDepths(d.Activities),
+		Timers: d.Timers, Partial: d.Partial}, nil
 }

@@ -99,18 +99,18 @@ func TestReadHistoryAndExecutions(t *testing.T) {
 	if err != nil || len(execs) != 2 {
 		t.Fatalf("executions: %+v %v", execs, err)
 	}
-	if execs[0].Status != "ContinuedAsNew" || execs[0].Output != "next" || execs[0].EventCount != 2 || execs[0].Failure != nil {
+	if execs[0].Status != StateContinuedAsNew || execs[0].Output != "next" || execs[0].EventCount != 2 || execs[0].Failure != nil {
 		t.Errorf("execution 1: %+v", execs[0])
 	}
-	if execs[1].Status != "Failed" || execs[1].Failure == nil || execs[1].Failure.Message != "broke" || execs[1].EndedAt.IsZero() {
+	if execs[1].Status != StateFailed || execs[1].Failure == nil || execs[1].Failure.Message != "broke" || execs[1].EndedAt.IsZero() {
 		t.Errorf("execution 2: %+v", execs[1])
 	}
 	cur, err := c.ReadHistory(ctx, "i", 0)
-	if err != nil || len(cur) != 2 || cur[1].Kind != replay.EventOrchestrationFailed {
+	if err != nil || len(cur) != 2 || cur[1].Kind != EventOrchestrationFailed {
 		t.Fatalf("current history: %+v %v", cur, err)
 	}
 	first, err := c.ReadHistory(ctx, "i", 1)
-	if err != nil || len(first) != 2 || first[1].Kind != replay.EventOrchestrationContinuedAsNew {
+	if err != nil || len(first) != 2 || first[1].Kind != EventOrchestrationContinuedAsNew {
 		t.Fatalf("history of execution 1: %+v %v", first, err)
 	}
 	if r, err := c.PruneExecutions(ctx, "i", PruneOptions{}); err != nil || r != (PruneResult{Instances: 1, Executions: 1, Events: 2}) {

@@ -25,15 +25,17 @@ func TestHelloWorldEndToEnd(t *testing.T) {
 		}).MustBuild()
 		e.startWorker(orchs, acts, worker.Options{})
 		ctx := context.Background()
+		var ids []string
 		for i := 0; i < 5; i++ {
-			if err := e.client.Start(ctx, fmt.Sprintf("h-%d", i), "Hello", "world"); err != nil {
+			ids = append(ids, fmt.Sprintf("h-%d", i))
+			if err := e.client.Start(ctx, ids[i], "Hello", "world"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for i := 0; i < 5; i++ {
-			st := e.wait(fmt.Sprintf("h-%d", i))
-			if st.State != client.StateCompleted || st.Output != "hello hello world" {
-				t.Fatalf("status %+v", st)
+		ended := e.waitAll(ids...)
+		for _, id := range ids {
+			if st := ended[id]; st.State != client.StateCompleted || st.Output != "hello hello world" {
+				t.Fatalf("status of %s: %+v", id, st)
 			}
 		}
 		info, err := e.client.GetInstanceInfo(ctx, "h-0")

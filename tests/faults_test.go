@@ -54,10 +54,14 @@ func TestRedisRestartMidRun(t *testing.T) {
 			}
 			time.Sleep(150 * time.Millisecond) // let them get going, then pull the plug
 			srv.Restart(t)
+			var ids []string
 			for i := 0; i < n; i++ {
-				st := e.wait(fmt.Sprintf("r%d", i))
-				if st.State != client.StateCompleted || st.Output != "5" {
-					t.Fatalf("r%d: %+v", i, st)
+				ids = append(ids, fmt.Sprintf("r%d", i))
+			}
+			ended := e.waitAll(ids...)
+			for _, id := range ids {
+				if st := ended[id]; st.State != client.StateCompleted || st.Output != "5" {
+					t.Fatalf("%s: %+v", id, st)
 				}
 			}
 		})

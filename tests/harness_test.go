@@ -86,6 +86,22 @@ func (e *env) wait(id string) client.Status {
 	return st
 }
 
+// waitAll waits (bounded) for the instances to end, with one WaitMany,
+// and returns their statuses by instance id.
+func (e *env) waitAll(ids ...string) map[string]client.Status {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := make(map[string]client.Status, len(ids))
+	for st, err := range e.client.WaitMany(ctx, ids) {
+		if err != nil {
+			e.t.Fatalf("waiting for %d instances (%d ended): %v", len(ids), len(out), err)
+		}
+		out[st.InstanceID] = st
+	}
+	return out
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
-	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -76,7 +75,7 @@ func TestEternalOrchestrationPrunesItself(t *testing.T) {
 			t.Fatalf("executions %+v, want only the last one, completed", execs)
 		}
 		hist, err := e.client.ReadHistory(ctx, "eternal", 0)
-		if err != nil || len(hist) != execs[0].EventCount || hist[len(hist)-1].Kind != replay.EventOrchestrationCompleted {
+		if err != nil || len(hist) != execs[0].EventCount || hist[len(hist)-1].Kind != client.EventOrchestrationCompleted {
 			t.Fatalf("current history: %d events (record %d), %v", len(hist), execs[0].EventCount, err)
 		}
 		if _, err := e.client.ReadHistory(ctx, "eternal", 1); !errors.Is(err, client.ErrExecutionNotFound) {
@@ -109,7 +108,7 @@ func (e *env) waitSubscribed(id string) {
 	e.t.Helper()
 	eventually(e.t, 10*time.Second, id+" to wait for an event", func() bool {
 		h, err := e.client.ReadHistory(context.Background(), id, 0)
-		return err == nil && slices.ContainsFunc(h, func(ev replay.Event) bool { return ev.Kind == replay.EventExternalSubscribed })
+		return err == nil && slices.ContainsFunc(h, func(ev client.HistoryEvent) bool { return ev.Kind == client.EventExternalSubscribed })
 	})
 }
 

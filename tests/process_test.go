@@ -173,12 +173,15 @@ func TestRollingUpgradeOfThreeProcesses(t *testing.T) {
 		nodes[i] = startProc(t, srv, "roll", fmt.Sprintf("n%d-v2", i+1), "-versions", "1.0.0,2.0.0", "-loop-timer", "400ms")
 	}
 	upgraded := 0
-	for i := 0; i < n; i++ {
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		st, err := c.Wait(wctx, fmt.Sprint("loop-", i))
-		cancel()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint("loop-", i)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for st, err := range c.WaitMany(wctx, ids) {
 		if err != nil || st.State != client.StateCompleted {
-			t.Fatalf("loop-%d: %+v %v", i, st, err)
+			t.Fatalf("%s: %+v %v", st.InstanceID, st, err)
 		}
 		versions := strings.Fields(st.Output)[1:]
 		seenNew := false
@@ -187,15 +190,15 @@ func TestRollingUpgradeOfThreeProcesses(t *testing.T) {
 			case v == "2.0.0":
 				seenNew = true
 			case seenNew:
-				t.Fatalf("loop-%d ran %s after 2.0.0: %q", i, v, st.Output)
+				t.Fatalf("%s ran %s after 2.0.0: %q", st.InstanceID, v, st.Output)
 			}
 		}
 		if seenNew {
 			upgraded++
 		}
-		info, _ := c.GetInstanceInfo(ctx, fmt.Sprint("loop-", i))
+		info, _ := c.GetInstanceInfo(ctx, st.InstanceID)
 		if info.OrchestrationVersion != versions[len(versions)-1] {
-			t.Fatalf("loop-%d: instance reports %s, last execution ran %s", i, info.OrchestrationVersion, versions[len(versions)-1])
+			t.Fatalf("%s: instance reports %s, last execution ran %s", st.InstanceID, info.OrchestrationVersion, versions[len(versions)-1])
 		}
 	}
 	t.Logf("%d of %d instances upgraded to 2.0.0 at a continue-as-new", upgraded, n)

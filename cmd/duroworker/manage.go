@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
-	"github.com/duroworker/duroworker/queue"
 )
 
 // parseBefore parses a --completed-before value relative to now: a Go
@@ -141,7 +140,7 @@ is not.`,
 	f := cmd.Flags()
 	f.BoolVar(&force, "force", false, "delete the instance even if it (or a sub-orchestration) is still Pending or Running")
 	f.StringVar(&before, "completed-before", "", "bulk: delete ended root instances that ended before this (duration before now, e.g. 7d, or RFC 3339 time)")
-	f.IntVar(&limit, "limit", queue.DefaultBulkDeleteLimit, "bulk: largest number of root instances to delete")
+	f.IntVar(&limit, "limit", client.DefaultBulkDeleteLimit, "bulk: largest number of root instances to delete")
 	return cmd
 }
 
@@ -207,7 +206,7 @@ type jsonDeadLetter struct {
 	ID          string    `json:"id"`
 	Kind        string    `json:"kind"`
 	InstanceID  string    `json:"instance_id"`
-	ExecutionID uint64    `json:"execution_id"`
+	ExecutionID int64     `json:"execution_id"`
 	Reason      string    `json:"reason"`
 	Attempts    int       `json:"attempts"`
 	MaxAttempts int       `json:"max_attempts"`

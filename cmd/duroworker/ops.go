@@ -243,7 +243,7 @@ stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 					if e.Failure != nil {
 						res = short(fmtFailure(e.Failure), 60)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.ExecutionID, cell(e.Status), fmtTime(e.StartedAt), fmtTime(e.EndedAt), e.EventCount, res)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.ExecutionID, cell(string(e.Status)), fmtTime(e.StartedAt), fmtTime(e.EndedAt), e.EventCount, res)
 				}
 				return tw.Flush()
 			})
@@ -371,21 +371,13 @@ shown as usual.`,
 				}
 				var entries []historyEntry
 				if exec > 0 {
-					events, err := cn.client.ReadHistory(ctx, id, exec)
+					var err error
+					entries, err = readHistory(ctx, cn, id, exec)
 					switch {
 					case errors.Is(err, client.ErrExecutionNotFound):
 						return fmt.Errorf("instance %s has no execution %d (never started, or pruned)", printable(id), exec)
 					case err != nil:
-						// One corrupt event must not hide the others: read
-						// the stored events and decode them one by one.
-						entries = rawHistory(ctx, cn, id, exec)
-						if entries == nil {
-							return notFound(id, err)
-						}
-					default:
-						for _, e := range events {
-							entries = append(entries, historyEntry{event: e})
-						}
+						return notFound(id, err)
 					}
 				}
 				corrupt := 0
@@ -456,29 +448,32 @@ type jsonCorruptEvent struct {
 	Raw     string `json:"raw"`
 }
 
-// rawHistory reads the stored events of one execution and decodes each on
-// its own. It returns nil when there are none or none is corrupt (the
-// caller then reports its original error).
-func rawHistory(ctx context.Context, cn *conn, id string, exec int64) []historyEntry {
+// readHistory reads the stored events of one execution and decodes each on
+// its own, so that one corrupt event does not hide the others; the events
+// are shown in their stored form (docs/protocol.md). An empty history is
+// checked through the client, which tells an execution without events
+// from a missing or pruned one (client.ErrExecutionNotFound).
+func readHistory(ctx context.Context, cn *conn, id string, exec int64) ([]historyEntry, error) {
 	raw, err := cn.store.History(ctx, id, uint64(exec))
-	if err != nil || len(raw) == 0 {
-		return nil
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		if _, err := cn.client.ReadHistory(ctx, id, exec); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}
 	entries := make([]historyEntry, 0, len(raw))
-	bad := false
 	for _, r := range raw {
 		e, err := replay.DecodeEvent(r)
 		if err != nil {
-			bad = true
 			entries = append(entries, historyEntry{raw: r, err: err})
 			continue
 		}
 		entries = append(entries, historyEntry{event: e})
 	}
-	if !bad {
-		return nil
-	}
-	return entries
+	return entries, nil
 }
 
 // eventPayload summarizes the payload fields an event uses on one line.

@@ -248,7 +248,7 @@ type jsonExecution struct {
 }
 
 func toJSONExecution(e client.ExecutionInfo) jsonExecution {
-	return jsonExecution{ExecutionID: e.ExecutionID, Status: e.Status, Output: e.Output, Failure: e.Failure,
+	return jsonExecution{ExecutionID: e.ExecutionID, Status: string(e.Status), Output: e.Output, Failure: e.Failure,
 		StartedAt: e.StartedAt, EndedAt: e.EndedAt, EventCount: e.EventCount}
 }
 

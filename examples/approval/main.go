@@ -32,7 +32,6 @@ import (
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/internal/demo"
-	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -104,13 +103,13 @@ func approval(ctx context.Context, env *demo.Env) error {
 
 // selectWinner tells from the history which future completed first: the
 // event or the timer.
-func selectWinner(ctx context.Context, c *client.Client, id string) (replay.EventKind, error) {
+func selectWinner(ctx context.Context, c *client.Client, id string) (client.EventKind, error) {
 	hist, err := c.ReadHistory(ctx, id, 0)
 	if err != nil {
 		return "", err
 	}
 	for _, e := range hist {
-		if e.Kind == replay.EventExternalEvent || e.Kind == replay.EventTimerFired {
+		if e.Kind == client.EventExternalEvent || e.Kind == client.EventTimerFired {
 			return e.Kind, nil
 		}
 	}

@@ -28,7 +28,6 @@ import (
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/internal/demo"
-	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/worker"
 )
 
@@ -81,18 +80,18 @@ func fanOut(ctx context.Context, env *demo.Env) error {
 	if err != nil {
 		return err
 	}
-	counts := map[replay.EventKind]int{}
+	counts := map[client.EventKind]int{}
 	for _, e := range hist {
 		counts[e.Kind]++
 	}
 	env.Printf("history: %d events: %d %s, %d %s",
-		len(hist), counts[replay.EventActivityScheduled], replay.EventActivityScheduled,
-		counts[replay.EventActivityCompleted], replay.EventActivityCompleted)
+		len(hist), counts[client.EventActivityScheduled], client.EventActivityScheduled,
+		counts[client.EventActivityCompleted], client.EventActivityCompleted)
 
 	if st.State != client.StateCompleted || st.Output != "385" {
 		return fmt.Errorf("fan-out-1 ended %s %q (%v), want Completed 385", st.State, st.Output, st.Failure)
 	}
-	if counts[replay.EventActivityScheduled] != n || counts[replay.EventActivityCompleted] != n {
+	if counts[client.EventActivityScheduled] != n || counts[client.EventActivityCompleted] != n {
 		return fmt.Errorf("history has %v", counts)
 	}
 	return nil

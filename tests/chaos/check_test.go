@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/duroworker/duroworker/internal/replay"
+	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/queue"
 	"github.com/duroworker/duroworker/tests/chaos/shapes"
 )
@@ -229,16 +229,16 @@ func (h *harness) checkHistory(ctx context.Context, rep *report, id string, want
 			continue
 		}
 		nev += int64(len(evs))
-		wantEnd := replay.EventOrchestrationCompleted
+		wantEnd := client.EventOrchestrationCompleted
 		if k < len(execs)-1 {
-			wantEnd = replay.EventOrchestrationContinuedAsNew
+			wantEnd = client.EventOrchestrationContinuedAsNew
 		}
 		where := fmt.Sprintf("%s execution %d", id, e.ExecutionID)
 		ends := 0
-		scheduled := map[int64]replay.EventKind{}
+		scheduled := map[int64]client.EventKind{}
 		completions := map[int64]int{}
 		for j, ev := range evs {
-			if ev.IsTerminal() {
+			if ev.Ends() {
 				ends++
 				if j != len(evs)-1 {
 					rep.problem("ending event not last", "%s: %s is event %d of %d", where, ev.Kind, j+1, len(evs))
@@ -248,14 +248,14 @@ func (h *harness) checkHistory(ctx context.Context, rep *report, id string, want
 				}
 			}
 			switch ev.Kind {
-			case replay.EventActivityScheduled, replay.EventSubOrchestrationScheduled, replay.EventTimerCreated:
+			case client.EventActivityScheduled, client.EventSubOrchestrationScheduled, client.EventTimerCreated:
 				scheduled[ev.ID] = ev.Kind
-			case replay.EventActivityCompleted, replay.EventSubOrchestrationCompleted, replay.EventTimerFired:
+			case client.EventActivityCompleted, client.EventSubOrchestrationCompleted, client.EventTimerFired:
 				completions[ev.SourceID]++
-				if ev.Kind == replay.EventActivityCompleted {
-					times = append(times, ev.Time)
+				if ev.Kind == client.EventActivityCompleted {
+					times = append(times, ev.Time.UnixMilli())
 				}
-			case replay.EventActivityFailed, replay.EventSubOrchestrationFailed, replay.EventOrchestrationFailed:
+			case client.EventActivityFailed, client.EventSubOrchestrationFailed, client.EventOrchestrationFailed:
 				msg := ""
 				if ev.Error != nil {
 					msg = ev.Error.Message

@@ -269,7 +269,7 @@ func (e *Env) Executions(ctx context.Context, id string) ([]Execution, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading execution %d of %s: %w", info.ExecutionID, id, err)
 		}
-		x := Execution{ID: info.ExecutionID, Status: info.Status, Output: info.Output}
+		x := Execution{ID: info.ExecutionID, Status: string(info.Status), Output: info.Output}
 		if len(hist) > 0 {
 			x.Version, x.Input = hist[0].Version, hist[0].Input
 		}
