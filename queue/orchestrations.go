@@ -88,15 +88,6 @@ type FetchOrchestrationsResult struct {
 // with a new token and Attempts+1). Its cost does not depend on the content
 // of buckets it does not serve.
 func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrationsRequest) (FetchOrchestrationsResult, error) {
-	if req.Max < 1 {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: Max must be at least 1, got %d", req.Max)
-	}
-	if req.LockTimeout <= 0 {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: LockTimeout must be positive, got %v", req.LockTimeout)
-	}
-	if req.RequestID == "" {
-		req.RequestID = newRequestID()
-	}
 	maxMsgs := req.MaxMessages
 	if maxMsgs <= 0 {
 		maxMsgs = DefaultMaxMessages
@@ -108,25 +99,16 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 	case promote < 0:
 		promote = 0
 	}
-	buckets := dedupe(req.Buckets)
 	k := s.keys
-	keys := make([]string, 0, 3+len(buckets))
-	keys = append(keys, k.Prefix(), k.TimersKey(), k.FetchOrchRequestKey(req.RequestID))
-	args := make([]any, 0, 7+len(buckets))
-	args = append(args, req.RequestID, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID)
-	for _, b := range buckets {
-		keys = append(keys, k.ReadyKey(b))
-		args = append(args, b)
-	}
-	raw, err := s.fetchOrch.Run(ctx, s.rdb, keys, args...).Slice()
-	if err != nil {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: %w", mapScriptError(err))
-	}
-	res, err := decodeFetchOrch(raw)
-	if err != nil {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: decoding reply: %w", err)
-	}
-	return res, nil
+	return runFetch(ctx, s, fetchCall{
+		what: "fetching orchestrations", script: s.fetchOrch,
+		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
+		buckets: req.Buckets, bucketKey: k.ReadyKey,
+		keys: func(id string) []string { return []string{k.Prefix(), k.TimersKey(), k.FetchOrchRequestKey(id)} },
+		args: func(id string) []any {
+			return []any{id, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID}
+		},
+	}, decodeFetchOrch)
 }
 
 func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // FetchWorkRequest asks for work items to run.
@@ -61,32 +63,63 @@ type FetchWorkResult struct {
 // item fetchable again (Attempts+1, new token). It is idempotent per
 // RequestID like FetchOrchestrations.
 func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkResult, error) {
-	if req.Max < 1 {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: Max must be at least 1, got %d", req.Max)
-	}
-	if req.LockTimeout <= 0 {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: LockTimeout must be positive, got %v", req.LockTimeout)
-	}
-	if req.RequestID == "" {
-		req.RequestID = newRequestID()
-	}
-	buckets := dedupe(req.Buckets)
 	k := s.keys
-	keys := make([]string, 0, 2+len(buckets))
-	keys = append(keys, k.Prefix(), k.FetchWorkRequestKey(req.RequestID))
-	args := make([]any, 0, 7+len(buckets))
-	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID)
+	return runFetch(ctx, s, fetchCall{
+		what: "fetching work", script: s.fetchWork,
+		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
+		buckets: req.Buckets, bucketKey: k.WorkKey,
+		keys: func(id string) []string { return []string{k.Prefix(), k.FetchWorkRequestKey(id)} },
+		args: func(id string) []any {
+			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
+		},
+	}, decodeFetchWork)
+}
+
+// fetchCall is one run of a fetch script (fetch_orch.lua, fetch_work.lua),
+// described for runFetch.
+type fetchCall struct {
+	what      string // the operation, first in every error: "fetching work"
+	script    *redis.Script
+	requestID string // "" means a random one
+	max       int
+	lock      time.Duration
+	buckets   []string
+	bucketKey func(bucket string) string
+	// keys and args are the KEYS and ARGV in front of the buckets' keys and
+	// names, for request id id.
+	keys func(id string) []string
+	args func(id string) []any
+}
+
+// runFetch is the request runner FetchOrchestrations and FetchWork share:
+// it checks Max and LockTimeout, names the request, runs c.script with the
+// fixed keys and arguments followed by one key and one name per distinct
+// bucket, and decodes the reply.
+func runFetch[T any](ctx context.Context, s *Store, c fetchCall, decode func([]any) (T, error)) (T, error) {
+	var zero T
+	if c.max < 1 {
+		return zero, fmt.Errorf("%s: Max must be at least 1, got %d", c.what, c.max)
+	}
+	if c.lock <= 0 {
+		return zero, fmt.Errorf("%s: LockTimeout must be positive, got %v", c.what, c.lock)
+	}
+	id := c.requestID
+	if id == "" {
+		id = newRequestID()
+	}
+	buckets := dedupe(c.buckets)
+	keys, args := c.keys(id), c.args(id)
 	for _, b := range buckets {
-		keys = append(keys, k.WorkKey(b))
+		keys = append(keys, c.bucketKey(b))
 		args = append(args, b)
 	}
-	raw, err := s.fetchWork.Run(ctx, s.rdb, keys, args...).Slice()
+	raw, err := c.script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: %w", mapScriptError(err))
+		return zero, fmt.Errorf("%s: %w", c.what, mapScriptError(err))
 	}
-	res, err := decodeFetchWork(raw)
+	res, err := decode(raw)
 	if err != nil {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: decoding reply: %w", err)
+		return zero, fmt.Errorf("%s: decoding reply: %w", c.what, err)
 	}
 	return res, nil
 }

@@ -204,7 +204,7 @@ for j = 0, na - 1 do
     -- a session with a live owner routes the item to the owner's node bucket
     local owner = session_owner(sess, now)
     if owner then
-      bucket = 's:' .. owner
+      bucket = node_bucket(owner)
       redis.call('HSET', k_sess(sess), 'last', now)
     end
   end

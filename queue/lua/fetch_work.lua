@@ -59,7 +59,7 @@ for _, c in ipairs(cands) do
       local owner = session_owner(sess, now)
       if owner and owner ~= me then
         -- route to the owner instead of skipping it
-        local nb2 = 's:' .. owner
+        local nb2 = node_bucket(owner)
         redis.call('ZREM', zkey, wid)
         redis.call('ZADD', k_work(nb2), c[2], wid)
         redis.call('HSET', k_wi(wid), 'bucket', nb2)
