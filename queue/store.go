@@ -159,11 +159,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.moveSessions = loadScript("move_sessions.lua")
 	s.requeue = loadScript("requeue.lua")
 	s.kvRead = loadScript("kv_read.lua")
-	s.list = loadScript("list.lua", "index.lua")
+	s.list = loadScript("list.lua")
 	s.prune = loadScript("prune.lua")
 	s.depths = loadScript("depths.lua")
-	s.deleteTree = loadScript("delete.lua", "tree.lua")
-	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua", "index.lua")
+	s.deleteTree = loadScript("delete.lua")
+	s.deleteBulk = loadScript("delete_bulk.lua")
 	return s
 }
 
@@ -179,11 +179,21 @@ func Open(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	return New(rdb, opts), nil
 }
 
-// loadScript returns the embedded script name with common.lua and then the
-// given helper files in front.
-func loadScript(name string, helpers ...string) *redis.Script {
+// luaHelpers lists, for the scripts that need them, the helper files of
+// lua/ that loadScript puts in front of a script after common.lua. Every
+// other file of lua/ but common.lua is a script, with its KEYS documented in
+// its header (lua_keys_test.go checks them against what the Go code passes).
+var luaHelpers = map[string][]string{
+	"list.lua":        {"index.lua"},
+	"delete.lua":      {"tree.lua"},
+	"delete_bulk.lua": {"tree.lua", "index.lua"},
+}
+
+// loadScript returns the embedded script name with common.lua and then its
+// helper files (luaHelpers) in front.
+func loadScript(name string) *redis.Script {
 	var src strings.Builder
-	for _, f := range append(append([]string{"common.lua"}, helpers...), name) {
+	for _, f := range append(append([]string{"common.lua"}, luaHelpers[name]...), name) {
 		body, err := luaFiles.ReadFile("lua/" + f)
 		if err != nil {
 			panic("queue: embedded lua/" + f + " missing: " + err.Error())
