@@ -100,7 +100,7 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 		promote = 0
 	}
 	k := s.keys
-	return runFetch(ctx, s, fetchCall{
+	items, wake, err := runFetch(ctx, s, fetchCall{
 		what: "fetching orchestrations", script: s.fetchOrch,
 		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
 		buckets: req.Buckets, bucketKey: k.ReadyKey,
@@ -108,74 +108,64 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 		args: func(id string) []any {
 			return []any{id, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID}
 		},
-	}, decodeFetchOrch)
+	}, decodeOrchItem)
+	return FetchOrchestrationsResult{Items: items, NextWake: wake}, err
 }
 
-func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
-	var res FetchOrchestrationsResult
-	if len(raw) == 0 {
-		return res, fmt.Errorf("empty reply")
-	}
-	wake, err := replyInt(raw[0])
+// decodeOrchItem decodes one item of a fetch_orch.lua reply.
+func decodeOrchItem(v any) (OrchestrationItem, error) {
+	var it OrchestrationItem
+	f, err := replyArray(v, 10)
 	if err != nil {
-		return res, err
+		return it, err
 	}
-	res.NextWake = time.Duration(wake) * time.Millisecond
-	for _, v := range raw[1:] {
-		f, err := replyArray(v, 10)
-		if err != nil {
-			return res, err
-		}
-		var it OrchestrationItem
-		if it.InstanceID, err = replyString(f[0]); err != nil {
-			return res, err
-		}
-		if it.Token, err = replyString(f[1]); err != nil {
-			return res, err
-		}
-		att, err := replyInt(f[2])
-		if err != nil {
-			return res, err
-		}
-		it.Attempts = int(att)
-		h, err := flatToMap(f[3])
-		if err != nil {
-			return res, err
-		}
-		if it.Instance, err = decodeInstance(it.InstanceID, h); err != nil {
-			return res, err
-		}
-		if it.Messages, err = replyStrings(f[4]); err != nil {
-			return res, err
-		}
-		hlen, err := replyInt(f[5])
-		if err != nil {
-			return res, err
-		}
-		it.HistoryLen = int(hlen)
-		omitted, err := replyInt(f[6])
-		if err != nil {
-			return res, err
-		}
-		it.HistoryOmitted = omitted == 1
-		if it.ReadError, err = replyString(f[9]); err != nil {
-			return res, err
-		}
-		if !it.HistoryOmitted {
-			if it.History, err = replyStrings(f[7]); err != nil {
-				return res, err
-			}
-			flat, err := flatToMap(f[8])
-			if err != nil {
-				return res, err
-			}
-			if it.KV, err = decodeKVStore(flat); err != nil {
-				return res, fmt.Errorf("instance %s: %w", it.InstanceID, err)
-			}
-		}
-		res.Items = append(res.Items, it)
+	if it.InstanceID, err = replyString(f[0]); err != nil {
+		return it, err
 	}
-	return res, nil
+	if it.Token, err = replyString(f[1]); err != nil {
+		return it, err
+	}
+	att, err := replyInt(f[2])
+	if err != nil {
+		return it, err
+	}
+	it.Attempts = int(att)
+	h, err := flatToMap(f[3])
+	if err != nil {
+		return it, err
+	}
+	if it.Instance, err = decodeInstance(it.InstanceID, h); err != nil {
+		return it, err
+	}
+	if it.Messages, err = replyStrings(f[4]); err != nil {
+		return it, err
+	}
+	hlen, err := replyInt(f[5])
+	if err != nil {
+		return it, err
+	}
+	it.HistoryLen = int(hlen)
+	omitted, err := replyInt(f[6])
+	if err != nil {
+		return it, err
+	}
+	it.HistoryOmitted = omitted == 1
+	if it.ReadError, err = replyString(f[9]); err != nil {
+		return it, err
+	}
+	if !it.HistoryOmitted {
+		if it.History, err = replyStrings(f[7]); err != nil {
+			return it, err
+		}
+		flat, err := flatToMap(f[8])
+		if err != nil {
+			return it, err
+		}
+		if it.KV, err = decodeKVStore(flat); err != nil {
+			return it, fmt.Errorf("instance %s: %w", it.InstanceID, err)
+		}
+	}
+	return it, nil
 }
 
 // WorkItem is a new work item (an activity) created by an ack.

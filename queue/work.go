@@ -64,7 +64,7 @@ type FetchWorkResult struct {
 // RequestID like FetchOrchestrations.
 func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkResult, error) {
 	k := s.keys
-	return runFetch(ctx, s, fetchCall{
+	items, wake, err := runFetch(ctx, s, fetchCall{
 		what: "fetching work", script: s.fetchWork,
 		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
 		buckets: req.Buckets, bucketKey: k.WorkKey,
@@ -72,7 +72,8 @@ func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkR
 		args: func(id string) []any {
 			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
 		},
-	}, decodeFetchWork)
+	}, decodeWorkItem)
+	return FetchWorkResult{Items: items, NextWake: wake}, err
 }
 
 // fetchCall is one run of a fetch script (fetch_orch.lua, fetch_work.lua),
@@ -94,65 +95,73 @@ type fetchCall struct {
 // runFetch is the request runner FetchOrchestrations and FetchWork share:
 // it checks Max and LockTimeout, names the request, runs c.script with the
 // fixed keys and arguments followed by one key and one name per distinct
-// bucket, and decodes the reply.
-func runFetch[T any](ctx context.Context, s *Store, c fetchCall, decode func([]any) (T, error)) (T, error) {
-	var zero T
+// bucket, and decodes the reply {next_wake_ms, item...} with decodeItem.
+// On error it returns no items.
+func runFetch[T any](ctx context.Context, s *Store, c fetchCall, decodeItem func(any) (T, error)) ([]T, time.Duration, error) {
 	if c.max < 1 {
-		return zero, fmt.Errorf("%s: Max must be at least 1, got %d", c.what, c.max)
+		return nil, 0, fmt.Errorf("%s: Max must be at least 1, got %d", c.what, c.max)
 	}
 	if c.lock <= 0 {
-		return zero, fmt.Errorf("%s: LockTimeout must be positive, got %v", c.what, c.lock)
+		return nil, 0, fmt.Errorf("%s: LockTimeout must be positive, got %v", c.what, c.lock)
 	}
 	id := c.requestID
 	if id == "" {
 		id = newRequestID()
 	}
-	buckets := dedupe(c.buckets)
 	keys, args := c.keys(id), c.args(id)
-	for _, b := range buckets {
+	for _, b := range dedupe(c.buckets) {
 		keys = append(keys, c.bucketKey(b))
 		args = append(args, b)
 	}
 	raw, err := c.script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return zero, fmt.Errorf("%s: %w", c.what, mapScriptError(err))
+		return nil, 0, fmt.Errorf("%s: %w", c.what, mapScriptError(err))
 	}
-	res, err := decode(raw)
+	items, wake, err := decodeFetchReply(raw, decodeItem)
 	if err != nil {
-		return zero, fmt.Errorf("%s: decoding reply: %w", c.what, err)
+		return nil, 0, fmt.Errorf("%s: decoding reply: %w", c.what, err)
 	}
-	return res, nil
+	return items, wake, nil
 }
 
-func decodeFetchWork(raw []any) (FetchWorkResult, error) {
-	var res FetchWorkResult
+// decodeFetchReply decodes {next_wake_ms, item...}.
+func decodeFetchReply[T any](raw []any, decodeItem func(any) (T, error)) ([]T, time.Duration, error) {
 	if len(raw) == 0 {
-		return res, fmt.Errorf("empty reply")
+		return nil, 0, fmt.Errorf("empty reply")
 	}
 	wake, err := replyInt(raw[0])
 	if err != nil {
-		return res, err
+		return nil, 0, err
 	}
-	res.NextWake = time.Duration(wake) * time.Millisecond
+	var items []T
 	for _, v := range raw[1:] {
-		f, err := replyArray(v, 6)
+		it, err := decodeItem(v)
 		if err != nil {
-			return res, err
+			return nil, 0, err
 		}
-		var w FetchedWork
-		for i, dst := range []*string{&w.ID, &w.Token, &w.Bucket, &w.Body, &w.InstanceID} {
-			if *dst, err = replyString(f[i]); err != nil {
-				return res, err
-			}
-		}
-		att, err := replyInt(f[5])
-		if err != nil {
-			return res, err
-		}
-		w.Attempts = int(att)
-		res.Items = append(res.Items, w)
+		items = append(items, it)
 	}
-	return res, nil
+	return items, time.Duration(wake) * time.Millisecond, nil
+}
+
+// decodeWorkItem decodes one item of a fetch_work.lua reply.
+func decodeWorkItem(v any) (FetchedWork, error) {
+	var w FetchedWork
+	f, err := replyArray(v, 6)
+	if err != nil {
+		return w, err
+	}
+	for i, dst := range []*string{&w.ID, &w.Token, &w.Bucket, &w.Body, &w.InstanceID} {
+		if *dst, err = replyString(f[i]); err != nil {
+			return w, err
+		}
+	}
+	att, err := replyInt(f[5])
+	if err != nil {
+		return w, err
+	}
+	w.Attempts = int(att)
+	return w, nil
 }
 
 // AckWork completes a work item: it deletes the item and, if completion is

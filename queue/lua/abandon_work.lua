@@ -13,8 +13,7 @@ if not f then return err end
 -- decide
 local now = now_ms()
 local delay = tonumber(ARGV[3])
-local att = num(f.att)
-if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
+local att = abandoned_attempts(f.att, ARGV[4])
 
 -- write
 redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'att', att, 'node', '')

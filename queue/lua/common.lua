@@ -153,6 +153,14 @@ local function locked_fields(holder, key, id, token, now, ...)
   return f
 end
 
+-- abandoned_attempts is the attempt count an abandon leaves: att (a hash
+-- field) when keep is "1", else one less (the fetch is given back), min 0.
+local function abandoned_attempts(att, keep)
+  local n = num(att)
+  if keep ~= '1' and n > 0 then n = n - 1 end
+  return n
+end
+
 -- deliver appends msg to the inbox of instance id and makes it fetchable
 -- now, unless it already waits in its bucket (ZADD NX keeps the score of a
 -- locked or delayed instance). Messages to a missing or ended instance are
