@@ -269,7 +269,7 @@ func TestKeyDocCatchesMistakes(t *testing.T) {
 	if err := checkCall(doc, k.Prefix(), []string{k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i1")}, args); err != nil {
 		t.Errorf("right keys refused: %v", err)
 	}
-	if err := checkCall(doc, k.Prefix(), []string{k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i1"), k.RequestKey("r1")}, args); err != nil {
+	if err := checkCall(doc, k.Prefix(), []string{k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i1"), k.requestKey("r1")}, args); err != nil {
 		t.Errorf("right keys with the optional one refused: %v", err)
 	}
 	for what, keys := range map[string][]string{
@@ -278,7 +278,7 @@ func TestKeyDocCatchesMistakes(t *testing.T) {
 		"two instances":   {k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i2")},
 		"not an argument": {k.Prefix(), k.InstanceKey("i9"), k.InboxKey("i9")},
 		"missing":         {k.Prefix(), k.InstanceKey("i1")},
-		"one too many":    {k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i1"), k.RequestKey("r1"), k.TimersKey()},
+		"one too many":    {k.Prefix(), k.InstanceKey("i1"), k.InboxKey("i1"), k.requestKey("r1"), k.timersKey()},
 		"no prefix first": {k.InstanceKey("i1"), k.Prefix(), k.InboxKey("i1")},
 		"other namespace": {k.Prefix(), NewKeys("x").InstanceKey("i1"), k.InboxKey("i1")},
 	} {
@@ -538,27 +538,27 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"k_ready":        {"k_ready(ID)", k.ReadyKey(id)},
 		"k_work":         {"k_work(ID)", k.WorkKey(id)},
 		"k_wi":           {"k_wi(ID)", k.WorkItemKey(id)},
-		"k_children":     {"k_children(ID)", k.ChildrenKey(id)},
+		"k_children":     {"k_children(ID)", k.childrenKey(id)},
 		"k_wimap":        {"k_wimap(ID)", k.WorkMapKey(id)},
-		"k_kv":           {"k_kv(ID)", k.KVKey(id)},
-		"k_kvd":          {"k_kvd(ID)", k.KVDeltaKey(id)},
-		"k_execs":        {"k_execs(ID)", k.ExecutionsKey(id)},
-		"k_sess":         {"k_sess(ID)", k.SessionKey(id)},
-		"k_osess":        {"k_osess(OWNER)", k.OwnerSessionsKey(owner)},
+		"k_kv":           {"k_kv(ID)", k.kvKey(id)},
+		"k_kvd":          {"k_kvd(ID)", k.kvDeltaKey(id)},
+		"k_execs":        {"k_execs(ID)", k.executionsKey(id)},
+		"k_sess":         {"k_sess(ID)", k.sessionKey(id)},
+		"k_osess":        {"k_osess(OWNER)", k.ownerSessionsKey(owner)},
 		"node_bucket":    {"node_bucket(OWNER)", NodeWorkBucket(owner)},
-		"k_node":         {"k_node(OWNER)", k.NodeKey(owner)},
-		"k_nlocks":       {"k_nlocks(OWNER)", k.NodeLocksKey(owner)},
-		"k_bystatus":     {"k_bystatus('Failed')", k.StatusIndexKey(StatusFailed)},
-		"K_TIMERS":       {"K_TIMERS", k.TimersKey()},
+		"k_node":         {"k_node(OWNER)", k.nodeKey(owner)},
+		"k_nlocks":       {"k_nlocks(OWNER)", k.nodeLocksKey(owner)},
+		"k_bystatus":     {"k_bystatus('Failed')", k.statusIndexKey(StatusFailed)},
+		"K_TIMERS":       {"K_TIMERS", k.timersKey()},
 		"K_ENGINES":      {"K_ENGINES", k.EnginesKey()},
-		"K_SEQ":          {"K_SEQ", k.SeqKey()},
+		"K_SEQ":          {"K_SEQ", k.seqKey()},
 		"K_ORCH_BUCKETS": {"K_ORCH_BUCKETS", k.OrchestrationBucketsKey()},
-		"K_WORK_BUCKETS": {"K_WORK_BUCKETS", k.WorkBucketsKey()},
+		"K_WORK_BUCKETS": {"K_WORK_BUCKETS", k.workBucketsKey()},
 		"K_NODES":        {"K_NODES", k.NodesKey()},
 		"K_DEAD":         {"K_DEAD", k.DeadLettersKey()},
-		"K_INSTANCES":    {"K_INSTANCES", k.InstancesKey()},
+		"K_INSTANCES":    {"K_INSTANCES", k.instancesKey()},
 		"K_STATS":        {"K_STATS", k.StatsKey()},
-		"K_NODE_SINCE":   {"K_NODE_SINCE", k.NodeSinceKey()},
+		"K_NODE_SINCE":   {"K_NODE_SINCE", k.nodeSinceKey()},
 		"CH_WAKE_ORCH":   {"CH_WAKE_ORCH", k.WakeOrchChannel()},
 		"CH_WAKE_WORK":   {"CH_WAKE_WORK", k.WakeWorkChannel()},
 		"CH_ENDED":       {"CH_ENDED", k.EndedChannel()},

@@ -22,7 +22,7 @@ type FetchOrchestrationsRequest struct {
 	// Max is the largest number of instances to lock; it must be at least 1.
 	Max int
 	// MaxMessages caps the inbox messages of one instance batch. If zero,
-	// DefaultMaxMessages is used.
+	// 1000 is used.
 	MaxMessages int
 	// LockTimeout is how long the locks last unless renewed; it must be positive.
 	LockTimeout time.Duration
@@ -30,7 +30,7 @@ type FetchOrchestrationsRequest struct {
 	// instance's history is held by this owner, it is not sent again.
 	CacheOwner string
 	// PromoteTimers caps the due timers moved to inboxes by this call. If
-	// zero, DefaultPromoteTimers is used; a negative value promotes none.
+	// zero, 256 are promoted at most; a negative value promotes none.
 	PromoteTimers int
 	// NodeID is the worker node that takes the locks (see AdvertiseNode).
 	// When set, the locks are recorded under it and reclaimed as soon as the
@@ -90,12 +90,12 @@ type FetchOrchestrationsResult struct {
 func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrationsRequest) (FetchOrchestrationsResult, error) {
 	maxMsgs := req.MaxMessages
 	if maxMsgs <= 0 {
-		maxMsgs = DefaultMaxMessages
+		maxMsgs = defaultMaxMessages
 	}
 	promote := req.PromoteTimers
 	switch {
 	case promote == 0:
-		promote = DefaultPromoteTimers
+		promote = defaultPromoteTimers
 	case promote < 0:
 		promote = 0
 	}
@@ -104,7 +104,7 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 		what: "fetching orchestrations", script: s.fetchOrch,
 		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
 		buckets: req.Buckets, bucketKey: k.ReadyKey,
-		keys: func(id string) []string { return []string{k.Prefix(), k.TimersKey(), k.FetchOrchRequestKey(id)} },
+		keys: func(id string) []string { return []string{k.Prefix(), k.timersKey(), k.fetchOrchRequestKey(id)} },
 		args: func(id string) []any {
 			return []any{id, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID}
 		},
@@ -204,7 +204,7 @@ type ChildStart struct {
 	// contain '{' or '}'. The instance is created like CreateInstance does.
 	InstanceID, Name, Version string
 	// ParentInstanceID, when not empty, is stored as the child's parent and
-	// the child is added to the set ChildrenKey(ParentInstanceID).
+	// the child is added to the set childrenKey(ParentInstanceID).
 	ParentInstanceID string
 	Bucket, Message  string
 	// CollisionMessage, when not empty, is delivered to the acking
@@ -344,9 +344,9 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 	k := s.keys
 	keys := []string{
 		k.Prefix(), k.InstanceKey(ack.InstanceID), k.InboxKey(ack.InstanceID),
-		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.TimersKey(), k.SeqKey(), k.EnginesKey(),
-		k.WorkMapKey(ack.InstanceID), k.KVKey(ack.InstanceID), k.KVDeltaKey(ack.InstanceID),
-		k.ExecutionsKey(ack.InstanceID),
+		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.timersKey(), k.seqKey(), k.EnginesKey(),
+		k.WorkMapKey(ack.InstanceID), k.kvKey(ack.InstanceID), k.kvDeltaKey(ack.InstanceID),
+		k.executionsKey(ack.InstanceID),
 	}
 	csOp, csValue := "", ""
 	if cs := ack.CustomStatus; cs != nil {

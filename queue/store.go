@@ -57,12 +57,12 @@ var (
 
 // Defaults for zero-valued request fields.
 const (
-	// DefaultMaxMessages caps the inbox batch of one instance when
+	// defaultMaxMessages caps the inbox batch of one instance when
 	// FetchOrchestrationsRequest.MaxMessages is zero.
-	DefaultMaxMessages = 1000
-	// DefaultPromoteTimers caps the timers promoted by one fetch when
+	defaultMaxMessages = 1000
+	// defaultPromoteTimers caps the timers promoted by one fetch when
 	// FetchOrchestrationsRequest.PromoteTimers is zero.
-	DefaultPromoteTimers = 256
+	defaultPromoteTimers = 256
 	// MaxAckEntries is the largest number of entries each list of an
 	// OrchestrationAck (NewEvents, HeadMessages, Activities, Timers, Outbox,
 	// Children, CancelActivities, KV) may have.
@@ -91,7 +91,7 @@ var luaFiles embed.FS
 type Options struct {
 	// Prefix is the key namespace; every key is "{Prefix}:...". If empty,
 	// DefaultPrefix ("dw") is used. It must pass ValidatePrefix: ASCII
-	// letters, digits, '_', '-', '.' and ':', at most MaxPrefixLen bytes.
+	// letters, digits, '_', '-', '.' and ':', at most 64 bytes.
 	Prefix string
 }
 
@@ -134,9 +134,9 @@ var defaultLimits = limits{
 // on first use (EVALSHA, falling back to EVAL when the server answers
 // NOSCRIPT, for example after a restart or failover). A script that the
 // server refuses without running it (LOADING while it reloads its dataset,
-// BUSY) is retried with backoff within the caller's context (see IsNotRun).
+// BUSY) is retried with backoff within the caller's context.
 // It panics if opts.Prefix is not valid; check a configured prefix with
-// ValidatePrefix first, or use Open.
+// ValidatePrefix first.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	// Scripts run through scriptRunner (it waits out LOADING and BUSY); the
 	// other commands go to rdb unchanged.
@@ -165,18 +165,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.deleteTree = loadScript("delete.lua")
 	s.deleteBulk = loadScript("delete_bulk.lua")
 	return s
-}
-
-// Open is New for a prefix that comes from configuration: it returns an
-// error wrapping ErrInvalidPrefix instead of panicking when opts.Prefix is
-// set and not valid.
-func Open(rdb redis.UniversalClient, opts Options) (*Store, error) {
-	if opts.Prefix != "" {
-		if err := ValidatePrefix(opts.Prefix); err != nil {
-			return nil, err
-		}
-	}
-	return New(rdb, opts), nil
 }
 
 // luaHelpers lists, for the scripts that need them, the helper files of

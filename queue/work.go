@@ -68,7 +68,7 @@ func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkR
 		what: "fetching work", script: s.fetchWork,
 		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
 		buckets: req.Buckets, bucketKey: k.WorkKey,
-		keys: func(id string) []string { return []string{k.Prefix(), k.FetchWorkRequestKey(id)} },
+		keys: func(id string) []string { return []string{k.Prefix(), k.fetchWorkRequestKey(id)} },
 		args: func(id string) []any {
 			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
 		},
