@@ -79,8 +79,8 @@ func TestAckCreatesChildren(t *testing.T) {
 			}
 		}
 		wantEqual(t, "buckets:o", []string{"o:audit", "o:b", "o:ref", "o:shipping", "x:p"}, e.smembers(e.k.OrchestrationBucketsKey()))
-		wantEqual(t, "children of p1", []string{"p1:0001"}, e.smembers(e.k.ChildrenKey("p1")))
-		if e.exists(e.k.ChildrenKey("")) {
+		wantEqual(t, "children of p1", []string{"p1:0001"}, e.smembers(e.k.childrenKey("p1")))
+		if e.exists(e.k.childrenKey("")) {
 			t.Error("detached child was added to a children set")
 		}
 		got := map[string]bool{}
@@ -108,7 +108,7 @@ func TestAckChildrenAtomic(t *testing.T) {
 		ack := OrchestrationAck{InstanceID: "p1", Token: "not-the-lock", ExecutionID: 1, Status: StatusRunning, ReadyBucket: "x:p",
 			Children: []ChildStart{{InstanceID: "c1", Name: "n", ParentInstanceID: "p1", Bucket: "o:c", Message: "s", CollisionMessage: "collided"}}}
 		wantErr(t, "ack with a stale token", e.s.AckOrchestration(e.ctx, ack), ErrLockLost)
-		if e.exists(e.k.InstanceKey("c1")) || e.exists(e.k.ChildrenKey("p1")) || e.exists(e.k.ReadyKey("o:c")) {
+		if e.exists(e.k.InstanceKey("c1")) || e.exists(e.k.childrenKey("p1")) || e.exists(e.k.ReadyKey("o:c")) {
 			t.Fatal("refused ack created its child")
 		}
 		ack.Token = it.Token
@@ -156,7 +156,7 @@ func TestAckChildCollision(t *testing.T) {
 
 				wantEqual(t, "existing instance", hash, e.hgetall(e.k.InstanceKey("c1")))
 				wantEqual(t, "existing inbox", inbox, e.lrange(e.k.InboxKey("c1")))
-				if e.exists(e.k.ReadyKey("o:other")) || e.exists(e.k.ChildrenKey("p1")) {
+				if e.exists(e.k.ReadyKey("o:other")) || e.exists(e.k.childrenKey("p1")) {
 					t.Error("collision touched the child's bucket or the children set")
 				}
 				want := []string{"during"}
@@ -271,7 +271,7 @@ func TestAckManyChildren(t *testing.T) {
 			children = append(children, ChildStart{InstanceID: fmt.Sprintf("p1:%04d", i), Name: "n", ParentInstanceID: "p1", Bucket: "o:c", Message: "s"})
 		}
 		e.ack(OrchestrationAck{InstanceID: "p1", Token: it.Token, Children: children})
-		if n, _ := e.rdb.SCard(e.ctx, e.k.ChildrenKey("p1")).Result(); n != 300 {
+		if n, _ := e.rdb.SCard(e.ctx, e.k.childrenKey("p1")).Result(); n != 300 {
 			t.Errorf("children set has %d members, want 300", n)
 		}
 		if n, _ := e.rdb.ZCard(e.ctx, e.k.ReadyKey("o:c")).Result(); n != 300 {
@@ -329,7 +329,7 @@ func TestAckValidatesExtensions(t *testing.T) {
 			}
 		}
 		wantEqual(t, "instance after refused acks", before, e.hgetall(e.k.InstanceKey("p1")))
-		if e.exists(e.k.InstanceKey("c1")) || e.exists(e.k.KVDeltaKey("p1")) {
+		if e.exists(e.k.InstanceKey("c1")) || e.exists(e.k.kvDeltaKey("p1")) {
 			t.Error("a refused ack wrote something")
 		}
 		// Exactly MaxAckEntries is accepted.

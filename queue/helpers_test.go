@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/duroworker/duroworker/internal/redistest"
+	"github.com/duroworker/duroworker/queue/internal/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -74,20 +74,11 @@ func (e *env) advance(d time.Duration) {
 // failing after d plus a generous margin.
 func (e *env) after(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
+	var advance func(time.Duration)
 	if !e.b.Real {
-		e.advance(d)
-		if !cond() {
-			e.t.Fatalf("after %v: %s did not hold", d, what)
-		}
-		return
+		advance = e.advance
 	}
-	deadline := time.Now().Add(d + 5*time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("after %v (+5s margin): %s did not hold", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	storetest.After(e.t, d, advance, what, cond)
 }
 
 func (e *env) create(id, bucket, msg string) {
@@ -107,18 +98,13 @@ func (e *env) enqueue(id, msg string) {
 // reqSeq numbers the request ids of test fetches.
 var reqSeq atomic.Int64
 
+// newReqID returns a fresh request id for a test fetch.
+func newReqID() string { return fmt.Sprintf("req%d", reqSeq.Add(1)) }
+
 // fetch runs FetchOrchestrations with a fresh request id and defaults.
 func (e *env) fetch(req FetchOrchestrationsRequest) FetchOrchestrationsResult {
 	e.t.Helper()
-	if req.RequestID == "" {
-		req.RequestID = fmt.Sprintf("req%d", reqSeq.Add(1))
-	}
-	if req.Max == 0 {
-		req.Max = 10
-	}
-	if req.LockTimeout == 0 {
-		req.LockTimeout = longLock
-	}
+	storetest.FetchDefaults(&req.RequestID, &req.Max, &req.LockTimeout, newReqID, longLock)
 	res, err := e.s.FetchOrchestrations(e.ctx, req)
 	if err != nil {
 		e.t.Fatalf("FetchOrchestrations: %v", err)
@@ -215,25 +201,12 @@ func (e *env) exists(key string) bool {
 }
 
 // wantErr fails unless errors.Is(err, want) (want nil means no error).
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if want == nil {
-		if err != nil {
-			t.Fatalf("%s: unexpected error %v", what, err)
-		}
-		return
-	}
-	if !errors.Is(err, want) {
-		t.Fatalf("%s: error = %v, want %v", what, err, want)
-	}
-}
+var wantErr = storetest.WantErr
 
-// wantEqual fails with a (-want,+got) message unless got equals want.
+// wantEqual fails with both values unless got equals want.
 func wantEqual[T any](t *testing.T, what string, want, got T) {
 	t.Helper()
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("%s mismatch (-want,+got):\n-%#v\n+%#v", what, want, got)
-	}
+	storetest.WantEqual(t, what, want, got)
 }
 
 // receive waits for one pub/sub message on ps.

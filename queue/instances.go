@@ -141,8 +141,8 @@ type CreateRequest struct {
 // EnqueueRequest is remembered by default.
 const RequestTTL = 15 * time.Minute
 
-// MaxRequestIDLen is the longest request id ValidateRequestID accepts.
-const MaxRequestIDLen = 128
+// maxRequestIDLen is the longest request id ValidateRequestID accepts.
+const maxRequestIDLen = 128
 
 // ErrRequestReused is returned when a request id given to CreateInstance or
 // EnqueueRequest was used, within RequestTTL, for a request of another kind
@@ -157,11 +157,11 @@ func requestTTLMillis(ttl time.Duration) int64 {
 	return millis(ttl)
 }
 
-// ValidateRequestID reports whether id can name a request: 1 to
-// MaxRequestIDLen bytes of ASCII letters, digits, '_', '-', '.' and ':'.
+// ValidateRequestID reports whether id can name a request: 1 to 128
+// (maxRequestIDLen) bytes of ASCII letters, digits, '_', '-', '.' and ':'.
 func ValidateRequestID(id string) error {
-	if id == "" || len(id) > MaxRequestIDLen {
-		return fmt.Errorf("request id %q must be 1 to %d bytes long", id, MaxRequestIDLen)
+	if id == "" || len(id) > maxRequestIDLen {
+		return fmt.Errorf("request id %q must be 1 to %d bytes long", id, maxRequestIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		if !prefixChar(id[i]) {
@@ -189,7 +189,7 @@ func (s *Store) CreateInstance(ctx context.Context, req CreateRequest) error {
 		if err := ValidateRequestID(req.RequestID); err != nil {
 			return fmt.Errorf("creating instance %s: %w", req.InstanceID, err)
 		}
-		keys = append(keys, k.RequestKey(req.RequestID))
+		keys = append(keys, k.requestKey(req.RequestID))
 		args = append(args, req.RequestID, requestTTLMillis(req.RequestTTL))
 	}
 	err := s.create.Run(ctx, s.rdb, keys, args...).Err()
@@ -221,7 +221,7 @@ func (s *Store) EnqueueRequest(ctx context.Context, instanceID, message, request
 		if err := ValidateRequestID(requestID); err != nil {
 			return fmt.Errorf("enqueueing to instance %s: %w", instanceID, err)
 		}
-		keys = append(keys, k.RequestKey(requestID))
+		keys = append(keys, k.requestKey(requestID))
 		args = append(args, requestID, requestTTLMillis(ttl))
 	}
 	err := s.enqueue.Run(ctx, s.rdb, keys, args...).Err()

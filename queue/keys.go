@@ -47,14 +47,14 @@ type Keys struct {
 	base string // "{prefix}:"
 }
 
-// MaxPrefixLen is the longest key prefix ValidatePrefix accepts, in bytes.
-const MaxPrefixLen = 64
+// maxPrefixLen is the longest key prefix ValidatePrefix accepts, in bytes.
+const maxPrefixLen = 64
 
-// ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
-var ErrInvalidPrefix = errors.New("invalid key prefix")
+// errInvalidPrefix is returned (wrapped) by ValidatePrefix.
+var errInvalidPrefix = errors.New("invalid key prefix")
 
 // ValidatePrefix reports whether prefix can name a namespace. A prefix is 1
-// to MaxPrefixLen bytes of ASCII letters, digits, '_', '-', '.' and ':'.
+// to 64 (maxPrefixLen) bytes of ASCII letters, digits, '_', '-', '.' and ':'.
 // Everything else is refused: '{' and '}' would change the Redis Cluster
 // hash tag; '*', '?', '[', ']' and '\' are glob metacharacters, so an ACL
 // rule such as ~{o*}:* written for one application would also match the
@@ -63,15 +63,15 @@ var ErrInvalidPrefix = errors.New("invalid key prefix")
 // before calling New or NewKeys, which panic on an invalid prefix.
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
-		return fmt.Errorf("%w: the prefix is empty", ErrInvalidPrefix)
+		return fmt.Errorf("%w: the prefix is empty", errInvalidPrefix)
 	}
-	if len(prefix) > MaxPrefixLen {
-		return fmt.Errorf("%w: the prefix is %d bytes long, more than the limit of %d", ErrInvalidPrefix, len(prefix), MaxPrefixLen)
+	if len(prefix) > maxPrefixLen {
+		return fmt.Errorf("%w: the prefix is %d bytes long, more than the limit of %d", errInvalidPrefix, len(prefix), maxPrefixLen)
 	}
 	for i := 0; i < len(prefix); i++ {
 		if !prefixChar(prefix[i]) {
 			return fmt.Errorf("%w: %q contains %q; a prefix may contain only ASCII letters, digits, '_', '-', '.' and ':' (no glob characters, braces, spaces or control characters, which would break the hash tag or ACL key patterns)",
-				ErrInvalidPrefix, prefix, prefix[i])
+				errInvalidPrefix, prefix, prefix[i])
 		}
 	}
 	return nil
@@ -120,31 +120,31 @@ func (k Keys) WorkKey(bucket string) string { return k.base + kindWork + bucket 
 // WorkItemKey is the hash holding one work item.
 func (k Keys) WorkItemKey(workID string) string { return k.base + kindWorkItem + workID }
 
-// TimersKey is the sorted set of delayed messages, scored by due time (Unix ms).
-func (k Keys) TimersKey() string { return k.base + kindTimers }
+// timersKey is the sorted set of delayed messages, scored by due time (Unix ms).
+func (k Keys) timersKey() string { return k.base + kindTimers }
 
 // EnginesKey is the set of engine versions that executions have pinned.
 func (k Keys) EnginesKey() string { return k.base + kindEngines }
 
-// SeqKey is the counter that numbers work items and timers.
-func (k Keys) SeqKey() string { return k.base + kindSeq }
+// seqKey is the counter that numbers work items and timers.
+func (k Keys) seqKey() string { return k.base + kindSeq }
 
-// FetchOrchRequestKey records what one FetchOrchestrations request locked,
+// fetchOrchRequestKey records what one FetchOrchestrations request locked,
 // so that running the same request again returns the same items.
-func (k Keys) FetchOrchRequestKey(requestID string) string {
+func (k Keys) fetchOrchRequestKey(requestID string) string {
 	return k.base + kindFetchReq + "o:" + requestID
 }
 
-// FetchWorkRequestKey records what one FetchWork request locked.
-func (k Keys) FetchWorkRequestKey(requestID string) string {
+// fetchWorkRequestKey records what one FetchWork request locked.
+func (k Keys) fetchWorkRequestKey(requestID string) string {
 	return k.base + kindFetchReq + "w:" + requestID
 }
 
-// RequestKey records that one producer request (a create or an enqueue
+// requestKey records that one producer request (a create or an enqueue
 // named with a request id) succeeded, so that running the same request
 // again answers as the first run did instead of writing twice. It expires
 // after RequestTTL.
-func (k Keys) RequestKey(requestID string) string { return k.base + kindRequest + requestID }
+func (k Keys) requestKey(requestID string) string { return k.base + kindRequest + requestID }
 
 // WakeOrchChannel is the pub/sub channel announcing that a ready bucket got
 // work; the message is the bucket name.
@@ -162,68 +162,68 @@ func (k Keys) EndedChannel() string { return k.base + kindEndedEvent }
 // so that work in a bucket no live node serves can be found.
 func (k Keys) OrchestrationBucketsKey() string { return k.base + kindOrchBuckets }
 
-// WorkBucketsKey is the set of every activity bucket name ever used.
-func (k Keys) WorkBucketsKey() string { return k.base + kindWorkBuckets }
+// workBucketsKey is the set of every activity bucket name ever used.
+func (k Keys) workBucketsKey() string { return k.base + kindWorkBuckets }
 
 // NodesKey is the sorted set of live worker nodes, scored by the time (ms)
 // until which each counts as live.
 func (k Keys) NodesKey() string { return k.base + kindNodes }
 
-// NodeKey is the set of bucket names a live node serves; it expires with the
+// nodeKey is the set of bucket names a live node serves; it expires with the
 // node's liveness.
-func (k Keys) NodeKey(nodeID string) string { return k.base + kindNode + nodeID }
+func (k Keys) nodeKey(nodeID string) string { return k.base + kindNode + nodeID }
 
-// NodeLocksKey is the set of locks worker node nodeID holds ("o:<instance
+// nodeLocksKey is the set of locks worker node nodeID holds ("o:<instance
 // id>", "w:<work id>"), recorded by fetches that name the node, so that
 // ReclaimDeadNodes can take them over when the node dies.
-func (k Keys) NodeLocksKey(nodeID string) string { return k.base + "nlocks:" + nodeID }
+func (k Keys) nodeLocksKey(nodeID string) string { return k.base + "nlocks:" + nodeID }
 
-// NodeSinceKey is the hash of live node id -> the time (Unix ms) from which
+// nodeSinceKey is the hash of live node id -> the time (Unix ms) from which
 // the node has been live without a lapse.
-func (k Keys) NodeSinceKey() string { return k.base + "nodesince" }
+func (k Keys) nodeSinceKey() string { return k.base + "nodesince" }
 
-// ChildrenKey is the set of instances created by acks of instanceID with
+// childrenKey is the set of instances created by acks of instanceID with
 // ChildStart.ParentInstanceID = instanceID.
-func (k Keys) ChildrenKey(instanceID string) string { return k.base + kindChildren + instanceID }
+func (k Keys) childrenKey(instanceID string) string { return k.base + kindChildren + instanceID }
 
 // WorkMapKey is the hash mapping "<execution id>:<event id>" to the id of a
 // work item an instance scheduled and that is still in flight, so that a
 // later ack of that instance can cancel it.
 func (k Keys) WorkMapKey(instanceID string) string { return k.base + kindWorkMap + instanceID }
 
-// KVKey is the hash of an instance's committed key-value state as of the
+// kvKey is the hash of an instance's committed key-value state as of the
 // start of its current execution (field: key, value: JSON {"v":..,"t":..}).
-func (k Keys) KVKey(instanceID string) string { return k.base + kindKV + instanceID }
+func (k Keys) kvKey(instanceID string) string { return k.base + kindKV + instanceID }
 
-// KVDeltaKey is the hash of the key-value writes of an instance's current
-// execution, merged into KVKey when the execution ends.
-func (k Keys) KVDeltaKey(instanceID string) string { return k.base + kindKVDelta + instanceID }
+// kvDeltaKey is the hash of the key-value writes of an instance's current
+// execution, merged into kvKey when the execution ends.
+func (k Keys) kvDeltaKey(instanceID string) string { return k.base + kindKVDelta + instanceID }
 
-// InstancesKey is the sorted set of every instance id, scored by creation
+// instancesKey is the sorted set of every instance id, scored by creation
 // time (Unix ms), for listing instances oldest first.
-func (k Keys) InstancesKey() string { return k.base + kindInstances }
+func (k Keys) instancesKey() string { return k.base + kindInstances }
 
-// StatusIndexKey is the sorted set of the ids of the instances whose
+// statusIndexKey is the sorted set of the ids of the instances whose
 // status is status (Pending, Running, Completed or Failed), scored like
-// InstancesKey: the index a status filter reads instead of scanning.
-func (k Keys) StatusIndexKey(status string) string { return k.base + kindByStatus + status }
+// instancesKey: the index a status filter reads instead of scanning.
+func (k Keys) statusIndexKey(status string) string { return k.base + kindByStatus + status }
 
-// ExecutionsKey is the hash of an instance's execution records: field
+// executionsKey is the hash of an instance's execution records: field
 // "<n>" holds the JSON record of execution n, field "<n>:out" the output of
 // execution n once it has ended.
-func (k Keys) ExecutionsKey(instanceID string) string { return k.base + kindExecutions + instanceID }
+func (k Keys) executionsKey(instanceID string) string { return k.base + kindExecutions + instanceID }
 
 // StatsKey is the hash of namespace-wide counters: instances by status
 // (pending, running, completed, failed), stored executions and stored
 // history events.
 func (k Keys) StatsKey() string { return k.base + kindStats }
 
-// SessionKey is the hash of one pinned session: owner, lease deadline
+// sessionKey is the hash of one pinned session: owner, lease deadline
 // (ldl, ms) and last activity (last, ms).
-func (k Keys) SessionKey(sessionID string) string { return k.base + "sess:" + sessionID }
+func (k Keys) sessionKey(sessionID string) string { return k.base + "sess:" + sessionID }
 
-// OwnerSessionsKey is the set of sessions one owner holds.
-func (k Keys) OwnerSessionsKey(owner string) string { return k.base + "osess:" + owner }
+// ownerSessionsKey is the set of sessions one owner holds.
+func (k Keys) ownerSessionsKey(owner string) string { return k.base + "osess:" + owner }
 
 // NodeWorkBucket is the work bucket of one session owner: activities of the
 // sessions it holds are routed there.

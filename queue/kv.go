@@ -166,7 +166,7 @@ func decodeKVStore(h map[string]string) (map[string]KVEntry, error) {
 func (s *Store) KV(ctx context.Context, instanceID, key string) (value string, ok bool, err error) {
 	k := s.keys
 	raw, err := s.kvRead.Run(ctx, s.rdb,
-		[]string{k.Prefix(), k.InstanceKey(instanceID), k.KVKey(instanceID), k.KVDeltaKey(instanceID)},
+		[]string{k.Prefix(), k.InstanceKey(instanceID), k.kvKey(instanceID), k.kvDeltaKey(instanceID)},
 		instanceID, "1", key).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("reading kv %q of %s: %w", key, instanceID, mapScriptError(err))
@@ -212,7 +212,7 @@ func decodeKVOne(key string, raw []any) (KVEntry, bool, error) {
 func (s *Store) KVAll(ctx context.Context, instanceID string) (map[string]KVEntry, error) {
 	k := s.keys
 	raw, err := s.kvRead.Run(ctx, s.rdb,
-		[]string{k.Prefix(), k.InstanceKey(instanceID), k.KVKey(instanceID), k.KVDeltaKey(instanceID)},
+		[]string{k.Prefix(), k.InstanceKey(instanceID), k.kvKey(instanceID), k.kvDeltaKey(instanceID)},
 		instanceID, "0", "").Slice()
 	if err != nil {
 		return nil, fmt.Errorf("reading kv of %s: %w", instanceID, mapScriptError(err))
@@ -263,7 +263,7 @@ func decodeKVAll(raw []any) (map[string]KVEntry, error) {
 // must rebuild an execution whose history it read separately. A missing
 // instance has an empty state.
 func (s *Store) KVCommitted(ctx context.Context, instanceID string) (map[string]KVEntry, error) {
-	h, err := s.rdb.HGetAll(ctx, s.keys.KVKey(instanceID)).Result()
+	h, err := s.rdb.HGetAll(ctx, s.keys.kvKey(instanceID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading committed key-value state of %s: %w", instanceID, err)
 	}

@@ -61,8 +61,8 @@ func TestKVDeltaAndMergedView(t *testing.T) {
 		first := e.kvTurn("i1", 1, StatusRunning, set("a", "1"), set("b", "2"), set("a", "1b"))
 		wantEqual(t, "snapshot of the first turn", map[string]string{}, values(first.KV))
 		// The writes are in the delta only; the client view merges them.
-		if e.exists(e.k.KVKey("i1")) {
-			t.Errorf("kv:i1 written before the execution ended: %v", e.hgetall(e.k.KVKey("i1")))
+		if e.exists(e.k.kvKey("i1")) {
+			t.Errorf("kv:i1 written before the execution ended: %v", e.hgetall(e.k.kvKey("i1")))
 		}
 		wantEqual(t, "view", map[string]string{"a": "1b", "b": "2"}, e.kvView("i1"))
 		v, ok, err := e.s.KV(e.ctx, "i1", "a")
@@ -77,7 +77,7 @@ func TestKVDeltaAndMergedView(t *testing.T) {
 
 		// Continue-as-new merges; the next execution starts from the merge.
 		e.kvTurn("i1", 1, StatusContinuedAsNew, set("c", "3"))
-		if e.exists(e.k.KVDeltaKey("i1")) {
+		if e.exists(e.k.kvDeltaKey("i1")) {
 			t.Error("kvd:i1 left after the merge")
 		}
 		wantEqual(t, "snapshot after merge", map[string]string{"a": "1b", "b": "2", "c": "3"}, e.kvSnapshot("i1"))
@@ -102,7 +102,7 @@ func TestKVClearAll(t *testing.T) {
 		e.kvTurn("i1", 1, StatusContinuedAsNew, set("old1", "x"), set("old2", "y"))
 		e.kvTurn("i1", 2, StatusRunning, set("early", "e"), clearAll())
 		// The marker hides the store and drops the earlier delta fields.
-		wantEqual(t, "kvd after clear-all", map[string]string{kvClearAllField: "1"}, e.hgetall(e.k.KVDeltaKey("i1")))
+		wantEqual(t, "kvd after clear-all", map[string]string{kvClearAllField: "1"}, e.hgetall(e.k.kvDeltaKey("i1")))
 		wantEqual(t, "view after clear-all", map[string]string{}, e.kvView("i1"))
 		if _, ok, _ := e.s.KV(e.ctx, "i1", "old1"); ok {
 			t.Error("KV(old1) visible after clear-all")
@@ -117,7 +117,7 @@ func TestKVClearAll(t *testing.T) {
 		wantEqual(t, "snapshot before merge", map[string]string{"old1": "x", "old2": "y"}, e.kvSnapshot("i1"))
 		e.kvTurn("i1", 2, StatusContinuedAsNew)
 		wantEqual(t, "snapshot after merge", map[string]string{"new": "n"}, e.kvSnapshot("i1"))
-		if e.exists(e.k.KVDeltaKey("i1")) {
+		if e.exists(e.k.kvDeltaKey("i1")) {
 			t.Error("kvd:i1 left after the merge")
 		}
 	})
@@ -171,7 +171,7 @@ func TestKVMergeWhenExecutionEnds(t *testing.T) {
 				want := map[string]string{"a": "1", "b": "2"}
 				if tt.wantMerge {
 					got := map[string]string{}
-					for k, v := range e.hgetall(e.k.KVKey("i1")) {
+					for k, v := range e.hgetall(e.k.kvKey("i1")) {
 						entry, tomb, err := decodeKV(k, v)
 						if err != nil || tomb {
 							t.Fatalf("kv:i1 field %s = %s: %v, tombstone %v", k, v, err, tomb)
@@ -179,10 +179,10 @@ func TestKVMergeWhenExecutionEnds(t *testing.T) {
 						got[k] = entry.Value
 					}
 					wantEqual(t, "committed store", want, got)
-					if e.exists(e.k.KVDeltaKey("i1")) {
+					if e.exists(e.k.kvDeltaKey("i1")) {
 						t.Error("kvd:i1 left after the merge")
 					}
-				} else if e.exists(e.k.KVKey("i1")) {
+				} else if e.exists(e.k.kvKey("i1")) {
 					t.Error("a Running ack merged the delta")
 				}
 				// The client view is the same either way, ended instance included.

@@ -123,9 +123,9 @@ func (s *Store) ListInstances(ctx context.Context, opts ListOptions) (ListPage, 
 	}
 	limit = min(limit, MaxListLimit)
 	k := s.keys
-	keys := []string{k.Prefix(), k.InstancesKey()}
+	keys := []string{k.Prefix(), k.instancesKey()}
 	if opts.Status != "" {
-		keys = append(keys, k.StatusIndexKey(opts.Status))
+		keys = append(keys, k.statusIndexKey(opts.Status))
 	}
 	raw, err := s.list.Run(ctx, s.rdb, keys, opts.Status, opts.Offset, limit).Slice()
 	if err != nil {
@@ -216,7 +216,7 @@ func (s *Store) Executions(ctx context.Context, instanceID string) ([]ExecutionR
 	var recs *redis.MapStringStringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, s.keys.InstanceKey(instanceID))
-		recs = p.HGetAll(ctx, s.keys.ExecutionsKey(instanceID))
+		recs = p.HGetAll(ctx, s.keys.executionsKey(instanceID))
 		return nil
 	})
 	if err != nil {
@@ -255,7 +255,7 @@ func (s *Store) Children(ctx context.Context, instanceID string) ([]string, erro
 	var kids *redis.StringSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, s.keys.InstanceKey(instanceID))
-		kids = p.SMembers(ctx, s.keys.ChildrenKey(instanceID))
+		kids = p.SMembers(ctx, s.keys.childrenKey(instanceID))
 		return nil
 	})
 	if err != nil {
@@ -358,7 +358,7 @@ func (s *Store) DeleteInstances(ctx context.Context, filter BulkDeleteFilter) (D
 		before = max(filter.CompletedBefore.UnixMilli(), 1)
 	}
 	k := s.keys
-	keys := []string{k.Prefix(), k.StatusIndexKey(StatusCompleted), k.StatusIndexKey(StatusFailed)}
+	keys := []string{k.Prefix(), k.statusIndexKey(StatusCompleted), k.statusIndexKey(StatusFailed)}
 	var total DeleteResult
 	// page runs one call: mode "ids" with ids, or "scan" after the entry
 	// (score, member); it returns the roots deleted, next and the cursor.
@@ -467,7 +467,7 @@ func (s *Store) PruneExecutions(ctx context.Context, instanceID string, opts Pru
 			return res, fmt.Errorf("pruning executions of %s: %w", instanceID, err)
 		}
 		raw, err := s.prune.Run(ctx, s.rdb,
-			[]string{k.Prefix(), k.InstanceKey(instanceID), k.ExecutionsKey(instanceID)},
+			[]string{k.Prefix(), k.InstanceKey(instanceID), k.executionsKey(instanceID)},
 			instanceID, keep, before, max(s.lim.prune, 1), after, max(s.lim.pruneRead, 1), threshold).Slice()
 		if err != nil {
 			if res.Executions == 0 {
@@ -508,7 +508,7 @@ func (s *Store) Metrics(ctx context.Context) (SystemMetrics, error) {
 	var card *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		stats = p.HGetAll(ctx, s.keys.StatsKey())
-		card = p.ZCard(ctx, s.keys.InstancesKey())
+		card = p.ZCard(ctx, s.keys.instancesKey())
 		return nil
 	})
 	if err != nil {

@@ -76,10 +76,10 @@ func (e *env) checkIndices() SystemMetrics {
 		case StatusFailed:
 			want.Failed++
 		}
-		if score, ok := e.zscore(e.k.InstancesKey(), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
+		if score, ok := e.zscore(e.k.instancesKey(), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
 			e.t.Errorf("instances index: %s score %v (present %v), want its creation time %d", id, score, ok, rec.CreatedAt.UnixMilli())
 		}
-		if score, ok := e.zscore(e.k.StatusIndexKey(rec.Status), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
+		if score, ok := e.zscore(e.k.statusIndexKey(rec.Status), id); !ok || int64(score) != rec.CreatedAt.UnixMilli() {
 			e.t.Errorf("status index %s: %s score %v (present %v), want its creation time %d", rec.Status, id, score, ok, rec.CreatedAt.UnixMilli())
 		}
 		execs, err := e.s.Executions(e.ctx, id)
@@ -103,7 +103,7 @@ func (e *env) checkIndices() SystemMetrics {
 	for hk := range hists {
 		e.t.Errorf("history %s belongs to no execution record", hk)
 	}
-	members, err := e.rdb.ZRange(e.ctx, e.k.InstancesKey(), 0, -1).Result()
+	members, err := e.rdb.ZRange(e.ctx, e.k.instancesKey(), 0, -1).Result()
 	if err != nil {
 		e.t.Fatalf("ZRANGE instances: %v", err)
 	}
@@ -113,9 +113,9 @@ func (e *env) checkIndices() SystemMetrics {
 		}
 	}
 	for _, st := range []string{StatusPending, StatusRunning, StatusCompleted, StatusFailed} {
-		members, err := e.rdb.ZRange(e.ctx, e.k.StatusIndexKey(st), 0, -1).Result()
+		members, err := e.rdb.ZRange(e.ctx, e.k.statusIndexKey(st), 0, -1).Result()
 		if err != nil {
-			e.t.Fatalf("ZRANGE %s: %v", e.k.StatusIndexKey(st), err)
+			e.t.Fatalf("ZRANGE %s: %v", e.k.statusIndexKey(st), err)
 		}
 		for _, id := range members {
 			if !insts[id] || e.instance(id).Status != st {
@@ -337,7 +337,7 @@ func TestListInstancesClampsLimit(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
 		for i := range MaxListLimit + 5 {
 			// Raw index entries are enough for an unfiltered listing.
-			if err := e.rdb.ZAdd(e.ctx, e.k.InstancesKey(), redisZ(float64(i), fmt.Sprintf("z%05d", i))).Err(); err != nil {
+			if err := e.rdb.ZAdd(e.ctx, e.k.instancesKey(), redisZ(float64(i), fmt.Sprintf("z%05d", i))).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -454,12 +454,12 @@ func TestDeleteInstanceCascades(t *testing.T) {
 			t.Errorf("a:work holds %d items, want the other tree's 2", n)
 		}
 		// The deleted instance's timer is dropped when it falls due.
-		if n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result(); n != 1 {
+		if n, _ := e.rdb.ZCard(e.ctx, e.k.timersKey()).Result(); n != 1 {
 			t.Fatalf("timers = %d, want 1 (left for promotion)", n)
 		}
 		e.after(e.shortLock()+time.Second, "timer promoted and dropped", func() bool {
 			e.fetch(FetchOrchestrationsRequest{Buckets: []string{"o:none"}})
-			n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result()
+			n, _ := e.rdb.ZCard(e.ctx, e.k.timersKey()).Result()
 			return n == 0
 		})
 		if left := e.keysOf("tree1"); len(left) != 0 {
@@ -797,7 +797,7 @@ func TestExecutionRecordFormat(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
 		e.newInstance("f")
 		e.runTurn("f", OrchestrationAck{NewEvents: []string{"s", "done"}, Status: StatusCompleted, Output: "out"})
-		h := e.hgetall(e.k.ExecutionsKey("f"))
+		h := e.hgetall(e.k.executionsKey("f"))
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(h["1"]), &rec); err != nil {
 			t.Fatalf("record %q: %v", h["1"], err)
@@ -825,7 +825,7 @@ func TestTimerOfADeletedInstanceSkipsItsSuccessor(t *testing.T) {
 		e.runTurn("again", OrchestrationAck{NewEvents: []string{"s"}, Timers: []Timer{{DueAt: due, Body: "new-timer"}}})
 		e.after(e.shortLock()+time.Second, "both timers promoted", func() bool {
 			e.fetch(FetchOrchestrationsRequest{Buckets: []string{"o:none"}})
-			n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result()
+			n, _ := e.rdb.ZCard(e.ctx, e.k.timersKey()).Result()
 			return n == 0
 		})
 		wantEqual(t, "inbox", []string{"new-timer"}, e.lrange(e.k.InboxKey("again")))
@@ -868,7 +868,7 @@ func TestQueueDepthsCountOnlyLiveTimers(t *testing.T) {
 		}
 		e.newInstance("again")
 		e.runTurn("again", OrchestrationAck{Timers: later()})
-		if n := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Val(); n != 5 {
+		if n := e.rdb.ZCard(e.ctx, e.k.timersKey()).Val(); n != 5 {
 			t.Fatalf("ZCARD timers = %d, want 5", n)
 		}
 		if n, partial := timers(); n != 2 || partial {

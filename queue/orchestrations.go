@@ -22,7 +22,7 @@ type FetchOrchestrationsRequest struct {
 	// Max is the largest number of instances to lock; it must be at least 1.
 	Max int
 	// MaxMessages caps the inbox messages of one instance batch. If zero,
-	// DefaultMaxMessages is used.
+	// 1000 is used.
 	MaxMessages int
 	// LockTimeout is how long the locks last unless renewed; it must be positive.
 	LockTimeout time.Duration
@@ -30,7 +30,7 @@ type FetchOrchestrationsRequest struct {
 	// instance's history is held by this owner, it is not sent again.
 	CacheOwner string
 	// PromoteTimers caps the due timers moved to inboxes by this call. If
-	// zero, DefaultPromoteTimers is used; a negative value promotes none.
+	// zero, 256 are promoted at most; a negative value promotes none.
 	PromoteTimers int
 	// NodeID is the worker node that takes the locks (see AdvertiseNode).
 	// When set, the locks are recorded under it and reclaimed as soon as the
@@ -88,112 +88,84 @@ type FetchOrchestrationsResult struct {
 // with a new token and Attempts+1). Its cost does not depend on the content
 // of buckets it does not serve.
 func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrationsRequest) (FetchOrchestrationsResult, error) {
-	if req.Max < 1 {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: Max must be at least 1, got %d", req.Max)
-	}
-	if req.LockTimeout <= 0 {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: LockTimeout must be positive, got %v", req.LockTimeout)
-	}
-	if req.RequestID == "" {
-		req.RequestID = newRequestID()
-	}
 	maxMsgs := req.MaxMessages
 	if maxMsgs <= 0 {
-		maxMsgs = DefaultMaxMessages
+		maxMsgs = defaultMaxMessages
 	}
 	promote := req.PromoteTimers
 	switch {
 	case promote == 0:
-		promote = DefaultPromoteTimers
+		promote = defaultPromoteTimers
 	case promote < 0:
 		promote = 0
 	}
-	buckets := dedupe(req.Buckets)
 	k := s.keys
-	keys := make([]string, 0, 3+len(buckets))
-	keys = append(keys, k.Prefix(), k.TimersKey(), k.FetchOrchRequestKey(req.RequestID))
-	args := make([]any, 0, 7+len(buckets))
-	args = append(args, req.RequestID, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID)
-	for _, b := range buckets {
-		keys = append(keys, k.ReadyKey(b))
-		args = append(args, b)
-	}
-	raw, err := s.fetchOrch.Run(ctx, s.rdb, keys, args...).Slice()
-	if err != nil {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: %w", mapScriptError(err))
-	}
-	res, err := decodeFetchOrch(raw)
-	if err != nil {
-		return FetchOrchestrationsResult{}, fmt.Errorf("fetching orchestrations: decoding reply: %w", err)
-	}
-	return res, nil
+	items, wake, err := runFetch(ctx, s, fetchCall{
+		what: "fetching orchestrations", script: s.fetchOrch,
+		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
+		buckets: req.Buckets, bucketKey: k.ReadyKey,
+		keys: func(id string) []string { return []string{k.Prefix(), k.timersKey(), k.fetchOrchRequestKey(id)} },
+		args: func(id string) []any {
+			return []any{id, req.Max, maxMsgs, millis(req.LockTimeout), req.CacheOwner, promote, req.NodeID}
+		},
+	}, decodeOrchItem)
+	return FetchOrchestrationsResult{Items: items, NextWake: wake}, err
 }
 
-func decodeFetchOrch(raw []any) (FetchOrchestrationsResult, error) {
-	var res FetchOrchestrationsResult
-	if len(raw) == 0 {
-		return res, fmt.Errorf("empty reply")
-	}
-	wake, err := replyInt(raw[0])
+// decodeOrchItem decodes one item of a fetch_orch.lua reply.
+func decodeOrchItem(v any) (OrchestrationItem, error) {
+	var it OrchestrationItem
+	f, err := replyArray(v, 10)
 	if err != nil {
-		return res, err
+		return it, err
 	}
-	res.NextWake = time.Duration(wake) * time.Millisecond
-	for _, v := range raw[1:] {
-		f, err := replyArray(v, 10)
-		if err != nil {
-			return res, err
-		}
-		var it OrchestrationItem
-		if it.InstanceID, err = replyString(f[0]); err != nil {
-			return res, err
-		}
-		if it.Token, err = replyString(f[1]); err != nil {
-			return res, err
-		}
-		att, err := replyInt(f[2])
-		if err != nil {
-			return res, err
-		}
-		it.Attempts = int(att)
-		h, err := flatToMap(f[3])
-		if err != nil {
-			return res, err
-		}
-		if it.Instance, err = decodeInstance(it.InstanceID, h); err != nil {
-			return res, err
-		}
-		if it.Messages, err = replyStrings(f[4]); err != nil {
-			return res, err
-		}
-		hlen, err := replyInt(f[5])
-		if err != nil {
-			return res, err
-		}
-		it.HistoryLen = int(hlen)
-		omitted, err := replyInt(f[6])
-		if err != nil {
-			return res, err
-		}
-		it.HistoryOmitted = omitted == 1
-		if it.ReadError, err = replyString(f[9]); err != nil {
-			return res, err
-		}
-		if !it.HistoryOmitted {
-			if it.History, err = replyStrings(f[7]); err != nil {
-				return res, err
-			}
-			flat, err := flatToMap(f[8])
-			if err != nil {
-				return res, err
-			}
-			if it.KV, err = decodeKVStore(flat); err != nil {
-				return res, fmt.Errorf("instance %s: %w", it.InstanceID, err)
-			}
-		}
-		res.Items = append(res.Items, it)
+	if it.InstanceID, err = replyString(f[0]); err != nil {
+		return it, err
 	}
-	return res, nil
+	if it.Token, err = replyString(f[1]); err != nil {
+		return it, err
+	}
+	att, err := replyInt(f[2])
+	if err != nil {
+		return it, err
+	}
+	it.Attempts = int(att)
+	h, err := flatToMap(f[3])
+	if err != nil {
+		return it, err
+	}
+	if it.Instance, err = decodeInstance(it.InstanceID, h); err != nil {
+		return it, err
+	}
+	if it.Messages, err = replyStrings(f[4]); err != nil {
+		return it, err
+	}
+	hlen, err := replyInt(f[5])
+	if err != nil {
+		return it, err
+	}
+	it.HistoryLen = int(hlen)
+	omitted, err := replyInt(f[6])
+	if err != nil {
+		return it, err
+	}
+	it.HistoryOmitted = omitted == 1
+	if it.ReadError, err = replyString(f[9]); err != nil {
+		return it, err
+	}
+	if !it.HistoryOmitted {
+		if it.History, err = replyStrings(f[7]); err != nil {
+			return it, err
+		}
+		flat, err := flatToMap(f[8])
+		if err != nil {
+			return it, err
+		}
+		if it.KV, err = decodeKVStore(flat); err != nil {
+			return it, fmt.Errorf("instance %s: %w", it.InstanceID, err)
+		}
+	}
+	return it, nil
 }
 
 // WorkItem is a new work item (an activity) created by an ack.
@@ -232,7 +204,7 @@ type ChildStart struct {
 	// contain '{' or '}'. The instance is created like CreateInstance does.
 	InstanceID, Name, Version string
 	// ParentInstanceID, when not empty, is stored as the child's parent and
-	// the child is added to the set ChildrenKey(ParentInstanceID).
+	// the child is added to the set childrenKey(ParentInstanceID).
 	ParentInstanceID string
 	Bucket, Message  string
 	// CollisionMessage, when not empty, is delivered to the acking
@@ -372,9 +344,9 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 	k := s.keys
 	keys := []string{
 		k.Prefix(), k.InstanceKey(ack.InstanceID), k.InboxKey(ack.InstanceID),
-		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.TimersKey(), k.SeqKey(), k.EnginesKey(),
-		k.WorkMapKey(ack.InstanceID), k.KVKey(ack.InstanceID), k.KVDeltaKey(ack.InstanceID),
-		k.ExecutionsKey(ack.InstanceID),
+		k.HistoryKey(ack.InstanceID, ack.ExecutionID), k.timersKey(), k.seqKey(), k.EnginesKey(),
+		k.WorkMapKey(ack.InstanceID), k.kvKey(ack.InstanceID), k.kvDeltaKey(ack.InstanceID),
+		k.executionsKey(ack.InstanceID),
 	}
 	csOp, csValue := "", ""
 	if cs := ack.CustomStatus; cs != nil {

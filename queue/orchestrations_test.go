@@ -558,7 +558,7 @@ func TestTimers(t *testing.T) {
 			{DueAt: base.Add(3 * step), Body: "t3"},
 		}
 		e.ack(OrchestrationAck{InstanceID: "i1", Token: it.Token, ReadyBucket: "x:b", Timers: timers})
-		if n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result(); n != 4 {
+		if n, _ := e.rdb.ZCard(e.ctx, e.k.timersKey()).Result(); n != 4 {
 			t.Fatalf("timers = %d, want 4", n)
 		}
 		// A timer for an instance that ends before it fires is dropped.
@@ -599,7 +599,7 @@ func TestTimers(t *testing.T) {
 		if e.exists(e.k.InboxKey("gone")) {
 			t.Error("timer of an ended instance was delivered")
 		}
-		if n, _ := e.rdb.ZCard(e.ctx, e.k.TimersKey()).Result(); n != 1 {
+		if n, _ := e.rdb.ZCard(e.ctx, e.k.timersKey()).Result(); n != 1 {
 			t.Errorf("timers left = %d, want 1 (t3)", n)
 		}
 		got := e.fetchOne("x:b", longLock)

@@ -21,10 +21,10 @@ import (
 // is moving or down.
 var notRunPrefixes = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "}
 
-// IsNotRun reports whether err says that Redis refused the command without
+// isNotRun reports whether err says that Redis refused the command without
 // running it (LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN): running it
 // again later is safe for any command, idempotent or not.
-func IsNotRun(err error) bool {
+func isNotRun(err error) bool {
 	var rerr redis.Error
 	if err == nil || !errors.As(err, &rerr) {
 		return false
@@ -39,7 +39,7 @@ func IsNotRun(err error) bool {
 }
 
 // IsTransient reports whether err may pass by itself: the command was
-// refused without running (IsNotRun), or the connection failed (refused,
+// refused without running (isNotRun), or the connection failed (refused,
 // reset, closed, timed out, or no pooled connection came free in time).
 // After a connection error the command may or may not have run; only
 // idempotent calls (fetches with a request id, acks, renewals, reads)
@@ -49,7 +49,7 @@ func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	if IsNotRun(err) {
+	if isNotRun(err) {
 		return true
 	}
 	var rerr redis.Error
@@ -68,7 +68,7 @@ const maxNotRunWait = time.Minute
 
 // scriptRunner is the client through which every script of the Store runs
 // (redis.Script.Run calls EvalSha, then Eval on NOSCRIPT). While the server
-// refuses commands without running them (IsNotRun: LOADING after a restart,
+// refuses commands without running them (isNotRun: LOADING after a restart,
 // BUSY), it waits and retries with backoff, within the caller's context (at
 // most maxNotRunWait when the context has no deadline), so that callers see
 // a reply instead of a raw LOADING error. Any other error is returned as is:
@@ -94,7 +94,7 @@ func retryNotRun(ctx context.Context, run func() *redis.Cmd) *redis.Cmd {
 	}
 	for {
 		cmd := run()
-		if !IsNotRun(cmd.Err()) {
+		if !isNotRun(cmd.Err()) {
 			return cmd
 		}
 		wait := b.NextBackOff()

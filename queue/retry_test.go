@@ -100,8 +100,8 @@ func TestTransientErrors(t *testing.T) {
 		{ErrLockLost, false, false},
 		{errors.New("other"), false, false},
 	} {
-		if got := IsNotRun(tt.err); got != tt.notRun {
-			t.Errorf("IsNotRun(%v) = %v", tt.err, got)
+		if got := isNotRun(tt.err); got != tt.notRun {
+			t.Errorf("isNotRun(%v) = %v", tt.err, got)
 		}
 		if got := IsTransient(tt.err); got != tt.transit {
 			t.Errorf("IsTransient(%v) = %v", tt.err, got)

@@ -121,7 +121,7 @@ func runManagementAtScale(t *testing.T, e *env, n, execs, bulkLimit, listLimit i
 	if check {
 		e.checkIndices()
 	}
-	all, err := rdb.ZRange(ctx, e.k.InstancesKey(), 0, -1).Result()
+	all, err := rdb.ZRange(ctx, e.k.instancesKey(), 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func runManagementAtScale(t *testing.T, e *env, n, execs, bulkLimit, listLimit i
 			t.Fatalf("%s not deleted", id)
 		}
 	}
-	if card := rdb.ZCard(ctx, e.k.InstancesKey()).Val(); card != int64(n+1-bulkLimit) {
+	if card := rdb.ZCard(ctx, e.k.instancesKey()).Val(); card != int64(n+1-bulkLimit) {
 		t.Fatalf("%d instances left, want %d", card, n+1-bulkLimit)
 	}
 	if check {

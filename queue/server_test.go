@@ -103,7 +103,7 @@ func TestRestartWithAOF(t *testing.T) {
 				t.Fatalf("history: %v", err)
 			}
 			wantEqual(t, "history after restart", []string{"e1"}, h)
-			if n, _ := rdb.ZCard(ctx, s.keys.TimersKey()).Result(); n != 1 {
+			if n, _ := rdb.ZCard(ctx, s.keys.timersKey()).Result(); n != 1 {
 				t.Errorf("timers after restart = %d, want 1", n)
 			}
 			// The lock taken before the restart is still held and still fenced.

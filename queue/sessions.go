@@ -60,7 +60,7 @@ type SessionInfo struct {
 
 // Session returns the owner of a session; ok is false when it is not pinned.
 func (s *Store) Session(ctx context.Context, sessionID string) (SessionInfo, bool, error) {
-	h, err := s.rdb.HGetAll(ctx, s.keys.SessionKey(sessionID)).Result()
+	h, err := s.rdb.HGetAll(ctx, s.keys.sessionKey(sessionID)).Result()
 	if err != nil {
 		return SessionInfo{}, false, fmt.Errorf("reading session %s: %w", sessionID, err)
 	}
@@ -75,7 +75,7 @@ func (s *Store) Session(ctx context.Context, sessionID string) (SessionInfo, boo
 // owner (a session another worker took over after its lease lapsed is not
 // listed, even before the next RenewSessions cleans the owner's set).
 func (s *Store) OwnedSessions(ctx context.Context, owner string) ([]string, error) {
-	ids, err := s.rdb.SMembers(ctx, s.keys.OwnerSessionsKey(owner)).Result()
+	ids, err := s.rdb.SMembers(ctx, s.keys.ownerSessionsKey(owner)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions of %s: %w", owner, err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) OwnedSessions(ctx context.Context, owner string) ([]string, erro
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, s.keys.SessionKey(id), "owner")
+		cmds[i] = pipe.HGet(ctx, s.keys.sessionKey(id), "owner")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("listing sessions of %s: %w", owner, err)

@@ -56,12 +56,12 @@ var (
 
 // Defaults for zero-valued request fields.
 const (
-	// DefaultMaxMessages caps the inbox batch of one instance when
+	// defaultMaxMessages caps the inbox batch of one instance when
 	// FetchOrchestrationsRequest.MaxMessages is zero.
-	DefaultMaxMessages = 1000
-	// DefaultPromoteTimers caps the timers promoted by one fetch when
+	defaultMaxMessages = 1000
+	// defaultPromoteTimers caps the timers promoted by one fetch when
 	// FetchOrchestrationsRequest.PromoteTimers is zero.
-	DefaultPromoteTimers = 256
+	defaultPromoteTimers = 256
 	// MaxAckEntries is the largest number of entries each list of an
 	// OrchestrationAck (NewEvents, HeadMessages, Activities, Timers, Outbox,
 	// Children, CancelActivities, KV) may have.
@@ -90,7 +90,7 @@ var luaFiles embed.FS
 type Options struct {
 	// Prefix is the key namespace; every key is "{Prefix}:...". If empty,
 	// DefaultPrefix ("dw") is used. It must pass ValidatePrefix: ASCII
-	// letters, digits, '_', '-', '.' and ':', at most MaxPrefixLen bytes.
+	// letters, digits, '_', '-', '.' and ':', at most 64 bytes.
 	Prefix string
 }
 
@@ -133,9 +133,9 @@ var defaultLimits = limits{
 // on first use (EVALSHA, falling back to EVAL when the server answers
 // NOSCRIPT, for example after a restart or failover). A script that the
 // server refuses without running it (LOADING while it reloads its dataset,
-// BUSY) is retried with backoff within the caller's context (see IsNotRun).
+// BUSY) is retried with backoff within the caller's context.
 // It panics if opts.Prefix is not valid; check a configured prefix with
-// ValidatePrefix first, or use Open.
+// ValidatePrefix first.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	// Scripts run through scriptRunner (it waits out LOADING and BUSY); the
 	// other commands go to rdb unchanged.
@@ -158,31 +158,29 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s.moveSessions = loadScript("move_sessions.lua")
 	s.requeue = loadScript("requeue.lua")
 	s.kvRead = loadScript("kv_read.lua")
-	s.list = loadScript("list.lua", "index.lua")
+	s.list = loadScript("list.lua")
 	s.prune = loadScript("prune.lua")
 	s.depths = loadScript("depths.lua")
-	s.deleteTree = loadScript("delete.lua", "tree.lua")
-	s.deleteBulk = loadScript("delete_bulk.lua", "tree.lua", "index.lua")
+	s.deleteTree = loadScript("delete.lua")
+	s.deleteBulk = loadScript("delete_bulk.lua")
 	return s
 }
 
-// Open is New for a prefix that comes from configuration: it returns an
-// error wrapping ErrInvalidPrefix instead of panicking when opts.Prefix is
-// set and not valid.
-func Open(rdb redis.UniversalClient, opts Options) (*Store, error) {
-	if opts.Prefix != "" {
-		if err := ValidatePrefix(opts.Prefix); err != nil {
-			return nil, err
-		}
-	}
-	return New(rdb, opts), nil
+// luaHelpers lists, for the scripts that need them, the helper files of
+// lua/ that loadScript puts in front of a script after common.lua. Every
+// other file of lua/ but common.lua is a script, with its KEYS documented in
+// its header (lua_keys_test.go checks them against what the Go code passes).
+var luaHelpers = map[string][]string{
+	"list.lua":        {"index.lua"},
+	"delete.lua":      {"tree.lua"},
+	"delete_bulk.lua": {"tree.lua", "index.lua"},
 }
 
-// loadScript returns the embedded script name with common.lua and then the
-// given helper files in front.
-func loadScript(name string, helpers ...string) *redis.Script {
+// loadScript returns the embedded script name with common.lua and then its
+// helper files (luaHelpers) in front.
+func loadScript(name string) *redis.Script {
 	var src strings.Builder
-	for _, f := range append(append([]string{"common.lua"}, helpers...), name) {
+	for _, f := range append(append([]string{"common.lua"}, luaHelpers[name]...), name) {
 		body, err := luaFiles.ReadFile("lua/" + f)
 		if err != nil {
 			panic("queue: embedded lua/" + f + " missing: " + err.Error())

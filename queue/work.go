@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // FetchWorkRequest asks for work items to run.
@@ -61,65 +63,105 @@ type FetchWorkResult struct {
 // item fetchable again (Attempts+1, new token). It is idempotent per
 // RequestID like FetchOrchestrations.
 func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkResult, error) {
-	if req.Max < 1 {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: Max must be at least 1, got %d", req.Max)
-	}
-	if req.LockTimeout <= 0 {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: LockTimeout must be positive, got %v", req.LockTimeout)
-	}
-	if req.RequestID == "" {
-		req.RequestID = newRequestID()
-	}
-	buckets := dedupe(req.Buckets)
 	k := s.keys
-	keys := make([]string, 0, 2+len(buckets))
-	keys = append(keys, k.Prefix(), k.FetchWorkRequestKey(req.RequestID))
-	args := make([]any, 0, 7+len(buckets))
-	args = append(args, req.RequestID, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID)
-	for _, b := range buckets {
-		keys = append(keys, k.WorkKey(b))
-		args = append(args, b)
-	}
-	raw, err := s.fetchWork.Run(ctx, s.rdb, keys, args...).Slice()
-	if err != nil {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: %w", mapScriptError(err))
-	}
-	res, err := decodeFetchWork(raw)
-	if err != nil {
-		return FetchWorkResult{}, fmt.Errorf("fetching work: decoding reply: %w", err)
-	}
-	return res, nil
+	items, wake, err := runFetch(ctx, s, fetchCall{
+		what: "fetching work", script: s.fetchWork,
+		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
+		buckets: req.Buckets, bucketKey: k.WorkKey,
+		keys: func(id string) []string { return []string{k.Prefix(), k.fetchWorkRequestKey(id)} },
+		args: func(id string) []any {
+			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
+		},
+	}, decodeWorkItem)
+	return FetchWorkResult{Items: items, NextWake: wake}, err
 }
 
-func decodeFetchWork(raw []any) (FetchWorkResult, error) {
-	var res FetchWorkResult
+// fetchCall is one run of a fetch script (fetch_orch.lua, fetch_work.lua),
+// described for runFetch.
+type fetchCall struct {
+	what      string // the operation, first in every error: "fetching work"
+	script    *redis.Script
+	requestID string // "" means a random one
+	max       int
+	lock      time.Duration
+	buckets   []string
+	bucketKey func(bucket string) string
+	// keys and args are the KEYS and ARGV in front of the buckets' keys and
+	// names, for request id id.
+	keys func(id string) []string
+	args func(id string) []any
+}
+
+// runFetch is the request runner FetchOrchestrations and FetchWork share:
+// it checks Max and LockTimeout, names the request, runs c.script with the
+// fixed keys and arguments followed by one key and one name per distinct
+// bucket, and decodes the reply {next_wake_ms, item...} with decodeItem.
+// On error it returns no items.
+func runFetch[T any](ctx context.Context, s *Store, c fetchCall, decodeItem func(any) (T, error)) ([]T, time.Duration, error) {
+	if c.max < 1 {
+		return nil, 0, fmt.Errorf("%s: Max must be at least 1, got %d", c.what, c.max)
+	}
+	if c.lock <= 0 {
+		return nil, 0, fmt.Errorf("%s: LockTimeout must be positive, got %v", c.what, c.lock)
+	}
+	id := c.requestID
+	if id == "" {
+		id = newRequestID()
+	}
+	keys, args := c.keys(id), c.args(id)
+	for _, b := range dedupe(c.buckets) {
+		keys = append(keys, c.bucketKey(b))
+		args = append(args, b)
+	}
+	raw, err := c.script.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", c.what, mapScriptError(err))
+	}
+	items, wake, err := decodeFetchReply(raw, decodeItem)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: decoding reply: %w", c.what, err)
+	}
+	return items, wake, nil
+}
+
+// decodeFetchReply decodes {next_wake_ms, item...}.
+func decodeFetchReply[T any](raw []any, decodeItem func(any) (T, error)) ([]T, time.Duration, error) {
 	if len(raw) == 0 {
-		return res, fmt.Errorf("empty reply")
+		return nil, 0, fmt.Errorf("empty reply")
 	}
 	wake, err := replyInt(raw[0])
 	if err != nil {
-		return res, err
+		return nil, 0, err
 	}
-	res.NextWake = time.Duration(wake) * time.Millisecond
+	var items []T
 	for _, v := range raw[1:] {
-		f, err := replyArray(v, 6)
+		it, err := decodeItem(v)
 		if err != nil {
-			return res, err
+			return nil, 0, err
 		}
-		var w FetchedWork
-		for i, dst := range []*string{&w.ID, &w.Token, &w.Bucket, &w.Body, &w.InstanceID} {
-			if *dst, err = replyString(f[i]); err != nil {
-				return res, err
-			}
-		}
-		att, err := replyInt(f[5])
-		if err != nil {
-			return res, err
-		}
-		w.Attempts = int(att)
-		res.Items = append(res.Items, w)
+		items = append(items, it)
 	}
-	return res, nil
+	return items, time.Duration(wake) * time.Millisecond, nil
+}
+
+// decodeWorkItem decodes one item of a fetch_work.lua reply.
+func decodeWorkItem(v any) (FetchedWork, error) {
+	var w FetchedWork
+	f, err := replyArray(v, 6)
+	if err != nil {
+		return w, err
+	}
+	for i, dst := range []*string{&w.ID, &w.Token, &w.Bucket, &w.Body, &w.InstanceID} {
+		if *dst, err = replyString(f[i]); err != nil {
+			return w, err
+		}
+	}
+	att, err := replyInt(f[5])
+	if err != nil {
+		return w, err
+	}
+	w.Attempts = int(att)
+	return w, nil
 }
 
 // AckWork completes a work item: it deletes the item and, if completion is

@@ -1,22 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"testing"
+
+	"github.com/duroworker/duroworker/examples/internal/demotest"
 )
 
-// TestRun runs the scenario and expects exit code 0: on an in-process
-// miniredis, or on the Redis at $DUROWORKER_EXAMPLES_REDIS when it is set
-// (for example redis://localhost:6379/0).
-func TestRun(t *testing.T) {
-	var args []string
-	if url := os.Getenv("DUROWORKER_EXAMPLES_REDIS"); url != "" {
-		args = []string{"-redis", url}
-	}
-	var out bytes.Buffer
-	if code := run(args, &out); code != 0 {
-		t.Fatalf("exit code %d, output:\n%s", code, out.String())
-	}
-	t.Log("\n" + out.String())
-}
+// TestRun runs the scenario and expects exit code 0 (on miniredis, or on
+// the Redis at $DUROWORKER_EXAMPLES_REDIS when it is set).
+func TestRun(t *testing.T) { demotest.Run(t, run) }

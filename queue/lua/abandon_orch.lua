@@ -7,27 +7,21 @@
 local id, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'rq', 'att', 'node')
-if not f[2] then
-  return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
-end
-if f[1] ~= token then
-  return redis.error_reply('LOCK_LOST ' .. id)
-end
+local f, err = locked_fields(HOLDER_INST, KEYS[2], id, token, nil, 'att', 'node')
+if not f then return err end
 
 -- decide
 local now = now_ms()
 local delay = tonumber(ARGV[3])
-local att = num(f[3])
-if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
+local att = abandoned_attempts(f.att, ARGV[4])
 
 -- write
 redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'batch', 0, 'att', att, 'utime', now, 'node', '')
-lock_owner_move(f[4], '', 'o:' .. id)
+lock_owner_move(f.node, '', 'o:' .. id)
 if redis.call('LLEN', KEYS[3]) > 0 then
-  redis.call('ZADD', k_ready(f[2]), now + delay, id)
-  if delay == 0 then redis.call('PUBLISH', CH_WAKE_ORCH, f[2]) end
+  redis.call('ZADD', k_ready(f.rq), now + delay, id)
+  if delay == 0 then redis.call('PUBLISH', CH_WAKE_ORCH, f.rq) end
 else
-  redis.call('ZREM', k_ready(f[2]), id)
+  redis.call('ZREM', k_ready(f.rq), id)
 end
 return 1

@@ -7,23 +7,17 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'att', 'node')
-if not f[2] then
-  return redis.error_reply('WORK_NOT_FOUND ' .. wid)
-end
-if f[1] ~= token then
-  return redis.error_reply('LOCK_LOST work ' .. wid)
-end
+local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'att', 'node')
+if not f then return err end
 
 -- decide
 local now = now_ms()
 local delay = tonumber(ARGV[3])
-local att = num(f[3])
-if ARGV[4] ~= '1' and att > 0 then att = att - 1 end
+local att = abandoned_attempts(f.att, ARGV[4])
 
 -- write
 redis.call('HSET', KEYS[2], 'tok', '', 'ldl', '', 'att', att, 'node', '')
-lock_owner_move(f[4], '', 'w:' .. wid)
-redis.call('ZADD', k_work(f[2]), now + delay, wid)
-if delay == 0 then redis.call('PUBLISH', CH_WAKE_WORK, f[2]) end
+lock_owner_move(f.node, '', 'w:' .. wid)
+redis.call('ZADD', k_work(f.bucket), now + delay, wid)
+if delay == 0 then redis.call('PUBLISH', CH_WAKE_WORK, f.bucket) end
 return 1

@@ -24,8 +24,8 @@
 -- lower than the instance's current one; HISTORY_UNREADABLE when the history
 -- key is not a list (a poison ack, with a dead letter, moves it aside to
 -- hist:<id>:<exec>:unreadable instead and goes on).
--- Keys of children, cancelled work items and outbox targets are derived from
--- KEYS[1] (see docs/redis-layout.md, "Dynamic keys"), and so are the
+-- Keys of children, cancelled work items and outbox targets are derived
+-- from KEYS[1] (see docs/redis-layout.md, "Dynamic keys"), and so are the
 -- namespace-wide indices (instances, stats) that children and the status
 -- change update.
 local id, token = ARGV[1], ARGV[2]
@@ -204,7 +204,7 @@ for j = 0, na - 1 do
     -- a session with a live owner routes the item to the owner's node bucket
     local owner = session_owner(sess, now)
     if owner then
-      bucket = 's:' .. owner
+      bucket = node_bucket(owner)
       redis.call('HSET', k_sess(sess), 'last', now)
     end
   end

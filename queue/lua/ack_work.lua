@@ -12,42 +12,37 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'bucket', 'inst', 'ref', 'sess', 'node')
-if not f[2] then
-  return redis.error_reply('WORK_NOT_FOUND ' .. wid)
-end
-if f[1] ~= token then
-  return redis.error_reply('LOCK_LOST work ' .. wid)
-end
+local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'inst', 'ref', 'sess', 'node')
+if not f then return err end
 
 -- write
 if ARGV[4] == '1' then
   -- a poisoned activity: keep it in the dead-letter stream with its reason
   local w = redis.call('HMGET', KEYS[2], 'body', 'home', 'sess', 'bucket')
   local exec, ev = '0', '0'
-  if f[4] and f[4] ~= '' then
-    local c = string.find(f[4], ':', 1, true)
-    exec, ev = string.sub(f[4], 1, c - 1), string.sub(f[4], c + 1)
+  if f.ref and f.ref ~= '' then
+    local c = string.find(f.ref, ':', 1, true)
+    exec, ev = string.sub(f.ref, 1, c - 1), string.sub(f.ref, c + 1)
   end
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
-    'kind', 'activity', 'instance', f[3] or '', 'execution', exec, 'event', ev,
+    'kind', 'activity', 'instance', f.inst or '', 'execution', exec, 'event', ev,
     'reason', ARGV[5], 'attempts', ARGV[6], 'max_attempts', ARGV[7],
     'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', now_ms())
 end
 redis.call('DEL', KEYS[2])
-redis.call('ZREM', k_work(f[2]), wid)
-lock_owner_move(f[6], '', 'w:' .. wid)
-if f[4] and f[4] ~= '' and f[3] and f[3] ~= '' then
-  local wm = k_wimap(f[3])
-  if redis.call('HGET', wm, f[4]) == wid then redis.call('HDEL', wm, f[4]) end
+redis.call('ZREM', k_work(f.bucket), wid)
+lock_owner_move(f.node, '', 'w:' .. wid)
+if f.ref and f.ref ~= '' and f.inst and f.inst ~= '' then
+  local wm = k_wimap(f.inst)
+  if redis.call('HGET', wm, f.ref) == wid then redis.call('HDEL', wm, f.ref) end
 end
-if f[5] and f[5] ~= '' and redis.call('EXISTS', k_sess(f[5])) == 1 then
-  redis.call('HSET', k_sess(f[5]), 'last', now_ms()) -- session activity
+if f.sess and f.sess ~= '' and redis.call('EXISTS', k_sess(f.sess)) == 1 then
+  redis.call('HSET', k_sess(f.sess), 'last', now_ms()) -- session activity
 end
 local delivered = 0
-if ARGV[3] ~= '' and f[3] and f[3] ~= '' then
+if ARGV[3] ~= '' and f.inst and f.inst ~= '' then
   local woken = {}
-  if deliver(f[3], ARGV[3], now_ms(), woken) then delivered = 1 end
+  if deliver(f.inst, ARGV[3], now_ms(), woken) then delivered = 1 end
   publish_all(CH_WAKE_ORCH, woken)
 end
 return delivered

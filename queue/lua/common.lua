@@ -32,17 +32,19 @@ local K_DEAD = P .. 'dead'
 local DEAD_MAXLEN = 100000
 local function k_sess(id) return P .. 'sess:' .. id end
 local function k_osess(owner) return P .. 'osess:' .. owner end
+-- node_bucket is the work bucket of session owner owner (queue.NodeWorkBucket).
+local function node_bucket(owner) return 's:' .. owner end
 
 -- held_sessions counts the sessions owner still holds (owner field and a
 -- live lease), forgetting the others in its set. Cost: O(sessions held).
 local function held_sessions(owner, now)
   local n = 0
-  for _, sid in ipairs(redis.call('SMEMBERS', P .. 'osess:' .. owner)) do
-    local f = redis.call('HMGET', P .. 'sess:' .. sid, 'owner', 'ldl')
+  for _, sid in ipairs(redis.call('SMEMBERS', k_osess(owner))) do
+    local f = redis.call('HMGET', k_sess(sid), 'owner', 'ldl')
     if f[1] == owner and tonumber(f[2] or 0) > now then
       n = n + 1
     elseif f[1] ~= owner then
-      redis.call('SREM', P .. 'osess:' .. owner, sid)
+      redis.call('SREM', k_osess(owner), sid)
     end
   end
   return n
@@ -122,6 +124,41 @@ end
 local function num(v)
   if not v or v == '' then return 0 end
   return tonumber(v) or 0
+end
+
+-- Lock holders: an instance (inst:<id>, which always has the field rq) and a
+-- work item (wi:<work id>, which always has bucket), with the errors that the
+-- scripts acting on their locks return.
+local HOLDER_INST = {field = 'rq', missing = 'INSTANCE_NOT_FOUND ', lost = 'LOCK_LOST '}
+local HOLDER_WORK = {field = 'bucket', missing = 'WORK_NOT_FOUND ', lost = 'LOCK_LOST work '}
+
+-- locked_fields is the validation prologue of the scripts that act on a
+-- lock (abandon, renew, the ack of a work item). It reads tok, ldl, the
+-- holder's always-present field and the extra fields ... of key, the hash of
+-- holder id, and returns them by name when token is the current lock.
+-- Otherwise it returns nil and the error reply to return: holder.missing
+-- when the hash does not exist, holder.lost when token is not the lock or,
+-- when now is given (renewals), the lock's deadline is not after now.
+local function locked_fields(holder, key, id, token, now, ...)
+  local names = {'tok', 'ldl', holder.field, ...}
+  local v = redis.call('HMGET', key, unpack(names))
+  if not v[3] then
+    return nil, redis.error_reply(holder.missing .. id)
+  end
+  if v[1] ~= token or (now and num(v[2]) <= now) then
+    return nil, redis.error_reply(holder.lost .. id)
+  end
+  local f = {}
+  for i, name in ipairs(names) do f[name] = v[i] end
+  return f
+end
+
+-- abandoned_attempts is the attempt count an abandon leaves: att (a hash
+-- field) when keep is "1", else one less (the fetch is given back), min 0.
+local function abandoned_attempts(att, keep)
+  local n = num(att)
+  if keep ~= '1' and n > 0 then n = n - 1 end
+  return n
 end
 
 -- deliver appends msg to the inbox of instance id and makes it fetchable

@@ -1,7 +1,7 @@
 -- fetch_orch.lua: promote due timers, then lock up to Max fetchable instances
 -- of the served ready buckets and return their batches.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] timers   KEYS[3] fr:o:<request id>
--- KEYS[3+i] ready:<bucket i>, i = 1..n (distinct)
+-- KEYS[3+i] ready:<bucket i> for i = 1..n (distinct buckets)
 -- ARGV[1] request id   ARGV[2] max instances (>= 1)   ARGV[3] max messages per batch (>= 1)
 -- ARGV[4] lock timeout ms   ARGV[5] cache owner (may be "")   ARGV[6] max timers to promote (>= 0)
 -- ARGV[7] node id of the caller (may be ""): recorded with each lock (inst

@@ -1,6 +1,6 @@
 -- fetch_work.lua: lock up to Max fetchable work items of the served buckets.
 -- KEYS[1] prefix "{ns}:"   KEYS[2] fr:w:<request id>
--- KEYS[2+i] work:<bucket i>, i = 1..n (distinct)
+-- KEYS[2+i] work:<bucket i> for i = 1..n (distinct buckets)
 -- ARGV[1] request id   ARGV[2] max items (>= 1)   ARGV[3] lock timeout ms
 -- ARGV[4] session owner id ("" = this worker takes no session work)
 -- ARGV[5] session lease ms   ARGV[6] max sessions the owner may hold
@@ -68,7 +68,7 @@ local function scan(limit)
         local owner = session_owner(sess, now)
         if owner and owner ~= me then
           -- route to the owner instead of skipping it
-          local nb2 = 's:' .. owner
+          local nb2 = node_bucket(owner)
           redis.call('ZREM', zkey, wid)
           redis.call('ZADD', k_work(nb2), c[2], wid)
           redis.call('HSET', k_wi(wid), 'bucket', nb2)

@@ -1,6 +1,6 @@
 -- list.lua: one page of instance ids, oldest first (by creation time).
 -- KEYS[1] prefix "{ns}:"   KEYS[2] instances
--- KEYS[3] with a status filter: bystatus:<status>
+-- KEYS[3] bystatus:<status> (only with a status filter)
 -- ARGV[1] status filter: "" (all) | Pending | Running | Completed | Failed
 -- ARGV[2] offset: rank in instances to start at (>= 0)
 -- ARGV[3] limit: max ids to return (>= 1)

@@ -7,17 +7,12 @@
 local id, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'ldl', 'rq')
-if not f[3] then
-  return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
-end
 local now = now_ms()
-if f[1] ~= token or num(f[2]) <= now then
-  return redis.error_reply('LOCK_LOST ' .. id)
-end
+local f, err = locked_fields(HOLDER_INST, KEYS[2], id, token, now)
+if not f then return err end
 
 -- write
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'ldl', deadline)
-redis.call('ZADD', k_ready(f[3]), 'XX', deadline, id)
+redis.call('ZADD', k_ready(f.rq), 'XX', deadline, id)
 return deadline

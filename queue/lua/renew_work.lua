@@ -7,20 +7,15 @@
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'tok', 'ldl', 'bucket', 'sess')
-if not f[3] then
-  return redis.error_reply('WORK_NOT_FOUND ' .. wid)
-end
 local now = now_ms()
-if f[1] ~= token or num(f[2]) <= now then
-  return redis.error_reply('LOCK_LOST work ' .. wid)
-end
+local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, now, 'sess')
+if not f then return err end
 
 -- write
 local deadline = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'ldl', deadline)
-redis.call('ZADD', k_work(f[3]), 'XX', deadline, wid)
-if f[4] and f[4] ~= '' and redis.call('EXISTS', k_sess(f[4])) == 1 then
-  redis.call('HSET', k_sess(f[4]), 'last', now) -- a long activity keeps its session busy
+redis.call('ZADD', k_work(f.bucket), 'XX', deadline, wid)
+if f.sess and f.sess ~= '' and redis.call('EXISTS', k_sess(f.sess)) == 1 then
+  redis.call('HSET', k_sess(f.sess), 'last', now) -- a long activity keeps its session busy
 end
 return deadline

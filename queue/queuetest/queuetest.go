@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"github.com/duroworker/duroworker/queue"
+	"github.com/duroworker/duroworker/queue/internal/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -217,20 +218,11 @@ func (e *env) tick() {
 // failing after d plus a generous margin.
 func (e *env) after(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
+	var advance func(time.Duration)
 	if e.virtual {
-		e.f.Advance(e.t, d)
-		if !cond() {
-			e.t.Fatalf("after %v: %s did not hold", d, what)
-		}
-		return
+		advance = func(d time.Duration) { e.f.Advance(e.t, d) }
 	}
-	deadline := time.Now().Add(d + 5*time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("after %v (+5s margin): %s did not hold", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	storetest.After(e.t, d, advance, what, cond)
 }
 
 // eventually polls cond until it holds (at most 10 s).
@@ -272,15 +264,7 @@ func (e *env) enqueue(id, msg string) {
 // longLock, a fresh request id).
 func (e *env) fetch(req queue.FetchOrchestrationsRequest) queue.FetchOrchestrationsResult {
 	e.t.Helper()
-	if req.RequestID == "" {
-		req.RequestID = e.reqID()
-	}
-	if req.Max == 0 {
-		req.Max = 10
-	}
-	if req.LockTimeout == 0 {
-		req.LockTimeout = longLock
-	}
+	storetest.FetchDefaults(&req.RequestID, &req.Max, &req.LockTimeout, e.reqID, longLock)
 	res, err := e.s.FetchOrchestrations(e.ctx, req)
 	if err != nil {
 		e.t.Fatalf("FetchOrchestrations(%v): %v", req.Buckets, err)
@@ -417,15 +401,7 @@ func (e *env) now(id string) time.Time {
 
 func (e *env) fetchWork(req queue.FetchWorkRequest) queue.FetchWorkResult {
 	e.t.Helper()
-	if req.RequestID == "" {
-		req.RequestID = e.reqID()
-	}
-	if req.Max == 0 {
-		req.Max = 10
-	}
-	if req.LockTimeout == 0 {
-		req.LockTimeout = longLock
-	}
+	storetest.FetchDefaults(&req.RequestID, &req.Max, &req.LockTimeout, e.reqID, longLock)
 	res, err := e.s.FetchWork(e.ctx, req)
 	if err != nil {
 		e.t.Fatalf("FetchWork(%v): %v", req.Buckets, err)
@@ -642,18 +618,7 @@ func (e *env) must(what string, err error) {
 }
 
 // wantErr fails unless errors.Is(err, want) (want nil: no error).
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if want == nil {
-		if err != nil {
-			t.Fatalf("%s: unexpected error %v", what, err)
-		}
-		return
-	}
-	if !errors.Is(err, want) {
-		t.Fatalf("%s: error = %v, want %v", what, err, want)
-	}
-}
+var wantErr = storetest.WantErr
 
 // wantPlainErr fails unless err is not nil and wraps none of the sentinels
 // (validation errors and other non-sentinel failures).
@@ -678,9 +643,7 @@ var sentinels = []error{
 // wantEqual fails with both values unless got equals want.
 func wantEqual[T any](t *testing.T, what string, want, got T) {
 	t.Helper()
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("%s:\n want %#v\n  got %#v", what, want, got)
-	}
+	storetest.WantEqual(t, what, want, got)
 }
 
 // wantSame fails unless two snapshots are equal, naming the parts that differ.

@@ -87,6 +87,57 @@ func (e *env) unpinned(sid string) {
 	}
 }
 
+// lapsedOwner pins session s1 to worker w1 (MaxSessions maxSessions) by its
+// fetch of item "a" with a short lease, lets the lease lapse, and schedules
+// item "b" of s1; it returns w1.
+func (e *env) lapsedOwner(maxSessions int) sworker {
+	e.t.Helper()
+	e.sess("s1", "a")
+	w1 := e.worker("w1")
+	w1.lease = e.shortLock()
+	w1.maxSessions = maxSessions
+	e.sfetchOne(w1)
+	e.pass(e.shortLock() + 50*time.Millisecond)
+	e.sess("s1", "b")
+	return w1
+}
+
+// takenOver is lapsedOwner followed by a fetch of "b" by worker w2, which
+// claims s1: w1 (returned) holds nothing any more.
+func (e *env) takenOver(maxSessions int) sworker {
+	e.t.Helper()
+	w1 := e.lapsedOwner(maxSessions)
+	e.sfetchOne(e.worker("w2"))
+	return w1
+}
+
+// sessionActivity pins session s1 to worker w1 by its fetch of item "a",
+// runs act with that item 50 ms later and returns the session's info before
+// and after act.
+func (e *env) sessionActivity(act func(got queue.FetchedWork)) (before, after queue.SessionInfo) {
+	e.t.Helper()
+	e.sess("s1", "a")
+	got := e.sfetchOne(e.worker("w1"))
+	before = e.owner("s1", "w1")
+	e.pass(50 * time.Millisecond)
+	act(got)
+	return before, e.owner("s1", "w1")
+}
+
+// pinnedWithWork pins session s1 to worker w1 (lease e.hide()) by its fetch
+// and ack of item "a", then schedules items "b" and "c" of s1, which go to
+// w1's node bucket; it returns w1.
+func (e *env) pinnedWithWork() sworker {
+	e.t.Helper()
+	e.sess("s1", "a")
+	w1 := e.worker("w1")
+	w1.lease = e.hide()
+	first := e.sfetchOne(w1)
+	e.must("ack", e.s.AckWork(e.ctx, first.ID, first.Token, ""))
+	e.sess("s1", "b", "c")
+	return w1
+}
+
 func (e *env) owned(owner string) []string {
 	e.t.Helper()
 	ids, err := e.s.OwnedSessions(e.ctx, owner)
@@ -336,36 +387,24 @@ var sessionCases = []testCase{
 		}
 	}},
 	{"ack_work_records_session_activity", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		got := e.sfetchOne(w1)
-		before := e.owner("s1", "w1")
-		e.pass(50 * time.Millisecond)
-		e.must("AckWork", e.s.AckWork(e.ctx, got.ID, got.Token, "done"))
-		after := e.owner("s1", "w1")
+		before, after := e.sessionActivity(func(got queue.FetchedWork) {
+			e.must("AckWork", e.s.AckWork(e.ctx, got.ID, got.Token, "done"))
+		})
 		if !after.LastActivity.After(before.LastActivity) || !after.LeaseUntil.Equal(before.LeaseUntil) {
 			e.t.Fatalf("session before %+v, after %+v", before, after)
 		}
 	}},
 	{"renew_work_records_session_activity", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		got := e.sfetchOne(w1)
-		before := e.owner("s1", "w1")
-		e.pass(50 * time.Millisecond)
-		e.must("RenewWork", e.s.RenewWork(e.ctx, got.ID, got.Token, longLock))
-		if after := e.owner("s1", "w1"); !after.LastActivity.After(before.LastActivity) {
+		before, after := e.sessionActivity(func(got queue.FetchedWork) {
+			e.must("RenewWork", e.s.RenewWork(e.ctx, got.ID, got.Token, longLock))
+		})
+		if !after.LastActivity.After(before.LastActivity) {
 			e.t.Fatalf("session before %+v, after %+v", before, after)
 		}
 	}},
 	{"routing_ack_records_session_activity", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		e.sfetchOne(w1)
-		before := e.owner("s1", "w1")
-		e.pass(50 * time.Millisecond)
-		e.sess("s1", "b")
-		if after := e.owner("s1", "w1"); !after.LastActivity.After(before.LastActivity) {
+		before, after := e.sessionActivity(func(queue.FetchedWork) { e.sess("s1", "b") })
+		if !after.LastActivity.After(before.LastActivity) {
 			e.t.Fatalf("session before %+v, after %+v", before, after)
 		}
 	}},
@@ -411,12 +450,7 @@ var sessionCases = []testCase{
 		}
 	}},
 	{"lapsed_lease_lets_another_owner_claim", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.shortLock()
-		e.sfetchOne(w1)
-		e.pass(e.shortLock() + 50*time.Millisecond)
-		e.sess("s1", "b") // the owner lapsed: the item stays home
+		e.lapsedOwner(10) // the owner lapsed: the item stays home
 		w2 := e.worker("w2")
 		got := e.sfetchOne(w2)
 		if got.Body != "b" || got.Bucket != "a:x" {
@@ -425,13 +459,7 @@ var sessionCases = []testCase{
 		e.owner("s1", "w2")
 	}},
 	{"renew_sessions_forgets_sessions_taken_over", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.shortLock()
-		e.sfetchOne(w1)
-		e.pass(e.shortLock() + 50*time.Millisecond)
-		e.sess("s1", "b")
-		e.sfetchOne(e.worker("w2"))
+		e.takenOver(10)
 		renewed, unpinned, err := e.s.RenewSessions(e.ctx, "w1", longLock, time.Hour)
 		e.must("RenewSessions", err)
 		if renewed != 0 || unpinned != 0 {
@@ -441,27 +469,14 @@ var sessionCases = []testCase{
 		e.owner("s1", "w2")
 	}},
 	{"owned_sessions_excludes_sessions_taken_over", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.shortLock()
-		e.sfetchOne(w1)
-		e.pass(e.shortLock() + 50*time.Millisecond)
-		e.sess("s1", "b")
-		e.sfetchOne(e.worker("w2"))
+		e.takenOver(10)
 		wantEqual(e.t, "owned by w2", []string{"s1"}, e.owned("w2"))
 		if got := e.owned("w1"); len(got) != 0 {
 			e.t.Fatalf("OwnedSessions(w1) = %v after w2 took s1 over (w1's lease lapsed), want none", got)
 		}
 	}},
 	{"capacity_counts_only_sessions_still_held", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.shortLock()
-		w1.maxSessions = 1
-		e.sfetchOne(w1)
-		e.pass(e.shortLock() + 50*time.Millisecond)
-		e.sess("s1", "b")
-		e.sfetchOne(e.worker("w2")) // w2 now holds s1; w1 holds nothing
+		w1 := e.takenOver(1) // w2 now holds s1; w1 holds nothing
 		e.sess("s2", "c")
 		got := e.sfetch(w1, 10)
 		if len(got) != 1 {
@@ -543,12 +558,7 @@ var sessionCases = []testCase{
 	}},
 	{"reclaim_moves_work_after_node_and_lease_lapse", func(e *env) {
 		e.must("advertise", e.s.AdvertiseNode(e.ctx, "w1", []string{"a:x", "s:w1"}, e.hide()))
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.hide()
-		first := e.sfetchOne(w1)
-		e.must("ack", e.s.AckWork(e.ctx, first.ID, first.Token, ""))
-		e.sess("s1", "b", "c")
+		e.pinnedWithWork()
 		e.pass(e.hide() + 50*time.Millisecond)
 		n, err := e.s.ReclaimSessions(e.ctx)
 		e.must("ReclaimSessions", err)
@@ -563,12 +573,7 @@ var sessionCases = []testCase{
 		e.owner("s1", "w2")
 	}},
 	{"reclaim_leaves_locked_items_with_their_holder", func(e *env) {
-		e.sess("s1", "a")
-		w1 := e.worker("w1")
-		w1.lease = e.hide()
-		first := e.sfetchOne(w1)
-		e.must("ack", e.s.AckWork(e.ctx, first.ID, first.Token, ""))
-		e.sess("s1", "b", "c")
+		w1 := e.pinnedWithWork()
 		held := e.sfetch(w1, 1)[0]
 		e.pass(e.hide() + 50*time.Millisecond)
 		n, err := e.s.ReclaimSessions(e.ctx)
