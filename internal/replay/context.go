@@ -11,10 +11,11 @@ import (
 	"github.com/duroworker/duroworker/capability"
 )
 
-// Context is the orchestration's only door to the outside world.
-// Everything it returns is recorded in, or derived from, the execution's
-// history, so that a replay of the same history takes the same decisions.
-// It must only be used from the orchestration's own goroutine.
+// Context is an execution's untyped orchestration context, which
+// engine.OrchestrationContext wraps. Everything it returns is recorded in, or
+// derived from, the execution's history, so that a replay of the same history
+// takes the same decisions. It must only be used from the orchestration's own
+// goroutine.
 type Context struct {
 	x *Executor
 }

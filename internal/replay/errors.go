@@ -33,10 +33,9 @@ const (
 	KindFailedDeserialization = "failed_deserialization"
 )
 
-// Failure describes why an activity or orchestration failed. It is
-// stored in history, returned by client status calls, and implements error so
-// that orchestration code receives it from Future.Get and can inspect it with
-// errors.As.
+// Failure describes why an activity or orchestration failed, as stored in
+// history. engine.ErrorDetails has the same fields, so the two convert into
+// each other for free; keep them in step.
 type Failure struct {
 	Category string `json:"category"`
 	Kind     string `json:"kind"`
