@@ -41,6 +41,10 @@ type config struct {
 	poll            time.Duration
 	timeout         time.Duration
 	registerAll     bool
+	gwPollers       string
+	gwRetry         string
+	asynqConc       string
+	costs           int
 	connect         connectFunc
 }
 
@@ -74,6 +78,21 @@ sequential, fanout, long, timers) and github.com/hibiken/asynq (drain,
 steady), from the separate module bench/peers (built with "go build" at
 the start of the run; --peerbench names a prebuilt binary instead).
 
+--gw-pollers 2,4,8,16,32 runs each go-workflows case once per setting of
+its workflow and activity pollers (both set to the value), and
+--asynq-concurrency 16,64 each asynq case once per concurrency; the table
+has a row per setting, a sweep summary names the best, and the targets and
+the Markdown compare against the best. --gw-retry on,off also runs the
+go-workflows fan-out with its activity retries on and off (every other case
+runs go-workflows with retries as the case says, off unless it has --retry,
+as duroworker does).
+
+Every measured window also records the deltas of Redis INFO commandstats
+(calls and µs per command, Lua-internal commands included) and the Lua
+scripts the measured clients called, by name; they are in the JSON and,
+per orchestration, under the table (--redis-commands sets how many
+commands are printed).
+
 "bench all --runs 3" runs every workload at the sizes of the performance
 targets three times and prints medians with min-max, and the targets as
 met or missed.`,
@@ -91,6 +110,10 @@ met or missed.`,
 	f.StringVar(&cfg.peersDir, "peers-dir", "", "directory of the bench/peers module (default: found from the working directory)")
 	f.DurationVar(&cfg.poll, "poll", 2*time.Millisecond, "how often completion counters are read")
 	f.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a workload after this long")
+	f.StringVar(&cfg.gwPollers, "gw-pollers", "", "comma-separated go-workflows poller counts to sweep (workflow and activity pollers both set), e.g. 2,4,8,16,32; empty: its default (2)")
+	f.StringVar(&cfg.gwRetry, "gw-retry", "", "go-workflows fan-out activity retries to run: on, off or on,off; empty: as the case (on for fanout --retry)")
+	f.StringVar(&cfg.asynqConc, "asynq-concurrency", "", "comma-separated asynq concurrencies to sweep, e.g. 16,32,64; empty: --act-concurrency or 16")
+	f.IntVar(&cfg.costs, "redis-commands", 8, "Redis commands printed per case and system under the table, by server time (0: all; the JSON has all)")
 	f.BoolVar(&cfg.registerAll, "register-all", false, "workers register all five bench orchestrations, not only the workload's (every registered name adds buckets each fetch reads)")
 
 	cmd.AddCommand(
@@ -203,6 +226,7 @@ func newAllCommand(cfg *config) *cobra.Command {
 
 func newReportCommand() *cobra.Command {
 	var markdown bool
+	var costs int
 	cmd := &cobra.Command{
 		Use:   "report FILE.json",
 		Short: "Print the tables and targets of a --json file again (--markdown for bench/RESULTS.md)",
@@ -232,14 +256,21 @@ func newReportCommand() *cobra.Command {
 					}
 				}
 			}
-			targets := report.EvaluateTargets(plan, aggs)
+			targets := report.EvaluateTargets(plan, result.BestOnly(aggs))
 			if markdown {
 				report.WriteMarkdown(out, aggs, targets)
+				if costs >= 0 {
+					result.WriteCosts(out, aggs, costs, true)
+				}
 				return nil
 			}
 			rep.Header.Print(out)
 			fmt.Fprintln(out)
 			report.PrintAggregates(out, aggs, rep.Runs)
+			report.PrintSweeps(out, aggs)
+			if costs >= 0 {
+				result.WriteCosts(out, aggs, costs, false)
+			}
 			if len(targets) > 0 {
 				fmt.Fprintln(out)
 				report.PrintTargets(out, targets)
@@ -248,5 +279,6 @@ func newReportCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	cmd.Flags().IntVar(&costs, "redis-commands", 8, "Redis commands shown per case and system, by server time (0: all, -1: no Redis cost section)")
 	return cmd
 }
