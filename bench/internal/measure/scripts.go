@@ -18,19 +18,8 @@ var scriptNames sync.Map
 // first), named after the last one.
 var scriptHeader = regexp.MustCompile(`(?m)^--\s*([A-Za-z0-9_./-]+\.lua)\b`)
 
-// RegisterScript names the script whose source is src and returns its SHA.
-// Sources the bench sees on the wire are registered by the hook; a peer
-// whose scripts carry no header can name them here.
-func RegisterScript(name, src string) string {
-	sum := sha1.Sum([]byte(src))
-	sha := hex.EncodeToString(sum[:])
-	scriptNames.Store(sha, name)
-	return sha
-}
-
-// ScriptName returns the name known for the script with that SHA: the last
-// "-- name.lua" header line of its source, or a name given to
-// RegisterScript; "" when its source was never seen.
+// ScriptName returns the name known for the script with that SHA (see
+// nameFromSource); "" when this process never saw its source.
 func ScriptName(sha string) string {
 	if v, ok := scriptNames.Load(strings.ToLower(sha)); ok {
 		return v.(string)
