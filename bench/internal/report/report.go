@@ -24,7 +24,7 @@ type File struct {
 	Aggregates []result.Aggregate `json:"aggregates"`
 	// Sweeps rank the variants of a peer run at several settings.
 	Sweeps  []result.Sweep `json:"sweeps,omitempty"`
-	Targets    []Target           `json:"targets,omitempty"`
+	Targets []Target       `json:"targets,omitempty"`
 }
 
 // PlanCase identifies a case of the plan in the JSON file, so that "bench
