@@ -45,6 +45,7 @@ type config struct {
 	gwRetry         string
 	asynqConc       string
 	costs           int
+	end             string
 	connect         connectFunc
 }
 
@@ -87,6 +88,11 @@ go-workflows fan-out with its activity retries on and off (every other case
 runs go-workflows with retries as the case says, off unless it has --retry,
 as duroworker does).
 
+--end wait ends duroworker's drain and steady where a caller of the client
+sees the end (client.WaitMany, client.Wait returning); the peers keep their
+own end points (go-workflows: the workflow function returns, asynq: the
+handler returns).
+
 Every measured window also records the deltas of Redis INFO commandstats
 (calls and µs per command, Lua-internal commands included) and the Lua
 scripts the measured clients called, by name; they are in the JSON and,
@@ -113,6 +119,7 @@ met or missed.`,
 	f.StringVar(&cfg.gwPollers, "gw-pollers", "", "comma-separated go-workflows poller counts to sweep (workflow and activity pollers both set), e.g. 2,4,8,16,32; empty: its default (2)")
 	f.StringVar(&cfg.gwRetry, "gw-retry", "", "go-workflows fan-out activity retries to run: on, off or on,off; empty: as the case (on for fanout --retry)")
 	f.StringVar(&cfg.asynqConc, "asynq-concurrency", "", "comma-separated asynq concurrencies to sweep, e.g. 16,32,64; empty: --act-concurrency or 16")
+	f.StringVar(&cfg.end, "end", "notify", "where drain and steady observe an orchestration's end on the duroworker side: notify (the store's ended notification, drain: the stats counter) or wait (client.Wait returning, drain: client.WaitMany; what a caller sees)")
 	f.IntVar(&cfg.costs, "redis-commands", 8, "Redis commands printed per case and system under the table, by server time (0: all; the JSON has all)")
 	f.BoolVar(&cfg.registerAll, "register-all", false, "workers register all five bench orchestrations, not only the workload's (every registered name adds buckets each fetch reads)")
 

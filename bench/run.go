@@ -34,6 +34,14 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 	if err != nil {
 		return err
 	}
+	var endAtWait bool
+	switch cfg.end {
+	case "", "notify":
+	case "wait":
+		endAtWait = true
+	default:
+		return fmt.Errorf("--end %q: want notify or wait", cfg.end)
+	}
 	if cfg.redisURL != "" && !cfg.flush {
 		return errors.New("bench flushes the database between workloads (FLUSHDB): pass --flush to allow it on --redis, or leave --redis empty for an embedded redis-server")
 	}
@@ -48,6 +56,7 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 		plan[i].Opts.Poll = cfg.poll
 		plan[i].Opts.Timeout = cfg.timeout
 		plan[i].Opts.RegisterAll = cfg.registerAll
+		plan[i].Opts.EndAtWait = endAtWait && (plan[i].Workload == result.WorkloadDrain || plan[i].Workload == result.WorkloadSteady)
 	}
 
 	var peer *peerRunner
