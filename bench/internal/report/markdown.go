@@ -121,7 +121,7 @@ func WriteMarkdown(w io.Writer, all []result.Aggregate, targets []Target) {
 			if s.Params != "" {
 				sys += " " + s.Params
 			}
-			fmt.Fprintf(w, "| %s | %s | %s %s | %s | %s |\n", s.Case, sys, s.Metric, s.Unit, strings.Join(cells, "; "), s.Best)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", s.Case, sys, strings.TrimSpace(s.Metric+" "+s.Unit), strings.Join(cells, "; "), s.Best)
 		}
 	}
 	if len(targets) == 0 {

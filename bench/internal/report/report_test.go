@@ -92,7 +92,7 @@ func TestMarkdownAndTargetsUseThePeerAtItsBest(t *testing.T) {
 	md := b.String()
 	for _, s := range []string{
 		"| " + name + " (go-workflows at pollers=8) | orch/s |  | 1200 | 500 |  |",
-		"| " + name + " | go-workflows | orch/s  | pollers=2: 300 (300–300); pollers=8: 500 (500–500); pollers=32: 450 (450–450) | pollers=8 |",
+		"| " + name + " | go-workflows | orch/s | pollers=2: 300 (300–300); pollers=8: 500 (500–500); pollers=32: 450 (450–450) | pollers=8 |",
 	} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
