@@ -133,6 +133,7 @@ met or missed.`,
 		newWorkloadCommand(cfg, result.WorkloadSessions, "K activities pinned to one session across several workers", workload.Options{N: 1, K: 500, Workers: 3}),
 		newWorkloadCommand(cfg, result.WorkloadIdle, "Commands per second of an idle worker", workload.Options{Duration: 10 * time.Second}),
 		newWorkloadCommand(cfg, result.WorkloadInflight, "Worker RSS with N orchestrations in flight", workload.Options{N: 10_000}),
+		newWorkloadCommand(cfg, result.WorkloadBacklog, "N starts made as fast as possible on a running worker: time to first completion, end-to-end latency", workload.Options{N: 100_000}),
 		newFilterCommand(cfg),
 		newAllCommand(cfg),
 		newReportCommand(),
@@ -227,7 +228,7 @@ func newAllCommand(cfg *config) *cobra.Command {
 		},
 	}
 	cmd.Flags().Float64Var(&scale, "scale", 1, "shrink every count by this factor (0 < scale <= 1) for a quicker run")
-	cmd.Flags().StringVar(&only, "only", "", "comma-separated case ids to run (drain, steady-1, steady-1000, seq-200, seq-many, long, fanout-1000, fanout-many, timers, filter, sessions, idle, inflight)")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated case ids to run (drain, steady-1, steady-1000, seq-200, seq-many, long, fanout-1000, fanout-many, timers, filter, sessions, idle, inflight, backlog)")
 	return cmd
 }
 

@@ -18,6 +18,7 @@ var markdownMetrics = map[string][]string{
 	result.WorkloadFanout:     {result.MActPerSec, result.MElapsed, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
 	result.WorkloadTimers:     {"lateness " + result.MP50, "lateness " + result.MP95, "lateness " + result.MP99, "lateness " + result.MMax, result.MOrchPerSec, result.MRoundTrips},
 	result.WorkloadSessions:   {result.MActPerSec, result.MWorkersUsed, result.MSessionsMoved, result.MRoundTrips},
+	result.WorkloadBacklog:    {result.MFirstEnd, result.MP50, result.MP99, result.MMax, result.MOrchPerSec, result.MStartAll, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
 	result.WorkloadInflight:   {result.MRSS, result.MRSSBaseline, result.MHeap, result.MGoroutines, result.MElapsed, result.MRedisBytes, result.MRoundTrips},
 }
 

@@ -27,6 +27,7 @@ const (
 	WorkloadSessions   = "sessions"
 	WorkloadIdle       = "idle"
 	WorkloadInflight   = "inflight"
+	WorkloadBacklog    = "backlog"
 )
 
 // Systems compared by "duroworker bench".
@@ -71,6 +72,8 @@ const (
 	MFetchP50Ratio   = "p50 ratio"         // filter: p50 with incompatible work over p50 without
 	MFilterOrchP50   = "orch fetch p50"    // filter: milliseconds, with incompatible work waiting
 	MFilterActP50    = "act fetch p50"     // filter: milliseconds, with incompatible work waiting
+	MFirstEnd        = "first completion"  // backlog: milliseconds from the first start to the first completion
+	MStartAll        = "all started"       // backlog: milliseconds to make every start call
 	MFilterOrchRatio = "orch p50 ratio"
 	MFilterActRatio  = "act p50 ratio"
 )

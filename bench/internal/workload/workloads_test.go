@@ -31,6 +31,7 @@ func TestWorkloadsComplete(t *testing.T) {
 		{"timers", nil, Options{N: 10, Delay: 200 * time.Millisecond}},
 		{"sessions", nil, Options{N: 2, K: 10, Workers: 2}},
 		{"inflight", nil, Options{N: 30}},
+		{"backlog", nil, Options{N: 60}},
 	}
 	runs := map[string]func(context.Context, Options) (result.Result, error){}
 	_, rdb := redistest.StartMini(t)
@@ -48,6 +49,7 @@ func TestWorkloadsComplete(t *testing.T) {
 	runs["timers"] = wrap(runTimers)
 	runs["sessions"] = wrap(runSessions)
 	runs["inflight"] = wrap(runInflight)
+	runs["backlog"] = wrap(runBacklog)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -65,6 +67,16 @@ func TestWorkloadsComplete(t *testing.T) {
 			}
 			for _, n := range res.Notes {
 				t.Log(n)
+			}
+			if c.name == "backlog" {
+				for _, m := range []string{result.MFirstEnd, result.MP99, result.MStartAll} {
+					if _, ok := res.Get(m); !ok {
+						t.Fatalf("backlog without %s: %+v", m, res)
+					}
+				}
+				if n, _ := res.Get(result.MFirstEnd); n <= 0 {
+					t.Fatalf("first completion %v ms", n)
+				}
 			}
 		})
 	}
