@@ -1,6 +1,6 @@
 // Package workload holds duroworker's benchmark workloads (drain, steady,
-// sequential, long, fanout, timers, sessions, idle, inflight and the
-// capability filter) and the cases and standard plan that "duroworker
+// sequential, long, fanout, timers, sessions, idle, inflight, backlog and
+// the capability filter) and the cases and standard plan that "duroworker
 // bench" runs. They are programs that measure a running system, not tests;
 // no speed threshold is ever asserted in a unit test.
 package workload
