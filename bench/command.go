@@ -41,6 +41,11 @@ type config struct {
 	poll            time.Duration
 	timeout         time.Duration
 	registerAll     bool
+	gwPollers       string
+	gwRetry         string
+	asynqConc       string
+	costs           int
+	end             string
 	connect         connectFunc
 }
 
@@ -74,6 +79,26 @@ sequential, fanout, long, timers) and github.com/hibiken/asynq (drain,
 steady), from the separate module bench/peers (built with "go build" at
 the start of the run; --peerbench names a prebuilt binary instead).
 
+--gw-pollers 2,4,8,16,32 runs each go-workflows case once per setting of
+its workflow and activity pollers (both set to the value), and
+--asynq-concurrency 16,64 each asynq case once per concurrency; the table
+has a row per setting, a sweep summary names the best, and the targets and
+the Markdown compare against the best. --gw-retry on,off also runs the
+go-workflows fan-out with its activity retries on and off (every other case
+runs go-workflows with retries as the case says, off unless it has --retry,
+as duroworker does).
+
+--end wait ends duroworker's drain and steady where a caller of the client
+sees the end (client.WaitMany, client.Wait returning); the peers keep their
+own end points (go-workflows: the workflow function returns, asynq: the
+handler returns).
+
+Every measured window also records the deltas of Redis INFO commandstats
+(calls and µs per command, Lua-internal commands included) and the Lua
+scripts the measured clients called, by name; they are in the JSON and,
+per orchestration, under the table (--redis-commands sets how many
+commands are printed).
+
 "bench all --runs 3" runs every workload at the sizes of the performance
 targets three times and prints medians with min-max, and the targets as
 met or missed.`,
@@ -91,6 +116,11 @@ met or missed.`,
 	f.StringVar(&cfg.peersDir, "peers-dir", "", "directory of the bench/peers module (default: found from the working directory)")
 	f.DurationVar(&cfg.poll, "poll", 2*time.Millisecond, "how often completion counters are read")
 	f.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a workload after this long")
+	f.StringVar(&cfg.gwPollers, "gw-pollers", "", "comma-separated go-workflows poller counts to sweep (workflow and activity pollers both set), e.g. 2,4,8,16,32; empty: its default (2)")
+	f.StringVar(&cfg.gwRetry, "gw-retry", "", "go-workflows fan-out activity retries to run: on, off or on,off; empty: as the case (on for fanout --retry)")
+	f.StringVar(&cfg.asynqConc, "asynq-concurrency", "", "comma-separated asynq concurrencies to sweep, e.g. 16,32,64; empty: --act-concurrency or 16")
+	f.StringVar(&cfg.end, "end", "notify", "where drain and steady observe an orchestration's end on the duroworker side: notify (the store's ended notification, drain: the stats counter) or wait (client.Wait returning, drain: client.WaitMany; what a caller sees)")
+	f.IntVar(&cfg.costs, "redis-commands", 8, "Redis commands printed per case and system under the table, by server time (0: all; the JSON has all)")
 	f.BoolVar(&cfg.registerAll, "register-all", false, "workers register all five bench orchestrations, not only the workload's (every registered name adds buckets each fetch reads)")
 
 	cmd.AddCommand(
@@ -103,6 +133,7 @@ met or missed.`,
 		newWorkloadCommand(cfg, result.WorkloadSessions, "K activities pinned to one session across several workers", workload.Options{N: 1, K: 500, Workers: 3}),
 		newWorkloadCommand(cfg, result.WorkloadIdle, "Commands per second of an idle worker", workload.Options{Duration: 10 * time.Second}),
 		newWorkloadCommand(cfg, result.WorkloadInflight, "Worker RSS with N orchestrations in flight", workload.Options{N: 10_000}),
+		newWorkloadCommand(cfg, result.WorkloadBacklog, "N starts made as fast as possible on a running worker: time to first completion, end-to-end latency", workload.Options{N: 100_000}),
 		newFilterCommand(cfg),
 		newAllCommand(cfg),
 		newReportCommand(),
@@ -197,12 +228,13 @@ func newAllCommand(cfg *config) *cobra.Command {
 		},
 	}
 	cmd.Flags().Float64Var(&scale, "scale", 1, "shrink every count by this factor (0 < scale <= 1) for a quicker run")
-	cmd.Flags().StringVar(&only, "only", "", "comma-separated case ids to run (drain, steady-1, steady-1000, seq-200, seq-many, long, fanout-1000, fanout-many, timers, filter, sessions, idle, inflight)")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated case ids to run (drain, steady-1, steady-1000, seq-200, seq-many, long, fanout-1000, fanout-many, timers, filter, sessions, idle, inflight, backlog)")
 	return cmd
 }
 
 func newReportCommand() *cobra.Command {
 	var markdown bool
+	var costs int
 	cmd := &cobra.Command{
 		Use:   "report FILE.json",
 		Short: "Print the tables and targets of a --json file again (--markdown for bench/RESULTS.md)",
@@ -232,14 +264,21 @@ func newReportCommand() *cobra.Command {
 					}
 				}
 			}
-			targets := report.EvaluateTargets(plan, aggs)
+			targets := report.EvaluateTargets(plan, result.BestOnly(aggs))
 			if markdown {
 				report.WriteMarkdown(out, aggs, targets)
+				if costs >= 0 {
+					result.WriteCosts(out, aggs, costs, true)
+				}
 				return nil
 			}
 			rep.Header.Print(out)
 			fmt.Fprintln(out)
 			report.PrintAggregates(out, aggs, rep.Runs)
+			report.PrintSweeps(out, aggs)
+			if costs >= 0 {
+				result.WriteCosts(out, aggs, costs, false)
+			}
 			if len(targets) > 0 {
 				fmt.Fprintln(out)
 				report.PrintTargets(out, targets)
@@ -248,5 +287,6 @@ func newReportCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	cmd.Flags().IntVar(&costs, "redis-commands", 8, "Redis commands shown per case and system, by server time (0: all, -1: no Redis cost section)")
 	return cmd
 }

@@ -74,8 +74,8 @@ func TestCommandRunsAWorkloadAndReportsIt(t *testing.T) {
 }
 
 // TestCommandRefusesBeforeConnecting: a flush of a given Redis without
-// --flush, an unknown peer and an --only that matches nothing are refused
-// without connecting.
+// --flush, an unknown peer, an --only that matches nothing, a bad sweep
+// list and an unknown --end are refused without connecting.
 func TestCommandRefusesBeforeConnecting(t *testing.T) {
 	calls := 0
 	connect := miniConnect(t, &calls)
@@ -86,6 +86,10 @@ func TestCommandRefusesBeforeConnecting(t *testing.T) {
 		{[]string{"drain", "--redis", "redis://127.0.0.1:1/0"}, "pass --flush"},
 		{[]string{"drain", "--vs", "temporal"}, `--vs "temporal": want go-workflows and/or asynq`},
 		{[]string{"all", "--only", "nosuch"}, `--only "nosuch" matches no case`},
+		{[]string{"drain", "--gw-pollers", "2,x"}, `--gw-pollers "x": want positive integers`},
+		{[]string{"drain", "--asynq-concurrency", "0"}, `--asynq-concurrency "0": want positive integers`},
+		{[]string{"fanout", "--gw-retry", "sometimes"}, `--gw-retry "sometimes": want on, off or on,off`},
+		{[]string{"steady", "--end", "later"}, `--end "later": want notify or wait`},
 	} {
 		_, _, err := runCommand(t, connect, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,7 +126,7 @@ func findPeersDir() (string, error) {
 }
 
 // run runs one case on one peer; failures become a result with an error.
-func (p *peerRunner) run(ctx context.Context, errOut io.Writer, redisURL, system string, c workload.Case, cfg *config) result.Result {
+func (p *peerRunner) run(ctx context.Context, errOut io.Writer, redisURL, system string, c workload.Case, v peerVariant, cfg *config) result.Result {
 	o := c.Opts
 	args := []string{"-redis", redisURL, "-system", system, "-workload", c.Workload, "-case", c.Name,
 		"-n", strconv.Itoa(o.N), "-k", strconv.Itoa(o.K), "-rate", strconv.FormatFloat(o.Rate, 'g', -1, 64),
@@ -136,15 +137,17 @@ func (p *peerRunner) run(ctx context.Context, errOut io.Writer, redisURL, system
 	if cfg.actConcurrency > 0 {
 		args = append(args, "-concurrency", strconv.Itoa(cfg.actConcurrency))
 	}
+	args = append(args, v.args...) // the last -concurrency or -retry wins
 	cmd := exec.CommandContext(ctx, p.binary, args...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = errOut
-	failed := result.Result{Workload: c.Workload, System: system, Case: c.Name, Expected: 1}
+	failed := result.Result{Workload: c.Workload, System: system, Case: c.Name, Variant: v.label, Expected: 1}
 	if err := cmd.Run(); err != nil {
 		failed.Error = fmt.Sprintf("peerbench: %v", err)
 		if rs, derr := result.DecodeResults(stdout.Bytes()); derr == nil && len(rs) == 1 {
 			rs[0].Error = strings.TrimSpace(rs[0].Error + " " + failed.Error)
+			rs[0].Variant = v.label
 			return rs[0]
 		}
 		return failed
@@ -154,5 +157,116 @@ func (p *peerRunner) run(ctx context.Context, errOut io.Writer, redisURL, system
 		failed.Error = fmt.Sprintf("peerbench output: %v", err)
 		return failed
 	}
+	rs[0].Variant = v.label
 	return rs[0]
+}
+
+// peerVariant is one setting of a peer at which a case runs: a label for
+// the report ("pollers=8", "" for the peer's defaults) and the arguments
+// that select it.
+type peerVariant struct {
+	label string
+	args  []string
+}
+
+// sweeps are the peers' settings to run every case at (--gw-pollers,
+// --gw-retry, --asynq-concurrency); an empty list runs the default.
+type sweeps struct {
+	gwPollers  []int
+	gwRetry    []string // "on", "off"; empty: the case's own
+	asynqConcs []int
+}
+
+// parseSweeps parses the sweep flags.
+func parseSweeps(gwPollers, gwRetry, asynqConc string) (sweeps, error) {
+	var s sweeps
+	var err error
+	if s.gwPollers, err = parseIntList("--gw-pollers", gwPollers); err != nil {
+		return s, err
+	}
+	if s.asynqConcs, err = parseIntList("--asynq-concurrency", asynqConc); err != nil {
+		return s, err
+	}
+	for _, v := range strings.Split(gwRetry, ",") {
+		v = strings.TrimSpace(v)
+		switch v {
+		case "":
+		case "on", "off":
+			if !slices.Contains(s.gwRetry, v) {
+				s.gwRetry = append(s.gwRetry, v)
+			}
+		default:
+			return s, fmt.Errorf("--gw-retry %q: want on, off or on,off", v)
+		}
+	}
+	return s, nil
+}
+
+// parseIntList parses "2,4,8" into distinct positive integers, in order.
+func parseIntList(flag, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("%s %q: want positive integers (1..1024) separated by commas", flag, f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// variants returns the settings at which system runs case c: the cross
+// product of its sweep lists, or its defaults (one variant, no label).
+// --gw-retry applies to the fan-out cases only, whose activities have a
+// retry policy; every other workload runs go-workflows with its retries
+// as the case says (off unless the case has --retry), as duroworker does.
+func (s sweeps) variants(system string, c workload.Case) []peerVariant {
+	switch system {
+	case result.SystemGoWorkflows:
+		pollers := []string{""}
+		if len(s.gwPollers) > 0 {
+			pollers = pollers[:0]
+			for _, n := range s.gwPollers {
+				pollers = append(pollers, strconv.Itoa(n))
+			}
+		}
+		retries := []string{""}
+		if len(s.gwRetry) > 0 && c.Workload == result.WorkloadFanout {
+			retries = s.gwRetry
+		}
+		var out []peerVariant
+		for _, r := range retries {
+			for _, p := range pollers {
+				var v peerVariant
+				var labels []string
+				if p != "" {
+					labels = append(labels, "pollers="+p)
+					v.args = append(v.args, "-pollers", p)
+				}
+				if r != "" {
+					labels = append(labels, "retry="+r)
+					v.args = append(v.args, "-retry="+strconv.FormatBool(r == "on"))
+				}
+				v.label = strings.Join(labels, " ")
+				out = append(out, v)
+			}
+		}
+		return out
+	case result.SystemAsynq:
+		if len(s.asynqConcs) == 0 {
+			return []peerVariant{{}}
+		}
+		var out []peerVariant
+		for _, n := range s.asynqConcs {
+			out = append(out, peerVariant{label: "concurrency=" + strconv.Itoa(n), args: []string{"-concurrency", strconv.Itoa(n)}})
+		}
+		return out
+	}
+	return []peerVariant{{}}
 }

@@ -30,6 +30,18 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 	if err != nil {
 		return err
 	}
+	sw, err := parseSweeps(cfg.gwPollers, cfg.gwRetry, cfg.asynqConc)
+	if err != nil {
+		return err
+	}
+	var endAtWait bool
+	switch cfg.end {
+	case "", "notify":
+	case "wait":
+		endAtWait = true
+	default:
+		return fmt.Errorf("--end %q: want notify or wait", cfg.end)
+	}
 	if cfg.redisURL != "" && !cfg.flush {
 		return errors.New("bench flushes the database between workloads (FLUSHDB): pass --flush to allow it on --redis, or leave --redis empty for an embedded redis-server")
 	}
@@ -44,6 +56,7 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 		plan[i].Opts.Poll = cfg.poll
 		plan[i].Opts.Timeout = cfg.timeout
 		plan[i].Opts.RegisterAll = cfg.registerAll
+		plan[i].Opts.EndAtWait = endAtWait && (plan[i].Workload == result.WorkloadDrain || plan[i].Workload == result.WorkloadSteady)
 	}
 
 	var peer *peerRunner
@@ -57,6 +70,11 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 	var peerVersions, peerSettings map[string]string
 	if peer != nil {
 		peerVersions, peerSettings = peer.versions, peer.settings
+	}
+	// Every script is then sent once with its source (EVAL after NOSCRIPT),
+	// which names it in the Redis cost. Before any measured window.
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		return fmt.Errorf("SCRIPT FLUSH: %w", err)
 	}
 	hdr := report.CollectHeader(ctx, rdb, cfg.redisURL == "", peerVersions, peerSettings)
 	hdr.Print(out)
@@ -88,25 +106,36 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 				if !slices.Contains(peers, p) {
 					continue
 				}
-				if err := rdb.FlushDB(ctx).Err(); err != nil {
-					return fmt.Errorf("FLUSHDB: %w", err)
+				for _, v := range sw.variants(p, c) {
+					if err := rdb.FlushDB(ctx).Err(); err != nil {
+						return fmt.Errorf("FLUSHDB: %w", err)
+					}
+					name := p
+					if v.label != "" {
+						name += " (" + v.label + ")"
+					}
+					fmt.Fprintf(errOut, "[run %d/%d] %s · %s\n", run, cfg.runs, c.Name, name)
+					pr := peer.run(ctx, errOut, redisURL, p, c, v, cfg)
+					pr.Case = c.Name
+					fmt.Fprintf(errOut, "    %s\n", resultSummary(pr, nil))
+					results = append(results, pr)
 				}
-				fmt.Fprintf(errOut, "[run %d/%d] %s · %s\n", run, cfg.runs, c.Name, p)
-				pr := peer.run(ctx, errOut, redisURL, p, c, cfg)
-				pr.Case = c.Name
-				fmt.Fprintf(errOut, "    %s\n", resultSummary(pr, nil))
-				results = append(results, pr)
 			}
 		}
 	}
 	_ = rdb.FlushDB(ctx).Err()
 	hdr.LoadAvgEnd = report.LoadAvg()
 
+	nameScripts(results)
 	aggs := result.AggregateRuns(results)
 	report.PrintAggregates(out, aggs, cfg.runs)
+	report.PrintSweeps(out, aggs)
+	if cfg.costs >= 0 {
+		result.WriteCosts(out, aggs, cfg.costs, false)
+	}
 	var targets []report.Target
 	if judge {
-		targets = report.EvaluateTargets(plan, aggs)
+		targets = report.EvaluateTargets(plan, result.BestOnly(aggs))
 		fmt.Fprintln(out)
 		report.PrintTargets(out, targets)
 	}
@@ -114,7 +143,7 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 		fmt.Fprintf(out, "\nload average at the end: %s (at the start: %s)\n", hdr.LoadAvgEnd, hdr.LoadAvg)
 	}
 	if cfg.jsonFile != "" {
-		rep := report.File{Header: hdr, Command: strings.Join(os.Args, " "), Runs: cfg.runs, Results: results, Aggregates: aggs, Targets: targets}
+		rep := report.File{Header: hdr, Command: strings.Join(os.Args, " "), Runs: cfg.runs, Results: results, Aggregates: aggs, Sweeps: result.Sweeps(aggs), Targets: targets}
 		for _, c := range plan {
 			rep.Plan = append(rep.Plan, report.PlanCase{ID: c.ID, Name: c.Name, Workload: c.Workload})
 		}
@@ -133,6 +162,34 @@ func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []wor
 		}
 	}
 	return nil
+}
+
+// nameScripts gives the scripts of every result the name another result
+// learned for the same SHA: a process names a script only when it sends
+// its source (the first time after the SCRIPT FLUSH at the start of the
+// plan), and each peer run is a new process.
+func nameScripts(results []result.Result) {
+	names := map[string]string{}
+	for _, r := range results {
+		if r.Redis == nil {
+			continue
+		}
+		for _, s := range r.Redis.Scripts {
+			if s.Name != "" {
+				names[s.SHA] = s.Name
+			}
+		}
+	}
+	for _, r := range results {
+		if r.Redis == nil {
+			continue
+		}
+		for i := range r.Redis.Scripts {
+			if s := &r.Redis.Scripts[i]; s.Name == "" {
+				s.Name = names[s.SHA]
+			}
+		}
+	}
 }
 
 func countErrors(rs []result.Result) int {

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +22,13 @@ import (
 // RoundTrips counts the requests a go-redis client sends: every command is
 // one round trip and so is every pipeline or transaction, whatever it holds.
 // Add it to a client with AddHook. Pub/sub traffic is not counted.
+//
+// It also counts the Lua scripts sent (EVALSHA and EVAL, by SHA) and learns
+// their names from the sources it sees (EVAL, SCRIPT LOAD): see ScriptName.
 type RoundTrips struct {
-	n    atomic.Int64
-	cmds atomic.Int64
+	n       atomic.Int64
+	cmds    atomic.Int64
+	scripts sync.Map // SHA -> *atomic.Int64
 }
 
 // Count returns the round trips so far.
@@ -41,6 +46,7 @@ func (c *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.n.Add(1)
 		c.cmds.Add(1)
+		c.noteScript(cmd.Args())
 		return next(ctx, cmd)
 	}
 }
@@ -50,6 +56,9 @@ func (c *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.n.Add(1)
 		c.cmds.Add(int64(len(cmds)))
+		for _, cmd := range cmds {
+			c.noteScript(cmd.Args())
+		}
 		return next(ctx, cmds)
 	}
 }

@@ -135,3 +135,21 @@ func TestLatenessKeepsTheFirstRecord(t *testing.T) {
 		t.Fatalf("lateness max %v %v, want 2 ms", v, ok)
 	}
 }
+
+// TestTrackerFirst: First is the earliest end of an expected id, whatever
+// the order the ends are recorded in; zero before any.
+func TestTrackerFirst(t *testing.T) {
+	tr := NewTracker()
+	if !tr.First().IsZero() {
+		t.Fatal("First before any end is not zero")
+	}
+	t0 := time.Now()
+	tr.Expect("a", t0, true)
+	tr.Expect("b", t0, true)
+	tr.End("stranger", t0.Add(time.Millisecond))
+	tr.End("a", t0.Add(5*time.Millisecond))
+	tr.End("b", t0.Add(2*time.Millisecond))
+	if got := tr.First(); !got.Equal(t0.Add(2 * time.Millisecond)) {
+		t.Fatalf("First %v after t0, want 2ms", got.Sub(t0))
+	}
+}

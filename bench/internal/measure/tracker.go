@@ -16,6 +16,7 @@ type Tracker struct {
 	pending map[string]trackEntry
 	lat     []time.Duration
 	done    int64
+	first   time.Time
 	last    time.Time
 }
 
@@ -54,8 +55,18 @@ func (t *Tracker) End(id string, at time.Time) {
 		t.lat = append(t.lat, at.Sub(e.from))
 	}
 	t.done++
+	if t.first.IsZero() || at.Before(t.first) {
+		t.first = at
+	}
 	t.last = at
 	close(e.done)
+}
+
+// First returns when the first expected id ended (zero before any did).
+func (t *Tracker) First() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.first
 }
 
 // Done returns how many expected ids have ended.

@@ -18,6 +18,7 @@ type Window struct {
 	rdb    *redis.Client
 	rts    []*RoundTrips
 	rt0    []int64
+	sc0    []map[string]int64
 	polls  func() int64
 	polls0 int64
 	before ServerStats
@@ -33,6 +34,7 @@ func BeginWindow(ctx context.Context, rdb *redis.Client, polls func() int64, rts
 	w := &Window{rdb: rdb, rts: rts, polls: polls}
 	for _, rt := range rts {
 		w.rt0 = append(w.rt0, rt.Count())
+		w.sc0 = append(w.sc0, rt.ScriptCalls())
 	}
 	if polls != nil {
 		w.polls0 = polls()
@@ -80,6 +82,7 @@ func (w *Window) End(ctx context.Context, r *result.Result, n int64, memory bool
 	if memory {
 		r.Add(result.MRedisBytes, "B", per(float64(after.UsedMemory-w.before.UsedMemory)))
 	}
+	r.Redis = w.cost(after, n, polls)
 	if top := TopCommands(w.before, after, n, 4); top != "" {
 		r.Note("top Redis commands by server time (calls/orch, µs/orch): %s", top)
 	}
@@ -107,4 +110,46 @@ func TopCommands(before, after ServerStats, n int64, k int) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f/%.0f", rows[i].name, float64(rows[i].calls)/float64(n), float64(rows[i].usec)/float64(n)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// cost is the Redis cost of the window: the commandstats deltas (the
+// INFO that took the first snapshot left out) and the scripts the
+// counted clients called.
+func (w *Window) cost(after ServerStats, n, polls int64) *result.RedisCost {
+	c := &result.RedisCost{Per: n, Polls: polls}
+	for name, a := range after.Commands {
+		b := w.before.Commands[name]
+		d := result.CommandCost{Name: name, Calls: a.Calls - b.Calls, Usec: a.Usec - b.Usec}
+		if name == "info" {
+			d.Calls-- // the snapshot that began the window
+		}
+		if d.Calls <= 0 {
+			continue
+		}
+		c.Commands = append(c.Commands, d)
+	}
+	sort.Slice(c.Commands, func(i, j int) bool {
+		if c.Commands[i].Usec != c.Commands[j].Usec {
+			return c.Commands[i].Usec > c.Commands[j].Usec
+		}
+		return c.Commands[i].Name < c.Commands[j].Name
+	})
+	calls := map[string]int64{}
+	for i, rt := range w.rts {
+		for sha, v := range rt.ScriptCalls() {
+			calls[sha] += v - w.sc0[i][sha]
+		}
+	}
+	for sha, v := range calls {
+		if v > 0 {
+			c.Scripts = append(c.Scripts, result.ScriptCost{SHA: sha, Name: ScriptName(sha), Calls: v})
+		}
+	}
+	sort.Slice(c.Scripts, func(i, j int) bool {
+		if c.Scripts[i].Calls != c.Scripts[j].Calls {
+			return c.Scripts[i].Calls > c.Scripts[j].Calls
+		}
+		return c.Scripts[i].SHA < c.Scripts[j].SHA
+	})
+	return c
 }

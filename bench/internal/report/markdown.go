@@ -18,14 +18,17 @@ var markdownMetrics = map[string][]string{
 	result.WorkloadFanout:     {result.MActPerSec, result.MElapsed, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
 	result.WorkloadTimers:     {"lateness " + result.MP50, "lateness " + result.MP95, "lateness " + result.MP99, "lateness " + result.MMax, result.MOrchPerSec, result.MRoundTrips},
 	result.WorkloadSessions:   {result.MActPerSec, result.MWorkersUsed, result.MSessionsMoved, result.MRoundTrips},
+	result.WorkloadBacklog:    {result.MFirstEnd, result.MP50, result.MP99, result.MMax, result.MOrchPerSec, result.MStartAll, result.MRoundTrips, result.MRedisCPU, result.MProcessCPU},
 	result.WorkloadInflight:   {result.MRSS, result.MRSSBaseline, result.MHeap, result.MGoroutines, result.MElapsed, result.MRedisBytes, result.MRoundTrips},
 }
 
 // WriteMarkdown writes the aggregates as one Markdown table (a row per
-// case and metric, a column per system: median with min–max) and the
-// targets as a second table.
-func WriteMarkdown(w io.Writer, aggs []result.Aggregate, targets []Target) {
+// case and metric, a column per system: median with min–max; a peer run at
+// several settings at its best one, named in the row of the case), the
+// sweeps, and the targets as a last table.
+func WriteMarkdown(w io.Writer, all []result.Aggregate, targets []Target) {
 	systems := []string{result.SystemDuroworker, result.SystemGoWorkflows, result.SystemAsynq}
+	aggs := result.BestOnly(all)
 	var order []string
 	by := map[string]map[string]*result.Aggregate{}
 	for i := range aggs {
@@ -38,7 +41,9 @@ func WriteMarkdown(w io.Writer, aggs []result.Aggregate, targets []Target) {
 			order = append(order, c)
 			by[c] = map[string]*result.Aggregate{}
 		}
-		by[c][a.System] = a
+		if by[c][a.System] == nil { // the first params: the case's own
+			by[c][a.System] = a
+		}
 	}
 	fmt.Fprintf(w, "| case | metric | unit | %s |\n", strings.Join(systems, " | "))
 	fmt.Fprintf(w, "|---|---|---|%s\n", strings.Repeat("---|", len(systems)))
@@ -85,6 +90,11 @@ func WriteMarkdown(w io.Writer, aggs []result.Aggregate, targets []Target) {
 			label := ""
 			if first {
 				label = c
+				for _, s := range systems {
+					if a := ss[s]; a != nil && a.Variant != "" {
+						label += fmt.Sprintf(" (%s at %s)", s, a.Variant)
+					}
+				}
 				first = false
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", label, n, unit, strings.Join(cells, " | "))
@@ -93,6 +103,26 @@ func WriteMarkdown(w io.Writer, aggs []result.Aggregate, targets []Target) {
 			if a := ss[s]; a != nil && a.OKRuns < a.Runs {
 				fmt.Fprintf(w, "| | **%s: %d of %d runs with errors** | | %s |\n", s, a.Runs-a.OKRuns, a.Runs, strings.Repeat(" |", len(systems)-1))
 			}
+		}
+	}
+	if sweeps := result.Sweeps(all); len(sweeps) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| case | system | metric | setting: median (min–max) | best |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
+		for _, s := range sweeps {
+			var cells []string
+			for _, v := range s.Variants {
+				val := "failed"
+				if v.OK {
+					val = fmt.Sprintf("%s (%s–%s)", result.FormatValue(v.Median), result.FormatValue(v.Min), result.FormatValue(v.Max))
+				}
+				cells = append(cells, v.Variant+": "+val)
+			}
+			sys := s.System
+			if s.Params != "" {
+				sys += " " + s.Params
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", s.Case, sys, strings.TrimSpace(s.Metric+" "+s.Unit), strings.Join(cells, "; "), s.Best)
 		}
 	}
 	if len(targets) == 0 {

@@ -22,7 +22,9 @@ type File struct {
 	Plan       []PlanCase         `json:"plan"`
 	Results    []result.Result    `json:"results"`
 	Aggregates []result.Aggregate `json:"aggregates"`
-	Targets    []Target           `json:"targets,omitempty"`
+	// Sweeps rank the variants of a peer run at several settings.
+	Sweeps  []result.Sweep `json:"sweeps,omitempty"`
+	Targets []Target       `json:"targets,omitempty"`
 }
 
 // PlanCase identifies a case of the plan in the JSON file, so that "bench
@@ -50,6 +52,9 @@ func PrintAggregates(out io.Writer, aggs []result.Aggregate, runs int) {
 			label = a.Workload + " " + a.Params
 		}
 		sys := a.System
+		if a.Variant != "" {
+			sys += " (" + a.Variant + ")"
+		}
 		status := ""
 		if a.OKRuns < a.Runs {
 			status = fmt.Sprintf(" (%d/%d runs failed)", a.Runs-a.OKRuns, a.Runs)
@@ -77,7 +82,11 @@ func PrintAggregates(out io.Writer, aggs []result.Aggregate, runs int) {
 		if a.Settings == "" && len(a.Notes) == 0 && len(a.Errors) == 0 {
 			continue
 		}
-		fmt.Fprintf(out, "%s · %s:", a.Case, a.System)
+		sys := a.System
+		if a.Variant != "" {
+			sys += " (" + a.Variant + ")"
+		}
+		fmt.Fprintf(out, "%s · %s:", a.Case, sys)
 		if a.Settings != "" {
 			fmt.Fprintf(out, " %s", a.Settings)
 		}
@@ -99,4 +108,36 @@ func PrintTargets(out io.Writer, targets []Target) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Goal, t.Value, strings.ToUpper(t.Status), t.Detail)
 	}
 	_ = tw.Flush()
+}
+
+// PrintSweeps writes, for every case a peer ran at several settings, each
+// setting's ranking metric and the best one.
+func PrintSweeps(out io.Writer, aggs []result.Aggregate) {
+	sweeps := result.Sweeps(aggs)
+	if len(sweeps) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "sweeps (median of the metric that ranks them; * = best):")
+	for _, s := range sweeps {
+		fmt.Fprintf(out, "    %s · %s, %s:", s.Case, s.System, s.Metric)
+		if s.Unit != "" {
+			fmt.Fprintf(out, " (%s)", s.Unit)
+		}
+		for _, v := range s.Variants {
+			val := "failed"
+			if v.OK {
+				val = result.FormatValue(v.Median)
+			}
+			mark := ""
+			if v.Variant == s.Best {
+				mark = "*"
+			}
+			fmt.Fprintf(out, "  %s%s %s", mark, v.Variant, val)
+		}
+		if s.Best == "" {
+			fmt.Fprint(out, "  (no setting completed every run)")
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out)
 }

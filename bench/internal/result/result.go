@@ -27,6 +27,7 @@ const (
 	WorkloadSessions   = "sessions"
 	WorkloadIdle       = "idle"
 	WorkloadInflight   = "inflight"
+	WorkloadBacklog    = "backlog"
 )
 
 // Systems compared by "duroworker bench".
@@ -71,6 +72,8 @@ const (
 	MFetchP50Ratio   = "p50 ratio"         // filter: p50 with incompatible work over p50 without
 	MFilterOrchP50   = "orch fetch p50"    // filter: milliseconds, with incompatible work waiting
 	MFilterActP50    = "act fetch p50"     // filter: milliseconds, with incompatible work waiting
+	MFirstEnd        = "first completion"  // backlog: milliseconds from the first start to the first completion
+	MStartAll        = "all started"       // backlog: milliseconds to make every start call
 	MFilterOrchRatio = "orch p50 ratio"
 	MFilterActRatio  = "act p50 ratio"
 )
@@ -96,6 +99,12 @@ type Result struct {
 	// Settings describe how the system was configured (concurrency,
 	// polling), so that a reader can judge the comparison.
 	Settings string `json:"settings,omitempty"`
+	// Variant names the setting of a sweep this run used ("pollers=8"),
+	// when a peer runs the same case at several settings; empty otherwise.
+	Variant string `json:"variant,omitempty"`
+	// Redis is what the Redis server did over the measured window: INFO
+	// commandstats deltas and the scripts the system's clients called.
+	Redis *RedisCost `json:"redis,omitempty"`
 	// Expected and Completed count orchestrations (workflows, tasks);
 	// Failed counts those that ended in failure.
 	Expected  int64    `json:"expected"`
@@ -188,11 +197,15 @@ type Aggregate struct {
 	System   string            `json:"system"`
 	Params   string            `json:"params"`
 	Settings string            `json:"settings,omitempty"`
+	Variant  string            `json:"variant,omitempty"`
 	Runs     int               `json:"runs"`
 	OKRuns   int               `json:"ok_runs"`
 	Metrics  []AggregateMetric `json:"metrics"`
 	Notes    []string          `json:"notes,omitempty"`
 	Errors   []string          `json:"errors,omitempty"`
+	// Redis is the median per orchestration over the runs of every
+	// command and script in the runs' RedisCost.
+	Redis []CostAggregate `json:"redis,omitempty"`
 }
 
 // AggregateMetric is the median and range of a metric over runs.
@@ -222,12 +235,12 @@ func AggregateRuns(results []Result) []Aggregate {
 	index := map[string]int{}
 	values := map[string]map[string][]float64{}
 	for _, r := range results {
-		key := aggKey(r.Case, r.Workload, r.System, r.Params)
+		key := aggKey(r.Case, r.Workload, r.System, r.Params, r.Variant)
 		i, ok := index[key]
 		if !ok {
 			i = len(out)
 			index[key] = i
-			out = append(out, Aggregate{Case: r.Case, Workload: r.Workload, System: r.System, Params: r.Params, Settings: r.Settings})
+			out = append(out, Aggregate{Case: r.Case, Workload: r.Workload, System: r.System, Params: r.Params, Settings: r.Settings, Variant: r.Variant})
 			values[key] = map[string][]float64{}
 		}
 		a := &out[i]
@@ -250,8 +263,14 @@ func AggregateRuns(results []Result) []Aggregate {
 			values[key][m.Name] = append(values[key][m.Name], m.Value)
 		}
 	}
+	costs := map[string][]*RedisCost{}
+	for _, r := range results {
+		key := aggKey(r.Case, r.Workload, r.System, r.Params, r.Variant)
+		costs[key] = append(costs[key], r.Redis)
+	}
 	for i := range out {
-		key := aggKey(out[i].Case, out[i].Workload, out[i].System, out[i].Params)
+		key := aggKey(out[i].Case, out[i].Workload, out[i].System, out[i].Params, out[i].Variant)
+		out[i].Redis = aggregateCosts(costs[key])
 		for j := range out[i].Metrics {
 			m := &out[i].Metrics[j]
 			m.Values = values[key][m.Name]
@@ -261,8 +280,8 @@ func AggregateRuns(results []Result) []Aggregate {
 	return out
 }
 
-func aggKey(c, workload, system, params string) string {
-	return c + "\x00" + workload + "\x00" + system + "\x00" + params
+func aggKey(c, workload, system, params, variant string) string {
+	return c + "\x00" + workload + "\x00" + system + "\x00" + params + "\x00" + variant
 }
 
 func medianMinMax(v []float64) (med, lo, hi float64) {

@@ -52,6 +52,12 @@ type Options struct {
 	RegisterAll bool
 	// Retry makes the fanout workload use a retry policy on every activity.
 	Retry bool
+	// EndAtWait makes drain and steady observe completion as a caller of
+	// the client does: steady's latency ends when client.Wait returns for
+	// the instance, drain ends when client.WaitMany has yielded every
+	// instance. Otherwise steady ends at the store's ended notification and
+	// drain at the stats counter.
+	EndAtWait bool
 	// FailEvery makes every FailEvery-th activity of the fanout workload
 	// fail its first attempt (with Retry, the policy retries it). Zero: none.
 	FailEvery int
@@ -302,6 +308,32 @@ func (e *env) waitEnded(base counts, target int64) (completed, failed int64, err
 		return completed + failed, err
 	})
 	return completed, failed, err
+}
+
+// waitMany waits with the client's WaitMany for the n instances prefix-0..
+// to end, as a caller of the client would, reporting progress, until the
+// timeout passes.
+func (e *env) waitMany(prefix string, n int) (completed, failed int64, err error) {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = prefix + strconv.Itoa(i)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.opts.Timeout)
+	defer cancel()
+	for st, werr := range e.cl.WaitMany(ctx, ids) {
+		if werr != nil {
+			return completed, failed, fmt.Errorf("client.WaitMany: %w (%d of %d ended)", werr, completed+failed, n)
+		}
+		if st.State == client.StateCompleted {
+			completed++
+		} else {
+			failed++
+		}
+		if e.opts.Progress != nil && (completed+failed)%64 == 0 {
+			e.opts.Progress(completed+failed, int64(n))
+		}
+	}
+	return completed, failed, nil
 }
 
 // startMany starts n instances of name with input, ids prefix-0.., from

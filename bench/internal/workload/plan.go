@@ -40,6 +40,7 @@ const (
 	CaseSessions   = "sessions"
 	CaseIdle       = "idle"
 	CaseInflight   = "inflight"
+	CaseBacklog    = "backlog"
 )
 
 // StandardPlan is what "duroworker bench all" runs: every workload at the
@@ -65,6 +66,7 @@ func StandardPlan(scale float64) []Case {
 		{ID: CaseSessions, Workload: result.WorkloadSessions, Opts: Options{N: 1, K: n(500), Workers: 3}},
 		{ID: CaseIdle, Workload: result.WorkloadIdle, Opts: Options{Duration: time.Duration(float64(10*time.Second) * scale)}},
 		{ID: CaseInflight, Workload: result.WorkloadInflight, Opts: Options{N: n(10_000)}},
+		{ID: CaseBacklog, Workload: result.WorkloadBacklog, Opts: Options{N: n(100_000)}},
 	}
 	for i := range cases {
 		cases[i].Name = cases[i].DefaultName()
@@ -115,6 +117,8 @@ func (c Case) DefaultName() string {
 		return fmt.Sprintf("idle worker %s", o.Duration)
 	case result.WorkloadInflight:
 		return fmt.Sprintf("inflight %d", o.N)
+	case result.WorkloadBacklog:
+		return fmt.Sprintf("backlog %d starts", o.N)
 	}
 	return c.Workload
 }
@@ -130,6 +134,7 @@ var runners = map[string]func(context.Context, *redis.Client, Options) (result.R
 	result.WorkloadSessions:   runSessions,
 	result.WorkloadIdle:       runIdle,
 	result.WorkloadInflight:   runInflight,
+	result.WorkloadBacklog:    runBacklog,
 }
 
 // Run runs the duroworker side of the case on rdb.

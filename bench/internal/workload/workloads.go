@@ -1,6 +1,6 @@
 // Package workload holds duroworker's benchmark workloads (drain, steady,
-// sequential, long, fanout, timers, sessions, idle, inflight and the
-// capability filter) and the cases and standard plan that "duroworker
+// sequential, long, fanout, timers, sessions, idle, inflight, backlog and
+// the capability filter) and the cases and standard plan that "duroworker
 // bench" runs. They are programs that measure a running system, not tests;
 // no speed threshold is ever asserted in a unit test.
 package workload
@@ -32,6 +32,9 @@ import (
 func runDrain(ctx context.Context, rdb *redis.Client, opts Options) (result.Result, error) {
 	opts = opts.withDefaults(result.WorkloadDrain, 2000, 1)
 	r := result.Result{Workload: result.WorkloadDrain, System: result.SystemDuroworker, Params: fmt.Sprintf("n=%d k=%d", opts.N, opts.K), Expected: int64(opts.N)}
+	if opts.EndAtWait {
+		r.Params += " end=wait"
+	}
 	e, err := newEnv(ctx, rdb, opts, orchSeq)
 	if err != nil {
 		return r, err
@@ -47,7 +50,11 @@ func runDrain(ctx context.Context, rdb *redis.Client, opts Options) (result.Resu
 	if err := e.start(&r, 1); err != nil {
 		return r, err
 	}
-	r.Completed, r.Failed, err = e.waitEnded(counts{}, int64(opts.N))
+	if opts.EndAtWait {
+		r.Completed, r.Failed, err = e.waitMany("d-", opts.N)
+	} else {
+		r.Completed, r.Failed, err = e.waitEnded(counts{}, int64(opts.N))
+	}
 	elapsed := time.Since(start)
 	w.End(ctx, &r, int64(opts.N), true)
 	r.AddThroughput(elapsed, r.Completed, e.activities.Load())

@@ -39,14 +39,18 @@ func asynqConfig(concurrency int) asynq.Config {
 	}
 }
 
-func asynqSettings(concurrency int) string {
+func asynqSettings(concurrency int, retry bool) string {
 	c := asynqConfig(concurrency)
-	return fmt.Sprintf("plain tasks (MaxRetry default 25, not exercised), concurrency=%d task_check_interval=%s (default 1s), queue=default, redis_pool=%d",
-		c.Concurrency, c.TaskCheckInterval, poolSize)
+	retries := "MaxRetry 0 (no retry, as duroworker's case)"
+	if retry {
+		retries = "MaxRetry default 25"
+	}
+	return fmt.Sprintf("plain tasks (%s, never exercised), concurrency=%d task_check_interval=%s (default 1s), queue=default, redis_pool=%d",
+		retries, c.Concurrency, c.TaskCheckInterval, poolSize)
 }
 
 func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
-	r := result.Result{Params: cfg.params(), Settings: asynqSettings(cfg.concurrency), Expected: int64(cfg.n)}
+	r := result.Result{Params: cfg.params(), Settings: asynqSettings(cfg.concurrency, cfg.retry), Expected: int64(cfg.n)}
 	switch cfg.workload {
 	case result.WorkloadDrain, result.WorkloadSteady:
 	default:
@@ -77,7 +81,11 @@ func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (result.Result
 		}
 	}()
 	enqueue := func(id string) error {
-		_, err := cl.EnqueueContext(ctx, asynq.NewTask(asynqTaskType, []byte(id)))
+		var opts []asynq.Option
+		if !cfg.retry {
+			opts = append(opts, asynq.MaxRetry(0))
+		}
+		_, err := cl.EnqueueContext(ctx, asynq.NewTask(asynqTaskType, []byte(id)), opts...)
 		return err
 	}
 	var polls atomic.Int64 // completion is counted in the handler, not polled

@@ -27,8 +27,9 @@ const gwPrefix = "gw"
 // goWorkflowsOptions are the worker options used: the library's defaults
 // (2 workflow and 2 activity pollers, no limit on parallel tasks, executor
 // cache of 128 for 10 s) with the polling intervals at 0, as go-workflows'
-// own benchmark (bench/main.go) sets them for Redis, whose dequeue blocks.
-func goWorkflowsOptions(concurrency int) worker.Options {
+// own benchmark (bench/main.go) sets them for Redis, whose dequeue blocks;
+// pollers > 0 sets both kinds of pollers (the bench's --gw-pollers sweep).
+func goWorkflowsOptions(concurrency, pollers int) worker.Options {
 	o := worker.DefaultOptions
 	o.WorkflowPollingInterval = 0
 	o.ActivityPollingInterval = 0
@@ -36,25 +37,45 @@ func goWorkflowsOptions(concurrency int) worker.Options {
 		o.MaxParallelWorkflowTasks = concurrency
 		o.MaxParallelActivityTasks = concurrency
 	}
+	if pollers > 0 {
+		o.WorkflowPollers = pollers
+		o.ActivityPollers = pollers
+	}
 	return o
 }
 
-func goWorkflowsSettings(concurrency int) string {
-	o := goWorkflowsOptions(concurrency)
+// gwActivityOptions are the options of every activity: with retry the
+// library's defaults (its default retry, 3 attempts), otherwise a single
+// attempt, as duroworker's activities without a retry policy.
+func gwActivityOptions(retry bool) workflow.ActivityOptions {
+	opts := workflow.DefaultActivityOptions
+	if !retry {
+		opts.RetryOptions = workflow.RetryOptions{MaxAttempts: 1}
+	}
+	return opts
+}
+
+func goWorkflowsSettings(concurrency, pollers int, retry bool) string {
+	o := goWorkflowsOptions(concurrency, pollers)
+	retries := "off (MaxAttempts 1, as duroworker's case)"
+	if retry {
+		retries = fmt.Sprintf("on (library default, %d attempts)", workflow.DefaultRetryOptions.MaxAttempts)
+	}
 	par := func(n int) string {
 		if n == 0 {
 			return "unlimited"
 		}
 		return strconv.Itoa(n)
 	}
-	return fmt.Sprintf("redis backend (block timeout 2s default), workflow_pollers=%d activity_pollers=%d max_parallel_workflow_tasks=%s max_parallel_activity_tasks=%s polling_interval=0 executor_cache=%d ttl=%s, activity retry = library default (%d attempts), redis_pool=%d",
+	return fmt.Sprintf("redis backend (block timeout 2s default), workflow_pollers=%d activity_pollers=%d max_parallel_workflow_tasks=%s max_parallel_activity_tasks=%s polling_interval=0 executor_cache=%d ttl=%s, activity retry %s, redis_pool=%d",
 		o.WorkflowPollers, o.ActivityPollers, par(o.MaxParallelWorkflowTasks), par(o.MaxParallelActivityTasks),
-		o.WorkflowExecutorCacheSize, o.WorkflowExecutorCacheTTL, workflow.DefaultRetryOptions.MaxAttempts, poolSize)
+		o.WorkflowExecutorCacheSize, o.WorkflowExecutorCacheTTL, retries, poolSize)
 }
 
 // State shared with the workflow and activity functions (one workload per
 // process), which go-workflows registers by function name.
 var gw struct {
+	retry      bool // activities have the library's default retry
 	activities atomic.Int64
 	steps      []atomic.Int64 // when step i of a single sequential workflow ran
 	lateness   measure.Lateness
@@ -74,7 +95,7 @@ func GWNoop(ctx context.Context, i int) (int, error) {
 // GWSequential runs k activities one after the other.
 func GWSequential(ctx workflow.Context, k int) (int, error) {
 	for i := 0; i < k; i++ {
-		if _, err := workflow.ExecuteActivity[int](ctx, workflow.DefaultActivityOptions, GWNoop, i).Get(ctx); err != nil {
+		if _, err := workflow.ExecuteActivity[int](ctx, gwActivityOptions(gw.retry), GWNoop, i).Get(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -84,7 +105,7 @@ func GWSequential(ctx workflow.Context, k int) (int, error) {
 // GWSteady runs one activity and, for the measurement only, notes when it
 // returns (its final commit follows: one round trip this measure leaves out).
 func GWSteady(ctx workflow.Context, k int) (int, error) {
-	if _, err := workflow.ExecuteActivity[int](ctx, workflow.DefaultActivityOptions, GWNoop, 0).Get(ctx); err != nil {
+	if _, err := workflow.ExecuteActivity[int](ctx, gwActivityOptions(gw.retry), GWNoop, 0).Get(ctx); err != nil {
 		return 0, err
 	}
 	if !workflow.Replaying(ctx) && gw.lat != nil {
@@ -97,10 +118,7 @@ func GWSteady(ctx workflow.Context, k int) (int, error) {
 // retry each has the library's default retry options (3 attempts),
 // otherwise a single attempt.
 func GWFanout(ctx workflow.Context, k int, retry bool) (int, error) {
-	opts := workflow.DefaultActivityOptions
-	if !retry {
-		opts.RetryOptions = workflow.RetryOptions{MaxAttempts: 1}
-	}
+	opts := gwActivityOptions(retry)
 	futures := make([]workflow.Future[int], k)
 	for i := range futures {
 		futures[i] = workflow.ExecuteActivity[int](ctx, opts, GWNoop, -1)
@@ -124,11 +142,12 @@ func GWTimer(ctx workflow.Context, ms int) (int, error) {
 	if !workflow.Replaying(ctx) {
 		gw.lateness.Record(workflow.WorkflowInstance(ctx).InstanceID, time.Since(due))
 	}
-	return workflow.ExecuteActivity[int](ctx, workflow.DefaultActivityOptions, GWNoop, -1).Get(ctx)
+	return workflow.ExecuteActivity[int](ctx, gwActivityOptions(gw.retry), GWNoop, -1).Get(ctx)
 }
 
 func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
-	r := result.Result{Params: cfg.params(), Settings: goWorkflowsSettings(cfg.concurrency), Expected: int64(cfg.n)}
+	r := result.Result{Params: cfg.params(), Settings: goWorkflowsSettings(cfg.concurrency, cfg.pollers, cfg.retry), Expected: int64(cfg.n)}
+	gw.retry = cfg.retry
 	crdb, rt := measure.CountedClient(rdb, poolSize)
 	defer crdb.Close()
 	b, err := gwredis.NewRedisBackend(crdb, gwredis.WithKeyPrefix(gwPrefix),
@@ -138,7 +157,7 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (result.
 	}
 	defer b.Close()
 	c := client.New(b)
-	wo := goWorkflowsOptions(cfg.concurrency)
+	wo := goWorkflowsOptions(cfg.concurrency, cfg.pollers)
 	w := worker.New(b, &wo)
 	for _, wf := range []any{GWSequential, GWSteady, GWFanout, GWTimer} {
 		if err := w.RegisterWorkflow(wf); err != nil {

@@ -39,6 +39,7 @@ type config struct {
 	delay       time.Duration
 	retry       bool
 	concurrency int
+	pollers     int
 	poll        time.Duration
 	timeout     time.Duration
 }
@@ -61,16 +62,17 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 0, "steady: offered starts per second (0: one at a time)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "steady: how long to offer -rate")
 	flag.DurationVar(&cfg.delay, "delay", time.Second, "timers: sleep")
-	flag.BoolVar(&cfg.retry, "retry", false, "fanout: retry policy on every activity")
+	flag.BoolVar(&cfg.retry, "retry", false, "a retry policy on every activity (go-workflows: its default, 3 attempts; without: 1 attempt); asynq: its default MaxRetry (without: 0)")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "worker concurrency (0: see -info)")
+	flag.IntVar(&cfg.pollers, "pollers", 0, "go-workflows: workflow and activity pollers (0: its default, 2)")
 	flag.DurationVar(&cfg.poll, "poll", 2*time.Millisecond, "how often completion is polled")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 
 	if info {
 		out, _ := json.Marshal(map[string]any{"versions": versions(), "settings": map[string]string{
-			result.SystemGoWorkflows: goWorkflowsSettings(0),
-			result.SystemAsynq:       asynqSettings(0),
+			result.SystemGoWorkflows: goWorkflowsSettings(0, 0, false) + " (per case: -pollers, -retry)",
+			result.SystemAsynq:       asynqSettings(0, false) + " (per case: -concurrency, -retry)",
 		}})
 		fmt.Println(string(out))
 		return
