@@ -76,6 +76,7 @@ end
 
 -- decide
 local now = now_ms()
+local nows = I(now)
 local old_rq = f[5]
 local new_rq = old_rq
 if ARGV[9] ~= '' then new_rq = ARGV[9] end
@@ -102,11 +103,11 @@ if ARGV[oD] == '1' then
   if hist_unreadable then redis.call('RENAME', KEYS[4], KEYS[4] .. ':unreadable') end
   local pre = redis.call('HMGET', KEYS[2], 'exec', 'ver', 'pin', 'status', 'rq')
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
-    'kind', 'orchestration', 'instance', id, 'execution', exec,
+    'kind', 'orchestration', 'instance', id, 'execution', ARGV[3],
     'reason', ARGV[oD + 1], 'attempts', ARGV[oD + 2], 'max_attempts', ARGV[oD + 3],
-    'hlen', redis.call('LLEN', KEYS[4]), 'messages', encode_ids(redis.call('LRANGE', KEYS[3], 0, -1)),
+    'hlen', I(redis.call('LLEN', KEYS[4])), 'messages', encode_ids(redis.call('LRANGE', KEYS[3], '0', '-1')),
     'prev_exec', pre[1] or '0', 'prev_ver', pre[2] or '', 'prev_pin', pre[3] or '',
-    'prev_status', pre[4] or '', 'rq', pre[5] or '', 'time', now)
+    'prev_status', pre[4] or '', 'rq', pre[5] or '', 'time', nows)
 end
 
 -- kv_merge folds kvd:<id> (the delta of the execution that ends) into
@@ -137,7 +138,7 @@ local function kv_merge()
 end
 
 -- write: consume the batch, append history, put head messages back in front
-if batch > 0 then redis.call('LTRIM', KEYS[3], batch, -1) end
+if batch > 0 then redis.call('LTRIM', KEYS[3], f[6], '-1') end
 for i = 0, ne - 1, 100 do
   local chunk = {}
   for j = i, math.min(i + 99, ne - 1) do table.insert(chunk, ARGV[oE + j]) end
@@ -148,9 +149,9 @@ for j = nh - 1, 0, -1 do
 end
 
 -- instance fields
-redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', now,
-  'exec', exec, 'rq', new_rq, 'cache', ARGV[10],
-  'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'acked', acked_push(f[3], token), 'node', '')
+redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', nows,
+  'exec', ARGV[3], 'rq', new_rq, 'cache', ARGV[10],
+  'tok', '', 'ldl', '', 'att', '0', 'batch', '0', 'acked', acked_push(f[3], token), 'node', '')
 lock_owner_move(f[7], '', 'o:' .. id)
 if exec > cur then
   redis.call('HSET', KEYS[2], 'ver', ARGV[7], 'pin', ARGV[8])
@@ -174,7 +175,7 @@ do
   if rec then
     started = exec_field(rec, 'start')
   else
-    redis.call('HINCRBY', K_STATS, 'executions', 1)
+    redis.call('HINCRBY', K_STATS, 'executions', '1')
   end
   local fin = 0
   if ended or status == 'ContinuedAsNew' then
@@ -182,39 +183,39 @@ do
     redis.call('HSET', KEYS[11], ef .. ':out', ARGV[5])
   end
   redis.call('HSET', KEYS[11], ef, exec_record(status, started, fin, redis.call('LLEN', KEYS[4])))
-  if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ne) end
+  if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ARGV[11]) end
 end
 
 -- custom status: csver counts every update and is never reset
 if ARGV[19] == 'set' then
   redis.call('HSET', KEYS[2], 'cstatus', ARGV[20], 'cset', '1')
-  redis.call('HINCRBY', KEYS[2], 'csver', 1)
+  redis.call('HINCRBY', KEYS[2], 'csver', '1')
 elseif ARGV[19] == 'clear' then
   redis.call('HSET', KEYS[2], 'cstatus', '', 'cset', '')
-  redis.call('HINCRBY', KEYS[2], 'csver', 1)
+  redis.call('HINCRBY', KEYS[2], 'csver', '1')
 end
 
 -- new work items; those with a ref are recorded in wimap:<id> for cancellation
 for j = 0, na - 1 do
   local o = oA + 4 * j
   local bucket, body, ref, sess = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
-  local wid = tostring(redis.call('INCR', KEYS[6]))
+  local wid = I(redis.call('INCR', KEYS[6]))
   local home = bucket
   if sess ~= '' then
     -- a session with a live owner routes the item to the owner's node bucket
     local owner = session_owner(sess, now)
     if owner then
       bucket = node_bucket(owner)
-      redis.call('HSET', k_sess(sess), 'last', now)
+      redis.call('HSET', k_sess(sess), 'last', nows)
     end
   end
   redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-    'tok', '', 'ldl', '', 'att', 0, 'home', home, 'sess', sess)
+    'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess)
   if ref ~= '' then
     redis.call('HSET', k_wi(wid), 'ref', ref)
     redis.call('HSET', KEYS[8], ref, wid)
   end
-  redis.call('ZADD', k_work(bucket), now, wid)
+  redis.call('ZADD', k_work(bucket), nows, wid)
   woken_work[bucket] = true
 end
 for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
@@ -252,7 +253,7 @@ end
 for j = 0, nt - 1 do
   local due, body = ARGV[oT + 2 * j], ARGV[oT + 2 * j + 1]
   local seq = redis.call('INCR', KEYS[6])
-  redis.call('ZADD', KEYS[5], due, seq .. ':' .. #id .. ':' .. id .. body)
+  redis.call('ZADD', KEYS[5], due, I(seq) .. ':' .. I(#id) .. ':' .. id .. body)
 end
 
 -- messages to other instances (dropped if missing or ended)
@@ -267,7 +268,7 @@ if exec > cur then kv_merge() end
 for j = 0, nk - 1 do
   local o = oK + 4 * j
   local op, key, t = ARGV[o], ARGV[o + 1], ARGV[o + 3]
-  if t == '' then t = tostring(now) end
+  if t == '' then t = nows end
   if op == 'set' then
     redis.call('HSET', KEYS[10], key, '{"v":' .. ARGV[o + 2] .. ',"t":' .. t .. '}')
   elseif op == 'del' then
@@ -290,7 +291,7 @@ elseif redis.call('LLEN', KEYS[3]) > 0 then
     redis.call('ZREM', k_ready(old_rq), id)
     redis.call('SADD', K_ORCH_BUCKETS, new_rq)
   end
-  redis.call('ZADD', k_ready(new_rq), now, id)
+  redis.call('ZADD', k_ready(new_rq), nows, id)
   woken[new_rq] = true
 else
   redis.call('ZREM', k_ready(old_rq), id)

@@ -36,7 +36,7 @@ local function build_item(id, tok)
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   local batch = num(h.batch)
   local msgs = {}
-  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), 0, batch - 1) end
+  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), '0', I(batch - 1)) end
   local hk = k_hist(id, h.exec or '0')
   local omitted, hist, kv, rerr = 0, {}, {}, ''
   local hlen = redis.pcall('LLEN', hk)
@@ -46,7 +46,7 @@ local function build_item(id, tok)
   if owner ~= '' and h.cache == owner then
     omitted = 1
   elseif rerr == '' then
-    hist = redis.pcall('LRANGE', hk, 0, -1)
+    hist = redis.pcall('LRANGE', hk, '0', '-1')
     kv = redis.pcall('HGETALL', k_kv(id))
     if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
     if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
@@ -68,7 +68,7 @@ local woken = {}
 -- A timer numbered before its instance's creation (cseq) was set by an
 -- earlier instance with the same id, since deleted: it is dropped.
 if npromote > 0 then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, npromote)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', I(now), 'LIMIT', '0', ARGV[6])
   for _, m in ipairs(due) do
     local c1 = string.find(m, ':', 1, true)
     local c2 = c1 and string.find(m, ':', c1 + 1, true)
@@ -105,26 +105,26 @@ for _, c in ipairs(cands) do
     elseif f[2] ~= bucket then
       redis.call('ZREM', zkey, id)                      -- stale bucket: move to rq
       if tok ~= '' then
-        redis.call('ZADD', k_ready(f[2]), 'NX', ldl, id)
+        redis.call('ZADD', k_ready(f[2]), 'NX', I(ldl), id)
       elseif redis.call('LLEN', k_inbox(id)) > 0 then
-        redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
+        redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
       end
     elseif tok ~= '' and ldl > now then
-      redis.call('ZADD', zkey, ldl, id)                 -- live lock: fix its score
+      redis.call('ZADD', zkey, I(ldl), id)              -- live lock: fix its score
     else
       local llen = redis.call('LLEN', k_inbox(id))
       if llen == 0 then
         redis.call('ZREM', zkey, id)                    -- nothing to process
         if tok ~= '' then
-          redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', 0, 'node', '')
+          redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', '0', 'node', '')
           lock_owner_move(f[6], '', 'o:' .. id)
         end
       else
         local n = #locked + 1
-        local t = req .. ':' .. n
-        local deadline = now + lock
-        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', num(f[5]) + 1,
-          'batch', math.min(llen, maxmsg), 'node', me)
+        local t = req .. ':' .. I(n)
+        local deadline = I(now + lock)
+        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', I(num(f[5]) + 1),
+          'batch', I(math.min(llen, maxmsg)), 'node', me)
         lock_owner_move(f[6], me, 'o:' .. id)
         redis.call('ZADD', zkey, deadline, id)
         locked[n] = id
@@ -135,7 +135,7 @@ for _, c in ipairs(cands) do
 end
 
 if #locked > 0 then
-  redis.call('SET', KEYS[3], encode_ids(locked), 'PX', lock)
+  redis.call('SET', KEYS[3], encode_ids(locked), 'PX', ARGV[4])
 end
 publish_all(CH_WAKE_ORCH, woken)
 

@@ -62,7 +62,7 @@ local function scan(limit)
         redis.call('ZREM', zkey, wid)                     -- orphan or stale entry
         take = false
       elseif tok ~= '' and ldl > now then
-        redis.call('ZADD', zkey, ldl, wid)                -- live lock: fix its score
+        redis.call('ZADD', zkey, I(ldl), wid)             -- live lock: fix its score
         take = false
       elseif sess ~= '' then
         local owner = session_owner(sess, now)
@@ -70,7 +70,7 @@ local function scan(limit)
           -- route to the owner instead of skipping it
           local nb2 = node_bucket(owner)
           redis.call('ZREM', zkey, wid)
-          redis.call('ZADD', k_work(nb2), c[2], wid)
+          redis.call('ZADD', k_work(nb2), c[4], wid)
           redis.call('HSET', k_wi(wid), 'bucket', nb2)
           redis.call('SADD', K_WORK_BUCKETS, nb2)
           redis.call('PUBLISH', CH_WAKE_WORK, nb2)
@@ -81,19 +81,19 @@ local function scan(limit)
             table.insert(waiting, {zkey, wid})            -- no capacity: leave it for others
             take = false
           else
-            redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', now + lease, 'last', now)
+            redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', I(now + lease), 'last', I(now))
             redis.call('SADD', k_osess(me), sess)
             held = held + 1
           end
         else
-          redis.call('HSET', k_sess(sess), 'ldl', now + lease, 'last', now)
+          redis.call('HSET', k_sess(sess), 'ldl', I(now + lease), 'last', I(now))
         end
       end
       if take then
         local n = #locked + 1
-        local t = req .. ':' .. n
-        local deadline = now + lock
-        redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', num(f[4]) + 1, 'node', node)
+        local t = req .. ':' .. I(n)
+        local deadline = I(now + lock)
+        redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', I(num(f[4]) + 1), 'node', node)
         lock_owner_move(f[6], node, 'w:' .. wid)
         redis.call('ZADD', zkey, deadline, wid)
         locked[n] = wid
@@ -116,13 +116,13 @@ if #locked < max and #waiting > 0 then
   scan(max + WAIT_WINDOW)
   if #locked < max and #waiting >= WAIT_WINDOW then
     for i, w in ipairs(waiting) do
-      redis.call('ZADD', w[1], now + WAIT_DEFER_MS + i, w[2])
+      redis.call('ZADD', w[1], I(now + WAIT_DEFER_MS + i), w[2])
     end
   end
 end
 
 if #locked > 0 then
-  redis.call('SET', KEYS[2], encode_ids(locked), 'PX', lock)
+  redis.call('SET', KEYS[2], encode_ids(locked), 'PX', ARGV[3])
 end
 
 local out = {next_wake()}
