@@ -148,21 +148,22 @@ for j = nh - 1, 0, -1 do
   redis.call('LPUSH', KEYS[3], ARGV[oH + j])
 end
 
--- instance fields
-redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', nows,
+-- instance fields, in one HSET (custom status included)
+local fields = {'status', inst_status, 'out', ARGV[5], 'utime', nows,
   'exec', ARGV[3], 'rq', new_rq, 'cache', ARGV[10],
-  'tok', '', 'ldl', '', 'att', '0', 'batch', '0', 'acked', acked_push(f[3], token), 'node', '')
+  'tok', '', 'ldl', '', 'att', '0', 'batch', '0', 'acked', acked_push(f[3], token), 'node', ''}
+local function field(name, v) fields[#fields + 1] = name; fields[#fields + 1] = v end
+if exec > cur or ARGV[7] ~= '' then field('ver', ARGV[7]) end
+if exec > cur or ARGV[8] ~= '' then field('pin', ARGV[8]) end
+if ARGV[6] ~= '' then field('name', ARGV[6]) end
+if ARGV[19] == 'set' then
+  field('cstatus', ARGV[20]); field('cset', '1')
+elseif ARGV[19] == 'clear' then
+  field('cstatus', ''); field('cset', '')
+end
+redis.call('HSET', KEYS[2], unpack(fields))
 lock_owner_move(f[7], '', 'o:' .. id)
-if exec > cur then
-  redis.call('HSET', KEYS[2], 'ver', ARGV[7], 'pin', ARGV[8])
-elseif ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[2], 'ver', ARGV[7])
-end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[6]) end
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[2], 'pin', ARGV[8])
-  redis.call('SADD', KEYS[7], ARGV[8])
-end
+if ARGV[8] ~= '' then redis.call('SADD', KEYS[7], ARGV[8]) end
 
 -- management indices: the status counters follow the instance, the
 -- execution record of this ack's execution is created (counted in
@@ -186,12 +187,9 @@ do
   if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ARGV[11]) end
 end
 
--- custom status: csver counts every update and is never reset
-if ARGV[19] == 'set' then
-  redis.call('HSET', KEYS[2], 'cstatus', ARGV[20], 'cset', '1')
-  redis.call('HINCRBY', KEYS[2], 'csver', '1')
-elseif ARGV[19] == 'clear' then
-  redis.call('HSET', KEYS[2], 'cstatus', '', 'cset', '')
+-- custom status (written with the instance fields above): csver counts
+-- every update and is never reset
+if ARGV[19] == 'set' or ARGV[19] == 'clear' then
   redis.call('HINCRBY', KEYS[2], 'csver', '1')
 end
 

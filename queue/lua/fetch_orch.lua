@@ -9,7 +9,7 @@
 --   node's liveness lapses (see reclaim_dead_nodes in common.lua)
 -- ARGV[7+i] bucket name i (same order as KEYS[3+i])
 -- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
---   flat inst hash (HGETALL), messages, history length, omitted (0|1), history,
+--   inst fields (the values of ITEM_FIELDS, in order; "" when missing), messages, history length, omitted (0|1), history,
 --   flat kv:<id> (HGETALL; empty when the history is omitted), read error}.
 --   read error is "" or why the history or kv:<id> could not be read (a key
 --   of the wrong type): the item is still locked and returned, with an empty
@@ -30,14 +30,23 @@ local me = ARGV[7]
 local nb = #KEYS - 3
 local now = now_ms()
 
+-- ITEM_FIELDS are the inst fields an item carries (queue.orchItemFields
+-- decodes them in this order); batch and cache are read for the script.
+-- Not acked (the ring of acked tokens, up to 1.2 KB) nor the others.
+local ITEM_FIELDS = {'name', 'ver', 'status', 'pin', 'parent', 'out', 'rq', 'tok',
+  'cstatus', 'cset', 'exec', 'att', 'csver', 'ctime', 'utime', 'batch', 'cache'}
+
 local function build_item(id, tok)
-  local flat = redis.call('HGETALL', k_inst(id))
+  local v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS))
   local h = {}
-  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  for i, name in ipairs(ITEM_FIELDS) do
+    if not v[i] then v[i] = '' end
+    h[name] = v[i]
+  end
   local batch = num(h.batch)
   local msgs = {}
   if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), '0', I(batch - 1)) end
-  local hk = k_hist(id, h.exec or '0')
+  local hk = k_hist(id, h.exec ~= '' and h.exec or '0')
   local omitted, hist, kv, rerr = 0, {}, {}, ''
   local hlen = redis.pcall('LLEN', hk)
   if type(hlen) == 'table' then
@@ -51,7 +60,7 @@ local function build_item(id, tok)
     if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
     if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
   end
-  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist, kv, rerr}
+  return {id, tok, num(h.att), v, msgs, hlen, omitted, hist, kv, rerr}
 end
 
 local function next_wake()
