@@ -67,11 +67,33 @@ if exec < cur then
   return redis.error_reply('STALE_EXECUTION ' .. id .. ' acks execution ' .. ARGV[3] .. ' but is at ' .. f[4])
 end
 
-local htype = redis.call('TYPE', KEYS[4])
-htype = htype.ok or htype
-local hist_unreadable = htype ~= 'list' and htype ~= 'none'
-if hist_unreadable and ARGV[21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk] ~= '1' then
+-- The history must be a list. A poison ack checks its type (it moves an
+-- unreadable history aside); any other ack appends its first events with
+-- pcall as its first write, so that a key of the wrong type fails it before
+-- it wrote anything, without a TYPE call on every ack.
+local function hist_type()
+  local t = redis.call('TYPE', KEYS[4])
+  return t.ok or t
+end
+local function unreadable(htype)
   return redis.error_reply('HISTORY_UNREADABLE ' .. KEYS[4] .. ' holds a ' .. htype .. ', not a list')
+end
+local poison = ARGV[21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk] == '1'
+local hist_unreadable = false
+local pushed, hlen = 0, nil -- events appended so far; the history's length after them
+if poison or ne == 0 then
+  local htype = hist_type()
+  hist_unreadable = htype ~= 'list' and htype ~= 'none'
+  if hist_unreadable and not poison then return unreadable(htype) end
+else
+  pushed = math.min(ne, 100)
+  local r = redis.pcall('RPUSH', KEYS[4], unpack(ARGV, 21, 20 + pushed))
+  if type(r) == 'table' and r.err then
+    local htype = hist_type()
+    if htype ~= 'list' and htype ~= 'none' then return unreadable(htype) end
+    return r
+  end
+  hlen = r
 end
 
 -- decide
@@ -99,7 +121,7 @@ local oD = oK + 4 * nk
 -- dead letter: a poisoned batch is kept with its reason, together with the
 -- whole inbox (messages after the batch would be dropped by the terminal ack)
 -- and the instance's state before this ack, so that it can be requeued.
-if ARGV[oD] == '1' then
+if poison then
   if hist_unreadable then redis.call('RENAME', KEYS[4], KEYS[4] .. ':unreadable') end
   local pre = redis.call('HMGET', KEYS[2], 'exec', 'ver', 'pin', 'status', 'rq')
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
@@ -139,10 +161,8 @@ end
 
 -- write: consume the batch, append history, put head messages back in front
 if batch > 0 then redis.call('LTRIM', KEYS[3], f[6], '-1') end
-for i = 0, ne - 1, 100 do
-  local chunk = {}
-  for j = i, math.min(i + 99, ne - 1) do table.insert(chunk, ARGV[oE + j]) end
-  redis.call('RPUSH', KEYS[4], unpack(chunk))
+for i = pushed, ne - 1, 100 do
+  hlen = redis.call('RPUSH', KEYS[4], unpack(ARGV, oE + i, oE + math.min(i + 99, ne - 1)))
 end
 for j = nh - 1, 0, -1 do
   redis.call('LPUSH', KEYS[3], ARGV[oH + j])
