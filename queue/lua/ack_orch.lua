@@ -54,7 +54,7 @@ local function acked_push(acked, tok)
 end
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch', 'node')
+local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch', 'node', 'ctime')
 if not f[1] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
@@ -188,23 +188,30 @@ if ARGV[8] ~= '' then redis.call('SADD', KEYS[7], ARGV[8]) end
 -- management indices: the status counters follow the instance, the
 -- execution record of this ack's execution is created (counted in
 -- stats.executions) or updated, stats.events counts the appended events.
-stat_move(f[1], inst_status, id) -- h8-mgmt: the id keeps the per-status index (bystatus:) in step
+-- The counters are written together (stats_flush); the record's events
+-- count is the history length the last RPUSH returned.
 do
+  local delta = {}
+  stat_move(f[1], inst_status, id, f[8], delta) -- the id keeps bystatus: in step
   local ef = ARGV[3]
   local rec = redis.call('HGET', KEYS[11], ef)
   local started = now
   if rec then
     started = exec_field(rec, 'start')
   else
-    redis.call('HINCRBY', K_STATS, 'executions', '1')
+    delta.executions = 1
   end
   local fin = 0
+  local ex = {}
   if ended or status == 'ContinuedAsNew' then
     fin = now
-    redis.call('HSET', KEYS[11], ef .. ':out', ARGV[5])
+    ex = {ef .. ':out', ARGV[5]}
   end
-  redis.call('HSET', KEYS[11], ef, exec_record(status, started, fin, redis.call('LLEN', KEYS[4])))
-  if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ARGV[11]) end
+  ex[#ex + 1] = ef
+  ex[#ex + 1] = exec_record(status, started, fin, hlen or redis.call('LLEN', KEYS[4]))
+  redis.call('HSET', KEYS[11], unpack(ex))
+  if ne > 0 then delta.events = ne end
+  stats_flush(delta)
 end
 
 -- custom status (written with the instance fields above): csver counts

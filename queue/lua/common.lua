@@ -92,21 +92,56 @@ local STAT_FIELD = {Pending = 'pending', Running = 'running', Completed = 'compl
 -- status st, scored like instances (creation time, ms).
 local function k_bystatus(st) return P .. 'bystatus:' .. st end
 
+-- stat_add adds n to counter field of the stats hash, or to delta[field]
+-- when a delta table is given (written later by stats_flush).
+local function stat_add(delta, field, n)
+  if delta then
+    delta[field] = (delta[field] or 0) + n
+  else
+    redis.call('HINCRBY', K_STATS, field, I(n))
+  end
+end
+
+-- stats_flush writes the counter changes of delta (field -> n) to the stats
+-- hash: one HINCRBY for one field, else one HMGET and one HSET (the script
+-- is atomic, so nothing runs between them).
+local function stats_flush(delta)
+  local names = {}
+  for field, n in pairs(delta) do
+    if n ~= 0 then names[#names + 1] = field end
+  end
+  if #names == 0 then return end
+  if #names == 1 then
+    redis.call('HINCRBY', K_STATS, names[1], I(delta[names[1]]))
+    return
+  end
+  local v = redis.call('HMGET', K_STATS, unpack(names))
+  local out = {}
+  for i, field in ipairs(names) do
+    out[#out + 1] = field
+    out[#out + 1] = I((tonumber(v[i] or 0) or 0) + delta[field])
+  end
+  redis.call('HSET', K_STATS, unpack(out))
+end
+
 -- stat_move moves instance id from the counter and the per-status index of
 -- status from to those of status to (either may be nil: created or
--- deleted). The index score is the instance's score in instances, so
--- stat_move runs after ZADD instances on create and before ZREM on delete.
--- Every caller must pass id (the queue tests recount the indices); it does
--- not raise an error without one, as Lua would not undo the caller's writes.
-local function stat_move(from, to, id)
+-- deleted). The index score is the instance's score in instances (its
+-- creation time, also its field ctime): score when the caller passes it,
+-- else read, so stat_move runs after ZADD instances on create and before
+-- ZREM on delete. The counters change in delta when one is given (see
+-- stat_add). Every caller must pass id (the queue tests recount the
+-- indices); it does not raise an error without one, as Lua would not undo
+-- the caller's writes.
+local function stat_move(from, to, id, score, delta)
   if from == to then return end
   if from and STAT_FIELD[from] then
-    redis.call('HINCRBY', K_STATS, STAT_FIELD[from], '-1')
+    stat_add(delta, STAT_FIELD[from], -1)
     if id then redis.call('ZREM', k_bystatus(from), id) end
   end
   if to and STAT_FIELD[to] then
-    redis.call('HINCRBY', K_STATS, STAT_FIELD[to], '1')
-    local score = id and redis.call('ZSCORE', K_INSTANCES, id)
+    stat_add(delta, STAT_FIELD[to], 1)
+    if not score or score == '' then score = id and redis.call('ZSCORE', K_INSTANCES, id) end
     if score then redis.call('ZADD', k_bystatus(to), score, id) end
   end
 end
@@ -199,7 +234,7 @@ local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
   redis.call('ZADD', k_ready(bucket), 'NX', ns, id)
   redis.call('SADD', K_ORCH_BUCKETS, bucket)
   redis.call('ZADD', K_INSTANCES, ns, id)
-  stat_move(nil, 'Pending', id)
+  stat_move(nil, 'Pending', id, ns)
   woken[bucket] = true
 end
 
