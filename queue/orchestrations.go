@@ -77,7 +77,7 @@ type FetchOrchestrationsResult struct {
 	// buckets or the timers (a future enqueue time, a delayed abandon, a lock
 	// deadline or a timer due time), at least 1 ms when such an entry is
 	// already due; 0 when there is none. A caller that got Max items should
-	// fetch again at once.
+	// fetch again at once: NextWake is then 1 ms, not computed.
 	NextWake time.Duration
 }
 

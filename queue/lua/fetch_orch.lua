@@ -15,7 +15,8 @@
 --   of the wrong type): the item is still locked and returned, with an empty
 --   history, so that the worker counts the attempt and finally poisons it.
 --   next_wake_ms: delay until the earliest entry left in the served buckets or
---   the timers (0 = none, at least 1 when one is already due).
+--   the timers (0 = none, at least 1 when one is already due); 1, not
+--   computed, when the fetch locked Max items (the caller fetches again).
 -- Idempotent per request id: while KEYS[3] exists (PX = lock timeout) the
 -- script only rebuilds the items it locked that are still locked by it.
 -- Cost: O(buckets * log N + Max * buckets + promoted timers), independent of
@@ -148,6 +149,9 @@ if #locked > 0 then
 end
 publish_all(CH_WAKE_ORCH, woken)
 
-local out = {next_wake()}
+-- A fetch that locked Max items answers 1 (fetch again now) without
+-- looking at the buckets: its caller fetches again at once anyway.
+local out = {1}
+if #locked < max then out[1] = next_wake() end
 for _, it in ipairs(items) do table.insert(out, it) end
 return out

@@ -14,7 +14,8 @@
 -- past it: see WAIT_WINDOW below); fetching a session's item extends its
 -- lease and records activity.
 -- Returns {next_wake_ms, item...}; item = {work id, token, bucket, body,
---   instance id, attempts}. next_wake_ms as in fetch_orch.lua (timers excluded).
+--   instance id, attempts}. next_wake_ms as in fetch_orch.lua (timers excluded;
+--   1 when Max items were locked).
 -- Idempotent per request id like fetch_orch.lua.
 -- Cost: O(buckets * (log N + Max + WAIT_WINDOW)), independent of buckets not
 -- served and of how many session items wait for a claimer.
@@ -125,6 +126,9 @@ if #locked > 0 then
   redis.call('SET', KEYS[2], encode_ids(locked), 'PX', ARGV[3])
 end
 
-local out = {next_wake()}
+-- A fetch that locked Max items answers 1 (fetch again now) without
+-- looking at the buckets: its caller fetches again at once anyway.
+local out = {1}
+if #locked < max then out[1] = next_wake() end
 for _, it in ipairs(items) do table.insert(out, it) end
 return out
