@@ -34,11 +34,21 @@ local now = now_ms()
 -- ITEM_FIELDS are the inst fields an item carries (queue.orchItemFields
 -- decodes them in this order); batch and cache are read for the script.
 -- Not acked (the ring of acked tokens, up to 1.2 KB) nor the others.
+-- LOCK_FIELDS adds what the lock step reads: one HMGET serves both steps.
 local ITEM_FIELDS = {'name', 'ver', 'status', 'pin', 'parent', 'out', 'rq', 'tok',
   'cstatus', 'cset', 'exec', 'att', 'csver', 'ctime', 'utime', 'batch', 'cache'}
+local LOCK_FIELDS = {unpack(ITEM_FIELDS)}
+LOCK_FIELDS[#ITEM_FIELDS + 1] = 'ldl'
+LOCK_FIELDS[#ITEM_FIELDS + 2] = 'node'
+-- positions in LOCK_FIELDS (and ITEM_FIELDS) of the fields the script uses
+local F_STATUS, F_RQ, F_TOK, F_ATT, F_BATCH, F_LDL, F_NODE = 3, 7, 8, 12, 16, 18, 19
 
-local function build_item(id, tok)
-  local v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS))
+-- build_item returns the reply item of instance id locked with token tok;
+-- v, when given, holds its LOCK_FIELDS as they are after the lock (the
+-- lock step read them), else they are read.
+local function build_item(id, tok, v)
+  if not v then v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS)) end
+  v[F_LDL], v[F_NODE] = nil, nil
   local h = {}
   for i, name in ipairs(ITEM_FIELDS) do
     if not v[i] then v[i] = '' end
@@ -105,7 +115,8 @@ for _, c in ipairs(cands) do
   if not seen[id] then
     seen[id] = true
     local ik = k_inst(id)
-    local f = redis.call('HMGET', ik, 'status', 'rq', 'tok', 'ldl', 'att', 'node')
+    local v = redis.call('HMGET', ik, unpack(LOCK_FIELDS))
+    local f = {v[F_STATUS], v[F_RQ], v[F_TOK], v[F_LDL], v[F_ATT], v[F_NODE]}
     local tok, ldl = f[3] or '', num(f[4])
     if not f[1] then
       redis.call('ZREM', zkey, id)                      -- orphan entry
@@ -133,12 +144,13 @@ for _, c in ipairs(cands) do
         local n = #locked + 1
         local t = req .. ':' .. I(n)
         local deadline = I(now + lock)
-        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', I(num(f[5]) + 1),
-          'batch', I(math.min(llen, maxmsg)), 'node', me)
+        v[F_TOK], v[F_ATT], v[F_BATCH] = t, I(num(f[5]) + 1), I(math.min(llen, maxmsg))
+        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', v[F_ATT],
+          'batch', v[F_BATCH], 'node', me)
         lock_owner_move(f[6], me, 'o:' .. id)
         redis.call('ZADD', zkey, deadline, id)
         locked[n] = id
-        table.insert(items, build_item(id, t))
+        table.insert(items, build_item(id, t, v))
       end
     end
   end
