@@ -77,7 +77,7 @@ type FetchOrchestrationsResult struct {
 	// buckets or the timers (a future enqueue time, a delayed abandon, a lock
 	// deadline or a timer due time), at least 1 ms when such an entry is
 	// already due; 0 when there is none. A caller that got Max items should
-	// fetch again at once.
+	// fetch again at once: NextWake is then 1 ms, not computed.
 	NextWake time.Duration
 }
 
@@ -112,6 +112,11 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 	return FetchOrchestrationsResult{Items: items, NextWake: wake}, err
 }
 
+// orchItemFields are the inst fields a fetch_orch.lua item carries, in
+// the order of its ITEM_FIELDS (which may list more, read by the script).
+var orchItemFields = []string{"name", "ver", "status", "pin", "parent", "out", "rq", "tok",
+	"cstatus", "cset", "exec", "att", "csver", "ctime", "utime"}
+
 // decodeOrchItem decodes one item of a fetch_orch.lua reply.
 func decodeOrchItem(v any) (OrchestrationItem, error) {
 	var it OrchestrationItem
@@ -130,9 +135,16 @@ func decodeOrchItem(v any) (OrchestrationItem, error) {
 		return it, err
 	}
 	it.Attempts = int(att)
-	h, err := flatToMap(f[3])
+	vals, err := replyStrings(f[3])
 	if err != nil {
 		return it, err
+	}
+	if len(vals) < len(orchItemFields) {
+		return it, fmt.Errorf("fetch item of %s: %d instance fields, want %d", it.InstanceID, len(vals), len(orchItemFields))
+	}
+	h := make(map[string]string, len(orchItemFields))
+	for i, name := range orchItemFields {
+		h[name] = vals[i]
 	}
 	if it.Instance, err = decodeInstance(it.InstanceID, h); err != nil {
 		return it, err

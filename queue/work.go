@@ -53,6 +53,8 @@ type FetchWorkResult struct {
 	Items []FetchedWork
 	// NextWake is the time until the earliest entry left in the served
 	// buckets (at least 1 ms when one is already due), 0 when there is none.
+	// A caller that got Max items should fetch again at once: NextWake is
+	// then 1 ms, not computed.
 	NextWake time.Duration
 }
 

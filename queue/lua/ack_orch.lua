@@ -54,7 +54,7 @@ local function acked_push(acked, tok)
 end
 
 -- validate
-local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch', 'node')
+local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', 'batch', 'node', 'ctime')
 if not f[1] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
@@ -67,15 +67,38 @@ if exec < cur then
   return redis.error_reply('STALE_EXECUTION ' .. id .. ' acks execution ' .. ARGV[3] .. ' but is at ' .. f[4])
 end
 
-local htype = redis.call('TYPE', KEYS[4])
-htype = htype.ok or htype
-local hist_unreadable = htype ~= 'list' and htype ~= 'none'
-if hist_unreadable and ARGV[21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk] ~= '1' then
+-- The history must be a list. A poison ack checks its type (it moves an
+-- unreadable history aside); any other ack appends its first events with
+-- pcall as its first write, so that a key of the wrong type fails it before
+-- it wrote anything, without a TYPE call on every ack.
+local function hist_type()
+  local t = redis.call('TYPE', KEYS[4])
+  return t.ok or t
+end
+local function unreadable(htype)
   return redis.error_reply('HISTORY_UNREADABLE ' .. KEYS[4] .. ' holds a ' .. htype .. ', not a list')
+end
+local poison = ARGV[21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk] == '1'
+local hist_unreadable = false
+local pushed, hlen = 0, nil -- events appended so far; the history's length after them
+if poison or ne == 0 then
+  local htype = hist_type()
+  hist_unreadable = htype ~= 'list' and htype ~= 'none'
+  if hist_unreadable and not poison then return unreadable(htype) end
+else
+  pushed = math.min(ne, 100)
+  local r = redis.pcall('RPUSH', KEYS[4], unpack(ARGV, 21, 20 + pushed))
+  if type(r) == 'table' and r.err then
+    local htype = hist_type()
+    if htype ~= 'list' and htype ~= 'none' then return unreadable(htype) end
+    return r
+  end
+  hlen = r
 end
 
 -- decide
 local now = now_ms()
+local nows = I(now)
 local old_rq = f[5]
 local new_rq = old_rq
 if ARGV[9] ~= '' then new_rq = ARGV[9] end
@@ -98,15 +121,15 @@ local oD = oK + 4 * nk
 -- dead letter: a poisoned batch is kept with its reason, together with the
 -- whole inbox (messages after the batch would be dropped by the terminal ack)
 -- and the instance's state before this ack, so that it can be requeued.
-if ARGV[oD] == '1' then
+if poison then
   if hist_unreadable then redis.call('RENAME', KEYS[4], KEYS[4] .. ':unreadable') end
   local pre = redis.call('HMGET', KEYS[2], 'exec', 'ver', 'pin', 'status', 'rq')
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
-    'kind', 'orchestration', 'instance', id, 'execution', exec,
+    'kind', 'orchestration', 'instance', id, 'execution', ARGV[3],
     'reason', ARGV[oD + 1], 'attempts', ARGV[oD + 2], 'max_attempts', ARGV[oD + 3],
-    'hlen', redis.call('LLEN', KEYS[4]), 'messages', encode_ids(redis.call('LRANGE', KEYS[3], 0, -1)),
+    'hlen', I(redis.call('LLEN', KEYS[4])), 'messages', encode_ids(redis.call('LRANGE', KEYS[3], '0', '-1')),
     'prev_exec', pre[1] or '0', 'prev_ver', pre[2] or '', 'prev_pin', pre[3] or '',
-    'prev_status', pre[4] or '', 'rq', pre[5] or '', 'time', now)
+    'prev_status', pre[4] or '', 'rq', pre[5] or '', 'time', nows)
 end
 
 -- kv_merge folds kvd:<id> (the delta of the execution that ends) into
@@ -137,84 +160,87 @@ local function kv_merge()
 end
 
 -- write: consume the batch, append history, put head messages back in front
-if batch > 0 then redis.call('LTRIM', KEYS[3], batch, -1) end
-for i = 0, ne - 1, 100 do
-  local chunk = {}
-  for j = i, math.min(i + 99, ne - 1) do table.insert(chunk, ARGV[oE + j]) end
-  redis.call('RPUSH', KEYS[4], unpack(chunk))
+if batch > 0 then redis.call('LTRIM', KEYS[3], f[6], '-1') end
+for i = pushed, ne - 1, 100 do
+  hlen = redis.call('RPUSH', KEYS[4], unpack(ARGV, oE + i, oE + math.min(i + 99, ne - 1)))
 end
 for j = nh - 1, 0, -1 do
   redis.call('LPUSH', KEYS[3], ARGV[oH + j])
 end
 
--- instance fields
-redis.call('HSET', KEYS[2], 'status', inst_status, 'out', ARGV[5], 'utime', now,
-  'exec', exec, 'rq', new_rq, 'cache', ARGV[10],
-  'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'acked', acked_push(f[3], token), 'node', '')
+-- instance fields, in one HSET (custom status included)
+local fields = {'status', inst_status, 'out', ARGV[5], 'utime', nows,
+  'exec', ARGV[3], 'rq', new_rq, 'cache', ARGV[10],
+  'tok', '', 'ldl', '', 'att', '0', 'batch', '0', 'acked', acked_push(f[3], token), 'node', ''}
+local function field(name, v) fields[#fields + 1] = name; fields[#fields + 1] = v end
+if exec > cur or ARGV[7] ~= '' then field('ver', ARGV[7]) end
+if exec > cur or ARGV[8] ~= '' then field('pin', ARGV[8]) end
+if ARGV[6] ~= '' then field('name', ARGV[6]) end
+if ARGV[19] == 'set' then
+  field('cstatus', ARGV[20]); field('cset', '1')
+elseif ARGV[19] == 'clear' then
+  field('cstatus', ''); field('cset', '')
+end
+redis.call('HSET', KEYS[2], unpack(fields))
 lock_owner_move(f[7], '', 'o:' .. id)
-if exec > cur then
-  redis.call('HSET', KEYS[2], 'ver', ARGV[7], 'pin', ARGV[8])
-elseif ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[2], 'ver', ARGV[7])
-end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'name', ARGV[6]) end
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[2], 'pin', ARGV[8])
-  redis.call('SADD', KEYS[7], ARGV[8])
-end
+if ARGV[8] ~= '' then redis.call('SADD', KEYS[7], ARGV[8]) end
 
 -- management indices: the status counters follow the instance, the
 -- execution record of this ack's execution is created (counted in
 -- stats.executions) or updated, stats.events counts the appended events.
-stat_move(f[1], inst_status, id) -- h8-mgmt: the id keeps the per-status index (bystatus:) in step
+-- The counters are written together (stats_flush); the record's events
+-- count is the history length the last RPUSH returned.
 do
+  local delta = {}
+  stat_move(f[1], inst_status, id, f[8], delta) -- the id keeps bystatus: in step
   local ef = ARGV[3]
   local rec = redis.call('HGET', KEYS[11], ef)
   local started = now
   if rec then
     started = exec_field(rec, 'start')
   else
-    redis.call('HINCRBY', K_STATS, 'executions', 1)
+    delta.executions = 1
   end
   local fin = 0
+  local ex = {}
   if ended or status == 'ContinuedAsNew' then
     fin = now
-    redis.call('HSET', KEYS[11], ef .. ':out', ARGV[5])
+    ex = {ef .. ':out', ARGV[5]}
   end
-  redis.call('HSET', KEYS[11], ef, exec_record(status, started, fin, redis.call('LLEN', KEYS[4])))
-  if ne > 0 then redis.call('HINCRBY', K_STATS, 'events', ne) end
+  ex[#ex + 1] = ef
+  ex[#ex + 1] = exec_record(status, started, fin, hlen or redis.call('LLEN', KEYS[4]))
+  redis.call('HSET', KEYS[11], unpack(ex))
+  if ne > 0 then delta.events = ne end
+  stats_flush(delta)
 end
 
--- custom status: csver counts every update and is never reset
-if ARGV[19] == 'set' then
-  redis.call('HSET', KEYS[2], 'cstatus', ARGV[20], 'cset', '1')
-  redis.call('HINCRBY', KEYS[2], 'csver', 1)
-elseif ARGV[19] == 'clear' then
-  redis.call('HSET', KEYS[2], 'cstatus', '', 'cset', '')
-  redis.call('HINCRBY', KEYS[2], 'csver', 1)
+-- custom status (written with the instance fields above): csver counts
+-- every update and is never reset
+if ARGV[19] == 'set' or ARGV[19] == 'clear' then
+  redis.call('HINCRBY', KEYS[2], 'csver', '1')
 end
 
 -- new work items; those with a ref are recorded in wimap:<id> for cancellation
 for j = 0, na - 1 do
   local o = oA + 4 * j
   local bucket, body, ref, sess = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
-  local wid = tostring(redis.call('INCR', KEYS[6]))
+  local wid = I(redis.call('INCR', KEYS[6]))
   local home = bucket
   if sess ~= '' then
     -- a session with a live owner routes the item to the owner's node bucket
     local owner = session_owner(sess, now)
     if owner then
       bucket = node_bucket(owner)
-      redis.call('HSET', k_sess(sess), 'last', now)
+      redis.call('HSET', k_sess(sess), 'last', nows)
     end
   end
   redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-    'tok', '', 'ldl', '', 'att', 0, 'home', home, 'sess', sess)
+    'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess)
   if ref ~= '' then
     redis.call('HSET', k_wi(wid), 'ref', ref)
     redis.call('HSET', KEYS[8], ref, wid)
   end
-  redis.call('ZADD', k_work(bucket), now, wid)
+  redis.call('ZADD', k_work(bucket), nows, wid)
   woken_work[bucket] = true
 end
 for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
@@ -252,7 +278,7 @@ end
 for j = 0, nt - 1 do
   local due, body = ARGV[oT + 2 * j], ARGV[oT + 2 * j + 1]
   local seq = redis.call('INCR', KEYS[6])
-  redis.call('ZADD', KEYS[5], due, seq .. ':' .. #id .. ':' .. id .. body)
+  redis.call('ZADD', KEYS[5], due, I(seq) .. ':' .. I(#id) .. ':' .. id .. body)
 end
 
 -- messages to other instances (dropped if missing or ended)
@@ -267,7 +293,7 @@ if exec > cur then kv_merge() end
 for j = 0, nk - 1 do
   local o = oK + 4 * j
   local op, key, t = ARGV[o], ARGV[o + 1], ARGV[o + 3]
-  if t == '' then t = tostring(now) end
+  if t == '' then t = nows end
   if op == 'set' then
     redis.call('HSET', KEYS[10], key, '{"v":' .. ARGV[o + 2] .. ',"t":' .. t .. '}')
   elseif op == 'del' then
@@ -290,7 +316,7 @@ elseif redis.call('LLEN', KEYS[3]) > 0 then
     redis.call('ZREM', k_ready(old_rq), id)
     redis.call('SADD', K_ORCH_BUCKETS, new_rq)
   end
-  redis.call('ZADD', k_ready(new_rq), now, id)
+  redis.call('ZADD', k_ready(new_rq), nows, id)
   woken[new_rq] = true
 else
   redis.call('ZREM', k_ready(old_rq), id)

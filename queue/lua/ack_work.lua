@@ -27,7 +27,7 @@ if ARGV[4] == '1' then
   redis.call('XADD', K_DEAD, 'MAXLEN', '~', DEAD_MAXLEN, '*',
     'kind', 'activity', 'instance', f.inst or '', 'execution', exec, 'event', ev,
     'reason', ARGV[5], 'attempts', ARGV[6], 'max_attempts', ARGV[7],
-    'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', now_ms())
+    'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', I(now_ms()))
 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', k_work(f.bucket), wid)
@@ -37,7 +37,7 @@ if f.ref and f.ref ~= '' and f.inst and f.inst ~= '' then
   if redis.call('HGET', wm, f.ref) == wid then redis.call('HDEL', wm, f.ref) end
 end
 if f.sess and f.sess ~= '' and redis.call('EXISTS', k_sess(f.sess)) == 1 then
-  redis.call('HSET', k_sess(f.sess), 'last', now_ms()) -- session activity
+  redis.call('HSET', k_sess(f.sess), 'last', I(now_ms())) -- session activity
 end
 local delivered = 0
 if ARGV[3] ~= '' and f.inst and f.inst ~= '' then

@@ -11,6 +11,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- I formats integer n as a string for redis.call and for keys and tokens.
+-- Redis formats every Lua number argument with %.17g and Lua's own
+-- number-to-string conversion (.., tostring) uses %.14g; both go through
+-- the C library's float printing, which is several times slower than
+-- integer formatting. Hot-path scripts pass strings only.
+local function I(n) return string.format('%d', n) end
+
 local function k_inst(id) return P .. 'inst:' .. id end
 local function k_inbox(id) return P .. 'inbox:' .. id end
 local function k_hist(id, exec) return P .. 'hist:' .. id .. ':' .. exec end
@@ -85,29 +92,64 @@ local STAT_FIELD = {Pending = 'pending', Running = 'running', Completed = 'compl
 -- status st, scored like instances (creation time, ms).
 local function k_bystatus(st) return P .. 'bystatus:' .. st end
 
+-- stat_add adds n to counter field of the stats hash, or to delta[field]
+-- when a delta table is given (written later by stats_flush).
+local function stat_add(delta, field, n)
+  if delta then
+    delta[field] = (delta[field] or 0) + n
+  else
+    redis.call('HINCRBY', K_STATS, field, I(n))
+  end
+end
+
+-- stats_flush writes the counter changes of delta (field -> n) to the stats
+-- hash: one HINCRBY for one field, else one HMGET and one HSET (the script
+-- is atomic, so nothing runs between them).
+local function stats_flush(delta)
+  local names = {}
+  for field, n in pairs(delta) do
+    if n ~= 0 then names[#names + 1] = field end
+  end
+  if #names == 0 then return end
+  if #names == 1 then
+    redis.call('HINCRBY', K_STATS, names[1], I(delta[names[1]]))
+    return
+  end
+  local v = redis.call('HMGET', K_STATS, unpack(names))
+  local out = {}
+  for i, field in ipairs(names) do
+    out[#out + 1] = field
+    out[#out + 1] = I((tonumber(v[i] or 0) or 0) + delta[field])
+  end
+  redis.call('HSET', K_STATS, unpack(out))
+end
+
 -- stat_move moves instance id from the counter and the per-status index of
 -- status from to those of status to (either may be nil: created or
--- deleted). The index score is the instance's score in instances, so
--- stat_move runs after ZADD instances on create and before ZREM on delete.
--- Every caller must pass id (the queue tests recount the indices); it does
--- not raise an error without one, as Lua would not undo the caller's writes.
-local function stat_move(from, to, id)
+-- deleted). The index score is the instance's score in instances (its
+-- creation time, also its field ctime): score when the caller passes it,
+-- else read, so stat_move runs after ZADD instances on create and before
+-- ZREM on delete. The counters change in delta when one is given (see
+-- stat_add). Every caller must pass id (the queue tests recount the
+-- indices); it does not raise an error without one, as Lua would not undo
+-- the caller's writes.
+local function stat_move(from, to, id, score, delta)
   if from == to then return end
   if from and STAT_FIELD[from] then
-    redis.call('HINCRBY', K_STATS, STAT_FIELD[from], -1)
+    stat_add(delta, STAT_FIELD[from], -1)
     if id then redis.call('ZREM', k_bystatus(from), id) end
   end
   if to and STAT_FIELD[to] then
-    redis.call('HINCRBY', K_STATS, STAT_FIELD[to], 1)
-    local score = id and redis.call('ZSCORE', K_INSTANCES, id)
+    stat_add(delta, STAT_FIELD[to], 1)
+    if not score or score == '' then score = id and redis.call('ZSCORE', K_INSTANCES, id) end
     if score then redis.call('ZADD', k_bystatus(to), score, id) end
   end
 end
 
 -- exec_record encodes the execution record stored in execs:<id> field "<n>".
 local function exec_record(status, start, ended, events)
-  return '{"status":"' .. status .. '","start":' .. string.format('%.0f', start) ..
-    ',"end":' .. string.format('%.0f', ended) .. ',"events":' .. string.format('%.0f', events) .. '}'
+  return '{"status":"' .. status .. '","start":' .. I(start) ..
+    ',"end":' .. I(ended) .. ',"events":' .. I(events) .. '}'
 end
 
 -- exec_field reads one number field of an execution record (0 if absent).
@@ -170,7 +212,7 @@ local function deliver(id, msg, now, woken)
   local f = redis.call('HMGET', k_inst(id), 'status', 'rq')
   if not f[1] or is_ended(f[1]) then return false end
   redis.call('RPUSH', k_inbox(id), msg)
-  redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
+  redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
   woken[f[2]] = true
   return true
 end
@@ -182,16 +224,17 @@ end
 -- deleted instance that had the same id. The caller has checked that
 -- inst:<id> does not exist and publishes woken (bucket added).
 local function create_instance(id, name, ver, parent, bucket, msg, now, woken)
+  local ns = I(now)
   redis.call('HSET', k_inst(id),
     'name', name, 'ver', ver, 'status', 'Pending', 'exec', '0', 'pin', '',
-    'parent', parent, 'out', '', 'ctime', now, 'utime', now, 'rq', bucket,
-    'tok', '', 'ldl', '', 'att', 0, 'batch', 0, 'cache', '', 'acked', '',
-    'cseq', redis.call('INCR', K_SEQ))
+    'parent', parent, 'out', '', 'ctime', ns, 'utime', ns, 'rq', bucket,
+    'tok', '', 'ldl', '', 'att', '0', 'batch', '0', 'cache', '', 'acked', '',
+    'cseq', I(redis.call('INCR', K_SEQ)))
   redis.call('RPUSH', k_inbox(id), msg)
-  redis.call('ZADD', k_ready(bucket), 'NX', now, id)
+  redis.call('ZADD', k_ready(bucket), 'NX', ns, id)
   redis.call('SADD', K_ORCH_BUCKETS, bucket)
-  redis.call('ZADD', K_INSTANCES, now, id)
-  stat_move(nil, 'Pending', id)
+  redis.call('ZADD', K_INSTANCES, ns, id)
+  stat_move(nil, 'Pending', id, ns)
   woken[bucket] = true
 end
 
@@ -199,7 +242,7 @@ end
 -- (score in nodes >= now) advertise. Cost: O(live nodes x their buckets).
 local function served_buckets(now)
   local served = {}
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, now, '+inf')) do
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, I(now), '+inf')) do
     for _, b in ipairs(redis.call('SMEMBERS', k_node(node))) do served[b] = true end
   end
   return served
@@ -228,21 +271,23 @@ end
 
 local function encode_ids(ids)
   local parts = {}
-  for i, id in ipairs(ids) do parts[i] = #id .. ':' .. id end
+  for i, id in ipairs(ids) do parts[i] = I(#id) .. ':' .. id end
   return table.concat(parts)
 end
 
 -- candidates returns the max oldest fetchable entries (score <= now) of the
 -- nb sorted sets KEYS[first + 1 .. first + nb], merged oldest first; each
--- entry is {member, score, i} with i the index of its set (1..nb).
+-- entry is {member, score, i, score as Redis returned it} with i the index
+-- of its set (1..nb).
 -- Cost: O(nb * (log N + max) + nb * max * log(nb * max)), whatever the size of
 -- sets that are not passed.
 local function candidates(first, nb, max, now)
   local cands = {}
+  local ns, ms = I(now), I(max)
   for i = 1, nb do
-    local r = redis.call('ZRANGEBYSCORE', KEYS[first + i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+    local r = redis.call('ZRANGEBYSCORE', KEYS[first + i], '-inf', ns, 'WITHSCORES', 'LIMIT', '0', ms)
     for j = 1, #r, 2 do
-      table.insert(cands, {r[j], tonumber(r[j + 1]), i})
+      table.insert(cands, {r[j], tonumber(r[j + 1]), i, r[j + 1]})
     end
   end
   table.sort(cands, function(a, b)
@@ -255,7 +300,7 @@ end
 
 -- earliest returns the lowest score in zset key, or nil when it is empty.
 local function earliest(key)
-  local r = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
   if r[2] then return tonumber(r[2]) end
   return nil
 end
@@ -277,7 +322,7 @@ end
 local function replay_fetch(rec, req, key_of, build, wake)
   local out = {wake}
   for i, id in ipairs(decode_ids(rec)) do
-    local tok = req .. ':' .. i
+    local tok = req .. ':' .. I(i)
     if redis.call('HGET', key_of(id), 'tok') == tok then
       table.insert(out, build(id, tok))
     end

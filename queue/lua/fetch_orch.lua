@@ -9,13 +9,14 @@
 --   node's liveness lapses (see reclaim_dead_nodes in common.lua)
 -- ARGV[7+i] bucket name i (same order as KEYS[3+i])
 -- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
---   flat inst hash (HGETALL), messages, history length, omitted (0|1), history,
+--   inst fields (the values of ITEM_FIELDS, in order; "" when missing), messages, history length, omitted (0|1), history,
 --   flat kv:<id> (HGETALL; empty when the history is omitted), read error}.
 --   read error is "" or why the history or kv:<id> could not be read (a key
 --   of the wrong type): the item is still locked and returned, with an empty
 --   history, so that the worker counts the attempt and finally poisons it.
 --   next_wake_ms: delay until the earliest entry left in the served buckets or
---   the timers (0 = none, at least 1 when one is already due).
+--   the timers (0 = none, at least 1 when one is already due); 1, not
+--   computed, when the fetch locked Max items (the caller fetches again).
 -- Idempotent per request id: while KEYS[3] exists (PX = lock timeout) the
 -- script only rebuilds the items it locked that are still locked by it.
 -- Cost: O(buckets * log N + Max * buckets + promoted timers), independent of
@@ -30,14 +31,33 @@ local me = ARGV[7]
 local nb = #KEYS - 3
 local now = now_ms()
 
-local function build_item(id, tok)
-  local flat = redis.call('HGETALL', k_inst(id))
+-- ITEM_FIELDS are the inst fields an item carries (queue.orchItemFields
+-- decodes them in this order); batch and cache are read for the script.
+-- Not acked (the ring of acked tokens, up to 1.2 KB) nor the others.
+-- LOCK_FIELDS adds what the lock step reads: one HMGET serves both steps.
+local ITEM_FIELDS = {'name', 'ver', 'status', 'pin', 'parent', 'out', 'rq', 'tok',
+  'cstatus', 'cset', 'exec', 'att', 'csver', 'ctime', 'utime', 'batch', 'cache'}
+local LOCK_FIELDS = {unpack(ITEM_FIELDS)}
+LOCK_FIELDS[#ITEM_FIELDS + 1] = 'ldl'
+LOCK_FIELDS[#ITEM_FIELDS + 2] = 'node'
+-- positions in LOCK_FIELDS (and ITEM_FIELDS) of the fields the script uses
+local F_STATUS, F_RQ, F_TOK, F_ATT, F_BATCH, F_LDL, F_NODE = 3, 7, 8, 12, 16, 18, 19
+
+-- build_item returns the reply item of instance id locked with token tok;
+-- v, when given, holds its LOCK_FIELDS as they are after the lock (the
+-- lock step read them), else they are read.
+local function build_item(id, tok, v)
+  if not v then v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS)) end
+  v[F_LDL], v[F_NODE] = nil, nil
   local h = {}
-  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  for i, name in ipairs(ITEM_FIELDS) do
+    if not v[i] then v[i] = '' end
+    h[name] = v[i]
+  end
   local batch = num(h.batch)
   local msgs = {}
-  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), 0, batch - 1) end
-  local hk = k_hist(id, h.exec or '0')
+  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), '0', I(batch - 1)) end
+  local hk = k_hist(id, h.exec ~= '' and h.exec or '0')
   local omitted, hist, kv, rerr = 0, {}, {}, ''
   local hlen = redis.pcall('LLEN', hk)
   if type(hlen) == 'table' then
@@ -46,12 +66,12 @@ local function build_item(id, tok)
   if owner ~= '' and h.cache == owner then
     omitted = 1
   elseif rerr == '' then
-    hist = redis.pcall('LRANGE', hk, 0, -1)
+    hist = redis.pcall('LRANGE', hk, '0', '-1')
     kv = redis.pcall('HGETALL', k_kv(id))
     if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
     if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
   end
-  return {id, tok, num(h.att), flat, msgs, hlen, omitted, hist, kv, rerr}
+  return {id, tok, num(h.att), v, msgs, hlen, omitted, hist, kv, rerr}
 end
 
 local function next_wake()
@@ -68,7 +88,7 @@ local woken = {}
 -- A timer numbered before its instance's creation (cseq) was set by an
 -- earlier instance with the same id, since deleted: it is dropped.
 if npromote > 0 then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, npromote)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', I(now), 'LIMIT', '0', ARGV[6])
   for _, m in ipairs(due) do
     local c1 = string.find(m, ':', 1, true)
     local c2 = c1 and string.find(m, ':', c1 + 1, true)
@@ -95,7 +115,8 @@ for _, c in ipairs(cands) do
   if not seen[id] then
     seen[id] = true
     local ik = k_inst(id)
-    local f = redis.call('HMGET', ik, 'status', 'rq', 'tok', 'ldl', 'att', 'node')
+    local v = redis.call('HMGET', ik, unpack(LOCK_FIELDS))
+    local f = {v[F_STATUS], v[F_RQ], v[F_TOK], v[F_LDL], v[F_ATT], v[F_NODE]}
     local tok, ldl = f[3] or '', num(f[4])
     if not f[1] then
       redis.call('ZREM', zkey, id)                      -- orphan entry
@@ -105,40 +126,44 @@ for _, c in ipairs(cands) do
     elseif f[2] ~= bucket then
       redis.call('ZREM', zkey, id)                      -- stale bucket: move to rq
       if tok ~= '' then
-        redis.call('ZADD', k_ready(f[2]), 'NX', ldl, id)
+        redis.call('ZADD', k_ready(f[2]), 'NX', I(ldl), id)
       elseif redis.call('LLEN', k_inbox(id)) > 0 then
-        redis.call('ZADD', k_ready(f[2]), 'NX', now, id)
+        redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
       end
     elseif tok ~= '' and ldl > now then
-      redis.call('ZADD', zkey, ldl, id)                 -- live lock: fix its score
+      redis.call('ZADD', zkey, I(ldl), id)              -- live lock: fix its score
     else
       local llen = redis.call('LLEN', k_inbox(id))
       if llen == 0 then
         redis.call('ZREM', zkey, id)                    -- nothing to process
         if tok ~= '' then
-          redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', 0, 'node', '')
+          redis.call('HSET', ik, 'tok', '', 'ldl', '', 'batch', '0', 'node', '')
           lock_owner_move(f[6], '', 'o:' .. id)
         end
       else
         local n = #locked + 1
-        local t = req .. ':' .. n
-        local deadline = now + lock
-        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', num(f[5]) + 1,
-          'batch', math.min(llen, maxmsg), 'node', me)
+        local t = req .. ':' .. I(n)
+        local deadline = I(now + lock)
+        v[F_TOK], v[F_ATT], v[F_BATCH] = t, I(num(f[5]) + 1), I(math.min(llen, maxmsg))
+        redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', v[F_ATT],
+          'batch', v[F_BATCH], 'node', me)
         lock_owner_move(f[6], me, 'o:' .. id)
         redis.call('ZADD', zkey, deadline, id)
         locked[n] = id
-        table.insert(items, build_item(id, t))
+        table.insert(items, build_item(id, t, v))
       end
     end
   end
 end
 
 if #locked > 0 then
-  redis.call('SET', KEYS[3], encode_ids(locked), 'PX', lock)
+  redis.call('SET', KEYS[3], encode_ids(locked), 'PX', ARGV[4])
 end
 publish_all(CH_WAKE_ORCH, woken)
 
-local out = {next_wake()}
+-- A fetch that locked Max items answers 1 (fetch again now) without
+-- looking at the buckets: its caller fetches again at once anyway.
+local out = {1}
+if #locked < max then out[1] = next_wake() end
 for _, it in ipairs(items) do table.insert(out, it) end
 return out

@@ -14,7 +14,8 @@
 -- past it: see WAIT_WINDOW below); fetching a session's item extends its
 -- lease and records activity.
 -- Returns {next_wake_ms, item...}; item = {work id, token, bucket, body,
---   instance id, attempts}. next_wake_ms as in fetch_orch.lua (timers excluded).
+--   instance id, attempts}. next_wake_ms as in fetch_orch.lua (timers excluded;
+--   1 when Max items were locked).
 -- Idempotent per request id like fetch_orch.lua.
 -- Cost: O(buckets * (log N + Max + WAIT_WINDOW)), independent of buckets not
 -- served and of how many session items wait for a claimer.
@@ -62,7 +63,7 @@ local function scan(limit)
         redis.call('ZREM', zkey, wid)                     -- orphan or stale entry
         take = false
       elseif tok ~= '' and ldl > now then
-        redis.call('ZADD', zkey, ldl, wid)                -- live lock: fix its score
+        redis.call('ZADD', zkey, I(ldl), wid)             -- live lock: fix its score
         take = false
       elseif sess ~= '' then
         local owner = session_owner(sess, now)
@@ -70,7 +71,7 @@ local function scan(limit)
           -- route to the owner instead of skipping it
           local nb2 = node_bucket(owner)
           redis.call('ZREM', zkey, wid)
-          redis.call('ZADD', k_work(nb2), c[2], wid)
+          redis.call('ZADD', k_work(nb2), c[4], wid)
           redis.call('HSET', k_wi(wid), 'bucket', nb2)
           redis.call('SADD', K_WORK_BUCKETS, nb2)
           redis.call('PUBLISH', CH_WAKE_WORK, nb2)
@@ -81,19 +82,19 @@ local function scan(limit)
             table.insert(waiting, {zkey, wid})            -- no capacity: leave it for others
             take = false
           else
-            redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', now + lease, 'last', now)
+            redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', I(now + lease), 'last', I(now))
             redis.call('SADD', k_osess(me), sess)
             held = held + 1
           end
         else
-          redis.call('HSET', k_sess(sess), 'ldl', now + lease, 'last', now)
+          redis.call('HSET', k_sess(sess), 'ldl', I(now + lease), 'last', I(now))
         end
       end
       if take then
         local n = #locked + 1
-        local t = req .. ':' .. n
-        local deadline = now + lock
-        redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', num(f[4]) + 1, 'node', node)
+        local t = req .. ':' .. I(n)
+        local deadline = I(now + lock)
+        redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', I(num(f[4]) + 1), 'node', node)
         lock_owner_move(f[6], node, 'w:' .. wid)
         redis.call('ZADD', zkey, deadline, wid)
         locked[n] = wid
@@ -116,15 +117,18 @@ if #locked < max and #waiting > 0 then
   scan(max + WAIT_WINDOW)
   if #locked < max and #waiting >= WAIT_WINDOW then
     for i, w in ipairs(waiting) do
-      redis.call('ZADD', w[1], now + WAIT_DEFER_MS + i, w[2])
+      redis.call('ZADD', w[1], I(now + WAIT_DEFER_MS + i), w[2])
     end
   end
 end
 
 if #locked > 0 then
-  redis.call('SET', KEYS[2], encode_ids(locked), 'PX', lock)
+  redis.call('SET', KEYS[2], encode_ids(locked), 'PX', ARGV[3])
 end
 
-local out = {next_wake()}
+-- A fetch that locked Max items answers 1 (fetch again now) without
+-- looking at the buckets: its caller fetches again at once anyway.
+local out = {1}
+if #locked < max then out[1] = next_wake() end
 for _, it in ipairs(items) do table.insert(out, it) end
 return out
