@@ -50,7 +50,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 			})
 			return res.Items, res.NextWake, err
 		},
-		run: w.runTurn,
+		run: func(item queue.OrchestrationItem, _ func()) { w.runTurn(item) },
 	})
 }
 

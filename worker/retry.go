@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,37 +27,50 @@ func (l *lockDeadline) extend(from time.Time, timeout time.Duration) {
 
 func (l *lockDeadline) get() time.Time { return time.Unix(0, l.at.Load()) }
 
-// renewLock renews a lock held until timeout in a goroutine, every third of
-// timeout, until ctx ends or the returned stop function is called: renew
-// sends one renewal; each success moves deadline on (from the time it was
-// sent). A failure while ctx is live goes to failed, which logs it and
-// reports whether the lock is gone for good (then renewal stops; otherwise
-// it is retried at the next tick). It is the one renewal loop of turns and
-// activities.
+// renewLock renews a lock held until timeout every third of timeout, until
+// ctx ends or the returned stop function is called: renew sends one
+// renewal; each success moves deadline on (from the time it was sent). A
+// failure while ctx is live goes to failed, which logs it and reports
+// whether the lock is gone for good (then renewal stops; otherwise it is
+// retried at the next tick). It is the one renewal loop of turns and
+// activities. It runs on a timer, not a goroutine of its own: most turns
+// and activities end before the first tick and so cost no goroutine.
 func renewLock(ctx context.Context, timeout time.Duration, deadline *lockDeadline, renew func(context.Context) error, failed func(error) (gone bool)) (stop func()) {
-	ctx, stop = context.WithCancel(ctx)
-	go func() {
-		tick := time.NewTicker(timeout / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				sent := time.Now()
-				err := renew(ctx)
-				switch {
-				case err == nil:
-					deadline.extend(sent, timeout)
-				case ctx.Err() != nil:
-					return // stopped meanwhile: the failure is ours
-				case failed(err):
-					return
-				}
-			}
+	ctx, cancel := context.WithCancel(ctx)
+	period := timeout / 3
+	var mu sync.Mutex // orders the timer's creation before its first use
+	var timer *time.Timer
+	tick := func() {
+		if ctx.Err() != nil {
+			return
 		}
-	}()
-	return stop
+		sent := time.Now()
+		err := renew(ctx)
+		switch {
+		case err == nil:
+			deadline.extend(sent, timeout)
+		case ctx.Err() != nil:
+			return // stopped meanwhile: the failure is ours
+		case failed(err):
+			return
+		}
+		// Like a ticker: the next tick is due a period after this one,
+		// at once when the renewal took longer than that.
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() == nil {
+			timer.Reset(max(0, period-time.Since(sent)))
+		}
+	}
+	mu.Lock()
+	timer = time.AfterFunc(period, tick)
+	mu.Unlock()
+	return func() {
+		cancel()
+		mu.Lock()
+		timer.Stop()
+		mu.Unlock()
+	}
 }
 
 // retryUntilLockDeadline runs op (an ack: fenced by its lock token, and
