@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
@@ -574,8 +572,8 @@ func (t *turn) poison(ctx context.Context, execution int64, history []replay.Eve
 	}
 	if t.ack(ctx, ack, nil) {
 		t.log.Error("orchestration poisoned", "execution", execution, "reason", details.Error())
-		w.tel.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
-		w.tel.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(engine.CategoryPoison))))
+		w.tel.add(ctx, w.tel.poison, 1, "kind", "orchestration")
+		w.tel.add(ctx, w.tel.failures, 1, "orchestration", name, "category", string(engine.CategoryPoison))
 	}
 }
 
