@@ -65,7 +65,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 // detach frees its slot early when the activity is abandoned (see
 // dispatcher.run).
 func (w *Worker) runActivity(item queue.FetchedWork, detach func()) {
-	log := w.log.With("work_item", item.ID, "instance", item.InstanceID, "attempt", item.Attempts)
+	log := newItemLog(w.log, slog.String("work_item", item.ID), slog.String("instance", item.InstanceID), slog.Int("attempt", item.Attempts))
 	lock := newLockDeadline(w.opts.ActivityLockTimeout)
 	// Store calls use a context that survives shutdown: the ack of a finished
 	// activity must still be written.
@@ -81,7 +81,7 @@ func (w *Worker) runActivity(item queue.FetchedWork, detach func()) {
 		}
 		return
 	}
-	log = log.With("activity", req.Name, "activity_id", req.EventID)
+	log.add(slog.String("activity", req.Name), slog.Int64("activity_id", req.EventID))
 
 	if item.Attempts > w.opts.MaxAttempts {
 		reason := "the activity did not complete on any attempt (worker crashes or lost locks)"
@@ -199,7 +199,7 @@ func (w *Worker) runActivity(item queue.FetchedWork, detach func()) {
 // ackActivity acks the work item with its completion, retrying transient
 // errors until the lock deadline (an applied ack that is resent finds the
 // item gone: ErrWorkNotFound).
-func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
+func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
 	body, err := replay.EncodeMessage(completion)
 	if err == nil {
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
@@ -222,7 +222,7 @@ func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *loc
 // callActivity runs fn, turning a panic into an application error. The
 // error (stored in history and seen by clients) carries the panic message
 // only; the goroutine stack, with this worker's file paths, goes to log.
-func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
+func callActivity(log *itemLog, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("activity panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -235,7 +235,7 @@ func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.Activity
 // renewActivityLock renews the work item's lock every third of the lock
 // timeout while the activity runs; when the lock is lost it cancels the
 // activity's context. Renewal never counts as a delivery attempt.
-func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
+func (w *Worker) renewActivityLock(ctx context.Context, log *itemLog, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
 	return renewLock(ctx, w.opts.ActivityLockTimeout, deadline,
 		func(ctx context.Context) error {
 			return w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -66,19 +67,14 @@ type turn struct {
 	lock   *lockDeadline // when the instance lock expires, as far as this worker knows
 	meta   queue.InstanceRecord
 	parent *parentLink // known parent link, when already looked up
-	log    interface {
-		Warn(string, ...any)
-		Error(string, ...any)
-		Info(string, ...any)
-		Debug(string, ...any)
-	}
+	log    *itemLog
 }
 
 // runTurn processes one fetched instance: decide the execution, replay,
 // run the turn, and ack; or abandon with backoff; or poison.
 func (w *Worker) runTurn(item queue.OrchestrationItem) {
 	t := &turn{w: w, item: item, meta: item.Instance, lock: newLockDeadline(w.opts.OrchestrationLockTimeout)}
-	t.log = w.log.With("instance", item.InstanceID, "orchestration", t.meta.Name, "attempt", item.Attempts)
+	t.log = newItemLog(w.log, slog.String("instance", item.InstanceID), slog.String("orchestration", t.meta.Name), slog.Int("attempt", item.Attempts))
 	ctx, cancel := context.WithCancel(context.Background()) // outlives shutdown: a started turn is finished
 	defer cancel()
 	stopRenew := w.renewTurnLock(ctx, item, t.lock)
