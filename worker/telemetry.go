@@ -189,6 +189,9 @@ func extract(traceparent string) context.Context {
 
 // inject returns the traceparent of ctx's span ("" when none is recording).
 func inject(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "" // nothing to propagate (TraceContext injects nothing)
+	}
 	c := propagation.MapCarrier{}
 	propagator.Inject(ctx, c)
 	return c["traceparent"]
