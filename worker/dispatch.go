@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,8 +63,10 @@ func (p *pool[T]) submit(item T) {
 // loop runs item, then every item it receives until the dispatcher ends
 // (work is closed) or a run detaches it.
 func (p *pool[T]) loop(item T) {
+	s := &poolSlot[T]{p: p}
+	s.detachFn = s.detach // one func value per goroutine, not per item
 	for {
-		if p.runOne(item) {
+		if s.runOne(item) {
 			return
 		}
 		var ok bool
@@ -76,26 +79,40 @@ func (p *pool[T]) loop(item T) {
 	}
 }
 
+// poolSlot is one pool goroutine's state for the item it runs.
+type poolSlot[T any] struct {
+	p        *pool[T]
+	detachFn func()
+	done     atomic.Bool // the item's slot was freed: by detach or at the end of its run
+}
+
 // runOne runs one item and frees its slot; it reports whether the run
 // detached this goroutine.
-func (p *pool[T]) runOne(item T) (detached bool) {
-	var once sync.Once
-	release := func() {
-		p.w.inflight.Done()
-		<-p.slots
+func (s *poolSlot[T]) runOne(item T) (detached bool) {
+	s.done.Store(false)
+	s.p.d.run(item, s.detachFn)
+	if !s.done.CompareAndSwap(false, true) {
+		return true
 	}
-	detach := func() {
-		once.Do(func() {
-			detached = true
-			p.mu.Lock()
-			p.live--
-			p.mu.Unlock()
-			release()
-		})
+	s.p.release()
+	return false
+}
+
+// detach frees the slot of the running item and takes this goroutine out of
+// the pool (see dispatcher.run).
+func (s *poolSlot[T]) detach() {
+	if !s.done.CompareAndSwap(false, true) {
+		return
 	}
-	p.d.run(item, detach)
-	once.Do(release)
-	return detached
+	s.p.mu.Lock()
+	s.p.live--
+	s.p.mu.Unlock()
+	s.p.release()
+}
+
+func (p *pool[T]) release() {
+	p.w.inflight.Done()
+	<-p.slots
 }
 
 // dispatch runs d until ctx ends: it waits for a free slot, fetches as many

@@ -53,6 +53,26 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 	})
 }
 
+// replays reports whether pin, an execution's engine version, is in this
+// worker's replay range. Results are cached per pin (a handful of engine
+// versions; bounded) instead of parsing the version at every turn.
+func (w *Worker) replays(pin string) bool {
+	if v, ok := w.pinRange.Load(pin); ok {
+		return v.(bool)
+	}
+	ok, err := w.serves.ReplayRange.ContainsString(pin)
+	ok = ok && err == nil
+	if w.pinRangeLen.Load() < maxCachedPins {
+		if _, loaded := w.pinRange.LoadOrStore(pin, ok); !loaded {
+			w.pinRangeLen.Add(1)
+		}
+	}
+	return ok
+}
+
+// maxCachedPins bounds the cache of replays.
+const maxCachedPins = 64
+
 func (w *Worker) cacheOwner() string {
 	if !w.cache.enabled() {
 		return ""
@@ -164,7 +184,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []replay.Message, raw
 	execution := int64(t.meta.ExecutionID)
 	pin := t.meta.EnginePin
 	if pin != "" {
-		if ok, err := w.serves.ReplayRange.ContainsString(pin); err != nil || !ok {
+		if !w.replays(pin) {
 			// Slipped through the fetch filter (a range changed): never
 			// replay it with this engine; leave it for a compatible worker.
 			t.log.Warn("execution pinned to an engine version outside this worker's range; releasing it",
