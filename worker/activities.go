@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,8 +62,10 @@ func (w *Worker) activityLoop(ctx context.Context) {
 }
 
 // runActivity runs one fetched work item and acks its completion.
-func (w *Worker) runActivity(item queue.FetchedWork) {
-	log := w.log.With("work_item", item.ID, "instance", item.InstanceID, "attempt", item.Attempts)
+// detach frees its slot early when the activity is abandoned (see
+// dispatcher.run).
+func (w *Worker) runActivity(item queue.FetchedWork, detach func()) {
+	log := newItemLog(w.log, slog.String("work_item", item.ID), slog.String("instance", item.InstanceID), slog.Int("attempt", item.Attempts))
 	lock := newLockDeadline(w.opts.ActivityLockTimeout)
 	// Store calls use a context that survives shutdown: the ack of a finished
 	// activity must still be written.
@@ -78,7 +81,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 		}
 		return
 	}
-	log = log.With("activity", req.Name, "activity_id", req.EventID)
+	log.add(slog.String("activity", req.Name), slog.Int64("activity_id", req.EventID))
 
 	if item.Attempts > w.opts.MaxAttempts {
 		reason := "the activity did not complete on any attempt (worker crashes or lost locks)"
@@ -122,25 +125,50 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 	began := time.Now()
 	spanCtx, span := w.tel.startActivity(req, item.Attempts, w.opts.NodeID)
 	ctx, cancel := context.WithCancelCause(spanCtx)
-	defer cancel(nil)
 	ra := &runningActivity{item: item, cancel: cancel}
 	w.mu.Lock()
 	w.activities[item.ID] = ra
 	w.mu.Unlock()
-	defer func() {
+	cleanup := func() {
+		cancel(nil)
 		w.mu.Lock()
-		delete(w.activities, item.ID)
+		if w.activities[item.ID] == ra {
+			delete(w.activities, item.ID)
+		}
 		w.mu.Unlock()
-	}()
-	stopRenew := w.renewActivityLock(ctx, log, item, cancel, lock)
-	out, abandoned, runErr := w.runWithGrace(ctx, log, fn, replay.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger).(*engine.ActivityContext), req.Input)
-	stopRenew()
-	if abandoned {
-		log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
-			"grace", w.opts.ActivityCancellationGrace, "cause", context.Cause(ctx))
-		w.tel.endActivity(spanCtx, span, began, req.Name, "cancelled", context.Cause(ctx))
-		return
 	}
+	stopRenew := w.renewActivityLock(ctx, log, item, cancel, lock)
+	// The activity runs on this goroutine. Once ctx is cancelled (lost
+	// lock, shutdown) it has ActivityCancellationGrace to return; after
+	// that it is given up on (abandoned): its slot is freed at once, this
+	// goroutine leaves the pool to finish the call on its own, and the
+	// result is dropped. state decides which of the two ends wins.
+	const running, returned, abandoned = 0, 1, 2
+	var state atomic.Int32
+	var grace atomic.Pointer[time.Timer]
+	stopWatch := context.AfterFunc(ctx, func() {
+		grace.Store(time.AfterFunc(w.opts.ActivityCancellationGrace, func() {
+			if !state.CompareAndSwap(running, abandoned) {
+				return
+			}
+			stopRenew()
+			log.Warn("activity ignored its cancellation for longer than the grace period; its slot is freed and its result will be dropped",
+				"grace", w.opts.ActivityCancellationGrace, "cause", context.Cause(ctx))
+			w.tel.endActivity(spanCtx, span, began, req.Name, "cancelled", context.Cause(ctx))
+			cleanup()
+			detach()
+		}))
+	})
+	out, runErr := callActivity(log, fn, replay.NewActivityContext(ctx, req, w.opts.NodeID, item.Attempts, w.opts.Logger).(*engine.ActivityContext), req.Input)
+	if !state.CompareAndSwap(running, returned) {
+		return // abandoned meanwhile: the grace timer has ended it
+	}
+	stopWatch()
+	if t := grace.Load(); t != nil {
+		t.Stop()
+	}
+	stopRenew()
+	defer cleanup()
 
 	ra.mu.Lock()
 	released := ra.released
@@ -171,7 +199,7 @@ func (w *Worker) runActivity(item queue.FetchedWork) {
 // ackActivity acks the work item with its completion, retrying transient
 // errors until the lock deadline (an applied ack that is resent finds the
 // item gone: ErrWorkNotFound).
-func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
+func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
 	body, err := replay.EncodeMessage(completion)
 	if err == nil {
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
@@ -191,39 +219,10 @@ func (w *Worker) ackActivity(log *slog.Logger, item queue.FetchedWork, lock *loc
 	}
 }
 
-// runWithGrace runs the activity; once ctx is cancelled (lost lock, shutdown)
-// it waits at most ActivityCancellationGrace for it to return, then gives up
-// on it (abandoned): the goroutine is left to finish on its own and its
-// result is discarded.
-func (w *Worker) runWithGrace(ctx context.Context, log *slog.Logger, fn engine.ActivityFunc, actx *engine.ActivityContext, input string) (string, bool, error) {
-	type result struct {
-		out string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := callActivity(log, fn, actx, input)
-		done <- result{out, err}
-	}()
-	select {
-	case r := <-done:
-		return r.out, false, r.err
-	case <-ctx.Done():
-	}
-	grace := time.NewTimer(w.opts.ActivityCancellationGrace)
-	defer grace.Stop()
-	select {
-	case r := <-done:
-		return r.out, false, r.err
-	case <-grace.C:
-		return "", true, nil
-	}
-}
-
 // callActivity runs fn, turning a panic into an application error. The
 // error (stored in history and seen by clients) carries the panic message
 // only; the goroutine stack, with this worker's file paths, goes to log.
-func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
+func callActivity(log *itemLog, fn engine.ActivityFunc, ctx *engine.ActivityContext, input string) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("activity panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -236,7 +235,7 @@ func callActivity(log *slog.Logger, fn engine.ActivityFunc, ctx *engine.Activity
 // renewActivityLock renews the work item's lock every third of the lock
 // timeout while the activity runs; when the lock is lost it cancels the
 // activity's context. Renewal never counts as a delivery attempt.
-func (w *Worker) renewActivityLock(ctx context.Context, log interface{ Warn(string, ...any) }, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
+func (w *Worker) renewActivityLock(ctx context.Context, log *itemLog, item queue.FetchedWork, cancel context.CancelCauseFunc, deadline *lockDeadline) func() {
 	return renewLock(ctx, w.opts.ActivityLockTimeout, deadline,
 		func(ctx context.Context) error {
 			return w.store.RenewWork(ctx, item.ID, item.Token, w.opts.ActivityLockTimeout)

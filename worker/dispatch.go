@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,17 +16,115 @@ type dispatcher[T any] struct {
 	minIdle     time.Duration // shortest wait after an empty fetch
 	before      func()        // runs before each fetch, if set
 	fetch       func(n int) (items []T, nextWake time.Duration, err error)
-	run         func(T)
+	// run processes one item on a goroutine of the dispatcher's pool.
+	// Calling detach (at most once takes effect) frees the item's slot
+	// before run returns and retires the goroutine once run returns: an
+	// activity that ignores its cancellation past the grace period keeps
+	// it while the pool starts another.
+	run func(item T, detach func())
+}
+
+// pool is the dispatcher's set of long-lived goroutines: at most
+// concurrency attached ones, started on demand and kept while the
+// dispatcher runs, so a turn or an activity runs on a goroutine whose stack
+// has already grown instead of on a new one.
+type pool[T any] struct {
+	w     *Worker
+	d     *dispatcher[T]
+	slots chan struct{}
+	work  chan T
+	mu    sync.Mutex
+	live  int // attached goroutines (detached ones no longer count)
+}
+
+// submit hands item, which holds a slot, to an idle goroutine or to a new
+// one. A blocking send is safe once every goroutine is started: item's slot
+// is held, so at most concurrency-1 attached goroutines are busy.
+func (p *pool[T]) submit(item T) {
+	p.w.inflight.Add(1)
+	select {
+	case p.work <- item:
+		return
+	default:
+	}
+	p.mu.Lock()
+	start := p.live < p.d.concurrency
+	if start {
+		p.live++
+	}
+	p.mu.Unlock()
+	if start {
+		go p.loop(item)
+		return
+	}
+	p.work <- item
+}
+
+// loop runs item, then every item it receives until the dispatcher ends
+// (work is closed) or a run detaches it.
+func (p *pool[T]) loop(item T) {
+	s := &poolSlot[T]{p: p}
+	s.detachFn = s.detach // one func value per goroutine, not per item
+	for {
+		if s.runOne(item) {
+			return
+		}
+		var ok bool
+		if item, ok = <-p.work; !ok {
+			p.mu.Lock()
+			p.live--
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// poolSlot is one pool goroutine's state for the item it runs.
+type poolSlot[T any] struct {
+	p        *pool[T]
+	detachFn func()
+	done     atomic.Bool // the item's slot was freed: by detach or at the end of its run
+}
+
+// runOne runs one item and frees its slot; it reports whether the run
+// detached this goroutine.
+func (s *poolSlot[T]) runOne(item T) (detached bool) {
+	s.done.Store(false)
+	s.p.d.run(item, s.detachFn)
+	if !s.done.CompareAndSwap(false, true) {
+		return true
+	}
+	s.p.release()
+	return false
+}
+
+// detach frees the slot of the running item and takes this goroutine out of
+// the pool (see dispatcher.run).
+func (s *poolSlot[T]) detach() {
+	if !s.done.CompareAndSwap(false, true) {
+		return
+	}
+	s.p.mu.Lock()
+	s.p.live--
+	s.p.mu.Unlock()
+	s.p.release()
+}
+
+func (p *pool[T]) release() {
+	p.w.inflight.Done()
+	<-p.slots
 }
 
 // dispatch runs d until ctx ends: it waits for a free slot, fetches as many
-// items as there are free slots, runs each on its own goroutine, backs off
+// items as there are free slots, runs each on a goroutine of its pool, backs off
 // on store errors (100 ms doubling to 5 s, cut short when the wake-up
 // subscription reconnects: Redis is reachable again), and after a fetch that
 // did not fill its slots blocks until kicked, until the earliest known due
 // item, or for BlockTimeout.
 func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 	slots := make(chan struct{}, d.concurrency)
+	p := &pool[T]{w: w, d: &d, slots: slots, work: make(chan T)}
+	defer close(p.work) // idle pool goroutines end; busy ones finish their item
 	errs := 0
 	for ctx.Err() == nil {
 		if d.before != nil {
@@ -70,12 +170,7 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
 			errs = 0
 		}
 		for _, item := range items {
-			w.inflight.Add(1)
-			go func(item T) {
-				defer w.inflight.Done()
-				defer func() { <-slots }()
-				d.run(item)
-			}(item)
+			p.submit(item)
 		}
 		if len(items) < n {
 			// The fetch did not fill the free slots: there is nothing more

@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
@@ -50,9 +49,29 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 			})
 			return res.Items, res.NextWake, err
 		},
-		run: w.runTurn,
+		run: func(item queue.OrchestrationItem, _ func()) { w.runTurn(item) },
 	})
 }
+
+// replays reports whether pin, an execution's engine version, is in this
+// worker's replay range. Results are cached per pin (a handful of engine
+// versions; bounded) instead of parsing the version at every turn.
+func (w *Worker) replays(pin string) bool {
+	if v, ok := w.pinRange.Load(pin); ok {
+		return v.(bool)
+	}
+	ok, err := w.serves.ReplayRange.ContainsString(pin)
+	ok = ok && err == nil
+	if w.pinRangeLen.Load() < maxCachedPins {
+		if _, loaded := w.pinRange.LoadOrStore(pin, ok); !loaded {
+			w.pinRangeLen.Add(1)
+		}
+	}
+	return ok
+}
+
+// maxCachedPins bounds the cache of replays.
+const maxCachedPins = 64
 
 func (w *Worker) cacheOwner() string {
 	if !w.cache.enabled() {
@@ -68,19 +87,14 @@ type turn struct {
 	lock   *lockDeadline // when the instance lock expires, as far as this worker knows
 	meta   queue.InstanceRecord
 	parent *parentLink // known parent link, when already looked up
-	log    interface {
-		Warn(string, ...any)
-		Error(string, ...any)
-		Info(string, ...any)
-		Debug(string, ...any)
-	}
+	log    *itemLog
 }
 
 // runTurn processes one fetched instance: decide the execution, replay,
 // run the turn, and ack; or abandon with backoff; or poison.
 func (w *Worker) runTurn(item queue.OrchestrationItem) {
 	t := &turn{w: w, item: item, meta: item.Instance, lock: newLockDeadline(w.opts.OrchestrationLockTimeout)}
-	t.log = w.log.With("instance", item.InstanceID, "orchestration", t.meta.Name, "attempt", item.Attempts)
+	t.log = newItemLog(w.log, slog.String("instance", item.InstanceID), slog.String("orchestration", t.meta.Name), slog.Int("attempt", item.Attempts))
 	ctx, cancel := context.WithCancel(context.Background()) // outlives shutdown: a started turn is finished
 	defer cancel()
 	stopRenew := w.renewTurnLock(ctx, item, t.lock)
@@ -170,7 +184,7 @@ func (t *turn) continueExecution(ctx context.Context, msgs []replay.Message, raw
 	execution := int64(t.meta.ExecutionID)
 	pin := t.meta.EnginePin
 	if pin != "" {
-		if ok, err := w.serves.ReplayRange.ContainsString(pin); err != nil || !ok {
+		if !w.replays(pin) {
 			// Slipped through the fetch filter (a range changed): never
 			// replay it with this engine; leave it for a compatible worker.
 			t.log.Warn("execution pinned to an engine version outside this worker's range; releasing it",
@@ -574,8 +588,8 @@ func (t *turn) poison(ctx context.Context, execution int64, history []replay.Eve
 	}
 	if t.ack(ctx, ack, nil) {
 		t.log.Error("orchestration poisoned", "execution", execution, "reason", details.Error())
-		w.tel.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
-		w.tel.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(engine.CategoryPoison))))
+		w.tel.add(ctx, w.tel.poison, 1, "kind", "orchestration")
+		w.tel.add(ctx, w.tel.failures, 1, "orchestration", name, "category", string(engine.CategoryPoison))
 	}
 }
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,5 +35,36 @@ func TestNewRefusesAReplayRangeWithoutItsOwnEngine(t *testing.T) {
 	// An activity-only worker replays nothing: its range does not matter.
 	if _, err := New(store, nil, nil, Options{OrchestrationConcurrency: -1, SupportedReplayVersions: &old}); err != nil {
 		t.Fatalf("activity-only worker: %v", err)
+	}
+}
+
+// TestReplaysAnswersAsTheRangeDoes: the per-pin cache of the replay-range
+// check answers as ContainsString does, on first and later calls, and stays
+// bounded.
+func TestReplaysAnswersAsTheRangeDoes(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // New does not contact Redis
+	defer rdb.Close()
+	orchs := engine.NewOrchestrationRegistry().Register("O", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+		return in, nil
+	}).MustBuild()
+	r := capability.MustRange("0.0.0", engine.Version)
+	w, err := New(queue.New(rdb, queue.Options{Prefix: "t"}), orchs, nil, Options{SupportedReplayVersions: &r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		for _, pin := range []string{engine.Version, "0.0.1", "99.0.0", "not-a-version", ""} {
+			want, err := r.ContainsString(pin)
+			want = want && err == nil
+			if got := w.replays(pin); got != want {
+				t.Fatalf("replays(%q) = %v, want %v", pin, got, want)
+			}
+		}
+	}
+	for i := range 2 * maxCachedPins {
+		w.replays("1.0." + strconv.Itoa(i))
+	}
+	if n := w.pinRangeLen.Load(); n > maxCachedPins {
+		t.Fatalf("%d cached pins, more than %d", n, maxCachedPins)
 	}
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -31,6 +32,56 @@ type telemetry struct {
 	activityRuns     metric.Int64Counter
 	turnDuration     metric.Float64Histogram
 	activityDuration metric.Float64Histogram
+
+	attrSets    sync.Map     // attrKey -> metric.MeasurementOption
+	attrSetsLen atomic.Int32 // entries in attrSets, bounded by attrSetsMax
+	attrSetsMax int32        // maxAttrSets; smaller in tests
+}
+
+// attrKey is up to three attribute key-value pairs of a measurement.
+type attrKey [6]string
+
+// maxAttrSets bounds the cache of attribute sets. Its keys are registered
+// names and versions and a few fixed words, so the bound is reached only
+// with a very large registry or with names read from the store that this
+// worker does not serve; past it, sets are built per measurement.
+const maxAttrSets = 4096
+
+// attrs returns the measurement option of the attributes kv (key, value,
+// key, value...; at most three pairs), building the attribute set once per
+// distinct kv instead of at every measurement.
+func (t *telemetry) attrs(kv ...string) metric.MeasurementOption {
+	var k attrKey
+	copy(k[:], kv)
+	if o, ok := t.attrSets.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	a := make([]attribute.KeyValue, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		a = append(a, attribute.String(kv[i], kv[i+1]))
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(a...))
+	if t.attrSetsLen.Load() < t.attrSetsMax {
+		if _, loaded := t.attrSets.LoadOrStore(k, o); !loaded {
+			t.attrSetsLen.Add(1)
+		}
+	}
+	return o
+}
+
+// add adds n to c with the attributes kv, when c is enabled (an SDK is
+// installed and no view drops it).
+func (t *telemetry) add(ctx context.Context, c metric.Int64Counter, n int64, kv ...string) {
+	if c.Enabled(ctx) {
+		c.Add(ctx, n, t.attrs(kv...))
+	}
+}
+
+// record records v in h with the attributes kv, when h is enabled.
+func (t *telemetry) record(ctx context.Context, h metric.Float64Histogram, v float64, kv ...string) {
+	if h.Enabled(ctx) {
+		h.Record(ctx, v, t.attrs(kv...))
+	}
 }
 
 var propagator = propagation.TraceContext{}
@@ -97,7 +148,7 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry,
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(instrumentation)
-	t := &telemetry{tracer: tp.Tracer(instrumentation)}
+	t := &telemetry{tracer: tp.Tracer(instrumentation), attrSetsMax: maxAttrSets}
 	var err error
 	for _, c := range []struct {
 		dst  *metric.Int64Counter
@@ -138,6 +189,9 @@ func extract(traceparent string) context.Context {
 
 // inject returns the traceparent of ctx's span ("" when none is recording).
 func inject(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "" // nothing to propagate (TraceContext injects nothing)
+	}
 	c := propagation.MapCarrier{}
 	propagator.Inject(ctx, c)
 	return c["traceparent"]
@@ -159,10 +213,9 @@ func (t *telemetry) startTurn(traceparent, instance, name, version string, execu
 
 // endTurn records a finished turn.
 func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Time, name, version string, res *replay.TurnResult, startedBy string) {
-	attrs := metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version))
-	t.turnDuration.Record(ctx, time.Since(start).Seconds(), attrs)
+	t.record(ctx, t.turnDuration, time.Since(start).Seconds(), "orchestration", name, "version", version)
 	if startedBy != "" {
-		t.starts.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version), attribute.String("initiated_by", startedBy)))
+		t.add(ctx, t.starts, 1, "orchestration", name, "version", version, "initiated_by", startedBy)
 	}
 	if res == nil {
 		span.End()
@@ -174,17 +227,21 @@ func (t *telemetry) endTurn(ctx context.Context, span trace.Span, start time.Tim
 		status = "completed"
 	case replay.StatusFailed:
 		status = "failed"
-		t.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("category", string(res.Failure.Category))))
+		t.add(ctx, t.failures, 1, "orchestration", name, "category", string(res.Failure.Category))
 		if res.Failure.Category == engine.CategoryPoison {
-			t.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "orchestration")))
+			t.add(ctx, t.poison, 1, "kind", "orchestration")
 		}
-		span.SetStatus(codes.Error, res.Failure.Error())
+		if span.IsRecording() {
+			span.SetStatus(codes.Error, res.Failure.Error())
+		}
 	case replay.StatusContinuedAsNew:
 		status = "continued_as_new"
 	}
 	if status != "" {
-		t.completions.Add(ctx, 1, metric.WithAttributes(attribute.String("orchestration", name), attribute.String("version", version), attribute.String("status", status)))
-		span.SetAttributes(attribute.String("duroworker.status", status))
+		t.add(ctx, t.completions, 1, "orchestration", name, "version", version, "status", status)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("duroworker.status", status))
+		}
 	}
 	span.End()
 }
@@ -206,15 +263,16 @@ func (t *telemetry) startActivity(req replay.ActivityRequest, attempt int, node 
 
 // endActivity records a finished activity execution.
 func (t *telemetry) endActivity(ctx context.Context, span trace.Span, start time.Time, name, outcome string, err error) {
-	attrs := metric.WithAttributes(attribute.String("activity", name), attribute.String("outcome", outcome))
-	t.activityRuns.Add(ctx, 1, attrs)
-	t.activityDuration.Record(ctx, time.Since(start).Seconds(), attrs)
+	t.add(ctx, t.activityRuns, 1, "activity", name, "outcome", outcome)
+	t.record(ctx, t.activityDuration, time.Since(start).Seconds(), "activity", name, "outcome", outcome)
 	if outcome == "poison" {
-		t.poison.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "activity")))
+		t.add(ctx, t.poison, 1, "kind", "activity")
 	}
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
+	if span.IsRecording() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.SetAttributes(attribute.String("duroworker.outcome", outcome))
 	}
-	span.SetAttributes(attribute.String("duroworker.outcome", outcome))
 	span.End()
 }

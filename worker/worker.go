@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -53,6 +54,9 @@ type Worker struct {
 	sess   *session.Manager
 	tel    *telemetry
 	gauges metric.Registration
+
+	pinRange    sync.Map     // engine pin -> bool: in serves.ReplayRange (replays)
+	pinRangeLen atomic.Int32 // entries in pinRange
 
 	mu              sync.Mutex
 	started         bool

@@ -173,11 +173,11 @@ func (e *Event) IsTerminal() bool {
 
 // EncodeEvent returns the stored JSON form of e.
 func EncodeEvent(e Event) (string, error) {
-	b, err := Marshal(e)
+	s, err := marshalString(e)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s event %d: %w", e.Kind, e.ID, err)
 	}
-	return string(b), nil
+	return s, nil
 }
 
 // DecodeEvent parses one stored event. It fails on malformed JSON and on an

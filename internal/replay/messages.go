@@ -101,11 +101,11 @@ func (m *Message) IsStart() bool {
 
 // EncodeMessage returns the stored JSON form of m.
 func EncodeMessage(m Message) (string, error) {
-	b, err := Marshal(m)
+	s, err := marshalString(m)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s message: %w", m.Kind, err)
 	}
-	return string(b), nil
+	return s, nil
 }
 
 // DecodeMessage parses one stored inbox message and rejects unknown kinds and
@@ -161,11 +161,11 @@ type ActivityRequest struct {
 
 // EncodeActivityRequest returns the stored JSON form of r.
 func EncodeActivityRequest(r ActivityRequest) (string, error) {
-	b, err := Marshal(r)
+	s, err := marshalString(r)
 	if err != nil {
 		return "", fmt.Errorf("encoding activity request: %w", err)
 	}
-	return string(b), nil
+	return s, nil
 }
 
 // DecodeActivityRequest parses a stored activity work item.
