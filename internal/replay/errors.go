@@ -104,27 +104,10 @@ func pluralAttempts(n int) string {
 	return fmt.Sprintf("%d attempts", n)
 }
 
-// IsPoison reports whether err is, or wraps, a poison failure.
-func IsPoison(err error) bool {
-	var d *Failure
-	return errors.As(err, &d) && d.Category == CategoryPoison
-}
-
-// IsNondeterminism reports whether err is, or wraps, a nondeterminism failure.
-func IsNondeterminism(err error) bool {
-	var d *Failure
-	return errors.As(err, &d) && d.Category == CategoryConfiguration && d.Kind == KindNondeterminism
-}
-
 // ApplicationError returns the details of an application failure of the given
 // kind (KindActivityFailed, KindOrchestrationFailed, ...).
 func ApplicationError(kind, message string) *Failure {
 	return &Failure{Category: CategoryApplication, Kind: kind, Message: message}
-}
-
-// InfrastructureError returns the details of a store or runtime failure.
-func InfrastructureError(message string, retryable bool) *Failure {
-	return &Failure{Category: CategoryInfrastructure, Kind: KindStore, Message: message, Retryable: retryable}
 }
 
 // NondeterminismError returns the details of a replay mismatch.
