@@ -25,14 +25,18 @@ func (e *env) nodeTTL() time.Duration { return e.shortLock() }
 var nodeCases = []testCase{
 	{"dead_node_orchestration_lock_is_reclaimed_and_fenced", func(e *env) {
 		e.create("i1", "o:b", "start")
-		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		// n2 is live before n1 lapses, however slow the machine: its own
+		// liveness began before n1's ended, so n1's silence is a death.
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, longLock))
 		old := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
 		if len(old) != 1 {
 			e.t.Fatalf("n1 fetched %v", itemIDs(old))
 		}
-		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
 		e.reclaimRound() // n1 is still live: nothing is reclaimed
 		e.fetchNone("o:b")
+		// n1's last heartbeat: its liveness now runs out soon.
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
 		var got []queue.OrchestrationItem
 		e.after(e.nodeTTL()+time.Millisecond, "the dead node's lock taken over long before its deadline", func() bool {
 			e.reclaimRound()
@@ -82,7 +86,7 @@ var nodeCases = []testCase{
 		e.create("anon", "o:d", "start")
 		e.must("advertise", e.s.AdvertiseNode(e.ctx, "live", []string{"o:b"}, longLock))
 		e.must("advertise", e.s.AdvertiseNode(e.ctx, "gone", []string{"o:c"}, longLock))
-		lock := 3 * e.nodeTTL()
+		lock := longLock // only a reclaim could free these locks early
 		for b, node := range map[string]string{"o:b": "live", "o:c": "gone", "o:d": ""} {
 			if n := len(e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{b}, NodeID: node, LockTimeout: lock}).Items); n != 1 {
 				e.t.Fatalf("fetch from %s: %d items", b, n)
