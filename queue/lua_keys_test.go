@@ -427,6 +427,9 @@ func runEveryScript(e *env) {
 	_ = s.AbandonWork(ctx, wid, "stale", 0, true)
 	_ = s.AckWork(ctx, wid, wtok, "done")
 	_ = s.AckWorkPoisoned(ctx, "2", "none", "", DeadLetterNote{Reason: "r"})
+	_, _ = s.AckOrchestrationClaim(ctx, OrchestrationAck{InstanceID: id, Token: "none", ExecutionID: 1, Status: StatusRunning},
+		WorkClaim{RequestID: "claim-1", Buckets: []string{"a:x"}, Max: 1, LockTimeout: longLock})
+	_, _ = s.AckWorkClaim(ctx, "2", "none", "done", TurnClaim{RequestID: "claim-2", CacheOwner: "c", ReadyBucket: "o:b", LockTimeout: longLock})
 	_ = s.RequeueDeadLetter(ctx, "0-1", -1, nil)
 	_, _, _ = s.KV(ctx, "i1", "k")
 	_, _ = s.KVAll(ctx, "i1")

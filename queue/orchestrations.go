@@ -337,21 +337,119 @@ func validStatus(s string) bool {
 // ack with more than MaxAckEntries entries in one of its lists fails with
 // ErrAckTooLarge before anything is sent.
 func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) error {
+	_, err := s.ackOrchestration(ctx, ack, nil)
+	return err
+}
+
+// WorkClaim asks an ack to lock, for its caller, work items that the ack
+// creates (eager dispatch): the caller then runs them without fetching
+// them. The locks are those FetchWork takes.
+type WorkClaim struct {
+	// RequestID names the claim like FetchWorkRequest.RequestID: a resent
+	// ack with the same RequestID (after a lost reply) returns the items
+	// the first run claimed instead of claiming more. Retries of one ack
+	// must reuse it. If empty, a random id is used.
+	RequestID string
+	// Buckets are the work buckets the caller serves; only items of these
+	// buckets are claimed.
+	Buckets []string
+	// Max is the number of free activity slots the caller has reserved for
+	// the claim; 0 claims nothing (the ack is then a plain
+	// AckOrchestration).
+	Max int
+	// LockTimeout is how long the locks last unless renewed; it must be
+	// positive when Max > 0.
+	LockTimeout time.Duration
+	// NodeID is the worker node that takes the locks; see
+	// FetchOrchestrationsRequest.NodeID.
+	NodeID string
+}
+
+// AckOrchestrationResult is the outcome of AckOrchestrationClaim.
+type AckOrchestrationResult struct {
+	// Applied is false when the token had already been acked (a resent
+	// ack): nothing changed.
+	Applied bool
+	// Work are the claimed work items, locked for the caller exactly as
+	// FetchWork returns them (Attempts counts this delivery).
+	Work []FetchedWork
+}
+
+// AckOrchestrationClaim is AckOrchestration that also claims, when
+// claim.Max > 0, up to claim.Max of the work items the ack creates in
+// claim.Buckets (in the order of ack.Activities; items of a session are
+// never claimed: they go through FetchWork, which applies the session
+// rules), atomically with the ack. The claimed items leave no wake-up
+// behind. A dead-letter ack claims nothing. A resent ack that was already
+// applied returns the items its first run claimed (same RequestID) that
+// are still locked by it, with Applied false. A claimed item that its
+// caller never acks is redelivered by FetchWork after its lock expires,
+// like a fetched one.
+func (s *Store) AckOrchestrationClaim(ctx context.Context, ack OrchestrationAck, claim WorkClaim) (AckOrchestrationResult, error) {
+	if claim.Max <= 0 || ack.DeadLetter != nil {
+		raw, err := s.ackOrchestration(ctx, ack, nil)
+		if err != nil {
+			return AckOrchestrationResult{}, err
+		}
+		n, err := replyInt(raw)
+		return AckOrchestrationResult{Applied: n == 1}, err
+	}
+	if claim.LockTimeout <= 0 {
+		return AckOrchestrationResult{}, fmt.Errorf("acking orchestration %s: claim LockTimeout must be positive, got %v", ack.InstanceID, claim.LockTimeout)
+	}
+	if claim.RequestID == "" {
+		claim.RequestID = newRequestID()
+	}
+	raw, err := s.ackOrchestration(ctx, ack, &claim)
+	if err != nil {
+		return AckOrchestrationResult{}, err
+	}
+	items, applied, err := decodeClaimReply(raw, decodeWorkItem)
+	if err != nil {
+		return AckOrchestrationResult{}, fmt.Errorf("acking orchestration %s: decoding reply: %w", ack.InstanceID, err)
+	}
+	return AckOrchestrationResult{Applied: applied == 1, Work: items}, nil
+}
+
+// decodeClaimReply decodes {n, item...} of an ack with a claim.
+func decodeClaimReply[T any](raw any, decodeItem func(any) (T, error)) ([]T, int64, error) {
+	arr, ok := raw.([]any)
+	if !ok || len(arr) == 0 {
+		return nil, 0, fmt.Errorf("unexpected reply %T", raw)
+	}
+	n, err := replyInt(arr[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	var items []T
+	for _, v := range arr[1:] {
+		it, err := decodeItem(v)
+		if err != nil {
+			return nil, 0, err
+		}
+		items = append(items, it)
+	}
+	return items, n, nil
+}
+
+// ackOrchestration runs ack_orch.lua, with a work claim when claim is not
+// nil, and returns its raw reply.
+func (s *Store) ackOrchestration(ctx context.Context, ack OrchestrationAck, claim *WorkClaim) (any, error) {
 	if ack.InstanceID == "" || ack.Token == "" {
-		return fmt.Errorf("acking orchestration %q: instance id and token are required", ack.InstanceID)
+		return nil, fmt.Errorf("acking orchestration %q: instance id and token are required", ack.InstanceID)
 	}
 	if ack.ExecutionID == 0 {
-		return fmt.Errorf("acking orchestration %s: execution id must be at least 1", ack.InstanceID)
+		return nil, fmt.Errorf("acking orchestration %s: execution id must be at least 1", ack.InstanceID)
 	}
 	if !validStatus(ack.Status) {
-		return fmt.Errorf("acking orchestration %s: invalid status %q", ack.InstanceID, ack.Status)
+		return nil, fmt.Errorf("acking orchestration %s: invalid status %q", ack.InstanceID, ack.Status)
 	}
 	if err := validateAck(ack); err != nil {
-		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
+		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
 	kvArgs, err := encodeKVOps(ack.KV)
 	if err != nil {
-		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
+		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
 	k := s.keys
 	keys := []string{
@@ -406,10 +504,18 @@ func (s *Store) AckOrchestration(ctx context.Context, ack OrchestrationAck) erro
 	} else {
 		args = append(args, "")
 	}
-	if err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
+	if claim != nil {
+		keys = append(keys, k.fetchWorkRequestKey(claim.RequestID))
+		args = append(args, claim.RequestID, claim.Max, millis(claim.LockTimeout), claim.NodeID)
+		for _, b := range dedupe(claim.Buckets) {
+			args = append(args, b)
+		}
 	}
-	return nil
+	raw, err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
+	}
+	return raw, nil
 }
 
 // validateAck checks the parts of an ack that the script trusts.

@@ -182,16 +182,101 @@ func (s *Store) AckWorkPoisoned(ctx context.Context, id, token, completion strin
 }
 
 func (s *Store) ackWork_(ctx context.Context, id, token, completion string, note *DeadLetterNote) error {
+	_, err := s.runAckWork(ctx, id, token, completion, note, nil)
+	return err
+}
+
+// TurnClaim asks AckWorkClaim to lock, for its caller, the turn that the
+// completion makes ready (eager dispatch).
+type TurnClaim struct {
+	// RequestID names the claim like FetchOrchestrationsRequest.RequestID:
+	// a resent ack with the same RequestID returns the turn the first run
+	// locked. Retries of one ack must reuse it. If empty, a random id is
+	// used.
+	RequestID string
+	// CacheOwner is the caller's replay cache owner: the turn is locked
+	// only when the instance's history is held by it (its last turn ran
+	// there), so the item omits the history like a fetch with this
+	// CacheOwner. Empty claims nothing.
+	CacheOwner string
+	// ReadyBucket is the ready bucket the caller expects the instance in,
+	// one it serves; the turn is locked only when the instance waits there.
+	ReadyBucket string
+	// LockTimeout is how long the lock lasts unless renewed; it must be
+	// positive.
+	LockTimeout time.Duration
+	// NodeID is the worker node that takes the lock.
+	NodeID string
+	// MaxMessages caps the batch; if zero, 1000 is used.
+	MaxMessages int
+}
+
+// EagerTurnsMax is the number of consecutive turns of one instance that
+// AckWorkClaim locks at most (eager turns): the next one waits in the
+// instance's ready bucket for FetchOrchestrations, which resets the count,
+// so that eager turns do not starve the instances queued there. It is
+// EAGER_TURNS_MAX in common.lua.
+const EagerTurnsMax = 8
+
+// AckWorkClaim is AckWork that also locks for the caller, atomically with
+// the ack, the instance's next turn when the completion was delivered,
+// claim.CacheOwner holds the instance's executor (its cache field), the
+// instance waits unlocked and due in claim.ReadyBucket, and fewer than
+// EagerTurnsMax of its turns in a row were locked this way. The lock is
+// FetchOrchestrations' (Attempts+1, node recorded, same item shape, history
+// omitted); the instance is then not announced on the wake-up channel. It
+// returns the locked turn, or nil. A resent ack whose first run locked a
+// turn (same RequestID) returns no error instead of ErrWorkNotFound, and
+// that turn again while it is still locked by it (the record of the claim
+// lasts as long as its lock timeout).
+func (s *Store) AckWorkClaim(ctx context.Context, id, token, completion string, claim TurnClaim) (*OrchestrationItem, error) {
+	if claim.CacheOwner == "" || claim.ReadyBucket == "" {
+		return nil, s.AckWork(ctx, id, token, completion)
+	}
+	if claim.LockTimeout <= 0 {
+		return nil, fmt.Errorf("acking work %s: claim LockTimeout must be positive, got %v", id, claim.LockTimeout)
+	}
+	if claim.RequestID == "" {
+		claim.RequestID = newRequestID()
+	}
+	if claim.MaxMessages <= 0 {
+		claim.MaxMessages = defaultMaxMessages
+	}
+	raw, err := s.runAckWork(ctx, id, token, completion, nil, &claim)
+	if err != nil {
+		return nil, err
+	}
+	items, _, err := decodeClaimReply(raw, decodeOrchItem)
+	if err != nil {
+		return nil, fmt.Errorf("acking work %s: decoding reply: %w", id, err)
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	return &items[0], nil
+}
+
+// runAckWork runs ack_work.lua, with a turn claim when claim is not nil,
+// and returns its raw reply.
+func (s *Store) runAckWork(ctx context.Context, id, token, completion string, note *DeadLetterNote, claim *TurnClaim) (any, error) {
 	k := s.keys
+	keys := []string{k.Prefix(), k.WorkItemKey(id)}
 	args := []any{id, token, completion}
 	if note != nil {
 		args = append(args, "1", note.Reason, note.Attempts, note.MaxAttempts)
 	}
-	err := s.ackWork.Run(ctx, s.rdb, []string{k.Prefix(), k.WorkItemKey(id)}, args...).Err()
-	if err != nil {
-		return fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
+	if claim != nil {
+		if note == nil {
+			args = append(args, "", "", "", "")
+		}
+		keys = append(keys, k.fetchOrchRequestKey(claim.RequestID))
+		args = append(args, claim.RequestID, claim.CacheOwner, claim.ReadyBucket, millis(claim.LockTimeout), claim.NodeID, claim.MaxMessages)
 	}
-	return nil
+	raw, err := s.ackWork.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
+	}
+	return raw, nil
 }
 
 // AbandonWork releases a work item lock; the item becomes fetchable again

@@ -2,6 +2,7 @@
 -- KEYS[1] prefix "{ns}:"   KEYS[2] inst:<id>   KEYS[3] inbox:<id>
 -- KEYS[4] hist:<id>:<execution id>   KEYS[5] timers   KEYS[6] seq   KEYS[7] engines
 -- KEYS[8] wimap:<id>   KEYS[9] kv:<id>   KEYS[10] kvd:<id>   KEYS[11] execs:<id>
+-- KEYS[12] fr:w:<request id> (only with a work claim)
 -- ARGV[1] instance id   ARGV[2] token   ARGV[3] execution id (>= 1)
 -- ARGV[4] status: Running | Completed | Failed | ContinuedAsNew
 -- ARGV[5] output   ARGV[6] name (may be "")   ARGV[7] version (may be "")
@@ -16,9 +17,17 @@
 --   C 7-tuples (id, name, version, parent id, bucket, message, collision message),
 --   X refs "<exec>:<eventid>",
 --   K quads (op "set" | "del" | "all", key, JSON string literal of the value, time ms or "").
+-- then the dead letter: "1", reason, attempts, max attempts | "" (none)
+-- then, with KEYS[12] (a work claim, eager dispatch; ignored by a poison
+--   ack): request id, max items N (>= 1), lock timeout ms, node id, and the
+--   work buckets the caller serves: up to N of the new work items of those
+--   buckets that belong to no session are locked for the caller by
+--   lock_ready_work (common.lua) and left out of the wake:work publish.
 -- Returns 1 when applied, 0 when this token was already acked (a retried or
 -- resent ack): the field acked keeps the last ACKED_KEEP acked tokens, so
--- that a resent ack is recognised even after later turns ran.
+-- that a resent ack is recognised even after later turns ran. With a work
+-- claim: {1 | 0, item...}, items in fetch_work.lua's item shape; a resent
+-- ack returns the items its first run claimed that are still locked by it.
 -- Errors: INSTANCE_NOT_FOUND; LOCK_LOST when the token is not the current
 -- lock and not a recently acked one; STALE_EXECUTION when the execution id is
 -- lower than the instance's current one; HISTORY_UNREADABLE when the history
@@ -58,8 +67,21 @@ local f = redis.call('HMGET', KEYS[2], 'status', 'tok', 'acked', 'exec', 'rq', '
 if not f[1] then
   return redis.error_reply('INSTANCE_NOT_FOUND ' .. id)
 end
+-- a work claim (eager dispatch): its arguments follow the dead letter
+local claim = #KEYS >= 12
+local oQ = 21 + ne + nh + 4 * na + 2 * nt + 2 * no + 7 * nc + nx + 4 * nk
+if ARGV[oQ] == '1' then oQ = oQ + 4 else oQ = oQ + 1 end
+local function claimed_reply(applied, items)
+  if not claim then return applied end
+  local out = {applied}
+  for _, it in ipairs(items) do out[#out + 1] = it end
+  return out
+end
 if f[2] ~= token then
-  if acked_has(f[3], token) then return 0 end
+  if acked_has(f[3], token) then
+    if claim then return claimed_reply(0, lock_ready_work(ARGV[oQ], KEYS[12], {}, '1', '', 0)) end
+    return 0
+  end
   return redis.error_reply('LOCK_LOST ' .. id)
 end
 local cur = num(f[4])
@@ -221,6 +243,12 @@ if ARGV[19] == 'set' or ARGV[19] == 'clear' then
 end
 
 -- new work items; those with a ref are recorded in wimap:<id> for cancellation
+-- (a work claim lists those the caller may take in eager, {wid, bucket},
+-- and the buckets of the others in wake)
+local eager, serves, wake = {}, {}, {}
+if claim and not poison then
+  for i = oQ + 4, #ARGV do serves[ARGV[i]] = true end
+end
 for j = 0, na - 1 do
   local o = oA + 4 * j
   local bucket, body, ref, sess = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
@@ -242,6 +270,7 @@ for j = 0, na - 1 do
   end
   redis.call('ZADD', k_work(bucket), nows, wid)
   woken_work[bucket] = true
+  if sess == '' and serves[bucket] then eager[#eager + 1] = {wid, bucket} else wake[bucket] = true end
 end
 for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
 
@@ -257,6 +286,19 @@ for j = 0, nx - 1 do
     redis.call('DEL', k_wi(wid))
     redis.call('HDEL', KEYS[8], ref)
   end
+end
+
+-- work claim: lock up to N of the new items for the caller; a bucket
+-- whose new items it all took is not announced on wake:work
+local claimed = {}
+if claim then
+  local wids = {}
+  for i = 1, math.min(#eager, num(ARGV[oQ + 1])) do wids[i] = eager[i][1] end
+  claimed = lock_ready_work(ARGV[oQ], KEYS[12], wids, ARGV[oQ + 2], ARGV[oQ + 3], now)
+  local taken = {}
+  for _, it in ipairs(claimed) do taken[it[1]] = true end
+  for _, c in ipairs(eager) do if not taken[c[1]] then wake[c[2]] = true end end
+  for _, c in ipairs(eager) do if not wake[c[2]] then woken_work[c[2]] = nil end end
 end
 
 -- children (before the outbox, so a message to a child started in this turn
@@ -328,4 +370,4 @@ end
 
 publish_all(CH_WAKE_ORCH, woken)
 publish_all(CH_WAKE_WORK, woken_work)
-return 1
+return claimed_reply(1, claimed)

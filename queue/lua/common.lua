@@ -367,3 +367,147 @@ local function replay_request(req, rid, answer)
   end
   return nil
 end
+
+-- ORCH_ITEM_FIELDS are the inst fields an orchestration item carries
+-- (queue.orchItemFields decodes them in this order); batch and cache are
+-- read for the script. Not acked (the ring of acked tokens, up to 1.2 KB)
+-- nor the others. LOCK_FIELDS adds what a lock step reads: one HMGET
+-- serves both steps.
+local ITEM_FIELDS = {'name', 'ver', 'status', 'pin', 'parent', 'out', 'rq', 'tok',
+  'cstatus', 'cset', 'exec', 'att', 'csver', 'ctime', 'utime', 'batch', 'cache'}
+local LOCK_FIELDS = {unpack(ITEM_FIELDS)}
+LOCK_FIELDS[#ITEM_FIELDS + 1] = 'ldl'
+LOCK_FIELDS[#ITEM_FIELDS + 2] = 'node'
+-- positions in LOCK_FIELDS (and ITEM_FIELDS) of the fields the scripts use
+local F_STATUS, F_RQ, F_TOK, F_ATT, F_BATCH, F_CACHE, F_LDL, F_NODE = 3, 7, 8, 12, 16, 17, 18, 19
+
+-- orch_item returns the reply item (fetch_orch.lua's item shape) of
+-- instance id locked with token tok for cache owner owner (its history is
+-- omitted when owner holds it); v, when given, holds its LOCK_FIELDS as
+-- they are after the lock (the lock step read them), else they are read.
+local function orch_item(id, tok, owner, v)
+  if not v then v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS)) end
+  for i = #ITEM_FIELDS + 1, #LOCK_FIELDS + 1 do v[i] = nil end
+  local h = {}
+  for i, name in ipairs(ITEM_FIELDS) do
+    if not v[i] then v[i] = '' end
+    h[name] = v[i]
+  end
+  local batch = num(h.batch)
+  local msgs = {}
+  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), '0', I(batch - 1)) end
+  local hk = k_hist(id, h.exec ~= '' and h.exec or '0')
+  local omitted, hist, kv, rerr = 0, {}, {}, ''
+  local hlen = redis.pcall('LLEN', hk)
+  if type(hlen) == 'table' then
+    rerr, hlen = 'history ' .. hk .. ': ' .. tostring(hlen.err), 0
+  end
+  if owner ~= '' and h.cache == owner then
+    omitted = 1
+  elseif rerr == '' then
+    hist = redis.pcall('LRANGE', hk, '0', '-1')
+    kv = redis.pcall('HGETALL', k_kv(id))
+    if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
+    if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
+  end
+  return {id, tok, num(h.att), v, msgs, hlen, omitted, hist, kv, rerr}
+end
+
+-- Eager dispatch (see docs/architecture.md, "Eager dispatch"): an ack may
+-- lock, for its caller, work that it has just made ready, and return it
+-- in the shape a fetch returns, so that the caller needs no fetch and no
+-- wake-up. The lock is the one a fetch takes (token "<request id>:<n>",
+-- ldl, att + 1, node recorded, score = deadline), and the request record
+-- (rkey = fr:w:<request id> or fr:o:<request id>, PX = lock timeout) makes a
+-- resent ack return the same items instead of locking more: a crash after
+-- an eager claim is recovered like a crash after a fetch.
+
+-- work_item_reply is a work item in fetch_work.lua's reply shape.
+local function work_item_reply(wid, tok)
+  local f = redis.call('HMGET', k_wi(wid), 'bucket', 'body', 'inst', 'att')
+  return {wid, tok, f[1], f[2], f[3], num(f[4])}
+end
+
+-- lock_ready_work locks for the caller the work items wids (ids of items
+-- ready in their bucket, in order) exactly as fetch_work.lua locks a
+-- fetched item, under request req (record rkey), with lock ms lock (a
+-- string) and node id node, and returns them in fetch_work.lua's item
+-- shape. Items that are gone, already locked or belong to a session are
+-- skipped (session items are only taken by a fetch, which applies the
+-- session rules). When rkey exists the request already ran (a resent
+-- ack): nothing is locked and the items it locked that it still holds are
+-- returned. This is the only place where an ack locks work items; a
+-- backend that stores work queues differently replaces its body.
+-- Cost: O(#wids).
+local function lock_ready_work(req, rkey, wids, lock, node, now)
+  local rec = redis.call('GET', rkey)
+  if rec then
+    local out = replay_fetch(rec, req, k_wi, work_item_reply, 0)
+    table.remove(out, 1)
+    return out
+  end
+  local locked, toks, items = {}, {}, {}
+  local deadline = I(now + tonumber(lock))
+  for _, wid in ipairs(wids) do
+    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att', 'sess', 'node')
+    if f[1] and (f[2] or '') == '' and (f[5] or '') == '' then
+      local n = #locked + 1
+      local t = req .. ':' .. I(n)
+      redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', I(num(f[4]) + 1), 'node', node)
+      lock_owner_move(f[6], node, 'w:' .. wid)
+      redis.call('ZADD', k_work(f[1]), deadline, wid)
+      locked[n], toks[n] = wid, t
+    end
+  end
+  if #locked > 0 then
+    redis.call('SET', rkey, encode_ids(locked), 'PX', lock)
+    for i, wid in ipairs(locked) do items[i] = work_item_reply(wid, toks[i]) end
+  end
+  return items
+end
+
+-- EAGER_TURNS_MAX bounds the consecutive turns of one instance that
+-- lock_ready_turn locks: after that many, its next turn waits in its ready
+-- bucket for a fetch (which resets the count, inst field eager), so that
+-- a worker whose activities keep completing does not starve the instances
+-- queued in the shared ready sets.
+local EAGER_TURNS_MAX = 8
+
+-- lock_ready_turn locks for the caller the next turn of instance id, as
+-- fetch_orch.lua locks it, when the caller holds its executor (field cache
+-- = owner, not ''), it waits in bucket (field rq), it is not locked, it is
+-- due there (score <= now), its inbox is not empty and fewer than
+-- EAGER_TURNS_MAX of its turns in a row were locked this way. The lock is
+-- taken under request req (token "<req>:1", record rkey, PX = lock ms) with
+-- at most maxmsg messages. Returns the item in fetch_orch.lua's item
+-- shape, or nil. When rkey exists (a resent ack) nothing is locked and the
+-- item is returned again if req still holds it.
+local function lock_ready_turn(id, bucket, owner, req, rkey, lock, node, maxmsg, now)
+  local rec = redis.call('GET', rkey)
+  if rec then
+    local out = replay_fetch(rec, req, k_inst, function(iid, tok) return orch_item(iid, tok, owner) end, 0)
+    return out[2]
+  end
+  if owner == '' then return nil end
+  local ik = k_inst(id)
+  local v = redis.call('HMGET', ik, 'eager', unpack(LOCK_FIELDS))
+  local eager = num(table.remove(v, 1))
+  if not v[F_STATUS] or is_ended(v[F_STATUS]) or v[F_CACHE] ~= owner or v[F_RQ] ~= bucket or
+    (v[F_TOK] or '') ~= '' or eager >= EAGER_TURNS_MAX then
+    return nil
+  end
+  local zkey = k_ready(bucket)
+  local score = redis.call('ZSCORE', zkey, id)
+  if not score or tonumber(score) > now then return nil end
+  local llen = redis.call('LLEN', k_inbox(id))
+  if llen == 0 then return nil end
+  local t = req .. ':1'
+  local deadline = I(now + tonumber(lock))
+  v[F_TOK], v[F_ATT], v[F_BATCH] = t, I(num(v[F_ATT]) + 1), I(math.min(llen, maxmsg))
+  redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', v[F_ATT], 'batch', v[F_BATCH],
+    'node', node, 'eager', I(eager + 1))
+  lock_owner_move(v[F_NODE], node, 'o:' .. id)
+  redis.call('ZADD', zkey, deadline, id)
+  redis.call('SET', rkey, encode_ids({id}), 'PX', lock)
+  return orch_item(id, t, owner, v)
+end

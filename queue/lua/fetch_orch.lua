@@ -31,48 +31,9 @@ local me = ARGV[7]
 local nb = #KEYS - 3
 local now = now_ms()
 
--- ITEM_FIELDS are the inst fields an item carries (queue.orchItemFields
--- decodes them in this order); batch and cache are read for the script.
--- Not acked (the ring of acked tokens, up to 1.2 KB) nor the others.
--- LOCK_FIELDS adds what the lock step reads: one HMGET serves both steps.
-local ITEM_FIELDS = {'name', 'ver', 'status', 'pin', 'parent', 'out', 'rq', 'tok',
-  'cstatus', 'cset', 'exec', 'att', 'csver', 'ctime', 'utime', 'batch', 'cache'}
-local LOCK_FIELDS = {unpack(ITEM_FIELDS)}
-LOCK_FIELDS[#ITEM_FIELDS + 1] = 'ldl'
-LOCK_FIELDS[#ITEM_FIELDS + 2] = 'node'
--- positions in LOCK_FIELDS (and ITEM_FIELDS) of the fields the script uses
-local F_STATUS, F_RQ, F_TOK, F_ATT, F_BATCH, F_LDL, F_NODE = 3, 7, 8, 12, 16, 18, 19
-
--- build_item returns the reply item of instance id locked with token tok;
--- v, when given, holds its LOCK_FIELDS as they are after the lock (the
--- lock step read them), else they are read.
-local function build_item(id, tok, v)
-  if not v then v = redis.call('HMGET', k_inst(id), unpack(ITEM_FIELDS)) end
-  v[F_LDL], v[F_NODE] = nil, nil
-  local h = {}
-  for i, name in ipairs(ITEM_FIELDS) do
-    if not v[i] then v[i] = '' end
-    h[name] = v[i]
-  end
-  local batch = num(h.batch)
-  local msgs = {}
-  if batch > 0 then msgs = redis.call('LRANGE', k_inbox(id), '0', I(batch - 1)) end
-  local hk = k_hist(id, h.exec ~= '' and h.exec or '0')
-  local omitted, hist, kv, rerr = 0, {}, {}, ''
-  local hlen = redis.pcall('LLEN', hk)
-  if type(hlen) == 'table' then
-    rerr, hlen = 'history ' .. hk .. ': ' .. tostring(hlen.err), 0
-  end
-  if owner ~= '' and h.cache == owner then
-    omitted = 1
-  elseif rerr == '' then
-    hist = redis.pcall('LRANGE', hk, '0', '-1')
-    kv = redis.pcall('HGETALL', k_kv(id))
-    if hist.err then rerr, hist = 'history ' .. hk .. ': ' .. tostring(hist.err), {} end
-    if kv.err then rerr, kv = 'key-value state ' .. k_kv(id) .. ': ' .. tostring(kv.err), {} end
-  end
-  return {id, tok, num(h.att), v, msgs, hlen, omitted, hist, kv, rerr}
-end
+-- build_item returns the reply item of instance id locked with token tok
+-- (see orch_item in common.lua).
+local function build_item(id, tok, v) return orch_item(id, tok, owner, v) end
 
 local function next_wake()
   return wake_after(earliest_of(3, nb, earliest(KEYS[2])), now)
@@ -146,7 +107,7 @@ for _, c in ipairs(cands) do
         local deadline = I(now + lock)
         v[F_TOK], v[F_ATT], v[F_BATCH] = t, I(num(f[5]) + 1), I(math.min(llen, maxmsg))
         redis.call('HSET', ik, 'tok', t, 'ldl', deadline, 'att', v[F_ATT],
-          'batch', v[F_BATCH], 'node', me)
+          'batch', v[F_BATCH], 'node', me, 'eager', '0')
         lock_owner_move(f[6], me, 'o:' .. id)
         redis.call('ZADD', zkey, deadline, id)
         locked[n] = id
