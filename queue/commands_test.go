@@ -87,8 +87,10 @@ func commandStats(t *testing.T, rdb *redis.Client) map[string]int64 {
 // redis-server, one at a time (start, Wait) and then all at once (drain),
 // and logs Redis commands per orchestration from INFO commandstats (the
 // commands that scripts run included), script calls per orchestration and
-// round trips per orchestration. It asserts only that every orchestration
-// completed. Run with DW_COUNT=1 (N from DW_COUNT_N, default 200):
+// round trips per orchestration, with eager dispatch off and on
+// (worker.Options.DisableEagerDispatch). It asserts only that every
+// orchestration completed. Run with DW_COUNT=1 (N from DW_COUNT_N,
+// default 200):
 //
 //	DW_COUNT=1 go test -count=1 -run TestCommandsPerOrchestration -v ./queue/
 func TestCommandsPerOrchestration(t *testing.T) {
@@ -101,8 +103,9 @@ func TestCommandsPerOrchestration(t *testing.T) {
 	}
 	srv := redistest.Start(t)
 	base := srv.Client(t)
-	for _, mode := range []string{"one-at-a-time", "drain"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, run := range []string{"one-at-a-time", "drain", "one-at-a-time/no-eager", "drain/no-eager"} {
+		mode, noEager := strings.CutSuffix(run, "/no-eager")
+		t.Run(run, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			sc := &scriptCounter{names: queue.ScriptNamesBySHA(), calls: map[string]int64{}}
@@ -111,7 +114,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			rdb := redis.NewClient(&opt)
 			rdb.AddHook(sc)
 			defer rdb.Close()
-			prefix := "cnt-" + mode
+			prefix := "cnt-" + strings.ReplaceAll(run, "/", "-")
 			store := queue.New(rdb, queue.Options{Prefix: prefix})
 			ob := engine.NewOrchestrationRegistry()
 			ob.Register("one", func(ctx *engine.OrchestrationContext, in string) (string, error) {
@@ -119,7 +122,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			})
 			ab := engine.NewActivityRegistry()
 			ab.Register("noop", func(ctx *engine.ActivityContext, in string) (string, error) { return in, nil })
-			w, err := worker.New(store, ob.MustBuild(), ab.MustBuild(), worker.Options{NodeID: "cnt-" + mode})
+			w, err := worker.New(store, ob.MustBuild(), ab.MustBuild(), worker.Options{NodeID: prefix, DisableEagerDispatch: noEager})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,7 +200,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			}
 			sort.Strings(scripts)
 			t.Logf("%s, N=%d: %s Redis commands/orch (scripts' inner calls included), %s round trips/orch\n%s\n%s",
-				mode, n, per(total), per(rt), strings.Join(scripts, "\n"), strings.Join(lines, "\n"))
+				run, n, per(total), per(rt), strings.Join(scripts, "\n"), strings.Join(lines, "\n"))
 		})
 	}
 }

@@ -40,10 +40,9 @@ var (
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
 	dispatch(ctx, w, dispatcher[queue.FetchedWork]{
-		what:        "activities",
-		concurrency: w.opts.ActivityConcurrency,
-		kick:        w.workKick,
-		reconnect:   w.workReconnect,
+		what:      "activities",
+		kick:      w.workKick,
+		reconnect: w.workReconnect,
 		// Due work that an empty fetch left behind is session work this
 		// worker may not take now (at Sessions.MaxSessions); do not spin
 		// on it. New work still wakes the loop at once.
@@ -57,8 +56,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			res, err := w.store.FetchWork(ctx, req)
 			return res.Items, res.NextWake, err
 		},
-		run: w.runActivity,
-	})
+	}, w.actPool)
 }
 
 // runActivity runs one fetched work item and acks its completion.
@@ -202,9 +200,26 @@ func (w *Worker) runActivity(item queue.FetchedWork, detach func()) {
 func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDeadline, completion replay.Message) {
 	body, err := replay.EncodeMessage(completion)
 	if err == nil {
+		// Eager dispatch: with a free orchestration slot reserved, the ack
+		// locks the turn the completion readies when this worker holds the
+		// instance's executor (see eagerTurnClaim).
+		claim, reserved := w.eagerTurnClaim(item.InstanceID)
+		var next []queue.OrchestrationItem
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
-			return w.store.AckWork(ctx, item.ID, item.Token, body)
+			if reserved == 0 {
+				return w.store.AckWork(ctx, item.ID, item.Token, body)
+			}
+			it, err := w.store.AckWorkClaim(ctx, item.ID, item.Token, body, claim)
+			next = nil
+			if it != nil {
+				next = []queue.OrchestrationItem{*it}
+			}
+			return err
 		})
+		if err != nil {
+			next = nil
+		}
+		w.orchPool.settle(reserved, next)
 	}
 	switch {
 	case err == nil:
@@ -217,6 +232,27 @@ func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDea
 	default:
 		log.Warn("acknowledging activity failed; it will be redelivered after its lock expires", "err", err)
 	}
+}
+
+// eagerTurnClaim reserves an orchestration slot for the next turn of
+// instance when eager dispatch may lock it: it is on, this worker runs
+// orchestrations, holds the instance's executor in its replay cache and
+// still serves the ready bucket the instance was left in. It returns the
+// claim and 1, or 0 when nothing was reserved; the caller settles the
+// reservation with w.orchPool.settle.
+func (w *Worker) eagerTurnClaim(instance string) (queue.TurnClaim, int) {
+	if w.opts.DisableEagerDispatch || w.orchPool == nil || instance == "" {
+		return queue.TurnClaim{}, 0
+	}
+	bucket, ok := w.cache.readyBucket(instance)
+	if !ok || bucket == "" || !w.readsOrchestrationBucket(bucket) {
+		return queue.TurnClaim{}, 0
+	}
+	if w.orchPool.reserve(1) == 0 {
+		return queue.TurnClaim{}, 0
+	}
+	return queue.TurnClaim{RequestID: uuid.NewString(), CacheOwner: w.cacheOwner(), ReadyBucket: bucket,
+		LockTimeout: w.opts.OrchestrationLockTimeout, NodeID: w.opts.NodeID, MaxMessages: DefaultMaxMessagesPerTurn}, 1
 }
 
 // callActivity runs fn, turning a panic into an application error. The

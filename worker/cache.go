@@ -20,6 +20,7 @@ type replayCache struct {
 type cacheEntry struct {
 	instance string
 	x        *replay.Executor
+	bucket   string // the ready bucket the ack that cached x left the instance in
 }
 
 func newReplayCache(limit int) *replayCache {
@@ -51,8 +52,26 @@ func (c *replayCache) remove(instance string, x *replay.Executor) {
 	}
 }
 
+// readyBucket returns the ready bucket recorded with the executor of
+// instance by put, if one is cached.
+func (c *replayCache) readyBucket(instance string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el := c.items[instance]
+	if el == nil {
+		return "", false
+	}
+	return el.Value.(*cacheEntry).bucket, true
+}
+
 // put stores x for instance, closing whatever it replaces or evicts.
 func (c *replayCache) put(instance string, x *replay.Executor) {
+	c.putIn(instance, x, "")
+}
+
+// putIn is put recording bucket, the ready bucket where the ack that
+// follows leaves the instance (see readyBucket).
+func (c *replayCache) putIn(instance string, x *replay.Executor, bucket string) {
 	if !c.enabled() {
 		x.Close()
 		return
@@ -63,7 +82,7 @@ func (c *replayCache) put(instance string, x *replay.Executor) {
 		evicted = append(evicted, el.Value.(*cacheEntry).x)
 		c.order.Remove(el)
 	}
-	c.items[instance] = c.order.PushFront(&cacheEntry{instance: instance, x: x})
+	c.items[instance] = c.order.PushFront(&cacheEntry{instance: instance, x: x, bucket: bucket})
 	for c.order.Len() > c.limit {
 		el := c.order.Back()
 		c.order.Remove(el)

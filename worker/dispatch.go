@@ -8,33 +8,109 @@ import (
 )
 
 // dispatcher describes one fetch loop: orchestration turns or activities.
+// Its items run on a pool (concurrency and run are the pool's).
 type dispatcher[T any] struct {
-	what        string
-	concurrency int
-	kick        chan struct{} // wakes an idle loop
-	reconnect   chan struct{} // the wake-up subscription reconnected: ends an error backoff
-	minIdle     time.Duration // shortest wait after an empty fetch
-	before      func()        // runs before each fetch, if set
-	fetch       func(n int) (items []T, nextWake time.Duration, err error)
-	// run processes one item on a goroutine of the dispatcher's pool.
+	what      string
+	kick      chan struct{} // wakes an idle loop
+	reconnect chan struct{} // the wake-up subscription reconnected: ends an error backoff
+	minIdle   time.Duration // shortest wait after an empty fetch
+	before    func()        // runs before each fetch, if set
+	fetch     func(n int) (items []T, nextWake time.Duration, err error)
+	// The pool's run processes one item on one of its goroutines.
 	// Calling detach (at most once takes effect) frees the item's slot
 	// before run returns and retires the goroutine once run returns: an
 	// activity that ignores its cancellation past the grace period keeps
 	// it while the pool starts another.
-	run func(item T, detach func())
 }
 
 // pool is the dispatcher's set of long-lived goroutines: at most
 // concurrency attached ones, started on demand and kept while the
 // dispatcher runs, so a turn or an activity runs on a goroutine whose stack
 // has already grown instead of on a new one.
+// Its slots are also reserved by eager dispatch (see reserve), from the
+// goroutines of the other pool.
 type pool[T any] struct {
-	w     *Worker
-	d     *dispatcher[T]
-	slots chan struct{}
-	work  chan T
-	mu    sync.Mutex
-	live  int // attached goroutines (detached ones no longer count)
+	w           *Worker
+	concurrency int
+	run         func(item T, detach func()) // see dispatcher.run
+	slots       chan struct{}
+	work        chan T
+	mu          sync.Mutex
+	live        int  // attached goroutines (detached ones no longer count)
+	closed      bool // the dispatcher ended: no more reservations
+	held        int  // slots reserved and not yet settled
+}
+
+// newPool returns the pool of a dispatcher that runs items with run on at
+// most concurrency goroutines.
+func newPool[T any](w *Worker, concurrency int, run func(item T, detach func())) *pool[T] {
+	return &pool[T]{w: w, concurrency: concurrency, run: run,
+		slots: make(chan struct{}, concurrency), work: make(chan T)}
+}
+
+// reserve takes up to n free slots without waiting, for items that an ack
+// will claim (eager dispatch), and returns how many it took: 0 when the
+// pool is full, n <= 0 or its dispatcher has ended. Every reservation is
+// settled by settle.
+func (p *pool[T]) reserve(n int) int {
+	if p == nil || n <= 0 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0
+	}
+	k := 0
+	for k < n {
+		select {
+		case p.slots <- struct{}{}:
+			k++
+			continue
+		default:
+		}
+		break
+	}
+	p.held += k
+	return k
+}
+
+// settle runs items (at most reserved of them), each on a reserved slot,
+// exactly as fetched items, and frees the reserved slots left over.
+func (p *pool[T]) settle(reserved int, items []T) {
+	if reserved == 0 {
+		return
+	}
+	if len(items) > reserved {
+		// Never: a claim asks for at most its reservation. Drop the extra
+		// items rather than exceed the capacity; their locks expire.
+		p.w.log.Error("eager dispatch returned more items than reserved; the extra ones are left to expire",
+			"reserved", reserved, "items", len(items))
+		items = items[:reserved]
+	}
+	for _, item := range items {
+		p.submit(item)
+	}
+	for i := len(items); i < reserved; i++ {
+		<-p.slots
+	}
+	p.mu.Lock()
+	p.held -= reserved
+	if p.closed && p.held == 0 {
+		close(p.work)
+	}
+	p.mu.Unlock()
+}
+
+// close ends the pool once its dispatcher has ended: idle goroutines end
+// when no reservation is pending (else the last settle closes work).
+func (p *pool[T]) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.held == 0 {
+		close(p.work)
+	}
+	p.mu.Unlock()
 }
 
 // submit hands item, which holds a slot, to an idle goroutine or to a new
@@ -48,7 +124,7 @@ func (p *pool[T]) submit(item T) {
 	default:
 	}
 	p.mu.Lock()
-	start := p.live < p.d.concurrency
+	start := p.live < p.concurrency
 	if start {
 		p.live++
 	}
@@ -90,7 +166,7 @@ type poolSlot[T any] struct {
 // detached this goroutine.
 func (s *poolSlot[T]) runOne(item T) (detached bool) {
 	s.done.Store(false)
-	s.p.d.run(item, s.detachFn)
+	s.p.run(item, s.detachFn)
 	if !s.done.CompareAndSwap(false, true) {
 		return true
 	}
@@ -121,10 +197,9 @@ func (p *pool[T]) release() {
 // subscription reconnects: Redis is reachable again), and after a fetch that
 // did not fill its slots blocks until kicked, until the earliest known due
 // item, or for BlockTimeout.
-func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T]) {
-	slots := make(chan struct{}, d.concurrency)
-	p := &pool[T]{w: w, d: &d, slots: slots, work: make(chan T)}
-	defer close(p.work) // idle pool goroutines end; busy ones finish their item
+func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]) {
+	slots := p.slots
+	defer p.close() // idle pool goroutines end; busy ones finish their item
 	errs := 0
 	for ctx.Err() == nil {
 		if d.before != nil {

@@ -85,6 +85,19 @@ type Options struct {
 	// every turn replays from history (results are identical either way).
 	ReplayCacheSize int
 
+	// DisableEagerDispatch turns eager dispatch off. With it on (the
+	// default), the ack of a turn that schedules activities this worker
+	// runs claims them for its free activity slots (reserved before the
+	// ack is sent) and runs them without fetching them, and the ack of an
+	// activity whose orchestration's executor this worker holds in its
+	// replay cache locks that orchestration's next turn for a free
+	// orchestration slot: a sequential step then costs two round trips
+	// instead of four. Eager items never exceed the concurrency limits;
+	// when no slot is free the work goes through the shared queues. At
+	// most queue.EagerTurnsMax turns of one instance in a row are locked
+	// this way. See queue.Store.AckOrchestrationClaim and AckWorkClaim.
+	DisableEagerDispatch bool
+
 	// UnregisteredBackoffBase and UnregisteredBackoffMax bound the
 	// exponential backoff (doubling) applied to work whose orchestration or
 	// activity is not registered on this worker, so that an upgraded worker

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,10 +24,9 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 	pinRefresh := time.NewTicker(30 * time.Second)
 	defer pinRefresh.Stop()
 	dispatch(ctx, w, dispatcher[queue.OrchestrationItem]{
-		what:        "orchestrations",
-		concurrency: w.opts.OrchestrationConcurrency,
-		kick:        w.orchKick,
-		reconnect:   w.orchReconnect,
+		what:      "orchestrations",
+		kick:      w.orchKick,
+		reconnect: w.orchReconnect,
 		before: func() {
 			select {
 			case <-w.refreshPins:
@@ -49,8 +49,7 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 			})
 			return res.Items, res.NextWake, err
 		},
-		run: func(item queue.OrchestrationItem, _ func()) { w.runTurn(item) },
-	})
+	}, w.orchPool)
 }
 
 // replays reports whether pin, an execution's engine version, is in this
@@ -433,13 +432,27 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *replay.Ex
 	// lock: the next turn may be fetched the moment the lock is gone.
 	cached := x != nil && ack.Status == string(replay.StatusRunning) && ack.CacheOwner != ""
 	if cached {
-		t.w.cache.put(t.item.InstanceID, x)
+		t.w.cache.putIn(t.item.InstanceID, x, ack.ReadyBucket)
 	}
+	// Eager dispatch: free activity slots are reserved for the activities
+	// this worker runs, and the ack claims them (see eagerWorkClaim).
+	claim := t.w.eagerWorkClaim(ack)
 	// The ack is retried on transient errors until the lock deadline: a
-	// resent ack that was already applied is recognised by the store.
+	// resent ack that was already applied is recognised by the store (and
+	// returns the work its first run claimed: the claim keeps its request id).
+	var claimed []queue.FetchedWork
 	err := t.w.retryUntilLockDeadline(t.lock, func(actx context.Context) error {
-		return t.w.store.AckOrchestration(actx, ack)
+		if claim.Max == 0 {
+			return t.w.store.AckOrchestration(actx, ack)
+		}
+		res, err := t.w.store.AckOrchestrationClaim(actx, ack, claim)
+		claimed = res.Work
+		return err
 	})
+	if err != nil {
+		claimed = nil
+	}
+	t.w.actPool.settle(claim.Max, claimed)
 	if err != nil {
 		if cached {
 			t.w.cache.remove(t.item.InstanceID, x)
@@ -458,6 +471,38 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *replay.Ex
 		x.Close()
 	}
 	return true
+}
+
+// eagerWorkClaim returns the work claim of ack: up to as many activity
+// slots as ack schedules activities this worker runs (no session, a
+// bucket it serves) are reserved, Max is how many; 0 when eager dispatch
+// is off, the worker runs no activities, no slot is free or ack is a
+// dead-letter ack. The caller settles the reservation with
+// w.actPool.settle.
+func (w *Worker) eagerWorkClaim(ack queue.OrchestrationAck) queue.WorkClaim {
+	if w.opts.DisableEagerDispatch || w.actPool == nil || ack.DeadLetter != nil {
+		return queue.WorkClaim{}
+	}
+	var buckets []string
+	n := 0
+	for _, a := range ack.Activities {
+		if a.Session != "" {
+			continue
+		}
+		if _, ok := slices.BinarySearch(w.activityBuckets, a.Bucket); !ok {
+			continue
+		}
+		n++
+		if !slices.Contains(buckets, a.Bucket) {
+			buckets = append(buckets, a.Bucket)
+		}
+	}
+	n = w.actPool.reserve(n)
+	if n == 0 {
+		return queue.WorkClaim{}
+	}
+	return queue.WorkClaim{RequestID: uuid.NewString(), Buckets: buckets, Max: n,
+		LockTimeout: w.opts.ActivityLockTimeout, NodeID: w.opts.NodeID}
 }
 
 func (t *turn) abandon(ctx context.Context, delay time.Duration, cause error) {

@@ -74,7 +74,12 @@ type Worker struct {
 	unservedOrch    []string                    // buckets nobody serves, fetched too
 	activityBuckets []string                    // served activity buckets, sorted; fixed after New
 	unservedWork    []string
-	shutdownOnce    sync.Once
+	// The pools of the dispatchers, nil when the worker does not run that
+	// kind of item; set by Start before the dispatchers start. Eager
+	// dispatch reserves slots in them from the other kind's goroutines.
+	orchPool     *pool[queue.OrchestrationItem]
+	actPool      *pool[queue.FetchedWork]
+	shutdownOnce sync.Once
 }
 
 // New returns a worker for store with the given registries. Either registry
@@ -173,12 +178,18 @@ func (w *Worker) Start(ctx context.Context) error {
 	go w.listenWakeups(fetchCtx)
 	go w.heartbeatLoop(fetchCtx)
 	if w.runsOrchestrations() {
+		w.orchPool = newPool(w, w.opts.OrchestrationConcurrency, func(item queue.OrchestrationItem, _ func()) { w.runTurn(item) })
+	}
+	if w.runsActivities() {
+		w.actPool = newPool(w, w.opts.ActivityConcurrency, w.runActivity)
+	}
+	if w.orchPool != nil {
 		w.fetchers.Add(1)
 		go w.orchestrationLoop(fetchCtx)
 	}
 	// Session renewals stop with fetching at shutdown (see Shutdown).
 	w.sess.Start(ctx)
-	if w.runsActivities() {
+	if w.actPool != nil {
 		w.fetchers.Add(1)
 		go w.activityLoop(fetchCtx)
 	}
