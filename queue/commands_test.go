@@ -204,3 +204,188 @@ func TestCommandsPerOrchestration(t *testing.T) {
 		})
 	}
 }
+
+// fetchCounter counts the fetch scripts a client sends, told apart by
+// their keys (fetch_orch.lua: prefix, timers, fr:o:...; fetch_work.lua:
+// prefix, fr:w:..., work:...).
+type fetchCounter struct {
+	orch, work atomic.Int64
+}
+
+func (c *fetchCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *fetchCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.note(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *fetchCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.note(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (c *fetchCounter) note(cmd redis.Cmder) {
+	name := strings.ToLower(cmd.Name())
+	args := cmd.Args()
+	if (name != "evalsha" && name != "eval") || len(args) < 6 {
+		return
+	}
+	k1, k2 := fmt.Sprint(args[4]), fmt.Sprint(args[5])
+	switch {
+	case strings.Contains(k1, "}:fr:w:"):
+		c.work.Add(1)
+	case strings.HasSuffix(k1, "}:timers") && strings.Contains(k2, "}:fr:o:"):
+		c.orch.Add(1)
+	}
+}
+
+// TestEagerDispatchSkipsFetches runs sequential orchestrations of several
+// activity steps, one at a time, on a worker with eager dispatch on and
+// off. On: no activity is fetched (each is claimed by the ack of the turn
+// that schedules it) and an orchestration's turns are fetched only at its
+// start and once per queue.EagerTurnsMax eager turns (each completion locks
+// the next turn for the worker holding the executor). Off: every activity
+// and every turn is fetched.
+func TestEagerDispatchSkipsFetches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	const orchs, steps = 3, 10
+	srv := redistest.Start(t)
+	base := srv.Client(t)
+	for _, eager := range []bool{true, false} {
+		t.Run(fmt.Sprintf("eager=%v", eager), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			fc := &fetchCounter{}
+			opt := *base.Options()
+			opt.PushNotificationProcessor = nil
+			rdb := redis.NewClient(&opt)
+			rdb.AddHook(fc)
+			defer rdb.Close()
+			store := queue.New(rdb, queue.Options{Prefix: fmt.Sprintf("eager-%v", eager)})
+			ob := engine.NewOrchestrationRegistry()
+			ob.Register("seq", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+				for range steps {
+					if _, err := ctx.ScheduleActivity("noop", in).Get(); err != nil {
+						return "", err
+					}
+				}
+				return in, nil
+			})
+			ab := engine.NewActivityRegistry()
+			ab.Register("noop", func(ctx *engine.ActivityContext, in string) (string, error) { return in, nil })
+			w, err := worker.New(store, ob.MustBuild(), ab.MustBuild(), worker.Options{NodeID: "eager",
+				DisableEagerDispatch: !eager, BlockTimeout: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer w.Shutdown(context.Background())
+			cl := client.New(queue.New(base, queue.Options{Prefix: fmt.Sprintf("eager-%v", eager)}))
+			defer cl.Close()
+			run := func(id string) {
+				if err := cl.Start(ctx, id, "seq", "x"); err != nil {
+					t.Fatal(err)
+				}
+				if st, err := cl.Wait(ctx, id); err != nil || st.State != client.StateCompleted {
+					t.Fatalf("%s: %v %v", id, st.State, err)
+				}
+			}
+			run("warm") // the worker's first fetches, its subscription
+			time.Sleep(200 * time.Millisecond)
+			fc.orch.Store(0)
+			fc.work.Store(0)
+			for i := range orchs {
+				run(fmt.Sprintf("o%d", i))
+			}
+			fo, fw := fc.orch.Load(), fc.work.Load()
+			t.Logf("%d orchestrations of %d steps: %d orchestration fetches, %d work fetches", orchs, steps, fo, fw)
+			// turns per orchestration: steps+1; fetched with eager dispatch:
+			// the first and one after every EagerTurnsMax eager turns
+			fetchedTurns := int64(orchs * (1 + steps/(queue.EagerTurnsMax+1)))
+			// (one more orchestration fetch is tolerated: a wake-up that
+			// arrived during a fetch is buffered and fetches once more)
+			if eager && (fw != 0 || fo < fetchedTurns || fo > fetchedTurns+1) {
+				t.Fatalf("eager dispatch: %d work fetches, %d orchestration fetches; want 0 and %d", fw, fo, fetchedTurns)
+			}
+			if !eager && (fw < orchs*steps || fo < orchs*(steps+1)) {
+				t.Fatalf("without eager dispatch: %d work fetches, %d orchestration fetches; want at least %d and %d",
+					fw, fo, orchs*steps, orchs*(steps+1))
+			}
+		})
+	}
+}
+
+// TestEagerDispatchRespectsCapacity: a turn that schedules more
+// activities than the worker has activity slots claims at most its free
+// slots; the others are fetched when slots free up. No more activities
+// than ActivityConcurrency ever run at once.
+func TestEagerDispatchRespectsCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	const fan, slots = 7, 2
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := queue.New(rdb, queue.Options{Prefix: "eager-cap"})
+	ob := engine.NewOrchestrationRegistry()
+	ob.Register("fan", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+		var tasks []*engine.Future[string]
+		for range fan {
+			tasks = append(tasks, ctx.ScheduleActivity("slow", in))
+		}
+		for _, tk := range tasks {
+			if _, err := tk.Get(); err != nil {
+				return "", err
+			}
+		}
+		return in, nil
+	})
+	var running, peak atomic.Int64
+	ab := engine.NewActivityRegistry()
+	ab.Register("slow", func(ctx *engine.ActivityContext, in string) (string, error) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		running.Add(-1)
+		return in, nil
+	})
+	w, err := worker.New(store, ob.MustBuild(), ab.MustBuild(), worker.Options{NodeID: "cap", ActivityConcurrency: slots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(context.Background())
+	cl := client.New(store)
+	defer cl.Close()
+	for i := range 3 {
+		id := fmt.Sprintf("f%d", i)
+		if err := cl.Start(ctx, id, "fan", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := cl.Wait(ctx, id); err != nil || st.State != client.StateCompleted {
+			t.Fatalf("%s: %v %v", id, st.State, err)
+		}
+	}
+	if p := peak.Load(); p > slots {
+		t.Fatalf("%d activities ran at once with %d slots", p, slots)
+	}
+}

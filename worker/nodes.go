@@ -146,6 +146,14 @@ func (w *Worker) orchestrationFetchBuckets() []string {
 	return append(append([]string(nil), w.orchBuckets...), w.unservedOrch...)
 }
 
+// servesActivityBucket reports whether b is one of the activity buckets
+// this worker serves (not counting the unserved ones it fetches too).
+func (w *Worker) servesActivityBucket(b string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.activityBuckets, b)
+}
+
 func (w *Worker) activityFetchBuckets() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -489,7 +489,7 @@ func (w *Worker) eagerWorkClaim(ack queue.OrchestrationAck) queue.WorkClaim {
 		if a.Session != "" {
 			continue
 		}
-		if _, ok := slices.BinarySearch(w.activityBuckets, a.Bucket); !ok {
+		if !w.servesActivityBucket(a.Bucket) {
 			continue
 		}
 		n++
