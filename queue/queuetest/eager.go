@@ -243,6 +243,38 @@ var eagerCases = []testCase{
 		}
 		wantErr(e.t, "resent ack without a claim", e.s.AckWork(e.ctx, w.ID, w.Token, "done"), queue.ErrWorkNotFound)
 	}},
+	{"eager_claims_of_a_dead_node_are_reclaimed", func(e *env) {
+		e.start("p", "o:p")
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+		e.must("advertise", e.s.AdvertiseNode(e.ctx, "n1", []string{"a:x", "o:p"}, e.nodeTTL()))
+		// n1 claims w1 with the ack of p's turn, and p's next turn with the
+		// ack of w2 (run by an anonymous worker); locks far longer than n1 lives
+		res := e.ackClaim(e.claim(longLock, 1, "a:x"), queue.WorkItem{Bucket: "a:x", Body: "w1"}, queue.WorkItem{Bucket: "a:y", Body: "w2"})
+		if len(res.Work) != 1 {
+			e.t.Fatalf("claimed %v", workBodies(res.Work))
+		}
+		w2 := e.workOne("a:y")
+		turn, err := e.s.AckWorkClaim(e.ctx, w2.ID, w2.Token, "done", e.turnClaim(longLock))
+		e.must("AckWorkClaim", err)
+		if turn == nil {
+			e.t.Fatal("no turn claimed")
+		}
+		var work []queue.FetchedWork
+		e.after(e.nodeTTL()+time.Millisecond, "the dead node's eager claims taken over long before their deadline", func() bool {
+			e.reclaimRound()
+			work = e.work("a:x")
+			return len(work) == 1
+		})
+		if work[0].ID != res.Work[0].ID || work[0].Attempts != 2 {
+			e.t.Fatalf("reclaimed work = %+v, claimed %+v", work[0], res.Work[0])
+		}
+		cur := e.fetchOne("o:p")
+		if cur.Attempts != 2 || cur.Token == turn.Token {
+			e.t.Fatalf("reclaimed turn = %+v, claimed token %s", cur, turn.Token)
+		}
+		wantErr(e.t, "dead node's work ack", e.s.AckWork(e.ctx, res.Work[0].ID, res.Work[0].Token, "late"), queue.ErrLockLost)
+		wantErr(e.t, "dead node's turn renew", e.s.RenewOrchestrationLock(e.ctx, "p", turn.Token, longLock), queue.ErrLockLost)
+	}},
 	{"consecutive_eager_turns_are_bounded", func(e *env) {
 		e.start("p", "o:p")
 		token := e.turn("p", "go").Token
