@@ -112,7 +112,8 @@ func (s *Store) FetchOrchestrations(ctx context.Context, req FetchOrchestrations
 	return FetchOrchestrationsResult{Items: items, NextWake: wake}, err
 }
 
-// orchItemFields are the inst fields a fetch_orch.lua item carries, in
+// orchItemFields are the inst fields a fetch_orch.lua item carries (also
+// an eager turn of ack_work.lua: orch_item in common.lua), in
 // the order of its ITEM_FIELDS (which may list more, read by the script).
 var orchItemFields = []string{"name", "ver", "status", "pin", "parent", "out", "rq", "tok",
 	"cstatus", "cset", "exec", "att", "csver", "ctime", "utime"}

@@ -9,7 +9,7 @@
 --   node's liveness lapses (see reclaim_dead_nodes in common.lua)
 -- ARGV[7+i] bucket name i (same order as KEYS[3+i])
 -- Returns {next_wake_ms, item...}; item = {instance id, token, attempts,
---   inst fields (the values of ITEM_FIELDS, in order; "" when missing), messages, history length, omitted (0|1), history,
+--   inst fields (the values of ITEM_FIELDS of common.lua, in order; "" when missing), messages, history length, omitted (0|1), history,
 --   flat kv:<id> (HGETALL; empty when the history is omitted), read error}.
 --   read error is "" or why the history or kv:<id> could not be read (a key
 --   of the wrong type): the item is still locked and returned, with an empty
