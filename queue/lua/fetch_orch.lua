@@ -128,7 +128,7 @@ for _, c in ipairs(cands) do
       if tok ~= '' then
         redis.call('ZADD', k_ready(f[2]), 'NX', I(ldl), id)
       elseif redis.call('LLEN', k_inbox(id)) > 0 then
-        redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
+        redis.call('ZADD', k_ready(f[2]), 'NX', ready_score(f[1], now), id)
       end
     elseif tok ~= '' and ldl > now then
       redis.call('ZADD', zkey, I(ldl), id)              -- live lock: fix its score
