@@ -225,13 +225,19 @@ end
 -- now (scored by ready_score), unless it already waits in its bucket (ZADD
 -- NX keeps the score of a locked or delayed instance). Messages to a missing
 -- or ended instance are dropped. woken collects the buckets to announce on
--- wake:orch. Returns true if the message was delivered.
+-- wake:orch: only when the entry was added. An entry that was there already
+-- is fetchable and was announced when it became so, or is locked (the ack or
+-- abandon that releases the lock announces it) or delayed (it becomes
+-- fetchable by time: fetchers wake at the next_wake of their last fetch, or
+-- after their block timeout); this message does not change when it may be
+-- fetched. Returns true if the message was delivered.
 local function deliver(id, msg, now, woken)
   local f = redis.call('HMGET', k_inst(id), 'status', 'rq')
   if not f[1] or is_ended(f[1]) then return false end
   redis.call('RPUSH', k_inbox(id), msg)
-  redis.call('ZADD', k_ready(f[2]), 'NX', ready_score(f[1], now), id)
-  woken[f[2]] = true
+  if redis.call('ZADD', k_ready(f[2]), 'NX', ready_score(f[1], now), id) == 1 then
+    woken[f[2]] = true
+  end
   return true
 end
 
