@@ -149,6 +149,9 @@ var semanticsCases = []testCase{
 		// a message to the idle instance
 		e.enqueue("r", "event")
 		it = runningNext("a message")
+		// a lock given back without delay
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "r", it.Token, 0, false))
+		it = runningNext("an abandon without delay")
 		e.ack(queue.OrchestrationAck{InstanceID: "r", Token: it.Token})
 		// the starts follow, oldest first
 		var got []string
