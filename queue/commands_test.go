@@ -85,6 +85,8 @@ func commandStats(t *testing.T, rdb *redis.Client) map[string]int64 {
 // TestCommandsPerOrchestration is a measurement, not a check of speed: it
 // runs N one-activity orchestrations through a real worker on a real
 // redis-server, one at a time (start, Wait) and then all at once (drain),
+// then N/10 orchestrations of 10 parallel activities each, all at once
+// (fanout: completions reach instances that are locked or already waiting),
 // and logs Redis commands per orchestration from INFO commandstats (the
 // commands that scripts run included), script calls per orchestration and
 // round trips per orchestration, with eager dispatch off and on
@@ -103,7 +105,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 	}
 	srv := redistest.Start(t)
 	base := srv.Client(t)
-	for _, run := range []string{"one-at-a-time", "drain", "one-at-a-time/no-eager", "drain/no-eager"} {
+	for _, run := range []string{"one-at-a-time", "drain", "fanout", "one-at-a-time/no-eager", "drain/no-eager", "fanout/no-eager"} {
 		mode, noEager := strings.CutSuffix(run, "/no-eager")
 		t.Run(run, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -120,6 +122,16 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			ob.Register("one", func(ctx *engine.OrchestrationContext, in string) (string, error) {
 				return ctx.ScheduleActivity("noop", in).Get()
 			})
+			if mode == "fanout" { // registered only here: every name adds buckets each fetch reads
+				ob.Register("fan", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+					fs := make([]*engine.Future[string], 10)
+					for i := range fs {
+						fs[i] = ctx.ScheduleActivity("noop", in)
+					}
+					_, err := engine.JoinAll(ctx, fs)
+					return in, err
+				})
+			}
 			ab := engine.NewActivityRegistry()
 			ab.Register("noop", func(ctx *engine.ActivityContext, in string) (string, error) { return in, nil })
 			w, err := worker.New(store, ob.MustBuild(), ab.MustBuild(), worker.Options{NodeID: prefix, DisableEagerDispatch: noEager})
@@ -144,7 +156,11 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			sc.mu.Unlock()
 			sc.rt.Store(0)
 			before := commandStats(t, base)
-			ids := make([]string, n)
+			name, count := "one", n
+			if mode == "fanout" {
+				name, count = "fan", max(n/10, 1)
+			}
+			ids := make([]string, count)
 			for i := range ids {
 				ids[i] = fmt.Sprintf("o%d", i)
 			}
@@ -160,7 +176,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 				}
 			} else {
 				for _, id := range ids {
-					if err := cl.Start(ctx, id, "one", "x"); err != nil {
+					if err := cl.Start(ctx, id, name, "x"); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -179,7 +195,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			if err := w.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			per := func(v int64) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 2, 64) }
+			per := func(v int64) string { return strconv.FormatFloat(float64(v)/float64(len(ids)), 'f', 2, 64) }
 			var total int64
 			var lines []string
 			for name, c := range after {
@@ -200,7 +216,7 @@ func TestCommandsPerOrchestration(t *testing.T) {
 			}
 			sort.Strings(scripts)
 			t.Logf("%s, N=%d: %s Redis commands/orch (scripts' inner calls included), %s round trips/orch\n%s\n%s",
-				run, n, per(total), per(rt), strings.Join(scripts, "\n"), strings.Join(lines, "\n"))
+				run, len(ids), per(total), per(rt), strings.Join(scripts, "\n"), strings.Join(lines, "\n"))
 		})
 	}
 }

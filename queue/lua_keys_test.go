@@ -617,3 +617,16 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestTurnLeadMatchesLua checks that TurnLead is the lead common.lua
+// scores running instances' turns with.
+func TestTurnLeadMatchesLua(t *testing.T) {
+	common, err := luaFiles.ReadFile("lua/common.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("\nlocal TURN_LEAD_MS = %d\n", TurnLead.Milliseconds())
+	if !strings.Contains(string(common), want) {
+		t.Fatalf("common.lua does not define %q (queue.TurnLead)", strings.TrimSpace(want))
+	}
+}

@@ -9,6 +9,21 @@ import (
 	"time"
 )
 
+// TurnLead is how far ahead of new starts the next turn of a running
+// instance is served. When an instance that has already run a turn (status
+// Running) becomes fetchable (a message is delivered to it, a turn ends with
+// messages waiting, its lock is reclaimed or given back without delay), its
+// ready-bucket entry is scored TurnLead before now; a new start is scored
+// now. Fetches take the lowest scores first: under a backlog of starts, a
+// running instance's turn goes before every start younger than TurnLead,
+// and a start that has waited longer goes first, so starts are never
+// starved: a start waits at most TurnLead for running work. A minute
+// covers a backlog that takes that long to drain (a shorter lead only
+// helps a backlog younger than the lead: bench/RESULTS.md). Delays and
+// lock deadlines keep their scores. The value is TURN_LEAD_MS in
+// lua/common.lua.
+const TurnLead = 60 * time.Second
+
 // FetchOrchestrationsRequest asks for instances to run.
 type FetchOrchestrationsRequest struct {
 	// RequestID names this call and must be unique per call. Running the same

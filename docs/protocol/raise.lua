@@ -65,7 +65,11 @@ redis.call('PUBLISH', KEYS[1] .. 'wake:orch', f[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('RPUSH', KEYS[3], msg)
--- the ready key depends on the rq field; it shares the hash tag of KEYS[1]
-redis.call('ZADD', KEYS[1] .. 'ready:' .. f[2], 'NX', now, id)
+-- the ready key depends on the rq field; it shares the hash tag of KEYS[1].
+-- A Running instance is scored 60 s early (the turn lead: it goes before the
+-- starts of the last 60 s), a Pending one now.
+local score = now
+if f[1] == 'Running' then score = now - 60000 end
+redis.call('ZADD', KEYS[1] .. 'ready:' .. f[2], 'NX', score, id)
 if rid ~= '' then redis.call('SET', KEYS[4], 'enqueue:' .. id, 'PX', 900000) end
 return 1

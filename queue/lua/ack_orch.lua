@@ -358,7 +358,7 @@ elseif redis.call('LLEN', KEYS[3]) > 0 then
     redis.call('ZREM', k_ready(old_rq), id)
     redis.call('SADD', K_ORCH_BUCKETS, new_rq)
   end
-  redis.call('ZADD', k_ready(new_rq), nows, id)
+  redis.call('ZADD', k_ready(new_rq), ready_score(inst_status, now), id)
   woken[new_rq] = true
 else
   redis.call('ZREM', k_ready(old_rq), id)

@@ -203,17 +203,41 @@ local function abandoned_attempts(att, keep)
   return n
 end
 
+-- TURN_LEAD_MS is how far ahead of new starts a running instance's turn is
+-- served (queue.TurnLead): an instance that has already run a turn (status
+-- Running) and becomes fetchable now is scored now - TURN_LEAD_MS in its
+-- ready bucket, a new start (status Pending) now. Fetches take the lowest
+-- scores first, so a running instance's next turn goes before the starts
+-- made in the last TURN_LEAD_MS, and a start that has waited longer goes
+-- before it: starts are never starved. The score is still a time from
+-- which the entry may be fetched (it is in the past either way); locks
+-- (the deadline) and delays (now + delay) are not moved.
+local TURN_LEAD_MS = 60000
+
+-- ready_score is the ready-bucket score of an instance in status status
+-- that becomes fetchable at now (see TURN_LEAD_MS), as a string.
+local function ready_score(status, now)
+  if status == 'Running' then return I(now - TURN_LEAD_MS) end
+  return I(now)
+end
+
 -- deliver appends msg to the inbox of instance id and makes it fetchable
--- now, unless it already waits in its bucket (ZADD NX keeps the score of a
--- locked or delayed instance). Messages to a missing or ended instance are
--- dropped. woken collects the buckets to announce on wake:orch.
--- Returns true if the message was delivered.
+-- now (scored by ready_score), unless it already waits in its bucket (ZADD
+-- NX keeps the score of a locked or delayed instance). Messages to a missing
+-- or ended instance are dropped. woken collects the buckets to announce on
+-- wake:orch: only when the entry was added. An entry that was there already
+-- is fetchable and was announced when it became so, or is locked (the ack or
+-- abandon that releases the lock announces it) or delayed (it becomes
+-- fetchable by time: fetchers wake at the next_wake of their last fetch, or
+-- after their block timeout); this message does not change when it may be
+-- fetched. Returns true if the message was delivered.
 local function deliver(id, msg, now, woken)
   local f = redis.call('HMGET', k_inst(id), 'status', 'rq')
   if not f[1] or is_ended(f[1]) then return false end
   redis.call('RPUSH', k_inbox(id), msg)
-  redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
-  woken[f[2]] = true
+  if redis.call('ZADD', k_ready(f[2]), 'NX', ready_score(f[1], now), id) == 1 then
+    woken[f[2]] = true
+  end
   return true
 end
 

@@ -89,7 +89,9 @@ for _, c in ipairs(cands) do
       if tok ~= '' then
         redis.call('ZADD', k_ready(f[2]), 'NX', I(ldl), id)
       elseif redis.call('LLEN', k_inbox(id)) > 0 then
-        redis.call('ZADD', k_ready(f[2]), 'NX', I(now), id)
+        if redis.call('ZADD', k_ready(f[2]), 'NX', ready_score(f[1], now), id) == 1 then
+          woken[f[2]] = true
+        end
       end
     elseif tok ~= '' and ldl > now then
       redis.call('ZADD', zkey, I(ldl), id)              -- live lock: fix its score
@@ -119,6 +121,14 @@ end
 
 if #locked > 0 then
   redis.call('SET', KEYS[3], encode_ids(locked), 'PX', ARGV[4])
+end
+-- (4) Announce the buckets that got fetchable entries (promoted timers,
+-- moved entries), except those this fetch serves when it locked fewer than
+-- Max: it took what it found, and whatever it left there (an entry moved in
+-- after the candidates were read) is due, so its next_wake is 1 and its
+-- caller fetches again. Other fetchers serving them are not woken in vain.
+if #locked < max then
+  for i = 1, nb do woken[ARGV[7 + i]] = nil end
 end
 publish_all(CH_WAKE_ORCH, woken)
 

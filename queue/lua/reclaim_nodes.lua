@@ -30,10 +30,10 @@ for i = 1, #dead, 2 do
     for _, m in ipairs(redis.call('SRANDMEMBER', lk, limit - n)) do
       local kind, id = string.sub(m, 1, 2), string.sub(m, 3)
       if kind == 'o:' then
-        local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl')
+        local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl', 'status')
         if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
           redis.call('HSET', k_inst(id), 'ldl', now, 'node', '')
-          redis.call('ZADD', k_ready(f[3]), 'XX', now, id)
+          redis.call('ZADD', k_ready(f[3]), 'XX', ready_score(f[5], now), id)
           woken_o[f[3]] = true
           n = n + 1
         end

@@ -56,7 +56,7 @@ if e.kind == 'orchestration' then
   for _, m in ipairs(msgs) do redis.call('RPUSH', k_inbox(id), m) end
   if #msgs > 0 then
     redis.call('HSET', ik, 'rq', rq)
-    redis.call('ZADD', k_ready(rq), now, id)
+    redis.call('ZADD', k_ready(rq), ready_score(status, now), id)
     redis.call('PUBLISH', CH_WAKE_ORCH, rq)
   end
 end

@@ -1,6 +1,7 @@
 package queuetest
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/duroworker/duroworker/queue"
@@ -152,6 +153,56 @@ var longPollCases = []testCase{
 			return e.timers() == 0
 		})
 		e.expectMessage(ps, e.k.WakeOrchChannel(), "x:b")
+	}},
+	{"delivery_to_a_waiting_or_locked_instance_does_not_publish", func(e *env) {
+		// Only the delivery that adds the instance's ready entry publishes:
+		// the others change nothing a fetcher could take. A marker create
+		// after each step shows what was published before it (pub/sub keeps
+		// the order).
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		e.startWork("a:x", "w1", "w2", "w3")
+		ws := e.work("a:x")
+		if len(ws) != 3 {
+			e.t.Fatalf("work items: %v, want 3", workBodies(ws))
+		}
+		drain(ps)
+		marker := 0
+		published := func() []string {
+			e.t.Helper()
+			marker++
+			b := fmt.Sprintf("o:marker%d", marker)
+			e.create(fmt.Sprintf("marker%d", marker), b, "start")
+			return e.expectMessage(ps, e.k.WakeOrchChannel(), b)
+		}
+		e.must("ack w1", e.s.AckWork(e.ctx, ws[0].ID, ws[0].Token, "r1"))
+		wantEqual(e.t, "published by a completion to an idle instance", []string{e.k.WakeOrchChannel() + "=o:p"}, published())
+		e.must("ack w2", e.s.AckWork(e.ctx, ws[1].ID, ws[1].Token, "r2"))
+		wantEqual(e.t, "published by a completion to a waiting instance", []string(nil), published())
+		it := e.fetchOne("o:p")
+		e.must("ack w3", e.s.AckWork(e.ctx, ws[2].ID, ws[2].Token, "r3"))
+		wantEqual(e.t, "published by a completion to a locked instance", []string(nil), published())
+		e.ack(queue.OrchestrationAck{InstanceID: "p", Token: it.Token, ExecutionID: e.instance("p").ExecutionID})
+		wantEqual(e.t, "published by the ack that readies it", []string{e.k.WakeOrchChannel() + "=o:p"}, published())
+		wantEqual(e.t, "messages of the next turn", []string{"r3"}, e.fetchOne("o:p").Messages)
+	}},
+	{"fetch_that_takes_its_promoted_timers_does_not_publish", func(e *env) {
+		// A fetch that promotes a timer into a bucket it serves and has room
+		// takes the instance itself: nobody else is woken for it.
+		h := e.hide()
+		e.timerTurn([]time.Duration{h}, []string{"t"})
+		ps := e.subscribe(e.k.WakeOrchChannel())
+		var got []queue.OrchestrationItem
+		e.after(h, "timer promoted", func() bool {
+			got = append(got, e.fetchFrom("x:b")...)
+			return len(got) > 0
+		})
+		if got[0].InstanceID != "i1" || len(got[0].Messages) != 1 || got[0].Messages[0] != "t" {
+			e.t.Fatalf("fetched %+v, want i1 with its timer", got[0])
+		}
+		e.create("marker", "o:marker", "start")
+		if skipped := e.expectMessage(ps, e.k.WakeOrchChannel(), "o:marker"); len(skipped) != 0 {
+			e.t.Fatalf("a fetch that took its promoted timer published %v", skipped)
+		}
 	}},
 	{"namespaces_do_not_hear_each_other", func(e *env) {
 		other := e.f.New(e.t)

@@ -246,6 +246,15 @@ func (e *env) requireReal(why string) {
 	}
 }
 
+// requireVirtualClock skips the case on a backend whose clock cannot be
+// moved on (a real Redis server) when the case must wait out a long time.
+func (e *env) requireVirtualClock(why string) {
+	e.t.Helper()
+	if !e.virtual {
+		e.t.Skipf("%s backend runs on real time: %s", e.f.Name, why)
+	}
+}
+
 // reqID returns a fresh request id.
 func (e *env) reqID() string { return fmt.Sprintf("r%d", e.seq.Add(1)) }
 

@@ -101,6 +101,100 @@ var semanticsCases = []testCase{
 		}
 		wantEqual(e.t, "fetch order", []string{"c", "a", "b", "d"}, order)
 	}},
+	{"running_instance_turn_goes_before_waiting_starts", func(e *env) {
+		// "r" has run its first turn and waits for an activity; then starts
+		// pile up in its bucket. Each way a running instance becomes
+		// fetchable again (an activity completion, a message, a turn that
+		// ends with messages waiting) puts it ahead of those starts.
+		e.create("r", "o:b", "start")
+		it := e.fetchOne("o:b")
+		e.ack(queue.OrchestrationAck{InstanceID: "r", Token: it.Token, NewEvents: []string{"started"},
+			Activities: []queue.WorkItem{{Bucket: "a:x", Body: "act"}}})
+		var starts []string
+		for i := range 20 {
+			id := fmt.Sprintf("s%02d", i)
+			e.create(id, "o:b", "start")
+			starts = append(starts, id)
+			e.tick()
+		}
+		next := func() queue.OrchestrationItem {
+			e.t.Helper()
+			res := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, Max: 1})
+			if len(res.Items) != 1 {
+				e.t.Fatalf("fetch: %v, want one item", itemIDs(res.Items))
+			}
+			return res.Items[0]
+		}
+		runningNext := func(after string) queue.OrchestrationItem {
+			e.t.Helper()
+			it := next()
+			if it.InstanceID != "r" {
+				e.t.Fatalf("after %s the fetch took %s, want the running instance r", after, it.InstanceID)
+			}
+			return it
+		}
+		// an activity completion
+		w := e.workOne("a:x")
+		e.must("AckWork", e.s.AckWork(e.ctx, w.ID, w.Token, "done"))
+		d, _ := depth(e.depths().Orchestrations, "o:b")
+		if d.Ready != 21 || d.Delayed != 0 || d.Locked != 0 {
+			e.t.Fatalf("depth with 20 starts and a completion = %+v, want 21 ready", d)
+		}
+		it = runningNext("an activity completion")
+		// a message that arrives during the turn: the ack readies r again
+		e.enqueue("r", "during")
+		e.ack(queue.OrchestrationAck{InstanceID: "r", Token: it.Token})
+		it = runningNext("an ack with a message waiting")
+		e.ack(queue.OrchestrationAck{InstanceID: "r", Token: it.Token})
+		// a message to the idle instance
+		e.enqueue("r", "event")
+		it = runningNext("a message")
+		// a lock given back without delay
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "r", it.Token, 0, false))
+		it = runningNext("an abandon without delay")
+		e.ack(queue.OrchestrationAck{InstanceID: "r", Token: it.Token})
+		// the starts follow, oldest first
+		var got []string
+		for range starts {
+			got = append(got, next().InstanceID)
+		}
+		wantEqual(e.t, "starts after the running instance", starts, got)
+	}},
+	{"start_that_waited_longer_than_the_turn_lead_goes_first", func(e *env) {
+		// No starvation: a running instance's turn is served ahead of
+		// starts made in the last queue.TurnLead only. The ordering is the
+		// same Lua arithmetic on both backends; only the virtual clock can
+		// skip the lead's minute.
+		e.requireVirtualClock("the case waits out queue.TurnLead (60 s)")
+		e.start("r", "o:b")
+		e.create("old", "o:b", "start")
+		e.pass(queue.TurnLead + 200*time.Millisecond)
+		e.create("young", "o:b", "start")
+		e.tick()
+		e.enqueue("r", "event")
+		var order []string
+		for range 3 {
+			res := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, Max: 1})
+			order = append(order, itemIDs(res.Items)...)
+		}
+		wantEqual(e.t, "fetch order", []string{"old", "r", "young"}, order)
+	}},
+	{"running_instance_lead_keeps_locks_and_delays", func(e *env) {
+		// The lead never makes a locked or delayed entry of a running
+		// instance fetchable early.
+		e.start("r", "o:b")
+		it := e.turn("r", "m1")
+		e.enqueue("r", "while locked")
+		e.fetchNone("o:b")
+		e.must("abandon", e.s.AbandonOrchestration(e.ctx, "r", it.Token, e.hide(), true))
+		e.enqueue("r", "while delayed")
+		e.fetchNone("o:b")
+		d, _ := depth(e.depths().Orchestrations, "o:b")
+		if d.Ready != 0 || d.Delayed != 1 {
+			e.t.Fatalf("depth of a delayed running instance = %+v, want 1 delayed", d)
+		}
+		e.after(e.hide(), "delayed running instance fetchable", func() bool { return len(e.fetchFrom("o:b")) == 1 })
+	}},
 	{"message_to_a_delayed_instance_does_not_pull_it_forward", func(e *env) {
 		e.create("i1", "o:b", "m1")
 		it := e.fetchOne("o:b")
