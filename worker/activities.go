@@ -39,6 +39,18 @@ var (
 // there is nothing to do.
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
+	// read holds the entries the last blocking read returned, locked by
+	// the next fetch. fetch and block run on this goroutine, one after the
+	// other.
+	var read []queue.ReadEntry
+	request := func(n int) queue.FetchWorkRequest {
+		req := queue.FetchWorkRequest{
+			RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+			NodeID: w.opts.NodeID,
+		}
+		w.sess.FetchFields(&req)
+		return req
+	}
 	dispatch(ctx, w, dispatcher[queue.FetchedWork]{
 		what:        "activities",
 		concurrency: w.opts.ActivityConcurrency,
@@ -49,16 +61,70 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		// on it. New work still wakes the loop at once.
 		minIdle: minEmptyFetchWait,
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
-			req := queue.FetchWorkRequest{
-				RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
-				NodeID: w.opts.NodeID,
-			}
-			w.sess.FetchFields(&req)
+			req := request(n)
+			req.Read = read
 			res, err := w.store.FetchWork(ctx, req)
+			if err == nil {
+				read = nil
+			}
 			return res.Items, res.NextWake, err
+		},
+		block: func(ctx context.Context, free int, wait time.Duration) {
+			read = w.blockForWork(ctx, request(free), wait)
 		},
 		run: w.runActivity,
 	})
+}
+
+// blockForWork waits up to wait for new entries in the streams of the
+// buckets of req (one XREADGROUP ... BLOCK across them, in place of
+// pub/sub wake-ups) and returns them, to be locked by the next fetch.
+// go-redis does not interrupt a blocked read when ctx ends, so the read
+// runs on its own goroutine: on shutdown this returns at once, and entries
+// the read returns afterwards are locked and released again (each goes
+// back to its stream, the delivery not counted); should that fail, a fetch
+// takes them back once idle for the lock timeout.
+func (w *Worker) blockForWork(ctx context.Context, req queue.FetchWorkRequest, wait time.Duration) []queue.ReadEntry {
+	type result struct {
+		entries []queue.ReadEntry
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		e, err := w.store.ReadWork(context.WithoutCancel(ctx), queue.ReadWorkRequest{
+			Buckets: req.Buckets, NodeID: req.NodeID, Count: req.Max, Block: wait,
+		})
+		done <- result{e, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("waiting for activities failed", "err", r.err)
+				idleWait(ctx, nil, min(wait, time.Second))
+			}
+			return nil
+		}
+		return r.entries
+	case <-ctx.Done():
+		go func() {
+			r := <-done
+			if len(r.entries) == 0 {
+				return
+			}
+			req.Read, req.Max, req.RequestID = r.entries, len(r.entries), uuid.NewString()
+			res, err := w.store.FetchWork(context.Background(), req)
+			for _, it := range res.Items {
+				if err == nil {
+					err = w.store.AbandonWork(context.Background(), it.ID, it.Token, 0, false)
+				}
+			}
+			if err != nil {
+				w.log.Debug("releasing activities read during shutdown failed; they are taken back when idle for the lock timeout", "err", err)
+			}
+		}()
+		return nil
+	}
 }
 
 // runActivity runs one fetched work item and acks its completion.

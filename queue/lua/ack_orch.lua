@@ -234,16 +234,18 @@ for j = 0, na - 1 do
       redis.call('HSET', k_sess(sess), 'last', nows)
     end
   end
-  redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-    'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess)
+  if not woken_work[bucket] then
+    wq_register(bucket)
+    woken_work[bucket] = true
+  end
+  local extra = {'body', body, 'inst', id, 'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess}
   if ref ~= '' then
-    redis.call('HSET', k_wi(wid), 'ref', ref)
+    extra[#extra + 1] = 'ref'
+    extra[#extra + 1] = ref
     redis.call('HSET', KEYS[8], ref, wid)
   end
-  redis.call('ZADD', k_work(bucket), nows, wid)
-  woken_work[bucket] = true
+  wq_append(bucket, wid, extra)
 end
-for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
 
 -- cancelled work items (after the new ones: a turn may schedule and cancel
 -- the same activity). A ref that is not there (completed) is skipped. A
@@ -252,8 +254,9 @@ for j = 0, nx - 1 do
   local ref = ARGV[oX + j]
   local wid = redis.call('HGET', KEYS[8], ref)
   if wid then
-    local bucket = redis.call('HGET', k_wi(wid), 'bucket')
-    if bucket then redis.call('ZREM', k_work(bucket), wid) end
+    local w = redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'node')
+    wq_forget(w[1], w[2], wid)
+    lock_owner_move(w[3], '', 'w:' .. wid)
     redis.call('DEL', k_wi(wid))
     redis.call('HDEL', KEYS[8], ref)
   end
@@ -327,5 +330,4 @@ else
 end
 
 publish_all(CH_WAKE_ORCH, woken)
-publish_all(CH_WAKE_WORK, woken_work)
 return 1

@@ -3,17 +3,22 @@
 -- ARGV[1] work id   ARGV[2] token   ARGV[3] completion message ("" = none)
 -- ARGV[4] "1" when the item is poison, then ARGV[5] reason, ARGV[6] attempts,
 --   ARGV[7] max attempts: the item is copied to the dead-letter stream first.
--- A work item with a ref (see ack_orch.lua) is also removed from its
--- instance's wimap:<instance id>, if the map still points at it.
+-- Fenced: the token is the current lock AND the item's stream entry is
+-- pending (in the group's PEL) for the consumer that locked it.
+-- Removes the entry (XACK + XDEL) and the hash. A work item with a ref (see
+-- ack_orch.lua) is also removed from its instance's wimap:<instance id>, if
+-- the map still points at it.
 -- Returns 1 if the completion was delivered, 0 if there was none or its
 -- instance is missing or ended (then it is dropped).
 -- Errors: WORK_NOT_FOUND when wi:<work id> is gone (acked or never existed);
--- LOCK_LOST when the token is not the current lock.
+-- LOCK_LOST when the token is not the current lock or the entry is not
+-- pending for its consumer (taken back by a reclaim).
 local wid, token = ARGV[1], ARGV[2]
 
 -- validate
-local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'inst', 'ref', 'sess', 'node')
+local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'inst', 'ref', 'sess', 'node', 'eid')
 if not f then return err end
+if not wq_holds(f) then return redis.error_reply(HOLDER_WORK.lost .. wid) end
 
 -- write
 if ARGV[4] == '1' then
@@ -30,7 +35,7 @@ if ARGV[4] == '1' then
     'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', I(now_ms()))
 end
 redis.call('DEL', KEYS[2])
-redis.call('ZREM', k_work(f.bucket), wid)
+wq_remove(k_wq(f.bucket), f.eid)
 lock_owner_move(f.node, '', 'w:' .. wid)
 if f.ref and f.ref ~= '' and f.inst and f.inst ~= '' then
   local wm = k_wimap(f.inst)
