@@ -11,6 +11,10 @@
 -- consumer WQ_FREE with a long idle time): the next fetch takes it over with
 -- a new token and one more attempt, and the dead node's late ack, renew or
 -- abandon fails with LOCK_LOST. A node whose locks are all reclaimed is removed from nodes.
+-- Work stream entries the dead node read but never locked (it died between
+-- its blocking XREADGROUP and the fetch that locks them) are found in the
+-- PEL of every known work bucket (XPENDING ... <node>; O(buckets:a), only
+-- for dead nodes) and freed the same way, not counted as an attempt.
 -- A withdrawn node (graceful shutdown) is not in nodes: its running work
 -- keeps its locks.
 -- Returns the number of locks reclaimed.
@@ -54,7 +58,29 @@ for i = 1, #dead, 2 do
       end
       redis.call('SREM', lk, m)
     end
-    if redis.call('SCARD', lk) == 0 then
+    -- Entries the node read (a blocking XREADGROUP) but never locked are
+    -- pending for it in some work stream: free them the same way, their
+    -- delivery not counted (delivery count - 1).
+    if n < limit then
+      for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
+        if n >= limit then break end
+        local key = k_wq(b)
+        local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(limit - n), node)
+        if type(r) == 'table' and not r.err then
+          for _, p in ipairs(r) do
+            local e = redis.call('XRANGE', key, p[1], p[1])
+            local wid = e[1] and e[1][2][2]
+            local f = wid and redis.call('HMGET', k_wi(wid), 'tok', 'node', 'eid')
+            if not (f and (f[1] or '') ~= '' and f[2] == node and f[3] == p[1]) then
+              redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', p[1], 'IDLE', WQ_LONG_IDLE,
+                'RETRYCOUNT', I(math.max(tonumber(p[4]) - 1, 0)), 'JUSTID')
+              n = n + 1
+            end
+          end
+        end
+      end
+    end
+    if redis.call('SCARD', lk) == 0 and n < limit then
       redis.call('ZREM', K_NODES, node)
       redis.call('HDEL', K_NODE_SINCE, node)
     end

@@ -126,6 +126,7 @@ func categories() []category {
 		{"long_polling", 5, longPollCases},
 		{"error_handling", 7, errorCases},
 		{"node_liveness", 0, nodeCases},
+		{"work_streams", 0, streamCases},
 	}
 }
 
