@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // scheduleWork creates instance id, runs its first turn and schedules one
@@ -263,6 +265,73 @@ func TestFetchWorkValidates(t *testing.T) {
 			if _, err := e.s.FetchWork(e.ctx, req); err == nil {
 				t.Errorf("FetchWork(%+v) succeeded, want an error", req)
 			}
+		}
+	})
+}
+
+// TestWorkFenceIsThePEL: a token that is still the item's is refused when
+// the item's stream entry is pending for another consumer (here moved there
+// behind the store's back), and nothing changes.
+func TestWorkFenceIsThePEL(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{Buckets: []string{"a:x"}, Max: 1, LockTimeout: longLock, NodeID: "n1"})
+		wantErr(t, "FetchWork", err, nil)
+		if len(res.Items) != 1 {
+			t.Fatalf("fetched %d items", len(res.Items))
+		}
+		w := res.Items[0]
+		key := e.k.WorkStreamKey("a:x")
+		eid, err := e.rdb.HGet(e.ctx, e.k.WorkItemKey(w.ID), "eid").Result()
+		wantErr(t, "HGET eid", err, nil)
+		p, err := e.rdb.XPendingExt(e.ctx, &redis.XPendingExtArgs{Stream: key, Group: WorkGroup, Start: eid, End: eid, Count: 1}).Result()
+		wantErr(t, "XPENDING", err, nil)
+		if len(p) != 1 || p[0].Consumer != "n1" || p[0].RetryCount != 1 {
+			t.Fatalf("PEL entry = %+v, want pending for n1, delivered once", p)
+		}
+		wantErr(t, "XCLAIM", e.rdb.XClaimJustID(e.ctx, &redis.XClaimArgs{Stream: key, Group: WorkGroup, Consumer: "intruder", Messages: []string{eid}}).Err(), nil)
+		before, _ := e.rdb.HGetAll(e.ctx, e.k.WorkItemKey(w.ID)).Result()
+		wantErr(t, "ack", e.s.AckWork(e.ctx, w.ID, w.Token, "done"), ErrLockLost)
+		wantErr(t, "renew", e.s.RenewWork(e.ctx, w.ID, w.Token, longLock), ErrLockLost)
+		wantErr(t, "abandon", e.s.AbandonWork(e.ctx, w.ID, w.Token, 0, false), ErrLockLost)
+		after, _ := e.rdb.HGetAll(e.ctx, e.k.WorkItemKey(w.ID)).Result()
+		wantEqual(t, "work item after refused calls", before, after)
+		if e.exists(e.k.InboxKey("i1")) {
+			t.Error("a refused ack delivered its completion")
+		}
+	})
+}
+
+// TestUnlockedReadIsTakenBackAfterTheIdleTime: an entry a blocking read
+// returned but no fetch locked (its reader crashed) is taken back once it
+// has been idle for WQ_IDLE_MS (5 minutes; the test moves its delivery time
+// back instead of waiting), counting the read as a delivery.
+func TestUnlockedReadIsTakenBackAfterTheIdleTime(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		read, err := e.s.ReadWork(e.ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 10, Block: time.Second})
+		wantErr(t, "ReadWork", err, nil)
+		if len(read) != 1 {
+			t.Fatalf("read %+v", read)
+		}
+		if got := e.fetchWork(longLock, "a:x"); len(got.Items) != 0 {
+			t.Fatalf("an entry pending for n1 was fetched by another: %+v", got.Items)
+		}
+		key := e.k.WorkStreamKey("a:x")
+		idle := func(ms int64) {
+			t.Helper()
+			err := e.rdb.Do(e.ctx, "XCLAIM", key, WorkGroup, "n1", "0", read[0].EntryID,
+				"TIME", e.serverNow().UnixMilli()-ms, "RETRYCOUNT", "1", "JUSTID").Err()
+			wantErr(t, "XCLAIM TIME", err, nil)
+		}
+		idle(299_000)
+		if got := e.fetchWork(longLock, "a:x"); len(got.Items) != 0 {
+			t.Fatalf("taken back after 299 s of idle time: %+v", got.Items)
+		}
+		idle(300_001)
+		got := e.fetchWork(longLock, "a:x")
+		if len(got.Items) != 1 || got.Items[0].ID != read[0].WorkID || got.Items[0].Attempts != 2 {
+			t.Fatalf("after 300 s of idle time: %+v, want %s at attempt 2", got.Items, read[0].WorkID)
 		}
 	})
 }
