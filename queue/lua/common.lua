@@ -601,7 +601,13 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
         if #locked < max then
           take(i, p[2], p[3], dc)
         else
-          readd(i, p[2], p[3], dc, num(redis.call('HGET', k_wi(p[3]), 'attb')))
+          -- no slot left: back to the others (unless the item moved on)
+          local f = redis.call('HMGET', k_wi(p[3]), 'bucket', 'eid', 'attb')
+          if f[1] == buckets[i] and f[2] == p[2] then
+            readd(i, p[2], p[3], dc, num(f[3]))
+          else
+            wq_remove(keys[i], p[2])
+          end
         end
       end
     end

@@ -161,6 +161,23 @@ var streamCases = []testCase{
 			e.t.Fatalf("recovered %+v, want %s at attempt 2 (its read counts as a delivery)", got[0], read[0].WorkID)
 		}
 	}},
+	{"read_entries_beyond_max_go_back_to_the_others", func(e *env) {
+		e.start("p", "o:p")
+		read := e.readWork("n1", []string{"a:x"}, func() {
+			e.schedule("p", queue.WorkItem{Bucket: "a:x", Body: "1"}, queue.WorkItem{Bucket: "a:x", Body: "2"}, queue.WorkItem{Bucket: "a:x", Body: "3"})
+		})
+		if len(read) != 3 {
+			e.t.Fatalf("read %+v, want 3 entries", read)
+		}
+		got := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Read: read, Max: 1}).Items
+		if len(got) != 1 || got[0].ID != read[0].WorkID {
+			e.t.Fatalf("n1 locked %+v, want only %s", got, read[0].WorkID)
+		}
+		rest := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n2"}).Items
+		if len(rest) != 2 || rest[0].Attempts != 1 || rest[1].Attempts != 1 {
+			e.t.Fatalf("n2 got %+v, want the two other items at attempt 1", rest)
+		}
+	}},
 	{"session_work_is_routed_to_the_owners_stream", func(e *env) {
 		e.sess("s1", "a", "b") // both queued in a:x before anyone owns s1
 		w1, w2 := e.worker("w1"), e.worker("w2")
