@@ -17,6 +17,7 @@ const (
 	kindReady       = "ready:"
 	kindWorkStream  = "wq:"
 	kindWorkDelay   = "wqd:"
+	kindWorkDue     = "wqdue"
 	kindWorkItem    = "wi:"
 	kindTimers      = "timers"
 	kindEngines     = "engines"
@@ -123,6 +124,12 @@ func (k Keys) WorkStreamKey(bucket string) string { return k.base + kindWorkStre
 // (an abandon with a delay, a session item handed back), scored by the time
 // (Unix ms) from which each goes back into the bucket's stream.
 func (k Keys) WorkDelayKey(bucket string) string { return k.base + kindWorkDelay + bucket }
+
+// workDueKey is the hash bucket -> the earliest due time (ms) in the
+// bucket's WorkDelayKey, so that a fetch reads one hash instead of the
+// delayed set of every bucket it serves. It may name an earlier time than
+// what is left; a fetch then corrects it.
+func (k Keys) workDueKey() string { return k.base + kindWorkDue }
 
 // WorkGroup is the consumer group of every work stream.
 const WorkGroup = "g"

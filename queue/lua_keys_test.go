@@ -538,6 +538,7 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"k_ready":        {"k_ready(ID)", k.ReadyKey(id)},
 		"k_wq":           {"k_wq(ID)", k.WorkStreamKey(id)},
 		"k_wqd":          {"k_wqd(ID)", k.WorkDelayKey(id)},
+		"K_WQ_DUE":       {"K_WQ_DUE", k.workDueKey()},
 		"k_wi":           {"k_wi(ID)", k.WorkItemKey(id)},
 		"k_children":     {"k_children(ID)", k.childrenKey(id)},
 		"k_wimap":        {"k_wimap(ID)", k.WorkMapKey(id)},

@@ -335,3 +335,45 @@ func TestUnlockedReadIsTakenBackAfterTheIdleTime(t *testing.T) {
 		}
 	})
 }
+
+// TestDelayedDueHash: wqdue holds the earliest due time of each bucket's
+// delayed set, so that a fetch reads one hash instead of every delayed set;
+// a fetch that promotes moves it on, and drops it when the set is empty.
+func TestDelayedDueHash(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1", "w2")
+		got := e.fetchWork(longLock, "a:x").Items
+		if len(got) != 2 {
+			t.Fatalf("fetched %d", len(got))
+		}
+		d := 20 * time.Second
+		if e.b.Real {
+			d = 300 * time.Millisecond
+		}
+		due := func() (int64, bool) {
+			v, err := e.rdb.HGet(e.ctx, e.k.workDueKey(), "a:x").Int64()
+			return v, err == nil
+		}
+		start := e.serverNow().UnixMilli()
+		wantErr(t, "abandon w2", e.s.AbandonWork(e.ctx, got[1].ID, got[1].Token, 2*d, true), nil)
+		wantErr(t, "abandon w1", e.s.AbandonWork(e.ctx, got[0].ID, got[0].Token, d, true), nil)
+		if v, ok := due(); !ok || v < start+d.Milliseconds() || v >= start+2*d.Milliseconds() {
+			t.Fatalf("wqdue a:x = %d (%v), want the first due time, about %d", v, ok, start+d.Milliseconds())
+		}
+		var first []FetchedWork
+		e.after(d, "w1 back", func() bool {
+			first = e.fetchWork(longLock, "a:x").Items
+			return len(first) == 1
+		})
+		if first[0].ID != got[0].ID {
+			t.Fatalf("first back = %s, want %s", first[0].ID, got[0].ID)
+		}
+		if v, ok := due(); !ok || v < start+2*d.Milliseconds() {
+			t.Fatalf("wqdue a:x after the first promotion = %d (%v), want w2's due time", v, ok)
+		}
+		e.after(d, "w2 back", func() bool { return len(e.fetchWork(longLock, "a:x").Items) == 1 })
+		if v, ok := due(); ok {
+			t.Fatalf("wqdue a:x = %d after the delayed set emptied, want no field", v)
+		}
+	})
+}

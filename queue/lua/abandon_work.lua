@@ -38,7 +38,7 @@ lock_owner_move(f.node, '', 'w:' .. wid)
 if delay == 0 then
   wq_append(bucket, wid, {'tok', '', 'ldl', '', 'att', att, 'attb', att, 'node', ''})
 else
-  redis.call('ZADD', k_wqd(bucket), I(now + delay), wid)
+  wq_delay(bucket, wid, now + delay)
   redis.call('HSET', KEYS[2], 'bucket', bucket, 'tok', '', 'ldl', '', 'att', att, 'attb', att, 'node', '', 'eid', '')
 end
 return 1

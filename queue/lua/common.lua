@@ -24,6 +24,7 @@ local function k_hist(id, exec) return P .. 'hist:' .. id .. ':' .. exec end
 local function k_ready(bucket) return P .. 'ready:' .. bucket end
 local function k_wq(bucket) return P .. 'wq:' .. bucket end
 local function k_wqd(bucket) return P .. 'wqd:' .. bucket end
+local K_WQ_DUE = P .. 'wqdue'
 local function k_wi(id) return P .. 'wi:' .. id end
 local function k_children(id) return P .. 'children:' .. id end
 local function k_wimap(id) return P .. 'wimap:' .. id end
@@ -462,21 +463,56 @@ local function wq_holds(f)
   return cons ~= nil and cons == wq_consumer(f.node), dc
 end
 
+-- wq_delay puts work item wid in bucket's delayed set until due (ms) and
+-- keeps wqdue, the hash bucket -> earliest due time of its delayed set,
+-- that fetches read instead of every served bucket's delayed set. wqdue
+-- may name a time earlier than what is left (items removed by a cancel or
+-- a delete): a fetch then looks, finds nothing due and corrects it.
+local function wq_delay(bucket, wid, due)
+  redis.call('ZADD', k_wqd(bucket), I(due), wid)
+  local cur = tonumber(redis.call('HGET', K_WQ_DUE, bucket) or '')
+  if not cur or due < cur then redis.call('HSET', K_WQ_DUE, bucket, I(due)) end
+end
+
 -- wq_promote moves the due items of bucket's delayed set (at most limit)
--- into its stream. Returns the earliest due time left (nil when none; now
--- when more may be due).
+-- into its stream and records the earliest due time left in wqdue.
+-- Returns that time (nil when none; now when more may be due).
 local function wq_promote(bucket, limit, now)
   local dk = k_wqd(bucket)
   local r = redis.call('ZRANGE', dk, '0', I(limit - 1), 'WITHSCORES')
+  local left = nil
   for j = 1, #r, 2 do
     local due = tonumber(r[j + 1])
-    if due > now then return due end
+    if due > now then
+      left = due
+      break
+    end
     local wid = r[j]
     redis.call('ZREM', dk, wid)
     if redis.call('HGET', k_wi(wid), 'bucket') == bucket then wq_append(bucket, wid) end
   end
-  if #r == 2 * limit then return now end
-  return nil
+  if not left and #r == 2 * limit then left = now end
+  if left then
+    redis.call('HSET', K_WQ_DUE, bucket, I(left))
+  else
+    redis.call('HDEL', K_WQ_DUE, bucket)
+  end
+  return left
+end
+
+-- wq_promote_due runs wq_promote on those of buckets whose delayed set has
+-- something due (one HMGET of wqdue for all of them). Returns the earliest
+-- due time left among them, or nil.
+local function wq_promote_due(buckets, limit, now)
+  if #buckets == 0 then return nil end
+  local dues = redis.call('HMGET', K_WQ_DUE, unpack(buckets))
+  local best = nil
+  for i, b in ipairs(buckets) do
+    local due = tonumber(dues[i] or '')
+    if due and due <= now then due = wq_promote(b, limit, now) end
+    if due and (not best or due < best) then best = due end
+  end
+  return best
 end
 
 -- Fetch bounds of lock_work: the entries a reclaim lists beyond the free
@@ -530,7 +566,7 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
     wq_remove(keys[i], eid)
     local nattb = I(attb + dc - 1)
     if due then
-      redis.call('ZADD', k_wqd(bucket), I(due), wid)
+      wq_delay(bucket, wid, due)
       redis.call('HSET', k_wi(wid), 'eid', '', 'attb', nattb)
       if not wake or due < wake then wake = due end
     else

@@ -10,7 +10,8 @@
 --   name, entry id, work id) of entries the caller read itself with a
 --   blocking XREADGROUP, locked first when still pending for it
 -- Steps: move the due items of each served bucket's delayed set wqd:<bucket>
--- (at most PROMOTE per bucket) into its stream, then lock_work (common.lua):
+-- (at most PROMOTE per bucket; wqdue says which have any) into its stream,
+-- then lock_work (common.lua):
 -- the pre-read entries, expired locks taken back, new entries read.
 -- Session items: an item of a session owned (live lease) by another owner is
 -- moved to that owner's node stream "s:<owner>"; a session without a live
@@ -40,12 +41,9 @@ end
 local rec = redis.call('GET', KEYS[2])
 if rec then return replay_fetch(rec, req, k_wi, build_item, 1) end
 
-local buckets, keys, best = {}, {}, nil
-for i = 1, nb do
-  buckets[i], keys[i] = ARGV[7 + i], KEYS[2 + i]
-  local due = wq_promote(buckets[i], PROMOTE, now)
-  if due and (not best or due < best) then best = due end
-end
+local buckets, keys = {}, {}
+for i = 1, nb do buckets[i], keys[i] = ARGV[7 + i], KEYS[2 + i] end
+local best = wq_promote_due(buckets, PROMOTE, now)
 local pre = {}
 for j = 8 + nb, #ARGV - 2, 3 do pre[#pre + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2]} end
 

@@ -44,7 +44,7 @@ local function move_owner(owner)
     local home = redis.call('HGET', k_wi(wid), 'home')
     if home then
       wq_register(home)
-      redis.call('ZADD', k_wqd(home), due, wid)
+      wq_delay(home, wid, tonumber(due))
       redis.call('HSET', k_wi(wid), 'bucket', home, 'eid', '')
       moved = moved + 1
     end
