@@ -129,6 +129,11 @@ func workConsumer(node string) string {
 // when Block passes first. Streams that do not exist yet are created (with
 // their group).
 func (s *Store) ReadWork(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
+	return s.readWork(ctx, s.rdb, req)
+}
+
+// readWork is ReadWork with the XREADGROUP sent through c.
+func (s *Store) readWork(ctx context.Context, c redis.Cmdable, req ReadWorkRequest) ([]ReadEntry, error) {
 	if req.Count < 1 || req.Block <= 0 {
 		return nil, fmt.Errorf("reading work: Count must be at least 1 and Block positive, got %d and %v", req.Count, req.Block)
 	}
@@ -147,14 +152,14 @@ func (s *Store) ReadWork(ctx context.Context, req ReadWorkRequest) ([]ReadEntry,
 		streams = append(streams, ">")
 	}
 	args := &redis.XReadGroupArgs{Group: WorkGroup, Consumer: workConsumer(req.NodeID), Streams: streams, Count: int64(req.Count), Block: req.Block}
-	res, err := s.rdb.XReadGroup(ctx, args).Result()
+	res, err := c.XReadGroup(ctx, args).Result()
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		for _, key := range streams[:len(buckets)] {
 			if err := s.rdb.XGroupCreateMkStream(ctx, key, WorkGroup, "0").Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 				return nil, fmt.Errorf("reading work: creating the group of %s: %w", key, err)
 			}
 		}
-		res, err = s.rdb.XReadGroup(ctx, args).Result()
+		res, err = c.XReadGroup(ctx, args).Result()
 	}
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -260,6 +265,70 @@ func decodeWorkItem(v any) (FetchedWork, error) {
 	}
 	w.Attempts = int(att)
 	return w, nil
+}
+
+// WorkReader runs ReadWork on a connection of its own, so that a read
+// blocked in Redis can be cut short: when the context of Read ends, the
+// store sends CLIENT UNBLOCK for that connection, and Read returns what the
+// read got by then (normally nothing). This needs a *redis.Client under the
+// Store (not a cluster or ring client) and the commands CLIENT ID and
+// CLIENT UNBLOCK; without them Read waits out Block, as ReadWork does. A
+// WorkReader is not safe for concurrent use; Close it when done.
+type WorkReader struct {
+	s    *Store
+	conn *redis.Conn
+	id   int64 // the connection's CLIENT ID; 0 when unknown
+	// tried is set once CLIENT ID was asked (and failed or succeeded) on
+	// the current connection.
+	tried bool
+}
+
+// NewWorkReader returns a WorkReader of s.
+func (s *Store) NewWorkReader() *WorkReader {
+	r := &WorkReader{s: s}
+	if sr, ok := s.rdb.(scriptRunner); ok {
+		if c, ok := sr.UniversalClient.(*redis.Client); ok {
+			r.conn = c.Conn()
+		}
+	}
+	return r
+}
+
+// Read is ReadWork, cut short when ctx ends (see WorkReader).
+func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
+	if r.conn == nil {
+		return r.s.ReadWork(ctx, req)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if !r.tried {
+		r.tried = true
+		if id, err := r.conn.ClientID(ctx).Result(); err == nil {
+			r.id = id
+		}
+	}
+	if r.id != 0 {
+		id := r.id
+		stop := context.AfterFunc(ctx, func() {
+			_ = r.s.rdb.ClientUnblock(context.Background(), id).Err()
+		})
+		defer stop()
+	}
+	entries, err := r.s.readWork(context.WithoutCancel(ctx), r.conn, req)
+	if err != nil {
+		// The connection may have been replaced: ask its id again.
+		r.tried, r.id = false, 0
+	}
+	return entries, err
+}
+
+// Close releases the reader's connection.
+func (r *WorkReader) Close() error {
+	if r.conn == nil {
+		return nil
+	}
+	return r.conn.Close()
 }
 
 // AckWork completes a work item: it deletes the item and, if completion is

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -374,6 +375,42 @@ func TestDelayedDueHash(t *testing.T) {
 		e.after(d, "w2 back", func() bool { return len(e.fetchWork(longLock, "a:x").Items) == 1 })
 		if v, ok := due(); ok {
 			t.Fatalf("wqdue a:x = %d after the delayed set emptied, want no field", v)
+		}
+	})
+}
+
+// TestWorkReaderIsCutShort: a WorkReader's blocked read ends when its
+// context does (CLIENT UNBLOCK), long before its Block, and reads nothing;
+// the next Read works.
+func TestWorkReaderIsCutShort(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		if !e.b.Real {
+			t.Skip("miniredis has no CLIENT ID: its reads wait out Block")
+		}
+		r := e.s.NewWorkReader()
+		defer r.Close()
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() {
+			got, err := r.Read(ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 1, Block: time.Hour})
+			if err == nil && len(got) != 0 {
+				err = fmt.Errorf("read %+v", got)
+			}
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			wantErr(t, "cut-short Read", err, nil)
+		case <-time.After(20 * time.Second):
+			t.Fatal("Read did not return when its context ended")
+		}
+		e.scheduleWork("i1", "a:x", "w1")
+		got, err := r.Read(e.ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 1, Block: time.Second})
+		wantErr(t, "Read", err, nil)
+		if len(got) != 1 {
+			t.Fatalf("Read after the cut = %+v", got)
 		}
 	})
 }

@@ -43,6 +43,8 @@ func (w *Worker) activityLoop(ctx context.Context) {
 	// the next fetch. fetch and block run on this goroutine, one after the
 	// other.
 	var read []queue.ReadEntry
+	reader := w.store.NewWorkReader()
+	defer reader.Close()
 	request := func(n int) queue.FetchWorkRequest {
 		req := queue.FetchWorkRequest{
 			RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
@@ -70,7 +72,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 			return res.Items, res.NextWake, err
 		},
 		block: func(ctx context.Context, free int, wait time.Duration) {
-			read = w.blockForWork(ctx, request(free), wait)
+			read = w.blockForWork(ctx, reader, request(free), wait)
 		},
 		run: w.runActivity,
 	})
@@ -78,52 +80,43 @@ func (w *Worker) activityLoop(ctx context.Context) {
 
 // blockForWork waits up to wait for new entries in the streams of the
 // buckets of req (one XREADGROUP ... BLOCK across them, in place of
-// pub/sub wake-ups) and returns them, to be locked by the next fetch.
-// go-redis does not interrupt a blocked read when ctx ends, so the read
-// runs on its own goroutine: on shutdown this returns at once, and entries
-// the read returns afterwards are locked and released again (each goes
-// back to its stream, the delivery not counted); should that fail, a fetch
-// takes them back once idle for the lock timeout.
-func (w *Worker) blockForWork(ctx context.Context, req queue.FetchWorkRequest, wait time.Duration) []queue.ReadEntry {
-	type result struct {
-		entries []queue.ReadEntry
-		err     error
-	}
-	done := make(chan result, 1)
-	go func() {
-		e, err := w.store.ReadWork(context.WithoutCancel(ctx), queue.ReadWorkRequest{
-			Buckets: req.Buckets, NodeID: req.NodeID, Count: req.Max, Block: wait,
-		})
-		done <- result{e, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("waiting for activities failed", "err", r.err)
-				idleWait(ctx, nil, min(wait, time.Second))
-			}
-			return nil
+// pub/sub wake-ups) and returns them, to be locked by the next fetch. The
+// reader cuts the read short when ctx ends (CLIENT UNBLOCK; without it the
+// read waits out wait, which Shutdown then waits for). Entries a read
+// returns once ctx has ended are locked and released again at once (each
+// goes back to its stream, the delivery not counted, no session claimed):
+// should that fail, they are taken back like expired locks.
+func (w *Worker) blockForWork(ctx context.Context, reader *queue.WorkReader, req queue.FetchWorkRequest, wait time.Duration) []queue.ReadEntry {
+	entries, err := reader.Read(ctx, queue.ReadWorkRequest{Buckets: req.Buckets, NodeID: req.NodeID, Count: req.Max, Block: wait})
+	if ctx.Err() != nil {
+		if len(entries) > 0 {
+			w.releaseRead(req, entries)
 		}
-		return r.entries
-	case <-ctx.Done():
-		go func() {
-			r := <-done
-			if len(r.entries) == 0 {
-				return
-			}
-			req.Read, req.Max, req.RequestID = r.entries, len(r.entries), uuid.NewString()
-			res, err := w.store.FetchWork(context.Background(), req)
-			for _, it := range res.Items {
-				if err == nil {
-					err = w.store.AbandonWork(context.Background(), it.ID, it.Token, 0, false)
-				}
-			}
-			if err != nil {
-				w.log.Debug("releasing activities read during shutdown failed; they are taken back when idle for the lock timeout", "err", err)
-			}
-		}()
 		return nil
+	}
+	if err != nil {
+		w.log.Warn("waiting for activities failed", "err", err)
+		idleWait(ctx, nil, min(wait, time.Second))
+		return nil
+	}
+	return entries
+}
+
+// releaseRead locks and abandons entries read but not to be run (shutdown),
+// so that another worker takes them without waiting.
+func (w *Worker) releaseRead(req queue.FetchWorkRequest, entries []queue.ReadEntry) {
+	req.Read, req.Max, req.RequestID = entries, len(entries), uuid.NewString()
+	req.SessionOwner, req.MaxSessions = "", 0 // claim nothing: session items go back as they are
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := w.store.FetchWork(ctx, req)
+	for _, it := range res.Items {
+		if err == nil {
+			err = w.store.AbandonWork(ctx, it.ID, it.Token, 0, false)
+		}
+	}
+	if err != nil {
+		w.log.Debug("releasing activities read during shutdown failed; they are taken back later", "err", err)
 	}
 }
 

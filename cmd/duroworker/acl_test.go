@@ -25,6 +25,8 @@ var aclCommands = []string{
 	// the activity work streams: the worker's blocking read (and the group
 	// it creates when missing), and what the work scripts call
 	"xreadgroup", "xgroup|create", "xack", "xclaim", "xpending", "xlen",
+	// cutting that read short at shutdown (queue.WorkReader)
+	"client|id", "client|unblock",
 	// wake-ups
 	"subscribe", "unsubscribe", "publish",
 	// the eviction check (denied: a warning, not a refusal)
