@@ -613,6 +613,8 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
     if dc == 1 and not reclaimed then
       fresh[i] = fresh[i] or {}
       table.insert(fresh[i], eid)
+    elseif not reclaimed then
+      redis.call('XCLAIM', key, WQ_GROUP, cons, '0', eid, 'TIME', dtime, 'RETRYCOUNT', I(dc), 'JUSTID')
     end
     local n = #locked + 1
     local t = tokpfx .. ':' .. I(n)
