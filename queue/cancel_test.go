@@ -44,8 +44,14 @@ func (e *env) wantWorkGone(wid, bucket string, ref ActivityRef, instanceID strin
 	if e.exists(e.k.WorkItemKey(wid)) {
 		e.t.Errorf("wi:%s still exists", wid)
 	}
-	if _, ok := e.zscore(e.k.WorkKey(bucket), wid); ok {
-		e.t.Errorf("work item %s still in %s", wid, bucket)
+	entries, _ := e.rdb.XRange(e.ctx, e.k.WorkStreamKey(bucket), "-", "+").Result()
+	for _, m := range entries {
+		if m.Values["w"] == wid {
+			e.t.Errorf("work item %s still in %s (entry %s)", wid, bucket, m.ID)
+		}
+	}
+	if n, _ := e.rdb.ZScore(e.ctx, e.k.WorkDelayKey(bucket), wid).Result(); n != 0 {
+		e.t.Errorf("work item %s still delayed in %s", wid, bucket)
 	}
 	if ok, _ := e.rdb.HExists(e.ctx, e.k.WorkMapKey(instanceID), ref.String()).Result(); ok {
 		e.t.Errorf("wimap:%s still has %s", instanceID, ref)

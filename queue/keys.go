@@ -15,7 +15,9 @@ const (
 	kindInbox       = "inbox:"
 	kindHistory     = "hist:"
 	kindReady       = "ready:"
-	kindWork        = "work:"
+	kindWorkStream  = "wq:"
+	kindWorkDelay   = "wqd:"
+	kindWorkDue     = "wqdue"
 	kindWorkItem    = "wi:"
 	kindTimers      = "timers"
 	kindEngines     = "engines"
@@ -23,7 +25,6 @@ const (
 	kindFetchReq    = "fr:"
 	kindRequest     = "req:"
 	kindWakeOrch    = "wake:orch"
-	kindWakeWork    = "wake:work"
 	kindEndedEvent  = "ended"
 	kindOrchBuckets = "buckets:o"
 	kindWorkBuckets = "buckets:a"
@@ -113,9 +114,25 @@ func (k Keys) HistoryKey(instanceID string, executionID uint64) string {
 // time (Unix ms) from which each may be fetched.
 func (k Keys) ReadyKey(bucket string) string { return k.base + kindReady + bucket }
 
-// WorkKey is the sorted set of work item ids in a work bucket, scored by the
-// time (Unix ms) from which each may be fetched.
-func (k Keys) WorkKey(bucket string) string { return k.base + kindWork + bucket }
+// WorkStreamKey is the stream of a work bucket: one entry (field "w" = the
+// work id) per item that is ready or locked, read through the consumer
+// group WorkGroup; the pending entries list of the group holds the locked
+// (delivered, not yet acknowledged) ones.
+func (k Keys) WorkStreamKey(bucket string) string { return k.base + kindWorkStream + bucket }
+
+// WorkDelayKey is the sorted set of the work items of a bucket that wait
+// (an abandon with a delay, a session item handed back), scored by the time
+// (Unix ms) from which each goes back into the bucket's stream.
+func (k Keys) WorkDelayKey(bucket string) string { return k.base + kindWorkDelay + bucket }
+
+// workDueKey is the hash bucket -> the earliest due time (ms) in the
+// bucket's WorkDelayKey, so that a fetch reads one hash instead of the
+// delayed set of every bucket it serves. It may name an earlier time than
+// what is left; a fetch then corrects it.
+func (k Keys) workDueKey() string { return k.base + kindWorkDue }
+
+// WorkGroup is the consumer group of every work stream.
+const WorkGroup = "g"
 
 // WorkItemKey is the hash holding one work item.
 func (k Keys) WorkItemKey(workID string) string { return k.base + kindWorkItem + workID }
@@ -149,10 +166,6 @@ func (k Keys) requestKey(requestID string) string { return k.base + kindRequest 
 // WakeOrchChannel is the pub/sub channel announcing that a ready bucket got
 // work; the message is the bucket name.
 func (k Keys) WakeOrchChannel() string { return k.base + kindWakeOrch }
-
-// WakeWorkChannel is the pub/sub channel announcing that a work bucket got
-// items; the message is the bucket name.
-func (k Keys) WakeWorkChannel() string { return k.base + kindWakeWork }
 
 // EndedChannel is the pub/sub channel announcing that an instance reached
 // Completed or Failed; the message is the instance id.

@@ -38,7 +38,7 @@ func TestAckWrongTypeHistoryWritesNothing(t *testing.T) {
 			}
 			wantEqual(t, "instance fields", before, after)
 			wantEqual(t, "inbox", []string{"start"}, e.lrange(e.k.InboxKey(id)))
-			if e.exists(e.k.WorkKey("a:x")) || e.exists(e.k.timersKey()) || e.exists(e.k.EnginesKey()) {
+			if e.exists(e.k.WorkStreamKey("a:x")) || e.exists(e.k.timersKey()) || e.exists(e.k.EnginesKey()) {
 				t.Fatalf("%d events: the failed ack wrote work, timers or engines", len(events))
 			}
 			if v, _ := e.rdb.Get(e.ctx, hk).Result(); v != "not a list" {

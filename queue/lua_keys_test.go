@@ -539,7 +539,9 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"k_inbox":        {"k_inbox(ID)", k.InboxKey(id)},
 		"k_hist":         {"k_hist(ID, 7)", k.HistoryKey(id, 7)},
 		"k_ready":        {"k_ready(ID)", k.ReadyKey(id)},
-		"k_work":         {"k_work(ID)", k.WorkKey(id)},
+		"k_wq":           {"k_wq(ID)", k.WorkStreamKey(id)},
+		"k_wqd":          {"k_wqd(ID)", k.WorkDelayKey(id)},
+		"K_WQ_DUE":       {"K_WQ_DUE", k.workDueKey()},
 		"k_wi":           {"k_wi(ID)", k.WorkItemKey(id)},
 		"k_children":     {"k_children(ID)", k.childrenKey(id)},
 		"k_wimap":        {"k_wimap(ID)", k.WorkMapKey(id)},
@@ -563,7 +565,6 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"K_STATS":        {"K_STATS", k.StatsKey()},
 		"K_NODE_SINCE":   {"K_NODE_SINCE", k.nodeSinceKey()},
 		"CH_WAKE_ORCH":   {"CH_WAKE_ORCH", k.WakeOrchChannel()},
-		"CH_WAKE_WORK":   {"CH_WAKE_WORK", k.WakeWorkChannel()},
 		"CH_ENDED":       {"CH_ENDED", k.EndedChannel()},
 	}
 	common, err := luaFiles.ReadFile("lua/common.lua")

@@ -449,7 +449,7 @@ func TestDeleteInstanceCascades(t *testing.T) {
 			Executions: before.Executions - 4, Events: before.Events - 10,
 		}, after)
 		// The other tree's work item is all that is left in a:work.
-		n, _ := e.rdb.ZCard(e.ctx, e.k.WorkKey("a:work")).Result()
+		n, _ := e.rdb.XLen(e.ctx, e.k.WorkStreamKey("a:work")).Result()
 		if n != 2 {
 			t.Errorf("a:work holds %d items, want the other tree's 2", n)
 		}

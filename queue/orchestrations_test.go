@@ -333,7 +333,7 @@ func TestAckDuplicate(t *testing.T) {
 		wantErr(t, "retried ack", e.s.AckOrchestration(e.ctx, ack), nil)
 		wantEqual(t, "instance after retried ack", after, e.instance("i1"))
 		wantEqual(t, "history", []string{"e1"}, e.history("i1", 1))
-		if n, _ := e.rdb.ZCard(e.ctx, e.k.WorkKey("a:x")).Result(); n != 1 {
+		if n, _ := e.rdb.XLen(e.ctx, e.k.WorkStreamKey("a:x")).Result(); n != 1 {
 			t.Errorf("work items after retried ack = %d, want 1", n)
 		}
 		// A token that never held the lock is still refused.

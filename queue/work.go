@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,8 +32,21 @@ type FetchWorkRequest struct {
 	SessionLease time.Duration
 	MaxSessions  int
 	// NodeID is the worker node that takes the locks; see
-	// FetchOrchestrationsRequest.NodeID.
+	// FetchOrchestrationsRequest.NodeID. It is also the consumer name in the
+	// work streams' group ("-" when empty).
 	NodeID string
+	// Read lists entries this caller read with ReadWork (same NodeID) and
+	// has not locked yet: they are locked first, if still pending for it.
+	// An entry beyond Max is put back at the end of its bucket's stream.
+	Read []ReadEntry
+}
+
+// ReadEntry is a work stream entry that ReadWork delivered to a consumer
+// but that no fetch has locked yet.
+type ReadEntry struct {
+	Bucket  string
+	EntryID string
+	WorkID  string
 }
 
 // FetchedWork is one locked work item.
@@ -58,24 +73,108 @@ type FetchWorkResult struct {
 	NextWake time.Duration
 }
 
-// FetchWork locks up to Max fetchable work items of the served buckets,
-// oldest first. Items use the same scoring model as instances: a work bucket
-// is a sorted set scored by the time from which an item may be fetched, and a
-// lock moves the score to the lock deadline, so an expired lock makes the
-// item fetchable again (Attempts+1, new token). It is idempotent per
-// RequestID like FetchOrchestrations.
+// FetchWork locks up to Max ready work items of the served buckets. Each
+// work bucket is a Redis stream read through one consumer group: the
+// fetch locks, in this order, the entries in Read, entries whose lock
+// expired (taken back with XCLAIM; Attempts+1, new token), and new entries
+// (XREADGROUP). Attempts is the stream's delivery count plus the attempts
+// kept across abandons. It is idempotent per RequestID like
+// FetchOrchestrations.
 func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkResult, error) {
 	k := s.keys
+	var tail []any
+	for _, e := range req.Read {
+		tail = append(tail, e.Bucket, e.EntryID, e.WorkID)
+	}
 	items, wake, err := runFetch(ctx, s, fetchCall{
 		what: "fetching work", script: s.fetchWork,
 		requestID: req.RequestID, max: req.Max, lock: req.LockTimeout,
-		buckets: req.Buckets, bucketKey: k.WorkKey,
+		buckets: req.Buckets, bucketKey: k.WorkStreamKey,
 		keys: func(id string) []string { return []string{k.Prefix(), k.fetchWorkRequestKey(id)} },
 		args: func(id string) []any {
 			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
 		},
+		tail: tail,
 	}, decodeWorkItem)
 	return FetchWorkResult{Items: items, NextWake: wake}, err
+}
+
+// ReadWorkRequest asks ReadWork to wait for new work.
+type ReadWorkRequest struct {
+	// Buckets are the work buckets to read (duplicates and empty names are
+	// ignored); NodeID names the consumer, as in FetchWorkRequest.
+	Buckets []string
+	NodeID  string
+	// Count bounds the entries read per bucket (at least 1); Block is how
+	// long to wait when there are none (positive).
+	Count int
+	Block time.Duration
+}
+
+// workConsumer is the consumer name of node id node in the work streams'
+// group (common.lua wq_consumer).
+func workConsumer(node string) string {
+	if node == "" {
+		return "-"
+	}
+	return node
+}
+
+// ReadWork waits up to Block for new entries in the served buckets' streams
+// (one XREADGROUP ... BLOCK across them) and returns them unlocked: the
+// caller passes them to FetchWork (FetchWorkRequest.Read) to lock them. The
+// entries are pending for the caller's consumer from now on; if it never
+// locks them (a crash), a later fetch takes them back once they have been
+// idle for its lock timeout, like an expired lock. It returns no entries
+// when Block passes first. Streams that do not exist yet are created (with
+// their group).
+func (s *Store) ReadWork(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
+	return s.readWork(ctx, s.rdb, req)
+}
+
+// readWork is ReadWork with the XREADGROUP sent through c.
+func (s *Store) readWork(ctx context.Context, c redis.Cmdable, req ReadWorkRequest) ([]ReadEntry, error) {
+	if req.Count < 1 || req.Block <= 0 {
+		return nil, fmt.Errorf("reading work: Count must be at least 1 and Block positive, got %d and %v", req.Count, req.Block)
+	}
+	buckets := dedupe(req.Buckets)
+	if len(buckets) == 0 {
+		return nil, fmt.Errorf("reading work: no buckets")
+	}
+	streams := make([]string, 0, 2*len(buckets))
+	byKey := make(map[string]string, len(buckets))
+	for _, b := range buckets {
+		key := s.keys.WorkStreamKey(b)
+		byKey[key] = b
+		streams = append(streams, key)
+	}
+	for range buckets {
+		streams = append(streams, ">")
+	}
+	args := &redis.XReadGroupArgs{Group: WorkGroup, Consumer: workConsumer(req.NodeID), Streams: streams, Count: int64(req.Count), Block: req.Block}
+	res, err := c.XReadGroup(ctx, args).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		for _, key := range streams[:len(buckets)] {
+			if err := s.rdb.XGroupCreateMkStream(ctx, key, WorkGroup, "0").Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+				return nil, fmt.Errorf("reading work: creating the group of %s: %w", key, err)
+			}
+		}
+		res, err = c.XReadGroup(ctx, args).Result()
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading work: %w", err)
+	}
+	var out []ReadEntry
+	for _, st := range res {
+		for _, m := range st.Messages {
+			wid, _ := m.Values["w"].(string)
+			out = append(out, ReadEntry{Bucket: byKey[st.Stream], EntryID: m.ID, WorkID: wid})
+		}
+	}
+	return out, nil
 }
 
 // fetchCall is one run of a fetch script (fetch_orch.lua, fetch_work.lua),
@@ -89,9 +188,10 @@ type fetchCall struct {
 	buckets   []string
 	bucketKey func(bucket string) string
 	// keys and args are the KEYS and ARGV in front of the buckets' keys and
-	// names, for request id id.
+	// names, for request id id; tail are ARGV after the bucket names.
 	keys func(id string) []string
 	args func(id string) []any
+	tail []any
 }
 
 // runFetch is the request runner FetchOrchestrations and FetchWork share:
@@ -115,6 +215,7 @@ func runFetch[T any](ctx context.Context, s *Store, c fetchCall, decodeItem func
 		keys = append(keys, c.bucketKey(b))
 		args = append(args, b)
 	}
+	args = append(args, c.tail...)
 	raw, err := c.script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", c.what, mapScriptError(err))
@@ -164,6 +265,70 @@ func decodeWorkItem(v any) (FetchedWork, error) {
 	}
 	w.Attempts = int(att)
 	return w, nil
+}
+
+// WorkReader runs ReadWork on a connection of its own, so that a read
+// blocked in Redis can be cut short: when the context of Read ends, the
+// store sends CLIENT UNBLOCK for that connection, and Read returns what the
+// read got by then (normally nothing). This needs a *redis.Client under the
+// Store (not a cluster or ring client) and the commands CLIENT ID and
+// CLIENT UNBLOCK; without them Read waits out Block, as ReadWork does. A
+// WorkReader is not safe for concurrent use; Close it when done.
+type WorkReader struct {
+	s    *Store
+	conn *redis.Conn
+	id   int64 // the connection's CLIENT ID; 0 when unknown
+	// tried is set once CLIENT ID was asked (and failed or succeeded) on
+	// the current connection.
+	tried bool
+}
+
+// NewWorkReader returns a WorkReader of s.
+func (s *Store) NewWorkReader() *WorkReader {
+	r := &WorkReader{s: s}
+	if sr, ok := s.rdb.(scriptRunner); ok {
+		if c, ok := sr.UniversalClient.(*redis.Client); ok {
+			r.conn = c.Conn()
+		}
+	}
+	return r
+}
+
+// Read is ReadWork, cut short when ctx ends (see WorkReader).
+func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
+	if r.conn == nil {
+		return r.s.ReadWork(ctx, req)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if !r.tried {
+		r.tried = true
+		if id, err := r.conn.ClientID(ctx).Result(); err == nil {
+			r.id = id
+		}
+	}
+	if r.id != 0 {
+		id := r.id
+		stop := context.AfterFunc(ctx, func() {
+			_ = r.s.rdb.ClientUnblock(context.Background(), id).Err()
+		})
+		defer stop()
+	}
+	entries, err := r.s.readWork(context.WithoutCancel(ctx), r.conn, req)
+	if err != nil {
+		// The connection may have been replaced: ask its id again.
+		r.tried, r.id = false, 0
+	}
+	return entries, err
+}
+
+// Close releases the reader's connection.
+func (r *WorkReader) Close() error {
+	if r.conn == nil {
+		return nil
+	}
+	return r.conn.Close()
 }
 
 // AckWork completes a work item: it deletes the item and, if completion is

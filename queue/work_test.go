@@ -1,9 +1,12 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // scheduleWork creates instance id, runs its first turn and schedules one
@@ -39,11 +42,7 @@ func (e *env) fetchOneWork(lock time.Duration, bucket string) FetchedWork {
 
 func TestWorkLifecycle(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
-		wake := e.subscribe(e.k.WakeWorkChannel())
 		e.scheduleWork("i1", "a:SendEmail", "email-1")
-		if m := receive(t, wake); m.Payload != "a:SendEmail" {
-			t.Errorf("wake:work payload = %q, want a:SendEmail", m.Payload)
-		}
 
 		res := e.fetchWork(longLock, "a:SendEmail")
 		if len(res.Items) != 1 {
@@ -53,8 +52,8 @@ func TestWorkLifecycle(t *testing.T) {
 		if w.ID == "" || w.Token == "" || w.Bucket != "a:SendEmail" || w.Body != "email-1" || w.InstanceID != "i1" || w.Attempts != 1 {
 			t.Errorf("work item = %+v", w)
 		}
-		if res.NextWake <= 59*time.Second || res.NextWake > time.Minute {
-			t.Errorf("NextWake = %v, want about the lock timeout", res.NextWake)
+		if res.NextWake != 0 {
+			t.Errorf("NextWake = %v, want 0 (nothing delayed; lock deadlines are not included)", res.NextWake)
 		}
 		if got := e.fetchWork(longLock, "a:SendEmail"); len(got.Items) != 0 {
 			t.Fatalf("second FetchWork got %d items, want none", len(got.Items))
@@ -66,7 +65,7 @@ func TestWorkLifecycle(t *testing.T) {
 		if m := receive(t, orch); m.Payload != "x:b" {
 			t.Errorf("wake:orch payload = %q, want x:b", m.Payload)
 		}
-		if e.exists(e.k.WorkItemKey(w.ID)) || e.exists(e.k.WorkKey("a:SendEmail")) {
+		if n, _ := e.rdb.XLen(e.ctx, e.k.WorkStreamKey("a:SendEmail")).Result(); e.exists(e.k.WorkItemKey(w.ID)) || n != 0 {
 			t.Error("acked work item left keys behind")
 		}
 		it := e.fetchOne("x:b", longLock)
@@ -159,10 +158,8 @@ func TestRenewExpiredWork(t *testing.T) {
 		e.scheduleWork("i1", "a:x", "w1")
 		lock := e.shortLock()
 		w := e.fetchOneWork(lock, "a:x")
-		e.after(lock, "work lock expired", func() bool {
-			s, _ := e.zscore(e.k.WorkKey("a:x"), w.ID)
-			return int64(s) <= e.serverNow().UnixMilli()
-		})
+		start := e.serverNow()
+		e.after(lock, "work lock expired", func() bool { return e.serverNow().Sub(start) >= lock })
 		wantErr(t, "RenewWork after expiry", e.s.RenewWork(e.ctx, w.ID, w.Token, time.Minute), ErrLockLost)
 		// Nobody took it: the ack still succeeds.
 		wantErr(t, "AckWork after expiry", e.s.AckWork(e.ctx, w.ID, w.Token, "done"), nil)
@@ -220,7 +217,7 @@ func TestFetchWorkOnlyServedBuckets(t *testing.T) {
 		if got := e.fetchWork(longLock, "a:A"); len(got.Items) != 0 || got.NextWake != 0 {
 			t.Errorf("fetch from a:A = %+v, want nothing", got)
 		}
-		if n, _ := e.rdb.ZCard(e.ctx, e.k.WorkKey("a:B")).Result(); n != 3 {
+		if n, _ := e.rdb.XLen(e.ctx, e.k.WorkStreamKey("a:B")).Result(); n != 3 {
 			t.Errorf("a:B has %d items, want 3", n)
 		}
 		res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{Buckets: []string{"a:A", "a:B", "a:B"}, Max: 2, LockTimeout: longLock})
@@ -269,6 +266,151 @@ func TestFetchWorkValidates(t *testing.T) {
 			if _, err := e.s.FetchWork(e.ctx, req); err == nil {
 				t.Errorf("FetchWork(%+v) succeeded, want an error", req)
 			}
+		}
+	})
+}
+
+// TestWorkFenceIsThePEL: a token that is still the item's is refused when
+// the item's stream entry is pending for another consumer (here moved there
+// behind the store's back), and nothing changes.
+func TestWorkFenceIsThePEL(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{Buckets: []string{"a:x"}, Max: 1, LockTimeout: longLock, NodeID: "n1"})
+		wantErr(t, "FetchWork", err, nil)
+		if len(res.Items) != 1 {
+			t.Fatalf("fetched %d items", len(res.Items))
+		}
+		w := res.Items[0]
+		key := e.k.WorkStreamKey("a:x")
+		eid, err := e.rdb.HGet(e.ctx, e.k.WorkItemKey(w.ID), "eid").Result()
+		wantErr(t, "HGET eid", err, nil)
+		p, err := e.rdb.XPendingExt(e.ctx, &redis.XPendingExtArgs{Stream: key, Group: WorkGroup, Start: eid, End: eid, Count: 1}).Result()
+		wantErr(t, "XPENDING", err, nil)
+		if len(p) != 1 || p[0].Consumer != "n1" || p[0].RetryCount != 1 {
+			t.Fatalf("PEL entry = %+v, want pending for n1, delivered once", p)
+		}
+		wantErr(t, "XCLAIM", e.rdb.XClaimJustID(e.ctx, &redis.XClaimArgs{Stream: key, Group: WorkGroup, Consumer: "intruder", Messages: []string{eid}}).Err(), nil)
+		before, _ := e.rdb.HGetAll(e.ctx, e.k.WorkItemKey(w.ID)).Result()
+		wantErr(t, "ack", e.s.AckWork(e.ctx, w.ID, w.Token, "done"), ErrLockLost)
+		wantErr(t, "renew", e.s.RenewWork(e.ctx, w.ID, w.Token, longLock), ErrLockLost)
+		wantErr(t, "abandon", e.s.AbandonWork(e.ctx, w.ID, w.Token, 0, false), ErrLockLost)
+		after, _ := e.rdb.HGetAll(e.ctx, e.k.WorkItemKey(w.ID)).Result()
+		wantEqual(t, "work item after refused calls", before, after)
+		if e.exists(e.k.InboxKey("i1")) {
+			t.Error("a refused ack delivered its completion")
+		}
+	})
+}
+
+// TestUnlockedReadIsTakenBackAfterTheIdleTime: an entry a blocking read
+// returned but no fetch locked (its reader crashed) is taken back once it
+// has been idle for WQ_IDLE_MS (5 minutes; the test moves its delivery time
+// back instead of waiting), counting the read as a delivery.
+func TestUnlockedReadIsTakenBackAfterTheIdleTime(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1")
+		read, err := e.s.ReadWork(e.ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 10, Block: time.Second})
+		wantErr(t, "ReadWork", err, nil)
+		if len(read) != 1 {
+			t.Fatalf("read %+v", read)
+		}
+		if got := e.fetchWork(longLock, "a:x"); len(got.Items) != 0 {
+			t.Fatalf("an entry pending for n1 was fetched by another: %+v", got.Items)
+		}
+		key := e.k.WorkStreamKey("a:x")
+		idle := func(ms int64) {
+			t.Helper()
+			err := e.rdb.Do(e.ctx, "XCLAIM", key, WorkGroup, "n1", "0", read[0].EntryID,
+				"TIME", e.serverNow().UnixMilli()-ms, "RETRYCOUNT", "1", "JUSTID").Err()
+			wantErr(t, "XCLAIM TIME", err, nil)
+		}
+		idle(299_000)
+		if got := e.fetchWork(longLock, "a:x"); len(got.Items) != 0 {
+			t.Fatalf("taken back after 299 s of idle time: %+v", got.Items)
+		}
+		idle(300_001)
+		got := e.fetchWork(longLock, "a:x")
+		if len(got.Items) != 1 || got.Items[0].ID != read[0].WorkID || got.Items[0].Attempts != 2 {
+			t.Fatalf("after 300 s of idle time: %+v, want %s at attempt 2", got.Items, read[0].WorkID)
+		}
+	})
+}
+
+// TestDelayedDueHash: wqdue holds the earliest due time of each bucket's
+// delayed set, so that a fetch reads one hash instead of every delayed set;
+// a fetch that promotes moves it on, and drops it when the set is empty.
+func TestDelayedDueHash(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1", "w2")
+		got := e.fetchWork(longLock, "a:x").Items
+		if len(got) != 2 {
+			t.Fatalf("fetched %d", len(got))
+		}
+		d := 20 * time.Second
+		if e.b.Real {
+			d = 300 * time.Millisecond
+		}
+		due := func() (int64, bool) {
+			v, err := e.rdb.HGet(e.ctx, e.k.workDueKey(), "a:x").Int64()
+			return v, err == nil
+		}
+		start := e.serverNow().UnixMilli()
+		wantErr(t, "abandon w2", e.s.AbandonWork(e.ctx, got[1].ID, got[1].Token, 2*d, true), nil)
+		wantErr(t, "abandon w1", e.s.AbandonWork(e.ctx, got[0].ID, got[0].Token, d, true), nil)
+		if v, ok := due(); !ok || v < start+d.Milliseconds() || v >= start+2*d.Milliseconds() {
+			t.Fatalf("wqdue a:x = %d (%v), want the first due time, about %d", v, ok, start+d.Milliseconds())
+		}
+		var first []FetchedWork
+		e.after(d, "w1 back", func() bool {
+			first = e.fetchWork(longLock, "a:x").Items
+			return len(first) == 1
+		})
+		if first[0].ID != got[0].ID {
+			t.Fatalf("first back = %s, want %s", first[0].ID, got[0].ID)
+		}
+		if v, ok := due(); !ok || v < start+2*d.Milliseconds() {
+			t.Fatalf("wqdue a:x after the first promotion = %d (%v), want w2's due time", v, ok)
+		}
+		e.after(d, "w2 back", func() bool { return len(e.fetchWork(longLock, "a:x").Items) == 1 })
+		if v, ok := due(); ok {
+			t.Fatalf("wqdue a:x = %d after the delayed set emptied, want no field", v)
+		}
+	})
+}
+
+// TestWorkReaderIsCutShort: a WorkReader's blocked read ends when its
+// context does (CLIENT UNBLOCK), long before its Block, and reads nothing;
+// the next Read works.
+func TestWorkReaderIsCutShort(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		if !e.b.Real {
+			t.Skip("miniredis has no CLIENT ID: its reads wait out Block")
+		}
+		r := e.s.NewWorkReader()
+		defer r.Close()
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() {
+			got, err := r.Read(ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 1, Block: time.Hour})
+			if err == nil && len(got) != 0 {
+				err = fmt.Errorf("read %+v", got)
+			}
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			wantErr(t, "cut-short Read", err, nil)
+		case <-time.After(20 * time.Second):
+			t.Fatal("Read did not return when its context ended")
+		}
+		e.scheduleWork("i1", "a:x", "w1")
+		got, err := r.Read(e.ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 1, Block: time.Second})
+		wantErr(t, "Read", err, nil)
+		if len(got) != 1 {
+			t.Fatalf("Read after the cut = %+v", got)
 		}
 	})
 }

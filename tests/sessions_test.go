@@ -279,8 +279,10 @@ func TestWorkerAtSessionCapacityDoesNotSpin(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "one session held, one waiting", func() bool {
-		n, _ := rdb.ZCard(ctx, e.store.Keys().WorkKey("a:Where")).Result()
-		return n == 1
+		// waiting: an entry of a:Where's stream, or parked in its delayed set
+		n, _ := rdb.XLen(ctx, e.store.Keys().WorkStreamKey("a:Where")).Result()
+		d, _ := rdb.ZCard(ctx, e.store.Keys().WorkDelayKey("a:Where")).Result()
+		return n+d == 1
 	})
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,20 @@ var (
 // there is nothing to do.
 func (w *Worker) activityLoop(ctx context.Context) {
 	defer w.fetchers.Done()
+	// read holds the entries the last blocking read returned, locked by
+	// the next fetch. fetch and block run on this goroutine, one after the
+	// other.
+	var read []queue.ReadEntry
+	reader := w.store.NewWorkReader()
+	defer reader.Close()
+	request := func(n int) queue.FetchWorkRequest {
+		req := queue.FetchWorkRequest{
+			RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+			NodeID: w.opts.NodeID,
+		}
+		w.sess.FetchFields(&req)
+		return req
+	}
 	dispatch(ctx, w, dispatcher[queue.FetchedWork]{
 		what:      "activities",
 		kick:      w.workKick,
@@ -48,15 +62,60 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		// on it. New work still wakes the loop at once.
 		minIdle: minEmptyFetchWait,
 		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
-			req := queue.FetchWorkRequest{
-				RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
-				NodeID: w.opts.NodeID,
-			}
-			w.sess.FetchFields(&req)
+			req := request(n)
+			req.Read = read
 			res, err := w.store.FetchWork(ctx, req)
+			if err == nil {
+				read = nil
+			}
 			return res.Items, res.NextWake, err
 		},
+		block: func(ctx context.Context, free int, wait time.Duration) {
+			read = w.blockForWork(ctx, reader, request(free), wait)
+		},
 	}, w.actPool)
+}
+
+// blockForWork waits up to wait for new entries in the streams of the
+// buckets of req (one XREADGROUP ... BLOCK across them, in place of
+// pub/sub wake-ups) and returns them, to be locked by the next fetch. The
+// reader cuts the read short when ctx ends (CLIENT UNBLOCK; without it the
+// read waits out wait, which Shutdown then waits for). Entries a read
+// returns once ctx has ended are locked and released again at once (each
+// goes back to its stream, the delivery not counted, no session claimed):
+// should that fail, they are taken back like expired locks.
+func (w *Worker) blockForWork(ctx context.Context, reader *queue.WorkReader, req queue.FetchWorkRequest, wait time.Duration) []queue.ReadEntry {
+	entries, err := reader.Read(ctx, queue.ReadWorkRequest{Buckets: req.Buckets, NodeID: req.NodeID, Count: req.Max, Block: wait})
+	if ctx.Err() != nil {
+		if len(entries) > 0 {
+			w.releaseRead(req, entries)
+		}
+		return nil
+	}
+	if err != nil {
+		w.log.Warn("waiting for activities failed", "err", err)
+		idleWait(ctx, nil, min(wait, time.Second))
+		return nil
+	}
+	return entries
+}
+
+// releaseRead locks and abandons entries read but not to be run (shutdown),
+// so that another worker takes them without waiting.
+func (w *Worker) releaseRead(req queue.FetchWorkRequest, entries []queue.ReadEntry) {
+	req.Read, req.Max, req.RequestID = entries, len(entries), uuid.NewString()
+	req.SessionOwner, req.MaxSessions = "", 0 // claim nothing: session items go back as they are
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := w.store.FetchWork(ctx, req)
+	for _, it := range res.Items {
+		if err == nil {
+			err = w.store.AbandonWork(ctx, it.ID, it.Token, 0, false)
+		}
+	}
+	if err != nil {
+		w.log.Debug("releasing activities read during shutdown failed; they are taken back later", "err", err)
+	}
 }
 
 // runActivity runs one fetched work item and acks its completion.

@@ -16,6 +16,10 @@ type dispatcher[T any] struct {
 	minIdle   time.Duration // shortest wait after an empty fetch
 	before    func()        // runs before each fetch, if set
 	fetch     func(n int) (items []T, nextWake time.Duration, err error)
+	// block, if set, replaces the idle wait after a fetch that did not fill
+	// its slots: it waits (at most wait) for new work itself, with free
+	// slots to fill, and returns when there may be some.
+	block func(ctx context.Context, free int, wait time.Duration)
 	// The pool's run processes one item on one of its goroutines.
 	// Calling detach (at most once takes effect) frees the item's slot
 	// before run returns and retires the goroutine once run returns: an
@@ -259,6 +263,14 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 			}
 			if len(items) == 0 {
 				wait = max(wait, d.minIdle)
+			}
+			if d.block != nil {
+				select {
+				case <-d.kick: // kicked while fetching: fetch again at once
+				default:
+					d.block(ctx, n-len(items), wait)
+				}
+				continue
 			}
 			idleWait(ctx, d.kick, wait)
 		}

@@ -10,14 +10,14 @@ import (
 
 // checkPermissions probes, before anything is fetched, the Redis
 // permissions that only show up after writes: ack and fetch scripts PUBLISH
-// on the wake-up channels at their end (a denied PUBLISH fails the script
+// on the orchestration wake-up channel at their end (a denied PUBLISH fails the script
 // after it changed the state), and the worker SUBSCRIBEs to them. A denial
 // (NOPERM) is returned as an error naming the permission; other errors
 // (Redis unreachable or loading) are logged and left to the dispatchers'
 // retries.
 func (w *Worker) checkPermissions(ctx context.Context) error {
 	keys := w.store.Keys()
-	channels := []string{keys.WakeOrchChannel(), keys.WakeWorkChannel()}
+	channels := []string{keys.WakeOrchChannel()}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, ch := range channels {

@@ -258,7 +258,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 func (w *Worker) listenWakeups(ctx context.Context) {
 	defer w.fetchers.Done()
 	keys := w.store.Keys()
-	ps := w.store.Subscribe(ctx, keys.WakeOrchChannel(), keys.WakeWorkChannel())
+	ps := w.store.Subscribe(ctx, keys.WakeOrchChannel())
 	// Receive does not return on ctx cancellation while blocked on the
 	// socket; closing the subscription does.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
@@ -276,7 +276,7 @@ func (w *Worker) listenWakeups(ctx context.Context) {
 				failing = true
 				if isPermissionError(err) {
 					w.log.Error("subscribing to wake-ups is denied by Redis (ACL): this worker will only notice new work every BlockTimeout; grant the channels &"+
-						keys.Prefix()+"* to its user", "err", err, "channels", []string{keys.WakeOrchChannel(), keys.WakeWorkChannel()})
+						keys.Prefix()+"* to its user", "err", err, "channels", []string{keys.WakeOrchChannel()})
 				} else {
 					w.log.Warn("wake-up subscription lost; reconnecting", "err", err)
 				}
@@ -307,12 +307,6 @@ func (w *Worker) listenWakeups(ctx context.Context) {
 		case *redis.Message:
 			// Only wake a dispatcher for a bucket it reads: a busy bucket of
 			// another fleet must not make this worker fetch in vain.
-			if m.Channel == keys.WakeWorkChannel() {
-				if w.readsActivityBucket(m.Payload) {
-					kick(w.workKick)
-				}
-				continue
-			}
 			switch {
 			case w.readsOrchestrationBucket(m.Payload):
 				kick(w.orchKick)
@@ -338,16 +332,6 @@ func (w *Worker) readsOrchestrationBucket(b string) bool {
 	defer w.mu.Unlock()
 	i := sort.SearchStrings(w.orchBuckets, b)
 	return (i < len(w.orchBuckets) && w.orchBuckets[i] == b) || slices.Contains(w.unservedOrch, b)
-}
-
-// readsActivityBucket is readsOrchestrationBucket for activities.
-func (w *Worker) readsActivityBucket(b string) bool {
-	if b == w.sess.NodeBucket() {
-		return true
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Contains(w.activityBuckets, b) || slices.Contains(w.unservedWork, b)
 }
 
 // refreshEnginePins rereads the engine versions pinned by executions in the

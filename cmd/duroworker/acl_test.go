@@ -22,6 +22,11 @@ var aclCommands = []string{
 	// direct reads and writes of the client, the worker and the CLI
 	"hget", "hgetall", "hexists", "exists", "lrange", "smembers", "scard", "zcard", "zrange", "zscore", "zadd",
 	"xrange", "xdel", "time", "multi", "exec",
+	// the activity work streams: the worker's blocking read (and the group
+	// it creates when missing), and what the work scripts call
+	"xreadgroup", "xgroup|create", "xack", "xclaim", "xpending", "xlen",
+	// cutting that read short at shutdown (queue.WorkReader)
+	"client|id", "client|unblock",
 	// wake-ups
 	"subscribe", "unsubscribe", "publish",
 	// the eviction check (denied: a warning, not a refusal)

@@ -20,9 +20,10 @@
 -- then the dead letter: "1", reason, attempts, max attempts | "" (none)
 -- then, with KEYS[12] (a work claim, eager dispatch; ignored by a poison
 --   ack): request id, max items N (>= 1), lock timeout ms, node id, and the
---   work buckets the caller serves: up to N of the new work items of those
---   buckets that belong to no session are locked for the caller by
---   lock_ready_work (common.lua) and left out of the wake:work publish.
+--   work buckets the caller serves: in the buckets of those where this ack
+--   added work that belongs to no session, up to N ready items are locked
+--   for the caller by lock_ready_work (common.lua), as a fetch would lock
+--   them (the oldest first: the ack's own when the buckets were empty).
 -- Returns 1 when applied, 0 when this token was already acked (a retried or
 -- resent ack): the field acked keeps the last ACKED_KEEP acked tokens, so
 -- that a resent ack is recognised even after later turns ran. With a work
@@ -79,7 +80,7 @@ local function claimed_reply(applied, items)
 end
 if f[2] ~= token then
   if acked_has(f[3], token) then
-    if claim then return claimed_reply(0, lock_ready_work(ARGV[oQ], KEYS[12], {}, '1', '', 0)) end
+    if claim then return claimed_reply(0, lock_ready_work(ARGV[oQ], KEYS[12], {}, 0, '1', '', 0)) end
     return 0
   end
   return redis.error_reply('LOCK_LOST ' .. id)
@@ -243,9 +244,9 @@ if ARGV[19] == 'set' or ARGV[19] == 'clear' then
 end
 
 -- new work items; those with a ref are recorded in wimap:<id> for cancellation
--- (a work claim lists those the caller may take in eager, {wid, bucket},
--- and the buckets of the others in wake)
-local eager, serves, wake = {}, {}, {}
+-- (a work claim lists in eager the buckets, served by the caller, where it
+-- added items that belong to no session)
+local eager, eager_in, serves = {}, {}, {}
 if claim and not poison then
   for i = oQ + 4, #ARGV do serves[ARGV[i]] = true end
 end
@@ -262,17 +263,22 @@ for j = 0, na - 1 do
       redis.call('HSET', k_sess(sess), 'last', nows)
     end
   end
-  redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-    'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess)
+  if not woken_work[bucket] then
+    wq_register(bucket)
+    woken_work[bucket] = true
+  end
+  local extra = {'body', body, 'inst', id, 'tok', '', 'ldl', '', 'att', '0', 'home', home, 'sess', sess}
   if ref ~= '' then
-    redis.call('HSET', k_wi(wid), 'ref', ref)
+    extra[#extra + 1] = 'ref'
+    extra[#extra + 1] = ref
     redis.call('HSET', KEYS[8], ref, wid)
   end
-  redis.call('ZADD', k_work(bucket), nows, wid)
-  woken_work[bucket] = true
-  if sess == '' and serves[bucket] then eager[#eager + 1] = {wid, bucket} else wake[bucket] = true end
+  wq_append(bucket, wid, extra)
+  if sess == '' and serves[bucket] and not eager_in[bucket] then
+    eager_in[bucket] = true
+    eager[#eager + 1] = bucket
+  end
 end
-for bucket in pairs(woken_work) do redis.call('SADD', K_WORK_BUCKETS, bucket) end
 
 -- cancelled work items (after the new ones: a turn may schedule and cancel
 -- the same activity). A ref that is not there (completed) is skipped. A
@@ -281,24 +287,18 @@ for j = 0, nx - 1 do
   local ref = ARGV[oX + j]
   local wid = redis.call('HGET', KEYS[8], ref)
   if wid then
-    local bucket = redis.call('HGET', k_wi(wid), 'bucket')
-    if bucket then redis.call('ZREM', k_work(bucket), wid) end
+    local w = redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'node')
+    wq_forget(w[1], w[2], wid)
+    lock_owner_move(w[3], '', 'w:' .. wid)
     redis.call('DEL', k_wi(wid))
     redis.call('HDEL', KEYS[8], ref)
   end
 end
 
--- work claim: lock up to N of the new items for the caller; a bucket
--- whose new items it all took is not announced on wake:work
+-- work claim: lock up to N ready items of those buckets for the caller
 local claimed = {}
 if claim then
-  local wids = {}
-  for i = 1, math.min(#eager, num(ARGV[oQ + 1])) do wids[i] = eager[i][1] end
-  claimed = lock_ready_work(ARGV[oQ], KEYS[12], wids, ARGV[oQ + 2], ARGV[oQ + 3], now)
-  local taken = {}
-  for _, it in ipairs(claimed) do taken[it[1]] = true end
-  for _, c in ipairs(eager) do if not taken[c[1]] then wake[c[2]] = true end end
-  for _, c in ipairs(eager) do if not wake[c[2]] then woken_work[c[2]] = nil end end
+  claimed = lock_ready_work(ARGV[oQ], KEYS[12], eager, num(ARGV[oQ + 1]), ARGV[oQ + 2], ARGV[oQ + 3], now)
 end
 
 -- children (before the outbox, so a message to a child started in this turn
@@ -369,5 +369,4 @@ else
 end
 
 publish_all(CH_WAKE_ORCH, woken)
-publish_all(CH_WAKE_WORK, woken_work)
 return claimed_reply(1, claimed)

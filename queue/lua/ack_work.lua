@@ -9,15 +9,19 @@
 --   the completion is delivered, the instance's next turn is locked for the
 --   caller by lock_ready_turn (common.lua) if the caller holds its executor
 --   and it is ready in that bucket (its wake:orch publish is then left out).
--- A work item with a ref (see ack_orch.lua) is also removed from its
--- instance's wimap:<instance id>, if the map still points at it.
+-- Fenced: the token is the current lock AND the item's stream entry is
+-- pending (in the group's PEL) for the consumer that locked it.
+-- Removes the entry (XACK + XDEL) and the hash. A work item with a ref (see
+-- ack_orch.lua) is also removed from its instance's wimap:<instance id>, if
+-- the map still points at it.
 -- Returns 1 if the completion was delivered, 0 if there was none or its
 -- instance is missing or ended (then it is dropped). With a turn claim:
 -- {1 | 0, item}, item in fetch_orch.lua's item shape, or {1 | 0} when no
 -- turn was locked; a resent ack (the item is gone) whose first run locked a
 -- turn gets {0, item} again while the turn is still locked by it.
 -- Errors: WORK_NOT_FOUND when wi:<work id> is gone (acked or never existed);
--- LOCK_LOST when the token is not the current lock.
+-- LOCK_LOST when the token is not the current lock or the entry is not
+-- pending for its consumer (taken back by a reclaim).
 local wid, token = ARGV[1], ARGV[2]
 local claim = #KEYS >= 3
 local function claim_turn(inst, now)
@@ -25,11 +29,12 @@ local function claim_turn(inst, now)
 end
 
 -- validate
-local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'inst', 'ref', 'sess', 'node')
+local f, err = locked_fields(HOLDER_WORK, KEYS[2], wid, token, nil, 'inst', 'ref', 'sess', 'node', 'eid')
 if not f then
   if claim and redis.call('EXISTS', KEYS[3]) == 1 then return {0, claim_turn('', 0)} end
   return err
 end
+if not wq_holds(f) then return redis.error_reply(HOLDER_WORK.lost .. wid) end
 
 -- write
 if ARGV[4] == '1' then
@@ -46,7 +51,7 @@ if ARGV[4] == '1' then
     'body', w[1] or '', 'bucket', w[2] or w[4] or '', 'session', w[3] or '', 'time', I(now_ms()))
 end
 redis.call('DEL', KEYS[2])
-redis.call('ZREM', k_work(f.bucket), wid)
+wq_remove(k_wq(f.bucket), f.eid)
 lock_owner_move(f.node, '', 'w:' .. wid)
 if f.ref and f.ref ~= '' and f.inst and f.inst ~= '' then
   local wm = k_wimap(f.inst)

@@ -22,7 +22,9 @@ local function k_inst(id) return P .. 'inst:' .. id end
 local function k_inbox(id) return P .. 'inbox:' .. id end
 local function k_hist(id, exec) return P .. 'hist:' .. id .. ':' .. exec end
 local function k_ready(bucket) return P .. 'ready:' .. bucket end
-local function k_work(bucket) return P .. 'work:' .. bucket end
+local function k_wq(bucket) return P .. 'wq:' .. bucket end
+local function k_wqd(bucket) return P .. 'wqd:' .. bucket end
+local K_WQ_DUE = P .. 'wqdue'
 local function k_wi(id) return P .. 'wi:' .. id end
 local function k_children(id) return P .. 'children:' .. id end
 local function k_wimap(id) return P .. 'wimap:' .. id end
@@ -78,7 +80,6 @@ local function lock_owner_move(old, new, member)
   if new and new ~= '' then redis.call('SADD', k_nlocks(new), member) end
 end
 local CH_WAKE_ORCH = P .. 'wake:orch'
-local CH_WAKE_WORK = P .. 'wake:work'
 local CH_ENDED = P .. 'ended'
 
 local function is_ended(status)
@@ -392,6 +393,359 @@ local function replay_request(req, rid, answer)
   return nil
 end
 
+-- Work streams. Each work bucket is a stream wq:<bucket> read through one
+-- consumer group (WQ_GROUP, queue.WorkGroup); an entry's only field "w" is
+-- the work id, and wi:<id> field eid names the entry that carries the item
+-- now ("" while it waits in the delayed set wqd:<bucket>). An entry not yet
+-- delivered is ready; a delivered one sits in the group's pending entries
+-- list (PEL) under the consumer that read or claimed it, with a delivery
+-- count: the lock. wi:<id> keeps the token and deadline (tok, ldl), and
+-- attb, the attempts counted before the current entry, so that the
+-- attempts of a lock are attb + the entry's delivery count.
+local WQ_GROUP = 'g'
+-- WQ_FREE is the consumer that holds the entries of reclaimed dead nodes;
+-- no caller is named so (node ids do not start with NUL).
+local WQ_FREE = '\0reclaimed'
+-- An idle time (ms) longer than any lock: an entry given it is listed by
+-- every reclaim at once.
+local WQ_LONG_IDLE = '100000000000'
+-- WQ_IDLE_MS is the idle time (ms) from which a reclaim lists a pending
+-- entry. A lock sets its entry's delivery time to deadline - WQ_IDLE_MS
+-- (XCLAIM ... TIME), so the entry reaches that idle time exactly when the
+-- lock expires, whatever the lock timeouts of the holder and of the
+-- reclaimer. Redis does not take a delivery time in the future, so a lock
+-- longer than WQ_IDLE_MS is listed before it expires (and left alone: the
+-- reclaim checks ldl); an entry read but never locked is listed
+-- WQ_IDLE_MS after the read.
+local WQ_IDLE_MS = 300000
+
+-- wq_time is the delivery time (ms, a string) that makes an entry locked
+-- until deadline reach WQ_IDLE_MS of idle time at the deadline.
+local function wq_time(deadline, now)
+  return I(math.min(now, deadline - WQ_IDLE_MS))
+end
+
+-- wq_consumer is the consumer name of a caller: its node id, or "-".
+local function wq_consumer(node)
+  if not node or node == '' then return '-' end
+  return node
+end
+
+-- wq_group creates the consumer group of stream key (and the stream) if it
+-- is missing, at id 0 so that entries already in the stream are delivered.
+local function wq_group(key)
+  redis.pcall('XGROUP', 'CREATE', key, WQ_GROUP, '0', 'MKSTREAM')
+end
+
+-- wq_register adds bucket to buckets:a and creates its stream's group the
+-- first time.
+local function wq_register(bucket)
+  if redis.call('SADD', K_WORK_BUCKETS, bucket) == 1 then wq_group(k_wq(bucket)) end
+end
+
+-- wq_append adds an entry for work item wid at the back of bucket's stream
+-- and records it (fields eid, bucket, plus the pairs in extra).
+local function wq_append(bucket, wid, extra)
+  local eid = redis.call('XADD', k_wq(bucket), '*', 'w', wid)
+  local f = {'eid', eid, 'bucket', bucket}
+  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
+  redis.call('HSET', k_wi(wid), unpack(f))
+  return eid
+end
+
+-- wq_remove acknowledges and deletes entry eid of stream key (an XDEL alone
+-- would leave it in the PEL).
+local function wq_remove(key, eid)
+  if eid and eid ~= '' then
+    redis.call('XACK', key, WQ_GROUP, eid)
+    redis.call('XDEL', key, eid)
+  end
+end
+
+-- wq_forget takes work item wid (in bucket, entry eid or delayed) out of
+-- its bucket's stream and delayed set; the caller deletes or moves wi:<wid>.
+local function wq_forget(bucket, eid, wid)
+  if not bucket then return end
+  wq_remove(k_wq(bucket), eid)
+  redis.call('ZREM', k_wqd(bucket), wid)
+end
+
+-- wq_pel returns the consumer and the delivery count of entry eid in the PEL
+-- of stream key, or nil when it is not pending.
+local function wq_pel(key, eid)
+  if not eid or eid == '' then return nil end
+  local r = redis.pcall('XPENDING', key, WQ_GROUP, eid, eid, '1')
+  if type(r) ~= 'table' or r.err or not r[1] then return nil end
+  return r[1][2], tonumber(r[1][4])
+end
+
+-- wq_holds is the stream half of the fence of the work scripts: the entry
+-- of locked work item f (fields bucket, eid, node) is pending for the
+-- consumer that locked it. Returns ok, the delivery count.
+local function wq_holds(f)
+  local cons, dc = wq_pel(k_wq(f.bucket), f.eid)
+  return cons ~= nil and cons == wq_consumer(f.node), dc
+end
+
+-- wq_delay puts work item wid in bucket's delayed set until due (ms) and
+-- keeps wqdue, the hash bucket -> earliest due time of its delayed set,
+-- that fetches read instead of every served bucket's delayed set. wqdue
+-- may name a time earlier than what is left (items removed by a cancel or
+-- a delete): a fetch then looks, finds nothing due and corrects it.
+local function wq_delay(bucket, wid, due)
+  redis.call('ZADD', k_wqd(bucket), I(due), wid)
+  local cur = tonumber(redis.call('HGET', K_WQ_DUE, bucket) or '')
+  if not cur or due < cur then redis.call('HSET', K_WQ_DUE, bucket, I(due)) end
+end
+
+-- wq_promote moves the due items of bucket's delayed set (at most limit)
+-- into its stream and records the earliest due time left in wqdue.
+-- Returns that time (nil when none; now when more may be due).
+local function wq_promote(bucket, limit, now)
+  local dk = k_wqd(bucket)
+  local r = redis.call('ZRANGE', dk, '0', I(limit - 1), 'WITHSCORES')
+  local left = nil
+  for j = 1, #r, 2 do
+    local due = tonumber(r[j + 1])
+    if due > now then
+      left = due
+      break
+    end
+    local wid = r[j]
+    redis.call('ZREM', dk, wid)
+    if redis.call('HGET', k_wi(wid), 'bucket') == bucket then wq_append(bucket, wid) end
+  end
+  if not left and #r == 2 * limit then left = now end
+  if left then
+    redis.call('HSET', K_WQ_DUE, bucket, I(left))
+  else
+    redis.call('HDEL', K_WQ_DUE, bucket)
+  end
+  return left
+end
+
+-- wq_promote_due runs wq_promote on those of buckets whose delayed set has
+-- something due (one HMGET of wqdue for all of them). Returns the earliest
+-- due time left among them, or nil.
+local function wq_promote_due(buckets, limit, now)
+  if #buckets == 0 then return nil end
+  local dues = redis.call('HMGET', K_WQ_DUE, unpack(buckets))
+  local best = nil
+  for i, b in ipairs(buckets) do
+    local due = tonumber(dues[i] or '')
+    if due and due <= now then due = wq_promote(b, limit, now) end
+    if due and (not best or due < best) then best = due end
+  end
+  return best
+end
+
+-- Fetch bounds of lock_work: the entries a reclaim lists beyond the free
+-- slots, the entries a fetch reads past those it locks (session items it
+-- cannot claim), and how long a session item that bounced twice within
+-- that time waits before it goes back into its stream.
+local WQ_RECLAIM_SLACK, WQ_WAIT_WINDOW, WQ_WAIT_DEFER_MS = 16, 64, 1000
+
+-- lock_work locks up to max ready work items of the streams keys[i] of
+-- buckets[i] (i = 1..#buckets) for the caller; it is the core of
+-- fetch_work.lua, shared with the scripts that hand out work they create.
+--   buckets, keys: bucket names and their stream keys (wq:<bucket>), in
+--     the same order; lock: lock timeout (ms); node: the caller's node id
+--     ("" for none; the consumer is then "-"); tokpfx: token prefix (the
+--     n-th item locked gets tokpfx .. ':' .. n); now: now_ms().
+--   opt (may be nil): me, lease, maxsess: the session owner id ("" or nil:
+--     takes no session work), lease ms and session capacity as in
+--     fetch_work.lua; pre: entries the caller read itself (a blocking
+--     XREADGROUP), each {bucket index, entry id, work id}, locked first.
+-- Steps: (1) the pre-read entries still pending for the caller; (2) take
+-- back expired locks: XPENDING IDLE <lock> lists entries idle at least that
+-- long (renewals reset the idle time), each is checked against wi:<id>
+-- (an entry whose item is gone is dropped; a live lock of a longer timeout
+-- is left) and claimed with XCLAIM RETRYCOUNT (delivery count + 1);
+-- (3) XREADGROUP COUNT <free> ... > per stream, starting at a rotating
+-- bucket. Every item taken is locked as fetch_work.lua documents (tok, ldl,
+-- att = attb + delivery count, node, nlocks). Session items follow the
+-- rules of fetch_work.lua; an item that cannot be taken is never lost: it
+-- is moved to its owner's node stream, or put back at the back of its
+-- stream (a second bounce within WQ_WAIT_DEFER_MS parks it in the delayed
+-- set until then), with attb + the deliveries before this one.
+-- Returns items, locked ids (token order), earliest delayed time it set
+-- (or nil). Item = {work id, token, bucket, body, instance id, attempts}.
+local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
+  opt = opt or {}
+  local me, lease, maxsess = opt.me or '', opt.lease or 0, opt.maxsess or 0
+  local cons = wq_consumer(node)
+  local items, locked, seen = {}, {}, {}
+  local held, wake = nil, nil
+  local deadline = I(now + lock)
+  local dtime = wq_time(now + lock, now)
+  -- fresh[i] lists the entries of stream i locked with delivery count 1
+  -- whose delivery time is still the read's: set in one XCLAIM at the end.
+  local fresh = {}
+
+  -- readd puts wid (entry eid of stream i, delivered dc times) back at the
+  -- back of stream i, or parks it until due when given; this delivery is
+  -- not counted.
+  local function readd(i, eid, wid, dc, attb, due)
+    local bucket = buckets[i]
+    wq_remove(keys[i], eid)
+    local nattb = I(attb + dc - 1)
+    if due then
+      wq_delay(bucket, wid, due)
+      redis.call('HSET', k_wi(wid), 'eid', '', 'attb', nattb)
+      if not wake or due < wake then wake = due end
+    else
+      wq_append(bucket, wid, {'attb', nattb})
+    end
+  end
+
+  -- take locks wid (entry eid of stream i, delivered dc times) if it may.
+  local function take(i, eid, wid, dc, reclaimed)
+    local bucket, key = buckets[i], keys[i]
+    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok', 'ldl', 'attb', 'sess', 'node', 'bounce')
+    if not f[1] or f[1] ~= bucket or f[2] ~= eid then
+      wq_remove(key, eid) -- the item is gone or carried by another entry
+      return
+    end
+    if (f[3] or '') ~= '' and num(f[4]) > now then return end -- live lock
+    local attb, sess = num(f[5]), f[6] or ''
+    if sess ~= '' then
+      local owner = session_owner(sess, now)
+      if owner and owner ~= me then
+        -- route it to the owner's node stream
+        local nb2 = node_bucket(owner)
+        wq_remove(key, eid)
+        wq_register(nb2)
+        wq_append(nb2, wid, {'attb', I(attb + dc - 1)})
+        return
+      elseif not owner then
+        if me ~= '' and held == nil then held = held_sessions(me, now) end
+        if me == '' or held >= maxsess then
+          -- cannot claim it: give it back to the others
+          local due = nil
+          if num(f[8]) > now - WQ_WAIT_DEFER_MS then due = now + WQ_WAIT_DEFER_MS end
+          redis.call('HSET', k_wi(wid), 'bounce', I(now))
+          readd(i, eid, wid, dc, attb, due)
+          return
+        end
+        redis.call('HSET', k_sess(sess), 'owner', me, 'ldl', I(now + lease), 'last', I(now))
+        redis.call('SADD', k_osess(me), sess)
+        held = held + 1
+      else
+        redis.call('HSET', k_sess(sess), 'ldl', I(now + lease), 'last', I(now))
+      end
+    end
+    if dc == 1 and not reclaimed then
+      fresh[i] = fresh[i] or {}
+      table.insert(fresh[i], eid)
+    elseif not reclaimed then
+      redis.call('XCLAIM', key, WQ_GROUP, cons, '0', eid, 'TIME', dtime, 'RETRYCOUNT', I(dc), 'JUSTID')
+    end
+    local n = #locked + 1
+    local t = tokpfx .. ':' .. I(n)
+    local att = attb + dc
+    redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', I(att), 'node', node)
+    local v = redis.call('HMGET', k_wi(wid), 'body', 'inst')
+    lock_owner_move(f[7], node, 'w:' .. wid)
+    locked[n] = wid
+    items[n] = {wid, t, bucket, v[1], v[2], att}
+  end
+
+  local index = {}
+  for i, b in ipairs(buckets) do index[b] = i end
+
+  -- (1) entries the caller read itself
+  for _, p in ipairs(opt.pre or {}) do
+    local i = index[p[1]]
+    if i and not seen[p[3]] then
+      seen[p[3]] = true
+      local c, dc = wq_pel(keys[i], p[2])
+      if c == cons then
+        if #locked < max then
+          take(i, p[2], p[3], dc)
+        else
+          -- no slot left: back to the others (unless the item moved on)
+          local f = redis.call('HMGET', k_wi(p[3]), 'bucket', 'eid', 'attb')
+          if f[1] == buckets[i] and f[2] == p[2] then
+            readd(i, p[2], p[3], dc, num(f[3]))
+          else
+            wq_remove(keys[i], p[2])
+          end
+        end
+      end
+    end
+  end
+
+  -- (2) expired locks
+  for i = 1, #buckets do
+    if #locked >= max then break end
+    local key = keys[i]
+    local r = redis.pcall('XPENDING', key, WQ_GROUP, 'IDLE', I(WQ_IDLE_MS), '-', '+', I(max - #locked + WQ_RECLAIM_SLACK))
+    if type(r) == 'table' and not r.err then
+      for _, p in ipairs(r) do
+        if #locked >= max then break end
+        local eid, dc = p[1], tonumber(p[4])
+        local e = redis.call('XRANGE', key, eid, eid)
+        local wid = e[1] and e[1][2][2]
+        local f = wid and redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok', 'ldl')
+        if not f or f[1] ~= buckets[i] or f[2] ~= eid then
+          wq_remove(key, eid) -- the item is gone
+        elseif (f[3] or '') == '' or num(f[4]) <= now then
+          seen[wid] = true
+          redis.call('XCLAIM', key, WQ_GROUP, cons, '0', eid, 'TIME', dtime, 'RETRYCOUNT', I(dc + 1), 'JUSTID')
+          take(i, eid, wid, dc + 1, true)
+        end
+      end
+    end
+  end
+
+  -- (3) new entries, a stream at a time from a rotating start
+  local nb = #buckets
+  for j = 0, nb - 1 do
+    if #locked >= max then break end
+    local i = (now + j) % nb + 1
+    local key = keys[i]
+    local looked, stop = 0, false
+    while not stop and #locked < max and looked < max + WQ_WAIT_WINDOW do
+      local want = I(max - #locked)
+      local r = redis.pcall('XREADGROUP', 'GROUP', WQ_GROUP, cons, 'COUNT', want, 'STREAMS', key, '>')
+      if type(r) == 'table' and r.err then
+        wq_group(key) -- a stream without its group (or no stream yet)
+        r = redis.pcall('XREADGROUP', 'GROUP', WQ_GROUP, cons, 'COUNT', want, 'STREAMS', key, '>')
+        if type(r) == 'table' and r.err then break end
+      end
+      if not r or not r[1] then break end
+      local entries = r[1][2]
+      for _, e in ipairs(entries) do
+        local eid, wid = e[1], e[2][2]
+        looked = looked + 1
+        if seen[wid] then
+          -- put back earlier in this call: leave it for the others
+          wq_remove(key, eid)
+          wq_append(buckets[i], wid)
+          stop = true
+        else
+          seen[wid] = true
+          take(i, eid, wid, 1)
+        end
+      end
+      if #entries < tonumber(want) then break end
+    end
+  end
+
+  -- delivery times of the entries locked from a read (see WQ_IDLE_MS)
+  for i, ids in pairs(fresh) do
+    local args = {keys[i], WQ_GROUP, cons, '0'}
+    for _, eid in ipairs(ids) do args[#args + 1] = eid end
+    args[#args + 1] = 'TIME'
+    args[#args + 1] = dtime
+    args[#args + 1] = 'RETRYCOUNT'
+    args[#args + 1] = '1'
+    args[#args + 1] = 'JUSTID'
+    redis.call('XCLAIM', unpack(args))
+  end
+  return items, locked, wake
+end
+
 -- ORCH_ITEM_FIELDS are the inst fields an orchestration item carries
 -- (queue.orchItemFields decodes them in this order); batch and cache are
 -- read for the script. Not acked (the ring of acked tokens, up to 1.2 KB)
@@ -452,41 +806,28 @@ local function work_item_reply(wid, tok)
   return {wid, tok, f[1], f[2], f[3], num(f[4])}
 end
 
--- lock_ready_work locks for the caller the work items wids (ids of items
--- ready in their bucket, in order) exactly as fetch_work.lua locks a
--- fetched item, under request req (record rkey), with lock ms lock (a
--- string) and node id node, and returns them in fetch_work.lua's item
--- shape. Items that are gone, already locked or belong to a session are
--- skipped (session items are only taken by a fetch, which applies the
--- session rules). When rkey exists the request already ran (a resent
--- ack): nothing is locked and the items it locked that it still holds are
--- returned. This is the only place where an ack locks work items; a
--- backend that stores work queues differently replaces its body.
--- Cost: O(#wids).
-local function lock_ready_work(req, rkey, wids, lock, node, now)
+-- lock_ready_work locks for the caller, under request req (record rkey),
+-- up to max ready work items of buckets (the buckets where the ack made
+-- work the caller serves) with lock ms lock (a string) and node id node,
+-- through lock_work: exactly what a fetch of those buckets would lock (the
+-- oldest entries first, which are the ack's own when the buckets were
+-- empty; session items are left to fetches, which apply the session
+-- rules). Returns the items in fetch_work.lua's item shape. When rkey
+-- exists the request already ran (a resent ack): nothing is locked and the
+-- items it locked that it still holds are returned. This is the only place
+-- where an ack locks work items. Cost: that of lock_work for max items.
+local function lock_ready_work(req, rkey, buckets, max, lock, node, now)
   local rec = redis.call('GET', rkey)
   if rec then
     local out = replay_fetch(rec, req, k_wi, work_item_reply, 0)
     table.remove(out, 1)
     return out
   end
-  local locked, toks, items = {}, {}, {}
-  local deadline = I(now + tonumber(lock))
-  for _, wid in ipairs(wids) do
-    local f = redis.call('HMGET', k_wi(wid), 'bucket', 'tok', 'ldl', 'att', 'sess', 'node')
-    if f[1] and (f[2] or '') == '' and (f[5] or '') == '' then
-      local n = #locked + 1
-      local t = req .. ':' .. I(n)
-      redis.call('HSET', k_wi(wid), 'tok', t, 'ldl', deadline, 'att', I(num(f[4]) + 1), 'node', node)
-      lock_owner_move(f[6], node, 'w:' .. wid)
-      redis.call('ZADD', k_work(f[1]), deadline, wid)
-      locked[n], toks[n] = wid, t
-    end
-  end
-  if #locked > 0 then
-    redis.call('SET', rkey, encode_ids(locked), 'PX', lock)
-    for i, wid in ipairs(locked) do items[i] = work_item_reply(wid, toks[i]) end
-  end
+  if #buckets == 0 or max <= 0 then return {} end
+  local keys = {}
+  for i, b in ipairs(buckets) do keys[i] = k_wq(b) end
+  local items, locked = lock_work(buckets, keys, max, tonumber(lock), node, req, now, nil)
+  if #locked > 0 then redis.call('SET', rkey, encode_ids(locked), 'PX', lock) end
   return items
 end
 

@@ -71,6 +71,46 @@ local function live_timers(max)
   return live
 end
 
+-- work_depths is depths for the work buckets: ready = stream entries not
+-- delivered yet plus delivered ones whose lock is gone or expired (an
+-- inspected PEL entry whose item has no live lock); locked = PEL entries
+-- whose item holds a live lock; delayed = the delayed set. Past the budget
+-- the uninspected PEL entries count as delayed, as in depths.
+local function work_depths()
+  local names = redis.call('SMEMBERS', K_WORK_BUCKETS)
+  table.sort(names)
+  local out = {}
+  for _, b in ipairs(names) do
+    local key = k_wq(b)
+    local total = redis.call('XLEN', key)
+    local delayed = redis.call('ZCARD', k_wqd(b))
+    if total + delayed > 0 then
+      local pending = 0
+      local s = redis.pcall('XPENDING', key, WQ_GROUP)
+      if type(s) == 'table' and not s.err then pending = tonumber(s[1]) or 0 end
+      local locked, inspected = 0, 0
+      if pending > 0 and budget > 0 then
+        local r = redis.call('XPENDING', key, WQ_GROUP, '-', '+', I(math.min(budget, pending)))
+        for _, p in ipairs(r) do
+          local e = redis.call('XRANGE', key, p[1], p[1])
+          local wid = e[1] and e[1][2][2]
+          if wid then
+            local f = redis.call('HMGET', k_wi(wid), 'tok', 'ldl')
+            if f[1] and f[1] ~= '' and num(f[2]) > now then locked = locked + 1 end
+          end
+        end
+        inspected = #r
+        budget = budget - inspected
+      end
+      if inspected < pending then partial = 1 end
+      local unserved = 1
+      if served[b] then unserved = 0 end
+      out[#out + 1] = {b, total - pending + inspected - locked, delayed + pending - inspected, locked, unserved}
+    end
+  end
+  return out
+end
+
 local orch = depths(K_ORCH_BUCKETS, k_ready, k_inst)
-local work = depths(K_WORK_BUCKETS, k_work, k_wi)
+local work = work_depths()
 return {live_timers(tonumber(ARGV[2])), partial, orch, work}

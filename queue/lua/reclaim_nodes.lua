@@ -7,9 +7,14 @@
 -- After an outage that lapsed every node, nobody qualifies and the locks
 -- expire at their deadlines as before. For each dead node, each lock listed
 -- in nlocks:<node> that is still the node's gets its deadline set to now and
--- its bucket entry scored now: the next fetch takes it over with a new token
--- and one more attempt, and the dead node's late ack, renew or abandon fails
--- with LOCK_LOST. A node whose locks are all reclaimed is removed from nodes.
+-- its bucket entry scored now (a work item's stream entry passes to the
+-- consumer WQ_FREE with a long idle time): the next fetch takes it over with
+-- a new token and one more attempt, and the dead node's late ack, renew or
+-- abandon fails with LOCK_LOST. A node whose locks are all reclaimed is removed from nodes.
+-- Work stream entries the dead node read but never locked (it died between
+-- its blocking XREADGROUP and the fetch that locks them) are found in the
+-- PEL of every known work bucket (XPENDING ... <node>; O(buckets:a), only
+-- for dead nodes) and freed the same way, not counted as an attempt.
 -- A withdrawn node (graceful shutdown) is not in nodes: its running work
 -- keeps its locks.
 -- Returns the number of locks reclaimed.
@@ -20,7 +25,7 @@ local since = tonumber(redis.call('HGET', K_NODE_SINCE, me) or '')
 if not my or my < now or not since then return 0 end
 
 local n = 0
-local woken_o, woken_w = {}, {}
+local woken_o = {}
 local dead = redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now, 'WITHSCORES', 'LIMIT', 0, 10)
 for i = 1, #dead, 2 do
   local node, lapsed = dead[i], tonumber(dead[i + 1])
@@ -38,22 +43,48 @@ for i = 1, #dead, 2 do
           n = n + 1
         end
       elseif kind == 'w:' then
-        local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl')
+        local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl', 'eid')
         if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
-          redis.call('HSET', k_wi(id), 'ldl', now, 'node', '')
-          redis.call('ZADD', k_work(f[3]), 'XX', now, id)
-          woken_w[f[3]] = true
+          -- the entry passes to no consumer, idle for long: the next
+          -- fetch's reclaim lists it (delivery count unchanged)
+          local key = k_wq(f[3])
+          local c, dc = wq_pel(key, f[5])
+          if c then
+            redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', f[5], 'IDLE', WQ_LONG_IDLE, 'RETRYCOUNT', I(dc), 'JUSTID')
+          end
+          redis.call('HSET', k_wi(id), 'ldl', I(now), 'node', '')
           n = n + 1
         end
       end
       redis.call('SREM', lk, m)
     end
-    if redis.call('SCARD', lk) == 0 then
+    -- Entries the node read (a blocking XREADGROUP) but never locked are
+    -- pending for it in some work stream: free them the same way, their
+    -- delivery not counted (delivery count - 1).
+    if n < limit then
+      for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
+        if n >= limit then break end
+        local key = k_wq(b)
+        local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(limit - n), node)
+        if type(r) == 'table' and not r.err then
+          for _, p in ipairs(r) do
+            local e = redis.call('XRANGE', key, p[1], p[1])
+            local wid = e[1] and e[1][2][2]
+            local f = wid and redis.call('HMGET', k_wi(wid), 'tok', 'node', 'eid')
+            if not (f and (f[1] or '') ~= '' and f[2] == node and f[3] == p[1]) then
+              redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', p[1], 'IDLE', WQ_LONG_IDLE,
+                'RETRYCOUNT', I(math.max(tonumber(p[4]) - 1, 0)), 'JUSTID')
+              n = n + 1
+            end
+          end
+        end
+      end
+    end
+    if redis.call('SCARD', lk) == 0 and n < limit then
       redis.call('ZREM', K_NODES, node)
       redis.call('HDEL', K_NODE_SINCE, node)
     end
   end
 end
 publish_all(CH_WAKE_ORCH, woken_o)
-publish_all(CH_WAKE_WORK, woken_w)
 return n

@@ -67,15 +67,14 @@ for j = 0, n - 1 do
   local bucket, body, ref, sess = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
   if ref == '' or redis.call('HEXISTS', k_wimap(id), ref) == 0 then
     local wid = tostring(redis.call('INCR', K_SEQ))
-    redis.call('HSET', k_wi(wid), 'body', body, 'bucket', bucket, 'inst', id,
-      'tok', '', 'ldl', '', 'att', 0, 'home', bucket, 'sess', sess)
+    local extra = {'body', body, 'inst', id, 'tok', '', 'ldl', '', 'att', '0', 'home', bucket, 'sess', sess}
     if ref ~= '' then
-      redis.call('HSET', k_wi(wid), 'ref', ref)
+      extra[#extra + 1] = 'ref'
+      extra[#extra + 1] = ref
       redis.call('HSET', k_wimap(id), ref, wid)
     end
-    redis.call('ZADD', k_work(bucket), now, wid)
-    redis.call('SADD', K_WORK_BUCKETS, bucket)
-    redis.call('PUBLISH', CH_WAKE_WORK, bucket)
+    wq_register(bucket)
+    wq_append(bucket, wid, extra)
   end
 end
 redis.call('XDEL', K_DEAD, did)

@@ -78,9 +78,9 @@ local function delete_instance(id, res)
   local wm = redis.call('HGETALL', k_wimap(id))
   for i = 2, #wm, 2 do
     local wid = wm[i]
-    local bucket = redis.call('HGET', k_wi(wid), 'bucket')
-    if bucket then
-      redis.call('ZREM', k_work(bucket), wid)
+    local w = redis.call('HMGET', k_wi(wid), 'bucket', 'eid')
+    if w[1] then
+      wq_forget(w[1], w[2], wid)
       redis.call('DEL', k_wi(wid))
       res[4] = res[4] + 1
     end

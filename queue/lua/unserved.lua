@@ -21,6 +21,6 @@ for _, b in ipairs(redis.call('SMEMBERS', K_ORCH_BUCKETS)) do
 end
 for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
   if #out >= limit then return out end
-  if not served[b] and redis.call('ZCARD', k_work(b)) > 0 then out[#out + 1] = b end
+  if not served[b] and (redis.call('XLEN', k_wq(b)) > 0 or redis.call('ZCARD', k_wqd(b)) > 0) then out[#out + 1] = b end
 end
 return out

@@ -127,6 +127,7 @@ func categories() []category {
 		{"error_handling", 7, errorCases},
 		{"node_liveness", 0, nodeCases},
 		{"eager_dispatch", 0, eagerCases},
+		{"work_streams", 0, streamCases},
 	}
 }
 
@@ -690,5 +691,31 @@ func (e *env) wantWake(what string, got, exact time.Duration) {
 	}
 	if got <= 0 || got > exact {
 		e.t.Fatalf("%s = %v, want in (0, %v]", what, got, exact)
+	}
+}
+
+// readWork starts a blocking ReadWork of buckets as node, runs then, and
+// returns what the read got (failing after 15 s).
+func (e *env) readWork(node string, buckets []string, then func()) []queue.ReadEntry {
+	e.t.Helper()
+	type result struct {
+		r   []queue.ReadEntry
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := e.s.ReadWork(e.ctx, queue.ReadWorkRequest{Buckets: buckets, NodeID: node, Count: 10, Block: 10 * time.Second})
+		done <- result{r, err}
+	}()
+	then()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			e.t.Fatalf("ReadWork(%v): %v", buckets, res.err)
+		}
+		return res.r
+	case <-time.After(15 * time.Second):
+		e.t.Fatalf("ReadWork(%v) did not return", buckets)
+		return nil
 	}
 }
