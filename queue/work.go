@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -268,19 +271,31 @@ func decodeWorkItem(v any) (FetchedWork, error) {
 }
 
 // WorkReader runs ReadWork on a connection of its own, so that a read
-// blocked in Redis can be cut short: when the context of Read ends, the
+// blocked in Redis can be cut short when the context of Read ends: the
 // store sends CLIENT UNBLOCK for that connection, and Read returns what the
-// read got by then (normally nothing). This needs a *redis.Client under the
-// Store (not a cluster or ring client) and the commands CLIENT ID and
-// CLIENT UNBLOCK; without them Read waits out Block, as ReadWork does. A
-// WorkReader is not safe for concurrent use; Close it when done.
+// read got by then (normally nothing), which the caller releases. Where
+// CLIENT ID or CLIENT UNBLOCK is not available (an ACL that denies them,
+// miniredis), the reader reads on a client of its own instead and closes
+// that client's socket when the context ends: the server then drops the
+// blocked read, and an entry it delivered at that very moment stays
+// pending for the node until the 5-minute idle reclaim (see
+// docs/redis-layout.md, "Work streams"). This needs a *redis.Client under
+// the Store (not a cluster or ring client); otherwise Read waits out Block,
+// as ReadWork does. A WorkReader is not safe for concurrent use; Close it
+// when done.
 type WorkReader struct {
 	s    *Store
+	base *redis.Client
 	conn *redis.Conn
 	id   int64 // the connection's CLIENT ID; 0 when unknown
 	// tried is set once CLIENT ID was asked (and failed or succeeded) on
 	// the current connection.
 	tried bool
+	// own is the reader's own client once CLIENT ID failed, and sock the
+	// socket it dialled last (closed to cut a read short).
+	own  *redis.Client
+	mu   sync.Mutex
+	sock net.Conn
 }
 
 // NewWorkReader returns a WorkReader of s.
@@ -288,6 +303,7 @@ func (s *Store) NewWorkReader() *WorkReader {
 	r := &WorkReader{s: s}
 	if sr, ok := s.rdb.(scriptRunner); ok {
 		if c, ok := sr.UniversalClient.(*redis.Client); ok {
+			r.base = c
 			r.conn = c.Conn()
 		}
 	}
@@ -302,10 +318,16 @@ func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if r.own != nil {
+		return r.readOwn(ctx, req)
+	}
 	if !r.tried {
 		r.tried = true
 		if id, err := r.conn.ClientID(ctx).Result(); err == nil {
 			r.id = id
+		} else if !isConnError(err) {
+			r.startOwn()
+			return r.readOwn(ctx, req)
 		}
 	}
 	if r.id != 0 {
@@ -323,10 +345,58 @@ func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry
 	return entries, err
 }
 
+// isConnError reports whether err is a failure to reach Redis rather than
+// a refusal of the command.
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, redis.ErrClosed)
+}
+
+// startOwn makes the reader read on a client of its own, whose sockets it
+// records so that a read can be cut short by closing them.
+func (r *WorkReader) startOwn() {
+	o := *r.base.Options()
+	dial := o.Dialer
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			r.mu.Lock()
+			r.sock = c
+			r.mu.Unlock()
+		}
+		return c, err
+	}
+	// No retries: a read cut short must fail, not be sent again on a new
+	// socket.
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxRetries = 1, 0, 1, -1
+	r.own = redis.NewClient(&o)
+}
+
+// readOwn reads on the reader's own client and closes its socket when ctx
+// ends during the read.
+func (r *WorkReader) readOwn(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.sock != nil {
+			_ = r.sock.Close()
+		}
+	})
+	defer stop()
+	entries, err := r.s.readWork(context.WithoutCancel(ctx), r.own, req)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return entries, err
+}
+
 // Close releases the reader's connection.
 func (r *WorkReader) Close() error {
 	if r.conn == nil {
 		return nil
+	}
+	if r.own != nil {
+		_ = r.own.Close()
 	}
 	return r.conn.Close()
 }

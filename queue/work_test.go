@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -384,9 +385,9 @@ func TestDelayedDueHash(t *testing.T) {
 // the next Read works.
 func TestWorkReaderIsCutShort(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
-		if !e.b.Real {
-			t.Skip("miniredis has no CLIENT ID: its reads wait out Block")
-		}
+		// A real server unblocks the read (CLIENT UNBLOCK); miniredis has
+		// no CLIENT ID, so the reader reads on its own client and closes
+		// its socket.
 		r := e.s.NewWorkReader()
 		defer r.Close()
 		ctx, cancel := context.WithCancel(e.ctx)
@@ -402,7 +403,9 @@ func TestWorkReaderIsCutShort(t *testing.T) {
 		cancel()
 		select {
 		case err := <-done:
-			wantErr(t, "cut-short Read", err, nil)
+			if !errors.Is(err, context.Canceled) {
+				wantErr(t, "cut-short Read", err, nil)
+			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("Read did not return when its context ended")
 		}

@@ -106,15 +106,29 @@ func (cl *cluster) waitRunning(id, version string) {
 
 func (cl *cluster) watch(id string) []healthmonitor.Observation {
 	cl.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	obs, err := healthmonitor.Watch(ctx, cl.client, id, 10*time.Millisecond, func(o healthmonitor.Observation) {
-		cl.t.Logf("%s: %s execution %d %s", id, o.State, o.ExecutionID, o.Version)
-	})
+	obs, err := cl.watchErr(id)
 	if err != nil {
 		cl.t.Fatalf("watch: %v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
 	}
 	return obs
+}
+
+// watchAll is watch for another goroutine than the test's: a failure is
+// reported with Errorf and the observations made so far are returned.
+func (cl *cluster) watchAll(id string) []healthmonitor.Observation {
+	obs, err := cl.watchErr(id)
+	if err != nil {
+		cl.t.Errorf("watch: %v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
+	}
+	return obs
+}
+
+func (cl *cluster) watchErr(id string) ([]healthmonitor.Observation, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return healthmonitor.Watch(ctx, cl.client, id, 10*time.Millisecond, func(o healthmonitor.Observation) {
+		cl.t.Logf("%s: %s execution %d %s", id, o.State, o.ExecutionID, o.Version)
+	})
 }
 
 // TestRollingUpgrade is the versioning guide's "Version Upgrade Timing": a
@@ -175,9 +189,13 @@ func TestHotFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.waitRunning("monitor-hf", healthmonitor.V1_0_0)
+	// Watch from before the deploy: execution 1 may end while the old node
+	// shuts down, and the watch must see it.
+	watched := make(chan []healthmonitor.Observation, 1)
+	go func() { watched <- cl.watchAll("monitor-hf") }()
 	cl.node("node-b", upTo(healthmonitor.V1_0_1))
 	shutdown(t, old)
-	obs := cl.watch("monitor-hf")
+	obs := <-watched
 	if err := healthmonitor.VerifyUpgrade(obs, healthmonitor.V1_0_0, healthmonitor.V1_0_1); err != nil {
 		t.Fatalf("%v (seen %s)", err, healthmonitor.DescribeExecutions(obs))
 	}
