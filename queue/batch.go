@@ -41,6 +41,17 @@ type BatchResult struct {
 	Turn *OrchestrationItem
 }
 
+// ackSources are the sources of the scripts of a batch, by hash, for
+// SCRIPT LOAD after NOSCRIPT.
+var ackSources = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{"ack_orch.lua", "ack_work.lua"} {
+		src := scriptSource(name)
+		m[redis.NewScript(src).Hash()] = src
+	}
+	return m
+}()
+
 // maxNoScriptRounds bounds the resends of a batch whose items keep getting
 // NOSCRIPT (the script cache flushed again between SCRIPT LOAD and EVALSHA).
 const maxNoScriptRounds = 3
@@ -82,7 +93,8 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 	for round := 0; len(pending) > 0; round++ {
 		pipe := s.rdb.Pipeline()
 		for _, sc := range load {
-			sc.Load(ctx, pipe)
+			// Not sc.Load: it would store the hash of a reply not read yet.
+			pipe.ScriptLoad(ctx, ackSources[sc.Hash()])
 		}
 		for _, i := range pending {
 			cmds[i] = pipe.EvalSha(ctx, calls[i].script.Hash(), calls[i].keys, calls[i].args...)
