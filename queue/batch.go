@@ -11,12 +11,14 @@ import (
 	"github.com/duroworker/duroworker/internal/retry"
 )
 
-// BatchAck is one ack of AckBatch: an orchestration ack when Orchestration
-// is not nil, else the work ack Work.
+// BatchAck is one ack of AckBatch: the work ack Work when IsWork is set,
+// else the orchestration ack Orchestration. (Values, not pointers: an
+// ack waiting for a batch is then one allocation.)
 type BatchAck struct {
+	IsWork bool
 	// Orchestration is acked like AckOrchestrationClaim(ctx,
-	// *Orchestration, WorkClaim).
-	Orchestration *OrchestrationAck
+	// Orchestration, WorkClaim).
+	Orchestration OrchestrationAck
 	WorkClaim     WorkClaim
 	// Work is acked like AckWorkClaim (or AckWork when its Claim claims
 	// nothing).
@@ -74,8 +76,8 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 	res := make([]BatchResult, len(acks))
 	calls := make([]ackCall, len(acks))
 	pending := make([]int, 0, len(acks))
-	for i, a := range acks {
-		c, err := s.prepareAck(a)
+	for i := range acks {
+		c, err := s.prepareAck(&acks[i])
 		if err != nil {
 			res[i].Err = err
 			continue
@@ -174,11 +176,11 @@ type ackCall struct {
 
 // prepareAck validates a and returns its script call, applying the
 // defaults of AckOrchestrationClaim and AckWorkClaim.
-func (s *Store) prepareAck(a BatchAck) (ackCall, error) {
-	if a.Orchestration != nil {
-		return s.prepareOrchAck(*a.Orchestration, a.WorkClaim)
+func (s *Store) prepareAck(a *BatchAck) (ackCall, error) {
+	if a.IsWork {
+		return s.prepareWorkAck(a.Work.ID, a.Work.Token, a.Work.Completion, a.Work.Claim)
 	}
-	return s.prepareWorkAck(a.Work.ID, a.Work.Token, a.Work.Completion, a.Work.Claim)
+	return s.prepareOrchAck(a.Orchestration, a.WorkClaim)
 }
 
 // prepareOrchAck is the call of AckOrchestrationClaim(ack, claim).

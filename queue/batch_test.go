@@ -116,17 +116,17 @@ func (e *env) batchFixture() []BatchAck {
 	if len(ws) != 2 {
 		e.t.Fatalf("fetched %d items of p, want 2", len(ws))
 	}
-	o1ack := &OrchestrationAck{InstanceID: o1.InstanceID, Token: o1.Token, ExecutionID: 1, Status: StatusRunning,
+	o1ack := OrchestrationAck{InstanceID: o1.InstanceID, Token: o1.Token, ExecutionID: 1, Status: StatusRunning,
 		NewEvents: []string{"e1"}, Activities: []WorkItem{{Bucket: "a:x", Body: "x1"}, {Bucket: "a:x", Body: "x2"}}}
 	claim := WorkClaim{RequestID: "batch-claim", Buckets: []string{"a:x"}, Max: 1, LockTimeout: longLock, NodeID: "n1"}
 	return []BatchAck{
 		{Orchestration: o1ack, WorkClaim: claim},
-		{Orchestration: &OrchestrationAck{InstanceID: o2.InstanceID, Token: "stale", ExecutionID: 1, Status: StatusRunning}},
-		{Work: WorkAck{ID: ws[0].ID, Token: ws[0].Token, Completion: "done1",
+		{Orchestration: OrchestrationAck{InstanceID: o2.InstanceID, Token: "stale", ExecutionID: 1, Status: StatusRunning}},
+		{IsWork: true, Work: WorkAck{ID: ws[0].ID, Token: ws[0].Token, Completion: "done1",
 			Claim: TurnClaim{RequestID: "batch-turn", CacheOwner: "cache:w1", ReadyBucket: "o:p", LockTimeout: longLock, NodeID: "n1"}}},
-		{Work: WorkAck{ID: ws[1].ID, Token: ws[1].Token, Completion: "done2"}},
-		{Work: WorkAck{ID: "404", Token: "t", Completion: "c"}},
-		{Orchestration: &OrchestrationAck{InstanceID: "o1", Token: o1.Token, Status: StatusRunning}},
+		{IsWork: true, Work: WorkAck{ID: ws[1].ID, Token: ws[1].Token, Completion: "done2"}},
+		{IsWork: true, Work: WorkAck{ID: "404", Token: "t", Completion: "c"}},
+		{Orchestration: OrchestrationAck{InstanceID: "o1", Token: o1.Token, Status: StatusRunning}},
 		{Orchestration: o1ack, WorkClaim: claim}, // a resend of the first ack, in the same batch
 	}
 }

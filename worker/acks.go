@@ -34,7 +34,7 @@ type pendingAck struct {
 	ack      queue.BatchAck
 	deadline time.Time // of the caller's context; zero: none
 	res      queue.BatchResult
-	done     chan struct{}
+	done     chan struct{} // capacity 1: told once the result is in res
 }
 
 func newAckBatcher(store *queue.Store, max int) *ackBatcher {
@@ -48,7 +48,7 @@ func newAckBatcher(store *queue.Store, max int) *ackBatcher {
 func (b *ackBatcher) send(ctx context.Context, a queue.BatchAck) queue.BatchResult {
 	if b.max <= 1 {
 		b.sent(1)
-		return b.single(ctx, a)
+		return b.single(ctx, &a)
 	}
 	b.mu.Lock()
 	if !b.sending {
@@ -56,28 +56,35 @@ func (b *ackBatcher) send(ctx context.Context, a queue.BatchAck) queue.BatchResu
 		b.sending = true
 		b.mu.Unlock()
 		b.sent(1)
-		r := b.single(ctx, a)
+		r := b.single(ctx, &a)
 		b.next()
 		return r
 	}
-	p := &pendingAck{ack: a, done: make(chan struct{})}
+	p := pendingAcks.Get().(*pendingAck)
+	p.ack = a
 	if d, ok := ctx.Deadline(); ok {
 		p.deadline = d
 	}
 	b.queued = append(b.queued, p)
 	b.mu.Unlock()
 	<-p.done
-	return p.res
+	r := p.res
+	*p = pendingAck{done: p.done}
+	pendingAcks.Put(p)
+	return r
 }
 
+// pendingAcks recycles pendingAck values with their done channels.
+var pendingAcks = sync.Pool{New: func() any { return &pendingAck{done: make(chan struct{}, 1)} }}
+
 // single sends a alone, like the store's single ack calls.
-func (b *ackBatcher) single(ctx context.Context, a queue.BatchAck) queue.BatchResult {
-	if a.Orchestration != nil {
-		res, err := b.store.AckOrchestrationClaim(ctx, *a.Orchestration, a.WorkClaim)
-		return queue.BatchResult{Orchestration: res, Err: err}
+func (b *ackBatcher) single(ctx context.Context, a *queue.BatchAck) queue.BatchResult {
+	if a.IsWork {
+		turn, err := b.store.AckWorkClaim(ctx, a.Work.ID, a.Work.Token, a.Work.Completion, a.Work.Claim)
+		return queue.BatchResult{Turn: turn, Err: err}
 	}
-	turn, err := b.store.AckWorkClaim(ctx, a.Work.ID, a.Work.Token, a.Work.Completion, a.Work.Claim)
-	return queue.BatchResult{Turn: turn, Err: err}
+	res, err := b.store.AckOrchestrationClaim(ctx, a.Orchestration, a.WorkClaim)
+	return queue.BatchResult{Orchestration: res, Err: err}
 }
 
 // next ends a round trip: the acks queued meanwhile go out on a goroutine
@@ -131,7 +138,7 @@ func (b *ackBatcher) drain() {
 		cancel()
 		for i, p := range batch {
 			p.res = res[i]
-			close(p.done)
+			p.done <- struct{}{} // p is its caller's again
 		}
 		clear(batch)
 		clear(acks)

@@ -207,7 +207,7 @@ func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDea
 		var next []queue.OrchestrationItem
 		// Acks that finish together share a round trip (see ackBatcher).
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
-			res := w.acks.send(ctx, queue.BatchAck{Work: queue.WorkAck{ID: item.ID, Token: item.Token, Completion: body, Claim: claim}})
+			res := w.acks.send(ctx, queue.BatchAck{IsWork: true, Work: queue.WorkAck{ID: item.ID, Token: item.Token, Completion: body, Claim: claim}})
 			next = nil
 			if res.Turn != nil {
 				next = []queue.OrchestrationItem{*res.Turn}

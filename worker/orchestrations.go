@@ -443,7 +443,7 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *replay.Ex
 	var claimed []queue.FetchedWork
 	// Acks that finish together share a round trip (see ackBatcher).
 	err := t.w.retryUntilLockDeadline(t.lock, func(actx context.Context) error {
-		res := t.w.acks.send(actx, queue.BatchAck{Orchestration: &ack, WorkClaim: claim})
+		res := t.w.acks.send(actx, queue.BatchAck{Orchestration: ack, WorkClaim: claim})
 		claimed = res.Orchestration.Work
 		return res.Err
 	})
