@@ -56,9 +56,8 @@ func (b *ackBatcher) send(ctx context.Context, a queue.BatchAck) queue.BatchResu
 		b.sending = true
 		b.mu.Unlock()
 		b.sent(1)
-		r := b.single(ctx, &a)
-		b.next()
-		return r
+		defer b.next()
+		return b.single(ctx, &a)
 	}
 	p := pendingAcks.Get().(*pendingAck)
 	p.ack = a
