@@ -91,7 +91,6 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 	}
 	var b *backoff.ExponentialBackOff
 	var load []*redis.Script // scripts that answered NOSCRIPT in the last round
-	cmds := make([]*redis.Cmd, len(acks))
 	for round := 0; len(pending) > 0; round++ {
 		pipe := s.rdb.Pipeline()
 		for _, sc := range load {
@@ -99,14 +98,14 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 			pipe.ScriptLoad(ctx, ackSources[sc.Hash()])
 		}
 		for _, i := range pending {
-			cmds[i] = pipe.EvalSha(ctx, calls[i].script.Hash(), calls[i].keys, calls[i].args...)
+			calls[i].cmd = pipe.EvalSha(ctx, calls[i].script.Hash(), calls[i].keys, calls[i].args...)
 		}
 		_, _ = pipe.Exec(ctx) // every command carries its own error
 		load = load[:0]
 		again := pending[:0]
 		notRun := false
 		for _, i := range pending {
-			err := cmds[i].Err()
+			err := calls[i].cmd.Err()
 			switch {
 			case redis.HasErrorPrefix(err, "NOSCRIPT") && round < maxNoScriptRounds:
 				again = append(again, i)
@@ -117,7 +116,7 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 				again = append(again, i)
 				notRun = true
 			default:
-				res[i] = calls[i].result(cmds[i].Val(), err)
+				res[i] = calls[i].result(calls[i].cmd.Val(), err)
 			}
 		}
 		pending = again
@@ -136,7 +135,7 @@ func (s *Store) AckBatch(ctx context.Context, acks []BatchAck) []BatchResult {
 			continue
 		}
 		for _, i := range pending {
-			res[i] = calls[i].result(nil, cmds[i].Err())
+			res[i] = calls[i].result(nil, calls[i].cmd.Err())
 		}
 		break
 	}
@@ -172,6 +171,7 @@ type ackCall struct {
 	orch   bool // ack_orch.lua, else ack_work.lua
 	claim  bool // the reply carries claimed items
 	id     string
+	cmd    *redis.Cmd // its command in the batch's last pipeline
 }
 
 // prepareAck validates a and returns its script call, applying the

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/duroworker/duroworker/queue"
 )
@@ -31,20 +30,21 @@ type ackBatcher struct {
 
 // pendingAck is an ack waiting in the batcher's queue.
 type pendingAck struct {
-	ack      queue.BatchAck
-	deadline time.Time // of the caller's context; zero: none
-	res      queue.BatchResult
-	done     chan struct{} // capacity 1: told once the result is in res
+	ack queue.BatchAck
+	// ctx is the caller's, live until the result is in: the batch
+	// that carries the ack runs with the context of its latest deadline.
+	ctx  context.Context
+	res  queue.BatchResult
+	done chan struct{} // capacity 1: told once the result is in res
 }
 
 func newAckBatcher(store *queue.Store, max int) *ackBatcher {
 	return &ackBatcher{store: store, max: max}
 }
 
-// send acks a and returns its result. It waits for the result even when
-// ctx ends first: ctx's deadline bounds the round trip that carries a
-// (the latest deadline of the acks in a batch bounds the batch), and the
-// caller must know whether its ack ran.
+// send acks a and returns its result. ctx must stay live until send
+// returns; its deadline bounds the round trip that carries a (the latest
+// deadline of the acks in a batch bounds the batch).
 func (b *ackBatcher) send(ctx context.Context, a queue.BatchAck) queue.BatchResult {
 	if b.max <= 1 {
 		b.sent(1)
@@ -60,10 +60,7 @@ func (b *ackBatcher) send(ctx context.Context, a queue.BatchAck) queue.BatchResu
 		return b.single(ctx, &a)
 	}
 	p := pendingAcks.Get().(*pendingAck)
-	p.ack = a
-	if d, ok := ctx.Deadline(); ok {
-		p.deadline = d
-	}
+	p.ack, p.ctx = a, ctx
 	b.queued = append(b.queued, p)
 	b.mu.Unlock()
 	<-p.done
@@ -118,23 +115,16 @@ func (b *ackBatcher) drain() {
 		b.mu.Unlock()
 
 		acks = acks[:0]
-		var deadline time.Time // the latest, or none if an ack has none
-		none := false
+		// The context with the latest deadline (or none) bounds the batch.
+		ctx := batch[0].ctx
 		for _, p := range batch {
 			acks = append(acks, p.ack)
-			if p.deadline.IsZero() {
-				none = true
-			} else if p.deadline.After(deadline) {
-				deadline = p.deadline
+			if later, ok := laterDeadline(p.ctx, ctx); ok {
+				ctx = later
 			}
-		}
-		ctx, cancel := context.Background(), context.CancelFunc(func() {})
-		if !none {
-			ctx, cancel = context.WithDeadline(ctx, deadline)
 		}
 		b.sent(len(acks))
 		res := b.store.AckBatch(ctx, acks)
-		cancel()
 		for i, p := range batch {
 			p.res = res[i]
 			p.done <- struct{}{} // p is its caller's again
@@ -142,6 +132,17 @@ func (b *ackBatcher) drain() {
 		clear(batch)
 		clear(acks)
 	}
+}
+
+// laterDeadline returns a and true when a's deadline is later than b's
+// (no deadline is the latest).
+func laterDeadline(a, b context.Context) (context.Context, bool) {
+	da, okA := a.Deadline()
+	db, okB := b.Deadline()
+	if !okB {
+		return nil, false
+	}
+	return a, !okA || da.After(db)
 }
 
 func (b *ackBatcher) sent(n int) {
