@@ -402,29 +402,12 @@ type AckOrchestrationResult struct {
 // caller never acks is redelivered by FetchWork after its lock expires,
 // like a fetched one.
 func (s *Store) AckOrchestrationClaim(ctx context.Context, ack OrchestrationAck, claim WorkClaim) (AckOrchestrationResult, error) {
-	if claim.Max <= 0 || ack.DeadLetter != nil {
-		raw, err := s.ackOrchestration(ctx, ack, nil)
-		if err != nil {
-			return AckOrchestrationResult{}, err
-		}
-		n, err := replyInt(raw)
-		return AckOrchestrationResult{Applied: n == 1}, err
-	}
-	if claim.LockTimeout <= 0 {
-		return AckOrchestrationResult{}, fmt.Errorf("acking orchestration %s: claim LockTimeout must be positive, got %v", ack.InstanceID, claim.LockTimeout)
-	}
-	if claim.RequestID == "" {
-		claim.RequestID = newRequestID()
-	}
-	raw, err := s.ackOrchestration(ctx, ack, &claim)
+	c, err := s.prepareOrchAck(ack, claim)
 	if err != nil {
 		return AckOrchestrationResult{}, err
 	}
-	items, applied, err := decodeClaimReply(raw, decodeWorkItem)
-	if err != nil {
-		return AckOrchestrationResult{}, fmt.Errorf("acking orchestration %s: decoding reply: %w", ack.InstanceID, err)
-	}
-	return AckOrchestrationResult{Applied: applied == 1, Work: items}, nil
+	r := c.run(ctx, s)
+	return r.Orchestration, r.Err
 }
 
 // decodeClaimReply decodes {n, item...} of an ack with a claim.
@@ -451,21 +434,35 @@ func decodeClaimReply[T any](raw any, decodeItem func(any) (T, error)) ([]T, int
 // ackOrchestration runs ack_orch.lua, with a work claim when claim is not
 // nil, and returns its raw reply.
 func (s *Store) ackOrchestration(ctx context.Context, ack OrchestrationAck, claim *WorkClaim) (any, error) {
+	keys, args, err := s.ackOrchArgs(ack, claim)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
+	}
+	return raw, nil
+}
+
+// ackOrchArgs validates ack and returns the KEYS and ARGV of its
+// ack_orch.lua call, with a work claim when claim is not nil.
+func (s *Store) ackOrchArgs(ack OrchestrationAck, claim *WorkClaim) ([]string, []any, error) {
 	if ack.InstanceID == "" || ack.Token == "" {
-		return nil, fmt.Errorf("acking orchestration %q: instance id and token are required", ack.InstanceID)
+		return nil, nil, fmt.Errorf("acking orchestration %q: instance id and token are required", ack.InstanceID)
 	}
 	if ack.ExecutionID == 0 {
-		return nil, fmt.Errorf("acking orchestration %s: execution id must be at least 1", ack.InstanceID)
+		return nil, nil, fmt.Errorf("acking orchestration %s: execution id must be at least 1", ack.InstanceID)
 	}
 	if !validStatus(ack.Status) {
-		return nil, fmt.Errorf("acking orchestration %s: invalid status %q", ack.InstanceID, ack.Status)
+		return nil, nil, fmt.Errorf("acking orchestration %s: invalid status %q", ack.InstanceID, ack.Status)
 	}
 	if err := validateAck(ack); err != nil {
-		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
+		return nil, nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
 	kvArgs, err := encodeKVOps(ack.KV)
 	if err != nil {
-		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
+		return nil, nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, err)
 	}
 	k := s.keys
 	keys := []string{
@@ -527,11 +524,7 @@ func (s *Store) ackOrchestration(ctx context.Context, ack OrchestrationAck, clai
 			args = append(args, b)
 		}
 	}
-	raw, err := s.ackOrch.Run(ctx, s.rdb, keys, args...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("acking orchestration %s: %w", ack.InstanceID, mapScriptError(err))
-	}
-	return raw, nil
+	return keys, args, nil
 }
 
 // validateAck checks the parts of an ack that the script trusts.

@@ -178,7 +178,10 @@ var luaHelpers = map[string][]string{
 
 // loadScript returns the embedded script name with common.lua and then its
 // helper files (luaHelpers) in front.
-func loadScript(name string) *redis.Script {
+func loadScript(name string) *redis.Script { return redis.NewScript(scriptSource(name)) }
+
+// scriptSource is the source of loadScript(name).
+func scriptSource(name string) string {
 	var src strings.Builder
 	for _, f := range append(append([]string{"common.lua"}, luaHelpers[name]...), name) {
 		body, err := luaFiles.ReadFile("lua/" + f)
@@ -188,7 +191,7 @@ func loadScript(name string) *redis.Script {
 		src.Write(body)
 		src.WriteString("\n")
 	}
-	return redis.NewScript(src.String())
+	return src.String()
 }
 
 // Keys returns the key builder of the Store's namespace.

@@ -465,35 +465,28 @@ const EagerTurnsMax = 8
 // that turn again while it is still locked by it (the record of the claim
 // lasts as long as its lock timeout).
 func (s *Store) AckWorkClaim(ctx context.Context, id, token, completion string, claim TurnClaim) (*OrchestrationItem, error) {
-	if claim.CacheOwner == "" || claim.ReadyBucket == "" {
-		return nil, s.AckWork(ctx, id, token, completion)
-	}
-	if claim.LockTimeout <= 0 {
-		return nil, fmt.Errorf("acking work %s: claim LockTimeout must be positive, got %v", id, claim.LockTimeout)
-	}
-	if claim.RequestID == "" {
-		claim.RequestID = newRequestID()
-	}
-	if claim.MaxMessages <= 0 {
-		claim.MaxMessages = defaultMaxMessages
-	}
-	raw, err := s.runAckWork(ctx, id, token, completion, nil, &claim)
+	c, err := s.prepareWorkAck(id, token, completion, claim)
 	if err != nil {
 		return nil, err
 	}
-	items, _, err := decodeClaimReply(raw, decodeOrchItem)
-	if err != nil {
-		return nil, fmt.Errorf("acking work %s: decoding reply: %w", id, err)
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	return &items[0], nil
+	r := c.run(ctx, s)
+	return r.Turn, r.Err
 }
 
 // runAckWork runs ack_work.lua, with a turn claim when claim is not nil,
 // and returns its raw reply.
 func (s *Store) runAckWork(ctx context.Context, id, token, completion string, note *DeadLetterNote, claim *TurnClaim) (any, error) {
+	keys, args := s.ackWorkArgs(id, token, completion, note, claim)
+	raw, err := s.ackWork.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
+	}
+	return raw, nil
+}
+
+// ackWorkArgs returns the KEYS and ARGV of an ack_work.lua call, with a
+// turn claim when claim is not nil.
+func (s *Store) ackWorkArgs(id, token, completion string, note *DeadLetterNote, claim *TurnClaim) ([]string, []any) {
 	k := s.keys
 	keys := []string{k.Prefix(), k.WorkItemKey(id)}
 	args := []any{id, token, completion}
@@ -507,11 +500,7 @@ func (s *Store) runAckWork(ctx context.Context, id, token, completion string, no
 		keys = append(keys, k.fetchOrchRequestKey(claim.RequestID))
 		args = append(args, claim.RequestID, claim.CacheOwner, claim.ReadyBucket, millis(claim.LockTimeout), claim.NodeID, claim.MaxMessages)
 	}
-	raw, err := s.ackWork.Run(ctx, s.rdb, keys, args...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("acking work %s: %w", id, mapScriptError(err))
-	}
-	return raw, nil
+	return keys, args
 }
 
 // AbandonWork releases a work item lock; the item becomes fetchable again

@@ -264,16 +264,14 @@ func (w *Worker) ackActivity(log *itemLog, item queue.FetchedWork, lock *lockDea
 		// instance's executor (see eagerTurnClaim).
 		claim, reserved := w.eagerTurnClaim(item.InstanceID)
 		var next []queue.OrchestrationItem
+		// Acks that finish together share a round trip (see ackBatcher).
 		err = w.retryUntilLockDeadline(lock, func(ctx context.Context) error {
-			if reserved == 0 {
-				return w.store.AckWork(ctx, item.ID, item.Token, body)
-			}
-			it, err := w.store.AckWorkClaim(ctx, item.ID, item.Token, body, claim)
+			res := w.acks.send(ctx, queue.BatchAck{IsWork: true, Work: queue.WorkAck{ID: item.ID, Token: item.Token, Completion: body, Claim: claim}})
 			next = nil
-			if it != nil {
-				next = []queue.OrchestrationItem{*it}
+			if res.Turn != nil {
+				next = []queue.OrchestrationItem{*res.Turn}
 			}
-			return err
+			return res.Err
 		})
 		if err != nil {
 			next = nil

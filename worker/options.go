@@ -40,6 +40,7 @@ const (
 	DefaultMaxMessagesPerTurn       = 1000
 	DefaultTimerPromotionBatch      = 256
 	DefaultNodeHeartbeat            = 5 * time.Second
+	DefaultAckBatchSize             = 64
 )
 
 // Options configures a Worker. The zero value of every field selects the
@@ -97,6 +98,15 @@ type Options struct {
 	// most queue.EagerTurnsMax turns of one instance in a row are locked
 	// this way. See queue.Store.AckOrchestrationClaim and AckWorkClaim.
 	DisableEagerDispatch bool
+
+	// AckBatchSize is the most acks (of turns and activities) sent to
+	// Redis in one round trip. An ack that finds no other ack in flight
+	// goes out at once; acks that finish while one is in flight go out
+	// together when it returns, as one pipeline, each with its own result
+	// (see queue.Store.AckBatch). There is no waiting window: batching
+	// only happens when acks queue up anyway. If zero, 64. 1 or negative
+	// sends every ack on its own round trip, concurrently.
+	AckBatchSize int
 
 	// UnregisteredBackoffBase and UnregisteredBackoffMax bound the
 	// exponential backoff (doubling) applied to work whose orchestration or
@@ -177,6 +187,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReplayCacheSize == 0 {
 		o.ReplayCacheSize = DefaultReplayCacheSize
+	}
+	if o.AckBatchSize == 0 {
+		o.AckBatchSize = DefaultAckBatchSize
 	}
 	if o.UnregisteredBackoffBase == 0 {
 		o.UnregisteredBackoffBase = DefaultUnregisteredBackoffBase

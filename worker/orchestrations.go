@@ -441,13 +441,11 @@ func (t *turn) ack(ctx context.Context, ack queue.OrchestrationAck, x *replay.Ex
 	// resent ack that was already applied is recognised by the store (and
 	// returns the work its first run claimed: the claim keeps its request id).
 	var claimed []queue.FetchedWork
+	// Acks that finish together share a round trip (see ackBatcher).
 	err := t.w.retryUntilLockDeadline(t.lock, func(actx context.Context) error {
-		if claim.Max == 0 {
-			return t.w.store.AckOrchestration(actx, ack)
-		}
-		res, err := t.w.store.AckOrchestrationClaim(actx, ack, claim)
-		claimed = res.Work
-		return err
+		res := t.w.acks.send(actx, queue.BatchAck{Orchestration: ack, WorkClaim: claim})
+		claimed = res.Orchestration.Work
+		return res.Err
 	})
 	if err != nil {
 		claimed = nil

@@ -80,6 +80,9 @@ type Worker struct {
 	orchPool     *pool[queue.OrchestrationItem]
 	actPool      *pool[queue.FetchedWork]
 	shutdownOnce sync.Once
+	// acks sends the acks of turns and activities, batching those that
+	// finish together.
+	acks *ackBatcher
 }
 
 // New returns a worker for store with the given registries. Either registry
@@ -125,6 +128,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		workReconnect: make(chan struct{}, 1),
 		refreshPins:   make(chan struct{}, 1),
 		activities:    map[string]*runningActivity{},
+		acks:          newAckBatcher(store, o.AckBatchSize),
 	}
 	if w.gauges, err = tel.observeGauges(o.MeterProvider, w); err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
