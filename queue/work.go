@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -291,11 +290,29 @@ type WorkReader struct {
 	// tried is set once CLIENT ID was asked (and failed or succeeded) on
 	// the current connection.
 	tried bool
-	// own is the reader's own client once CLIENT ID failed, and sock the
-	// socket it dialled last (closed to cut a read short).
-	own  *redis.Client
-	mu   sync.Mutex
-	sock net.Conn
+	// own is the reader's own client once CLIENT ID was refused, and socks
+	// its open sockets (closed to cut a read short: the pool may dial more
+	// than one, a probe among them).
+	own   *redis.Client
+	mu    sync.Mutex
+	socks map[*readerSocket]struct{}
+}
+
+// readerSocket is a socket of a WorkReader's own client; it leaves the
+// reader's set when closed.
+type readerSocket struct {
+	net.Conn
+	r    *WorkReader
+	once sync.Once
+}
+
+func (c *readerSocket) Close() error {
+	c.once.Do(func() {
+		c.r.mu.Lock()
+		delete(c.r.socks, c)
+		c.r.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // NewWorkReader returns a WorkReader of s.
@@ -325,7 +342,7 @@ func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry
 		r.tried = true
 		if id, err := r.conn.ClientID(ctx).Result(); err == nil {
 			r.id = id
-		} else if !isConnError(err) {
+		} else if refused(err) {
 			r.startOwn()
 			return r.readOwn(ctx, req)
 		}
@@ -345,11 +362,11 @@ func (r *WorkReader) Read(ctx context.Context, req ReadWorkRequest) ([]ReadEntry
 	return entries, err
 }
 
-// isConnError reports whether err is a failure to reach Redis rather than
-// a refusal of the command.
-func isConnError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, redis.ErrClosed)
+// refused reports whether err is the server's refusal of a command (an
+// error reply: unknown command, no permission), not a failure to reach it.
+func refused(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }
 
 // startOwn makes the reader read on a client of its own, whose sockets it
@@ -359,13 +376,16 @@ func (r *WorkReader) startOwn() {
 	dial := o.Dialer
 	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
-		if err == nil {
-			r.mu.Lock()
-			r.sock = c
-			r.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
-		return c, err
+		rc := &readerSocket{Conn: c, r: r}
+		r.mu.Lock()
+		r.socks[rc] = struct{}{}
+		r.mu.Unlock()
+		return rc, nil
 	}
+	r.socks = map[*readerSocket]struct{}{}
 	// No retries: a read cut short must fail, not be sent again on a new
 	// socket.
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxRetries = 1, 0, 1, -1
@@ -377,9 +397,13 @@ func (r *WorkReader) startOwn() {
 func (r *WorkReader) readOwn(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
 	stop := context.AfterFunc(ctx, func() {
 		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.sock != nil {
-			_ = r.sock.Close()
+		open := make([]*readerSocket, 0, len(r.socks))
+		for c := range r.socks {
+			open = append(open, c)
+		}
+		r.mu.Unlock()
+		for _, c := range open {
+			_ = c.Close()
 		}
 	})
 	defer stop()
