@@ -543,7 +543,7 @@ end
 -- slots, the entries a fetch reads past those it locks (session items it
 -- cannot claim), and how long a session item that bounced twice within
 -- that time waits before it goes back into its stream.
-local WQ_RECLAIM_SLACK, WQ_WAIT_WINDOW, WQ_WAIT_DEFER_MS = 16, 64, 1000
+local WQ_RECLAIM_SLACK, WQ_WAIT_WINDOW, WQ_WAIT_DEFER_MS = 16, 64, 100
 
 -- lock_work locks up to max ready work items of the streams keys[i] of
 -- buckets[i] (i = 1..#buckets) for the caller; it is the core of
