@@ -16,7 +16,7 @@ var scriptNames sync.Map
 // scriptHeader is the first line of each of duroworker's Lua files
 // ("-- ack_orch.lua: ..."); a script is a composition of files (common.lua
 // first), named after the last one.
-var scriptHeader = regexp.MustCompile(`(?m)^--\s*([A-Za-z0-9_./-]+\.lua)\b`)
+var scriptHeader = regexp.MustCompile(`(?m)^--\s*([A-Za-z0-9_./-]+\.lua):`)
 
 // ScriptName returns the name known for the script with that SHA (see
 // nameFromSource); "" when this process never saw its source.

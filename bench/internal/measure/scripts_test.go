@@ -18,6 +18,8 @@ func TestNameFromSource(t *testing.T) {
 		"-- common.lua: helpers\nlocal x = 1\n-- ack_orch.lua: commit a turn\nreturn 1\n": "ack_orch",
 		"-- fetch_work.lua: fetch\nreturn 1":                                              "fetch_work",
 		"\n-- no header\nlocal res = {}\nreturn res":                                      "«local res = {}»",
+		// a wrapped comment line that starts with another script's name
+		"-- common.lua: helpers\n-- ack_work.lua: complete\n-- ack_orch.lua) is also\nreturn 1": "ack_work",
 	} {
 		if got := nameFromSource(src); got != want {
 			t.Errorf("nameFromSource(%q) = %q, want %q", src, got, want)
