@@ -369,14 +369,24 @@ end
 -- lapsed or it was not listed).
 local K_NODE_SINCE = P .. 'nodesince'
 
--- forget_dead_nodes removes the nodes whose liveness lapsed before now,
--- with what is kept about them (nlocks:<node>, their nodesince field).
+-- NODE_FORGET_MS is how long a node whose liveness lapsed is kept, with
+-- its lock list, before forget_dead_nodes drops it: every live worker's
+-- heartbeat (reclaim_nodes.lua) gets that long to take its locks over, so
+-- an UnservedBuckets call that lands between a node's death and the next
+-- reclaim cannot make its locks wait out their deadlines. A node lapsed
+-- during an outage of Redis (never reclaimed) is dropped after it too.
+local NODE_FORGET_MS = 60000
+
+-- forget_dead_nodes removes the nodes whose liveness lapsed more than
+-- NODE_FORGET_MS before now, with what is kept about them (nlocks:<node>,
+-- their nodesince field).
 local function forget_dead_nodes(now)
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now)) do
+  local before = '(' .. I(now - NODE_FORGET_MS)
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', before)) do
     redis.call('DEL', k_nlocks(node))
     redis.call('HDEL', K_NODE_SINCE, node)
   end
-  redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', before)
 end
 
 -- replay_request answers a request whose id (rid, remembered in key req)

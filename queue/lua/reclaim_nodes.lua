@@ -26,7 +26,9 @@ if not my or my < now or not since then return 0 end
 
 local n = 0
 local woken_o = {}
-local dead = redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. now, 'WITHSCORES', 'LIMIT', 0, 10)
+-- only nodes that lapsed while the caller was live (outage-lapsed nodes,
+-- kept until forget_dead_nodes drops them, would fill the page)
+local dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'WITHSCORES', 'LIMIT', 0, 10)
 for i = 1, #dead, 2 do
   local node, lapsed = dead[i], tonumber(dead[i + 1])
   if n >= limit then break end

@@ -9,8 +9,8 @@
 local limit = tonumber(ARGV[1]) or 100
 
 local now = now_ms()
--- Nodes whose liveness lapsed are forgotten (workers reclaim their locks
--- first, see reclaim_nodes.lua).
+-- Nodes whose liveness lapsed a while ago are forgotten (NODE_FORGET_MS:
+-- live workers reclaim their locks first, see reclaim_nodes.lua).
 forget_dead_nodes(now)
 local served = served_buckets(now)
 

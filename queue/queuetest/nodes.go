@@ -79,6 +79,25 @@ var nodeCases = []testCase{
 		wantErr(e.t, "dead node's abandon", e.s.AbandonWork(e.ctx, old[0].ID, old[0].Token, 0, false), queue.ErrLockLost)
 		e.must("current ack", e.s.AckWork(e.ctx, cur.ID, cur.Token, "done"))
 	}},
+	{"a_dead_node_listed_as_unserving_first_is_still_reclaimed", func(e *env) {
+		// Another worker's UnservedBuckets runs between n1's death and the
+		// next reclaim: n1 must still be known to that reclaim.
+		e.create("i1", "o:b", "start")
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		old := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
+		if len(old) != 1 {
+			e.t.Fatalf("n1 fetched %v", itemIDs(old))
+		}
+		e.pass(e.nodeTTL() + time.Millisecond)
+		wantEqual(e.t, "unserved once n1 is dead", []string{"o:b"}, e.unserved(100))
+		n, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+		e.must("ReclaimDeadNodes", err)
+		got := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n2"}).Items
+		if n != 1 || len(got) != 1 || got[0].Attempts != 2 {
+			e.t.Fatalf("after UnservedBuckets, reclaim took %d locks and n2 fetched %+v", n, got)
+		}
+	}},
 	{"live_withdrawn_or_unknown_nodes_keep_their_locks", func(e *env) {
 		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", nil, longLock))
 		e.create("live", "o:b", "start")

@@ -122,10 +122,7 @@ var streamCases = []testCase{
 		e.workNone("a:x")
 		var got []queue.FetchedWork
 		e.after(e.nodeTTL()+time.Millisecond, "the entry n1 read is recovered once n1 is dead", func() bool {
-			// (ReclaimDeadNodes alone: UnservedBuckets forgets a dead node,
-			// and what it read would then wait for the reclaim idle time.)
-			_, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
-			e.must("ReclaimDeadNodes", err)
+			e.reclaimRound()
 			got = e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n2"}).Items
 			return len(got) == 1
 		})
