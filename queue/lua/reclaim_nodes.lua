@@ -28,64 +28,61 @@ local n = 0
 local woken_o = {}
 -- only nodes that lapsed while the caller was live (outage-lapsed nodes,
 -- kept until forget_dead_nodes drops them, would fill the page)
-local dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'WITHSCORES', 'LIMIT', 0, 10)
-for i = 1, #dead, 2 do
-  local node, lapsed = dead[i], tonumber(dead[i + 1])
+local dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'LIMIT', 0, 10)
+for _, node in ipairs(dead) do
   if n >= limit then break end
-  if since <= lapsed then
-    local lk = k_nlocks(node)
-    for _, m in ipairs(redis.call('SRANDMEMBER', lk, limit - n)) do
-      local kind, id = string.sub(m, 1, 2), string.sub(m, 3)
-      if kind == 'o:' then
-        local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl', 'status')
-        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
-          redis.call('HSET', k_inst(id), 'ldl', now, 'node', '')
-          redis.call('ZADD', k_ready(f[3]), 'XX', ready_score(f[5], now), id)
-          woken_o[f[3]] = true
-          n = n + 1
-        end
-      elseif kind == 'w:' then
-        local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl', 'eid')
-        if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
-          -- the entry passes to no consumer, idle for long: the next
-          -- fetch's reclaim lists it (delivery count unchanged)
-          local key = k_wq(f[3])
-          local c, dc = wq_pel(key, f[5])
-          if c then
-            redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', f[5], 'IDLE', WQ_LONG_IDLE, 'RETRYCOUNT', I(dc), 'JUSTID')
-          end
-          redis.call('HSET', k_wi(id), 'ldl', I(now), 'node', '')
-          n = n + 1
-        end
+  local lk = k_nlocks(node)
+  for _, m in ipairs(redis.call('SRANDMEMBER', lk, limit - n)) do
+    local kind, id = string.sub(m, 1, 2), string.sub(m, 3)
+    if kind == 'o:' then
+      local f = redis.call('HMGET', k_inst(id), 'tok', 'node', 'rq', 'ldl', 'status')
+      if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
+        redis.call('HSET', k_inst(id), 'ldl', now, 'node', '')
+        redis.call('ZADD', k_ready(f[3]), 'XX', ready_score(f[5], now), id)
+        woken_o[f[3]] = true
+        n = n + 1
       end
-      redis.call('SREM', lk, m)
+    elseif kind == 'w:' then
+      local f = redis.call('HMGET', k_wi(id), 'tok', 'node', 'bucket', 'ldl', 'eid')
+      if f[1] and f[1] ~= '' and f[2] == node and num(f[4]) > now then
+        -- the entry passes to no consumer, idle for long: the next
+        -- fetch's reclaim lists it (delivery count unchanged)
+        local key = k_wq(f[3])
+        local c, dc = wq_pel(key, f[5])
+        if c then
+          redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', f[5], 'IDLE', WQ_LONG_IDLE, 'RETRYCOUNT', I(dc), 'JUSTID')
+        end
+        redis.call('HSET', k_wi(id), 'ldl', I(now), 'node', '')
+        n = n + 1
+      end
     end
-    -- Entries the node read (a blocking XREADGROUP) but never locked are
-    -- pending for it in some work stream: free them the same way, their
-    -- delivery not counted (delivery count - 1).
-    if n < limit then
-      for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
-        if n >= limit then break end
-        local key = k_wq(b)
-        local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(limit - n), node)
-        if type(r) == 'table' and not r.err then
-          for _, p in ipairs(r) do
-            local e = redis.call('XRANGE', key, p[1], p[1])
-            local wid = e[1] and e[1][2][2]
-            local f = wid and redis.call('HMGET', k_wi(wid), 'tok', 'node', 'eid')
-            if not (f and (f[1] or '') ~= '' and f[2] == node and f[3] == p[1]) then
-              redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', p[1], 'IDLE', WQ_LONG_IDLE,
-                'RETRYCOUNT', I(math.max(tonumber(p[4]) - 1, 0)), 'JUSTID')
-              n = n + 1
-            end
+    redis.call('SREM', lk, m)
+  end
+  -- Entries the node read (a blocking XREADGROUP) but never locked are
+  -- pending for it in some work stream: free them the same way, their
+  -- delivery not counted (delivery count - 1).
+  if n < limit then
+    for _, b in ipairs(redis.call('SMEMBERS', K_WORK_BUCKETS)) do
+      if n >= limit then break end
+      local key = k_wq(b)
+      local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(limit - n), node)
+      if type(r) == 'table' and not r.err then
+        for _, p in ipairs(r) do
+          local e = redis.call('XRANGE', key, p[1], p[1])
+          local wid = e[1] and e[1][2][2]
+          local f = wid and redis.call('HMGET', k_wi(wid), 'tok', 'node', 'eid')
+          if not (f and (f[1] or '') ~= '' and f[2] == node and f[3] == p[1]) then
+            redis.call('XCLAIM', key, WQ_GROUP, WQ_FREE, '0', p[1], 'IDLE', WQ_LONG_IDLE,
+              'RETRYCOUNT', I(math.max(tonumber(p[4]) - 1, 0)), 'JUSTID')
+            n = n + 1
           end
         end
       end
     end
-    if redis.call('SCARD', lk) == 0 and n < limit then
-      redis.call('ZREM', K_NODES, node)
-      redis.call('HDEL', K_NODE_SINCE, node)
-    end
+  end
+  if redis.call('SCARD', lk) == 0 and n < limit then
+    redis.call('ZREM', K_NODES, node)
+    redis.call('HDEL', K_NODE_SINCE, node)
   end
 end
 publish_all(CH_WAKE_ORCH, woken_o)
