@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/replay"
 	"github.com/duroworker/duroworker/queue"
@@ -417,4 +420,81 @@ func (c *Client) GetQueueDepths(ctx context.Context) (QueueDepths, error) {
 	}
 	return QueueDepths{Orchestrations: bucketDepths(d.Orchestrations), Activities: bucketDepths(d.Activities),
 		Timers: d.Timers, Partial: d.Partial}, nil
+}
+
+// Node is a worker node of the namespace, as it advertises itself.
+type Node struct {
+	// ID is the worker's node id (worker.Options.NodeID).
+	ID string
+	// Live is false for a node whose liveness lapsed within the last minute
+	// (it stopped advertising: it died, or Redis was out of its reach).
+	Live bool
+	// LiveUntil is when its liveness lapses unless it advertises again;
+	// LiveSince is when its current live period began (zero if unknown).
+	LiveUntil, LiveSince time.Time
+	// Buckets are the ready buckets it serves (capability.ParseBucket reads
+	// them: orchestration names and versions, activity names and tags).
+	Buckets []string
+	// Host, PID and Started (zero if unknown) name the process.
+	Host    string
+	PID     int
+	Started time.Time
+	// Engine is its replay-engine version and ReplayRange the pinned engine
+	// versions it replays ("" when it runs no orchestrations).
+	Engine, ReplayRange string
+	// OrchestrationConcurrency and ActivityConcurrency are its slots (0: it
+	// does not run that kind of work); Tags its activity tag filter.
+	OrchestrationConcurrency, ActivityConcurrency int
+	Tags                                          string
+	// Sessions is how many sessions it owned at its last heartbeat.
+	Sessions int
+}
+
+// ListNodes returns the worker nodes that advertise themselves in the
+// namespace (live ones, and those lapsed within the last minute), ordered by
+// id. Workers advertise every few seconds (worker.Options.NodeHeartbeat).
+func (c *Client) ListNodes(ctx context.Context) ([]Node, error) {
+	ns, err := c.store.ListNodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing worker nodes: %w", err)
+	}
+	out := make([]Node, len(ns))
+	for i, n := range ns {
+		d := n.Description
+		out[i] = Node{ID: n.ID, Live: n.Live, LiveUntil: n.LiveUntil, LiveSince: n.LiveSince, Buckets: n.Buckets,
+			Host: d.Host, PID: d.PID, Engine: d.Engine, ReplayRange: d.ReplayRange,
+			OrchestrationConcurrency: d.OrchestrationConcurrency, ActivityConcurrency: d.ActivityConcurrency,
+			Tags: d.Tags, Sessions: d.Sessions}
+		if d.Started > 0 {
+			out[i].Started = time.UnixMilli(d.Started)
+		}
+	}
+	return out, nil
+}
+
+// ServedBy returns the ids of the live worker nodes that take new
+// executions of orchestration name: at version, or, with version "", at the
+// version their registry's policy picks. None means a Start of it waits
+// (Pending) until such a worker advertises itself, and is finally poisoned
+// if none does. A version that does not parse is an error.
+func (c *Client) ServedBy(ctx context.Context, name, version string) ([]string, error) {
+	bucket := capability.StartBucket(name)
+	if version != "" {
+		v, err := semver.StrictNewVersion(version)
+		if err != nil {
+			return nil, fmt.Errorf("version %q: %w", version, err)
+		}
+		bucket = capability.StartVersionBucket(name, v.String())
+	}
+	nodes, err := c.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, n := range nodes {
+		if n.Live && slices.Contains(n.Buckets, bucket) {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids, nil
 }

@@ -30,6 +30,7 @@ const (
 	kindWorkBuckets = "buckets:a"
 	kindNodes       = "nodes"
 	kindNode        = "node:"
+	kindNodeInfo    = "nodeinfo:"
 	kindChildren    = "children:"
 	kindWorkMap     = "wimap:"
 	kindKV          = "kv:"
@@ -185,6 +186,10 @@ func (k Keys) NodesKey() string { return k.base + kindNodes }
 // nodeKey is the set of bucket names a live node serves; it expires with the
 // node's liveness.
 func (k Keys) nodeKey(nodeID string) string { return k.base + kindNode + nodeID }
+
+// nodeInfoKey is the description a live node advertises with its buckets
+// (JSON, see NodeDescription); it expires with the node's liveness.
+func (k Keys) nodeInfoKey(nodeID string) string { return k.base + kindNodeInfo + nodeID }
 
 // nodeLocksKey is the set of locks worker node nodeID holds ("o:<instance
 // id>", "w:<work id>"), recorded by fetches that name the node, so that

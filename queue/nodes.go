@@ -2,20 +2,81 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
+
+// NodeDescription is what a worker node says about itself when it
+// advertises, for operators (the dashboard's fleet page, `duroworker
+// fleet`). It is stored as JSON next to the node's buckets and expires with
+// its liveness; nothing in the runtime decides anything from it.
+type NodeDescription struct {
+	// Host and PID name the process.
+	Host string `json:"host,omitempty"`
+	PID  int    `json:"pid,omitempty"`
+	// Started is when the worker started (Unix ms).
+	Started int64 `json:"started,omitempty"`
+	// Engine is the node's own replay-engine version; ReplayRange the
+	// range of pinned engine versions it replays.
+	Engine      string `json:"engine,omitempty"`
+	ReplayRange string `json:"replay_range,omitempty"`
+	// OrchestrationConcurrency and ActivityConcurrency are its slot counts
+	// (0: it does not run that kind of work).
+	OrchestrationConcurrency int `json:"orchestration_concurrency"`
+	ActivityConcurrency      int `json:"activity_concurrency"`
+	// Tags are the activity tags it serves, as configured.
+	Tags string `json:"tags,omitempty"`
+	// Sessions is how many sessions it owned at its last heartbeat.
+	Sessions int `json:"sessions"`
+}
+
+// Node is one worker node as ListNodes reads it.
+type Node struct {
+	ID string
+	// Live is false for a node whose liveness lapsed less than a minute ago
+	// (it is kept that long so that its locks can be reclaimed).
+	Live bool
+	// LiveUntil is when its liveness lapses unless it advertises again;
+	// LiveSince when its current live period began (zero if unknown).
+	LiveUntil, LiveSince time.Time
+	// Buckets are the ready buckets it advertises (see package capability),
+	// sorted. Empty once the node lapsed.
+	Buckets []string
+	// Description is what the node said about itself (zero if it said
+	// nothing, or lapsed).
+	Description NodeDescription
+}
 
 // AdvertiseNode records that worker node nodeID is live for ttl and serves
 // buckets. Workers call it periodically; a node that stops calling is
 // forgotten after ttl.
 func (s *Store) AdvertiseNode(ctx context.Context, nodeID string, buckets []string, ttl time.Duration) error {
+	return s.AdvertiseDescribedNode(ctx, nodeID, nil, buckets, ttl)
+}
+
+// AdvertiseDescribedNode is AdvertiseNode that also stores desc (nil: none)
+// for ListNodes, in the same step.
+func (s *Store) AdvertiseDescribedNode(ctx context.Context, nodeID string, desc *NodeDescription, buckets []string, ttl time.Duration) error {
 	if nodeID == "" || ttl <= 0 {
 		return errors.New("advertising node: node id and a positive ttl are required")
 	}
-	args := make([]any, 0, 2+len(buckets))
-	args = append(args, nodeID, ttl.Milliseconds())
+	info := ""
+	if desc != nil {
+		b, err := json.Marshal(desc)
+		if err != nil {
+			return fmt.Errorf("advertising node %s: %w", nodeID, err)
+		}
+		info = string(b)
+	}
+	args := make([]any, 0, 3+len(buckets))
+	args = append(args, nodeID, ttl.Milliseconds(), info)
 	for _, b := range buckets {
 		args = append(args, b)
 	}
@@ -23,6 +84,57 @@ func (s *Store) AdvertiseNode(ctx context.Context, nodeID string, buckets []stri
 		return fmt.Errorf("advertising node %s: %w", nodeID, mapScriptError(err))
 	}
 	return nil
+}
+
+// ListNodes returns the worker nodes of the namespace, live ones and those
+// lapsed within the last minute, ordered by id. It reads without a script
+// (one pipeline after the node list), so a node may change between the
+// reads; it is for display, not for decisions.
+func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	entries, err := s.rdb.ZRangeWithScores(ctx, s.keys.NodesKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	members := make([]*redis.StringSliceCmd, len(entries))
+	infos := make([]*redis.StringCmd, len(entries))
+	since := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		id, _ := e.Member.(string)
+		members[i] = pipe.SMembers(ctx, s.keys.nodeKey(id))
+		infos[i] = pipe.Get(ctx, s.keys.nodeInfoKey(id))
+		since[i] = pipe.HGet(ctx, s.keys.nodeSinceKey(), id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	nodes := make([]Node, 0, len(entries))
+	for i, e := range entries {
+		id, _ := e.Member.(string)
+		n := Node{ID: id, LiveUntil: time.UnixMilli(int64(e.Score)), Live: int64(e.Score) >= now.UnixMilli()}
+		if ms, err := strconv.ParseInt(since[i].Val(), 10, 64); err == nil {
+			n.LiveSince = time.UnixMilli(ms)
+		}
+		if n.Live {
+			n.Buckets = members[i].Val()
+			slices.Sort(n.Buckets)
+			if raw := infos[i].Val(); raw != "" {
+				// A description that does not parse (another version's
+				// writer) is shown as none rather than failing the list.
+				_ = json.Unmarshal([]byte(raw), &n.Description)
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	return nodes, nil
 }
 
 // WithdrawNode forgets nodeID at once (on graceful shutdown).

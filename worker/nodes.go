@@ -2,11 +2,42 @@ package worker
 
 import (
 	"context"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/duroworker/duroworker/capability"
+	"github.com/duroworker/duroworker/engine"
+	"github.com/duroworker/duroworker/queue"
 )
+
+// describe returns what this node says about itself with its buckets
+// (queue.NodeDescription, shown to operators).
+func (w *Worker) describe() *queue.NodeDescription {
+	d := &queue.NodeDescription{
+		Host: w.host, PID: os.Getpid(), Started: w.startedAt.UnixMilli(),
+		Engine: engine.Version, Tags: w.opts.Tags.String(), Sessions: int(w.sess.Held()),
+	}
+	if w.runsOrchestrations() {
+		d.ReplayRange = w.serves.ReplayRange.String()
+		d.OrchestrationConcurrency = w.opts.OrchestrationConcurrency
+	}
+	if w.runsActivities() {
+		d.ActivityConcurrency = w.opts.ActivityConcurrency
+	}
+	return d
+}
+
+// LastAdvertised returns when this node last advertised itself to Redis
+// successfully (zero before the first time). A readiness probe can require
+// it to be recent: a node whose heartbeats fail is not seen by the fleet.
+func (w *Worker) LastAdvertised() time.Time {
+	ns := w.advertised.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // maxUnservedBuckets bounds how many unserved buckets one worker adds to its
 // fetches.
@@ -55,12 +86,13 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		w.mu.Unlock()
 		advertised = append(advertised, w.sess.NodeBucket())
 	}
-	if err := w.store.AdvertiseNode(ctx, w.opts.NodeID, advertised, 3*w.opts.NodeHeartbeat); err != nil {
+	if err := w.store.AdvertiseDescribedNode(ctx, w.opts.NodeID, w.describe(), advertised, 3*w.opts.NodeHeartbeat); err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("advertising this node failed", "err", err)
 		}
 		return
 	}
+	w.advertised.Store(time.Now().UnixNano())
 	// Take over the work of nodes that died, before UnservedBuckets forgets
 	// them.
 	if n, err := w.store.ReclaimDeadNodes(ctx, w.opts.NodeID, 0); err != nil {

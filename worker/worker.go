@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -60,6 +61,9 @@ type Worker struct {
 
 	mu              sync.Mutex
 	started         bool
+	startedAt       time.Time    // when Start ran, for the node description
+	host            string       // os.Hostname, for the node description
+	advertised      atomic.Int64 // Unix ns of the last successful AdvertiseNode
 	orchBuckets     []string
 	knownPins       map[string]bool
 	cancelFetch     context.CancelFunc
@@ -130,6 +134,7 @@ func New(store *queue.Store, orchs *engine.OrchestrationRegistry, acts *engine.A
 		activities:    map[string]*runningActivity{},
 		acks:          newAckBatcher(store, o.AckBatchSize),
 	}
+	w.host, _ = os.Hostname()
 	if w.gauges, err = tel.observeGauges(o.MeterProvider, w); err != nil {
 		return nil, fmt.Errorf("worker telemetry: %w", err)
 	}
@@ -164,6 +169,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.started = true
+	w.startedAt = time.Now()
 	fetchCtx, cancel := context.WithCancel(ctx)
 	w.cancelFetch = cancel
 

@@ -1,8 +1,10 @@
 -- advertise.lua: record the buckets a live worker node serves, for a while.
 -- KEYS[1] prefix "{ns}:"
--- ARGV[1] node id   ARGV[2] ttl ms (> 0)   ARGV[3..] bucket names
+-- ARGV[1] node id   ARGV[2] ttl ms (> 0)   ARGV[3] node description (JSON,
+-- '' for none)   ARGV[4..] bucket names
 -- Returns 1. The node counts as live until now + ttl (Redis clock); its
--- bucket set node:<id> expires at the same time.
+-- bucket set node:<id> and its description nodeinfo:<id> expire at the same
+-- time.
 local node, ttl = ARGV[1], tonumber(ARGV[2])
 
 -- validate
@@ -19,7 +21,7 @@ end
 local key = k_node(node)
 redis.call('DEL', key)
 local batch = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   batch[#batch + 1] = ARGV[i]
   if #batch == 500 then
     redis.call('SADD', key, unpack(batch))
@@ -28,5 +30,10 @@ for i = 3, #ARGV do
 end
 if #batch > 0 then redis.call('SADD', key, unpack(batch)) end
 redis.call('PEXPIRE', key, ttl)
+if ARGV[3] ~= '' then
+  redis.call('SET', k_nodeinfo(node), ARGV[3], 'PX', ttl)
+else
+  redis.call('DEL', k_nodeinfo(node))
+end
 redis.call('ZADD', K_NODES, now + ttl, node)
 return 1

@@ -69,6 +69,7 @@ end
 local K_INSTANCES = P .. 'instances'
 local K_STATS = P .. 'stats'
 local function k_node(id) return P .. 'node:' .. id end
+local function k_nodeinfo(id) return P .. 'nodeinfo:' .. id end
 -- nlocks:<node> lists the locks a node holds: "o:<instance id>" and
 -- "w:<work id>", so that they can be reclaimed when the node dies.
 local function k_nlocks(id) return P .. 'nlocks:' .. id end

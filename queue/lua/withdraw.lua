@@ -3,7 +3,7 @@
 -- KEYS[1] prefix "{ns}:"
 -- ARGV[1] node id
 -- Returns 1.
-redis.call('DEL', k_node(ARGV[1]))
+redis.call('DEL', k_node(ARGV[1]), k_nodeinfo(ARGV[1]))
 redis.call('ZREM', K_NODES, ARGV[1])
 redis.call('HDEL', K_NODE_SINCE, ARGV[1])
 redis.call('DEL', k_nlocks(ARGV[1]))
