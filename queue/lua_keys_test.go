@@ -552,6 +552,7 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"k_osess":        {"k_osess(OWNER)", k.ownerSessionsKey(owner)},
 		"node_bucket":    {"node_bucket(OWNER)", NodeWorkBucket(owner)},
 		"k_node":         {"k_node(OWNER)", k.nodeKey(owner)},
+		"k_nodeinfo":     {"k_nodeinfo(OWNER)", k.nodeInfoKey(owner)},
 		"k_nlocks":       {"k_nlocks(OWNER)", k.nodeLocksKey(owner)},
 		"k_bystatus":     {"k_bystatus('Failed')", k.statusIndexKey(StatusFailed)},
 		"K_TIMERS":       {"K_TIMERS", k.timersKey()},

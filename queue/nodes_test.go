@@ -89,3 +89,71 @@ func TestAdvertisedNodeExpires(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestListNodesDescribesLiveAndLapsedNodes(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb *redis.Client, b redistest.Backend) {
+		ctx := context.Background()
+		s := New(rdb, Options{Prefix: "listnodes" + b.Name})
+		if nodes, err := s.ListNodes(ctx); err != nil || len(nodes) != 0 {
+			t.Fatalf("empty namespace: %v %v", nodes, err)
+		}
+		desc := &NodeDescription{Host: "h1", PID: 42, Engine: "1.2.0", ReplayRange: ">=1.0.0, <=1.2.0",
+			OrchestrationConcurrency: 8, ActivityConcurrency: 16, Tags: "gpu", Sessions: 3}
+		if err := s.AdvertiseDescribedNode(ctx, "b-node", desc, []string{"o:X", "a:Y"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// A node advertised without a description, and one that lapses.
+		if err := s.AdvertiseNode(ctx, "a-node", []string{"a:Y"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AdvertiseDescribedNode(ctx, "c-node", desc, []string{"o:Z"}, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// Wait for c-node to lapse (by the server's clock).
+		var nodes []Node
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var err error
+			if nodes, err = s.ListNodes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(nodes) == 3 && !nodes[2].Live || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(nodes) != 3 || nodes[0].ID != "a-node" || nodes[1].ID != "b-node" || nodes[2].ID != "c-node" {
+			t.Fatalf("nodes = %+v", nodes)
+		}
+		a, bn, c := nodes[0], nodes[1], nodes[2]
+		if !a.Live || fmt.Sprint(a.Buckets) != "[a:Y]" || a.Description != (NodeDescription{}) {
+			t.Fatalf("undescribed node = %+v", a)
+		}
+		if !bn.Live || fmt.Sprint(bn.Buckets) != "[a:Y o:X]" || bn.Description != *desc || bn.LiveSince.IsZero() {
+			t.Fatalf("described node = %+v", bn)
+		}
+		if !bn.LiveUntil.After(bn.LiveSince) {
+			t.Fatalf("live until %v not after live since %v", bn.LiveUntil, bn.LiveSince)
+		}
+		if c.Live || len(c.Buckets) != 0 || c.Description != (NodeDescription{}) {
+			t.Fatalf("lapsed node = %+v", c)
+		}
+
+		// Advertising again without a description drops the old one.
+		if err := s.AdvertiseNode(ctx, "b-node", []string{"o:X"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		nodes, _ = s.ListNodes(ctx)
+		if nodes[1].Description != (NodeDescription{}) {
+			t.Fatalf("stale description kept: %+v", nodes[1])
+		}
+		if err := s.WithdrawNode(ctx, "b-node"); err != nil {
+			t.Fatal(err)
+		}
+		nodes, _ = s.ListNodes(ctx)
+		for _, n := range nodes {
+			if n.ID == "b-node" {
+				t.Fatalf("withdrawn node listed: %+v", n)
+			}
+		}
+	})
+}
