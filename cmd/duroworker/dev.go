@@ -83,12 +83,12 @@ non-zero; a second Ctrl-C kills them.`,
 // SIGINT or SIGTERM.
 func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (err error) {
 	if opts.Timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)
+		return usagef("--timeout must be positive, got %s", opts.Timeout)
 	}
 	switch opts.Store {
 	case storeAuto, storeRedisServer, storeMiniredis:
 	default:
-		return fmt.Errorf("--store %q: want %s, %s or %s", opts.Store, storeAuto, storeRedisServer, storeMiniredis)
+		return usagef("--store %q: want %s, %s or %s", opts.Store, storeAuto, storeRedisServer, storeMiniredis)
 	}
 	if parent == nil {
 		parent = context.Background()

@@ -155,15 +155,15 @@ func TestDevInterrupted(t *testing.T) {
 func TestDevBadFlags(t *testing.T) {
 	t.Parallel()
 	code, _, stderr := runCLI(t, "dev", "--store", "etcd")
-	if code != 1 || !strings.Contains(stderr, `--store "etcd"`) {
+	if code != exitUsage || !strings.Contains(stderr, `--store "etcd"`) {
 		t.Errorf("bad --store: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "dev", "--timeout", "0s")
-	if code != 1 || !strings.Contains(stderr, "--timeout must be positive") {
+	if code != exitUsage || !strings.Contains(stderr, "--timeout must be positive") {
 		t.Errorf("zero --timeout: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "nosuch")
-	if code != 1 || !strings.Contains(stderr, "unknown command") {
+	if code != exitUsage || !strings.Contains(stderr, "unknown command") {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -52,10 +52,7 @@ func runCLIIn(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, 
 	root := newRootCommand(&out, &errOut)
 	root.SetIn(stdin)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintf(&errOut, "duroworker: %s\n", printable(err.Error()))
-		code = 1
-	}
+	code = execute(context.Background(), root, args, &errOut)
 	t.Logf("duroworker %s: exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
 }
@@ -78,7 +75,7 @@ func TestRedisURLNeverShowsThePassword(t *testing.T) {
 	} {
 		for _, args := range [][]string{{"list", "--redis", c.url}, {"worker", "--redis", c.url}, {"bench", "drain", "--flush", "--redis", c.url}} {
 			code, _, stderr := runCLI(t, args...)
-			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") || strings.Contains(stderr, "S3%") ||
+			if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") || strings.Contains(stderr, "S3%") ||
 				strings.Contains(stderr, "cannot reach") {
 				t.Errorf("%s %q: exit %d, stderr %q; want %q without the password and without dialing", args[0], c.url, code, stderr, c.want)
 			}
@@ -96,7 +93,7 @@ func TestRedisURLFromEnvironmentNeverShowsThePassword(t *testing.T) {
 		{"rediss:/user:S3CRET@127.0.0.1:7160", "no host"},
 	} {
 		code, _, stderr := runProcess(t, []string{envRedis + "=" + c.url}, "status", "x")
-		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") {
+		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") {
 			t.Errorf("%s=%q: exit %d, stderr %q; want %q without the password", envRedis, c.url, code, stderr, c.want)
 		}
 	}
@@ -194,22 +191,22 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 	}
 	e.json(&hist, "history", hostileID)
 	if len(hist.Events) != 2 || hist.CorruptEvents != 1 {
-		t.Fatalf("history --json: %+v", hist)
+		t.Fatalf("history -o json: %+v", hist)
 	}
 	var first replay.Event
 	var second jsonCorruptEvent
 	if err := json.Unmarshal(hist.Events[0], &first); err != nil || first.Name != hostileName || first.Input != hostileInput {
-		t.Errorf("history --json event 1: %+v %v", first, err)
+		t.Errorf("history -o json event 1: %+v %v", first, err)
 	}
 	if err := json.Unmarshal(hist.Events[1], &second); err != nil || !second.Corrupt || second.Raw != hostileCorrupt || second.Error == "" {
-		t.Errorf("history --json event 2: %+v %v", second, err)
+		t.Errorf("history -o json event 2: %+v %v", second, err)
 	}
 	var dl struct {
 		DeadLetters []jsonDeadLetter `json:"dead_letters"`
 	}
 	e.json(&dl, "dlq", "list")
 	if len(dl.DeadLetters) != 1 || dl.DeadLetters[0].Reason != hostileReason {
-		t.Errorf("dlq list --json changes the stored reason: %+v", dl)
+		t.Errorf("dlq list -o json changes the stored reason: %+v", dl)
 	}
 
 	// Errors that quote stored or given text are escaped too.
@@ -218,8 +215,8 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 		t.Errorf("wait error: exit %d, %q", code, stderr)
 	}
 	// Names with controls are refused before anything is written.
-	e.fails("control character U+001B", "start", "evil\x1b]0;x\x07", "in")
-	e.fails("bidirectional text control U+202E", "start", "a\u202eb", "in")
+	e.failsWith(exitUsage, "control character U+001B", "start", "evil\x1b]0;x\x07", "in")
+	e.failsWith(exitUsage, "bidirectional text control U+202E", "start", "a\u202eb", "in")
 }
 
 // TestHistoryShowsACorruptEventOnARealRedis: the same corrupt-event
