@@ -23,6 +23,11 @@ import (
 	"github.com/duroworker/duroworker/bench/internal/workload"
 )
 
+// DeprecatedAnnotation marks a hidden flag kept as a deprecated alias; its
+// value says what to use instead. The duroworker command warns when such a
+// flag is given.
+const DeprecatedAnnotation = "duroworker_deprecated"
+
 // connectFunc opens the Redis the workloads run on; see NewCommand.
 type connectFunc = func(ctx context.Context, url string, log io.Writer) (rdb *redis.Client, peerURL string, closeAll func(), err error)
 
@@ -108,7 +113,9 @@ met or missed.`,
 	f.BoolVar(&cfg.flush, "flush", false, "allow FLUSHDB of the --redis database between workloads (required with --redis)")
 	f.StringVar(&cfg.jsonFile, "out", "", "also write the header, every result, the medians and the targets to this JSON file")
 	f.StringVar(&cfg.jsonFile, "json", "", "same as --out")
-	_ = f.MarkDeprecated("json", "use --out FILE")
+	// Deprecated: hidden, and the duroworker command warns when it is used.
+	f.Lookup("json").Hidden = true
+	f.Lookup("json").Annotations = map[string][]string{DeprecatedAnnotation: {"use --out FILE"}}
 	f.IntVar(&cfg.runs, "runs", 1, "repeat every workload this many times and report the median with min-max")
 	f.StringVar(&cfg.vs, "vs", "", "comma-separated peers to run too: go-workflows, asynq")
 	f.IntVar(&cfg.orchConcurrency, "orch-concurrency", 0, "worker orchestration concurrency (0: worker default, 8)")

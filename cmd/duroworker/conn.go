@@ -60,7 +60,7 @@ func addRootFlags(root *cobra.Command) {
 	out := outputTable
 	f.VarP(&out, "output", "o", "output format of the results: table, json (one indented document) or jsonl (one object per line)")
 	f.Bool("json", false, "same as -o json")
-	_ = f.MarkDeprecated("json", "use -o json")
+	deprecate(f.Lookup("json"), "use -o json")
 }
 
 // lookupFlag finds a flag of cmd: its own, or one it inherits.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/duroworker/duroworker/bench"
 )
 
 // envPrefixName starts the name of every environment variable the command
@@ -44,7 +46,26 @@ func envName(cmd *cobra.Command, flag string) string {
 // skipEnv reports whether a flag has no environment variable: help,
 // version, and hidden or deprecated aliases.
 func skipEnv(f *pflag.Flag) bool {
-	return f.Name == "help" || f.Name == "version" || f.Hidden || f.Deprecated != ""
+	return f.Name == "help" || f.Name == "version" || f.Hidden || f.Deprecated != "" || deprecation(f) != ""
+}
+
+// deprecate hides flag f, kept as a deprecated alias: prepare warns with
+// instead when it is given. (pflag's own MarkDeprecated prints its notice
+// on the command's standard output, which would spoil -o json.)
+func deprecate(f *pflag.Flag, instead string) {
+	f.Hidden = true
+	if f.Annotations == nil {
+		f.Annotations = map[string][]string{}
+	}
+	f.Annotations[bench.DeprecatedAnnotation] = []string{instead}
+}
+
+// deprecation is what to use instead of a deprecated flag, or "".
+func deprecation(f *pflag.Flag) string {
+	if v := f.Annotations[bench.DeprecatedAnnotation]; len(v) == 1 {
+		return v[0]
+	}
+	return ""
 }
 
 // bindEnv gives every flag of the command tree its environment variable:

@@ -153,8 +153,8 @@ func prepare(cmd *cobra.Command) error {
 	}
 	var warnErr error
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if f.Deprecated != "" {
-			_, warnErr = fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: --%s is deprecated: %s\n", f.Name, f.Deprecated)
+		if instead := deprecation(f); instead != "" {
+			_, warnErr = fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: --%s is deprecated: %s\n", f.Name, instead)
 		}
 	})
 	if warnErr != nil {
