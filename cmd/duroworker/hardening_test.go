@@ -211,7 +211,7 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 
 	// Errors that quote stored or given text are escaped too.
 	code, _, stderr := e.cli("wait", hostileID, "--timeout", "10ms")
-	if code != 1 || strings.Contains(stderr, "\u202e") || !strings.Contains(stderr, `\u202e`) {
+	if code != exitTimedOut || strings.Contains(stderr, "\u202e") || !strings.Contains(stderr, `\u202e`) {
 		t.Errorf("wait error: exit %d, %q", code, stderr)
 	}
 	// Names with controls are refused before anything is written.
@@ -250,7 +250,7 @@ func TestDeadLetterIDsAreChecked(t *testing.T) {
 	e := miniEnv(t)
 	for _, args := range [][]string{{"dlq", "requeue", "x"}, {"dlq", "drop", "1-0-0"}, {"dlq", "drop", "1767225600000-x"}, {"dlq", "list", "--after", "yesterday"}} {
 		code, _, stderr := e.cli(args...)
-		if code != 1 || !strings.Contains(stderr, "is not a dead-letter id: want MILLISECONDS-SEQUENCE") || strings.Contains(stderr, "ERR") {
+		if code != exitUsage || !strings.Contains(stderr, "is not a dead-letter id: want MILLISECONDS-SEQUENCE") || strings.Contains(stderr, "ERR") {
 			t.Errorf("%s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 		}
 	}
@@ -275,7 +275,7 @@ func TestOversizedStdinSaysMoreThanTheLimit(t *testing.T) {
 	in := &countingReader{}
 	code, _, stderr := runCLIIn(t, io.LimitReader(in, 600<<20), "start", "n", "-", "--redis", e.url, "--prefix", e.prefix)
 	want := fmt.Sprintf("more than %d bytes", client.MaxPayloadBytes)
-	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, fmt.Sprint(client.MaxPayloadBytes+1)) {
+	if code != exitUsage || !strings.Contains(stderr, want) || strings.Contains(stderr, fmt.Sprint(client.MaxPayloadBytes+1)) {
 		t.Errorf("oversized stdin: exit %d, stderr %q; want %q", code, stderr, want)
 	}
 	if in.n > 2*client.MaxPayloadBytes {

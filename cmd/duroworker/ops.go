@@ -115,14 +115,19 @@ one does. --require-served refuses to start it instead (exit 1).`,
 				id = newInstanceID()
 			}
 			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
-				if err := checkServed(ctx, cmd, cn, name, version, requireServed); err != nil {
-					return err
+				if requireServed {
+					if err := checkServed(ctx, cmd, cn, name, version, true); err != nil {
+						return err
+					}
 				}
 				if err := cn.client.StartVersioned(ctx, id, name, version, input); err != nil {
 					if errors.Is(err, client.ErrInstanceExists) {
-						return fmt.Errorf("instance %q already exists (delete it first, or choose another --id)", id)
+						return reword(err, "instance %q already exists (delete it first, or choose another --id)", id)
 					}
 					return err
+				}
+				if !requireServed {
+					_ = checkServed(ctx, cmd, cn, name, version, false)
 				}
 				if !wait {
 					if format := outputFor(cmd); format.machine() {
@@ -159,8 +164,9 @@ one does. --require-served refuses to start it instead (exit 1).`,
 }
 
 // checkServed warns on stderr when no live worker serves new executions of
-// orchestration name at version, or, with require, refuses the start. A
-// check that fails is ignored, unless require: the start then says why.
+// orchestration name at version (called once the instance was created), or,
+// with require, returns the error that refuses the start (called before).
+// A check that cannot be made is an error only with require.
 func checkServed(ctx context.Context, cmd *cobra.Command, cn *conn, name, version string, require bool) error {
 	what := name
 	if version != "" {
@@ -171,7 +177,6 @@ func checkServed(ctx context.Context, cmd *cobra.Command, cn *conn, name, versio
 	case err != nil && require:
 		return fmt.Errorf("cannot tell which workers serve %s (--require-served): %w", what, err)
 	case err != nil:
-		// The start reports what is wrong (a malformed version, Redis).
 	case len(nodes) > 0:
 	case require:
 		return fmt.Errorf("no live worker serves %s: not started (--require-served)", what)

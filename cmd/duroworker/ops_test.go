@@ -662,7 +662,7 @@ func TestOpsRefusesInvalidUTF8(t *testing.T) {
 		{"cancel", "u1", "why\xff"},
 	} {
 		code, _, stderr := e.cli(args...)
-		if code != 1 || !strings.Contains(stderr, "not valid UTF-8") {
+		if code != exitUsage || !strings.Contains(stderr, "not valid UTF-8") || strings.Contains(stderr, "warning") {
 			t.Errorf("%s with invalid UTF-8: exit %d, stderr %q", args[0], code, stderr)
 		}
 	}
