@@ -563,7 +563,7 @@ func newSendCommand(use, short, long, example, what string,
 			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := send(ctx, cn.client, id, name, data); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: it takes no more messages", printable(id))
+						return reword(err, "instance %s has already ended: it takes no more messages", id)
 					}
 					return notFound(id, err)
 				}
@@ -629,7 +629,7 @@ Cancelling an unknown or ended instance is an error.`,
 			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.Cancel(ctx, id, reason); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: nothing to cancel", printable(id))
+						return reword(err, "instance %s has already ended: nothing to cancel", id)
 					}
 					return notFound(id, err)
 				}
@@ -650,8 +650,8 @@ func newWaitCommand() *cobra.Command {
 		Use:   "wait ID",
 		Short: "Wait for an instance to end and print its outcome",
 		Long: `wait blocks until instance ID completes or fails, then prints its status like
-the status command. It exits 0 when the instance completed, and non-zero
-when it failed, is unknown, or --timeout passed first.`,
+the status command. It exits 0 when the instance completed, 4 when it
+failed, 3 when there is no such instance and 5 when --timeout passed first.`,
 		Example: `  duroworker wait hello-1
   duroworker wait monitor-1 --timeout 5m -o json`,
 		Args: argsBetween(1, 1),
