@@ -394,6 +394,14 @@ func TestConventionsRedisErrorWords(t *testing.T) {
 		t.Errorf("connection refused: exit %d, %q; want %q", code, stderr, want)
 	}
 
+	// In a real process, go-redis's own log lines stay silenced: stderr is
+	// the one JSON error.
+	code, _, stderr = runProcess(t, nil, "list", "-o", "json", "--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+	if msg, jcode := jsonError(t, stderr); code != exitError || jcode != exitError || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(msg, "connection refused (is Redis running there?)") || strings.Contains(stderr, "dial tcp") {
+		t.Errorf("list -o json with Redis down (process): exit %d, stderr %q", code, stderr)
+	}
+
 	srv := redistest.Start(t)
 	admin := srv.Client(t)
 	if err := admin.Do(context.Background(), "ACL", "SETUSER", "app", "on", ">right", "~*", "&*", "+@all").Err(); err != nil {
