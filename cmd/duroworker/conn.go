@@ -315,6 +315,8 @@ func connectError(where string, err error, withTLS bool) error {
 		return reword(err, "Redis at %s: %s", where, words)
 	case raw != "":
 		return reword(err, "cannot reach Redis at %s: %s%s", where, words, connHint(err, withTLS))
+	case errors.Is(err, context.DeadlineExceeded):
+		return reword(err, "cannot reach Redis at %s: no answer within %s%s", where, pingTimeout, connHint(err, withTLS))
 	}
 	return reword(err, "cannot reach Redis at %s: %v%s", where, err, connHint(err, withTLS))
 }
