@@ -132,6 +132,7 @@ func TestConventionsEveryFlagHasAVariable(t *testing.T) {
 		"DUROWORKER_METRICS_ADDR":         "duroworker worker --metrics-addr",
 		"DUROWORKER_ALLOW_EVICTING_REDIS": "duroworker worker --allow-evicting-redis",
 		"DUROWORKER_START_ID":             "duroworker start --id",
+		"DUROWORKER_START_VERSION":        "duroworker start --version",
 		"DUROWORKER_DLQ_LIST_LIMIT":       "duroworker dlq list --limit",
 		"DUROWORKER_DEV_STORE":            "duroworker dev --store",
 		"DUROWORKER_BENCH_OUT":            "duroworker bench --out",

@@ -43,10 +43,10 @@ func envName(cmd *cobra.Command, flag string) string {
 	return envPrefixName + strings.ToUpper(strings.ReplaceAll(strings.Join(parts, "_"), "-", "_"))
 }
 
-// skipEnv reports whether a flag has no environment variable: help,
-// version, and hidden or deprecated aliases.
-func skipEnv(f *pflag.Flag) bool {
-	return f.Name == "help" || f.Name == "version" || f.Hidden || f.Deprecated != "" || deprecation(f) != ""
+// skipEnv reports whether flag f of cmd has no environment variable:
+// --help, the root's --version, and hidden or deprecated aliases.
+func skipEnv(cmd *cobra.Command, f *pflag.Flag) bool {
+	return f.Name == "help" || (f.Name == "version" && !cmd.HasParent()) || f.Hidden || f.Deprecated != "" || deprecation(f) != ""
 }
 
 // deprecate hides flag f, kept as a deprecated alias: prepare warns with
@@ -75,7 +75,7 @@ func bindEnv(root *cobra.Command) {
 	var visit func(c *cobra.Command)
 	visit = func(c *cobra.Command) {
 		bind := func(f *pflag.Flag) {
-			if skipEnv(f) {
+			if skipEnv(c, f) {
 				return
 			}
 			if _, done := f.Annotations[envAnnotation]; done {
