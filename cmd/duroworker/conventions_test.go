@@ -532,6 +532,9 @@ func TestConventionsStatusInfoListAgree(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], `"instance_id":"agree-1"`) || !strings.Contains(lines[0], `"status":"Pending"`) || lines[1] != `{"next":1}` {
 		t.Errorf("list -o jsonl: %q", lines)
 	}
+	if out := e.ok("list", "--offset", "1", "-o", "jsonl"); strings.Count(out, "\n") != 1 || strings.Contains(out, "next") {
+		t.Errorf("list -o jsonl of the last page: %q; want one line, no next", out)
+	}
 
 	// Tables: "Status:" fields, a STATUS column, a "next:" footer.
 	mustMatch(t, "status", `(?m)^Status:\s+Pending$`, e.ok("status", "agree-1"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,8 +76,8 @@ func (o outputFormat) write(w io.Writer, v any) error {
 }
 
 // writeList prints a list result: under json the document doc; under jsonl
-// one line per item and, when a next page follows (next not nil), a last
-// line {"next": NEXT}.
+// one line per item and, when a next page follows (next neither nil nor a
+// nil pointer), a last line {"next": NEXT}.
 func writeList[T any](o outputFormat, w io.Writer, doc any, items []T, next any) error {
 	if o != outputJSONL {
 		return writeJSON(w, doc)
@@ -86,10 +87,10 @@ func writeList[T any](o outputFormat, w io.Writer, doc any, items []T, next any)
 			return err
 		}
 	}
-	if next != nil {
-		return o.write(w, map[string]any{"next": next})
+	if v := reflect.ValueOf(next); next == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return nil
 	}
-	return nil
+	return o.write(w, map[string]any{"next": next})
 }
 
 // writeJSON prints v as indented JSON followed by a newline.
