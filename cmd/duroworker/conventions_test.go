@@ -206,6 +206,17 @@ func TestConventionsEnvironmentPrecedence(t *testing.T) {
 	if code, _, stderr := runCLI(t, "metrics"); code != exitUsage || !strings.Contains(stderr, "DUROWORKER_OUTPUT=\"yaml\"") {
 		t.Errorf("malformed DUROWORKER_OUTPUT: exit %d, %q", code, stderr)
 	}
+	// A worker ignores DUROWORKER_OUTPUT (exported for the other commands)
+	// but refuses -o json given to it.
+	t.Setenv("DUROWORKER_OUTPUT", "json")
+	t.Setenv("DUROWORKER_LOG_LEVEL", "loud")
+	if code, _, stderr := runCLI(t, "worker"); code != exitUsage || !strings.Contains(stderr, `--log-level \"loud\"`) {
+		t.Errorf("worker with DUROWORKER_OUTPUT=json: exit %d, %q; want its own usage error", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "worker", "-o", "json"); code != exitUsage || !strings.Contains(stderr, "prints no results") {
+		t.Errorf("worker -o json: exit %d, %q", code, stderr)
+	}
+	os.Unsetenv("DUROWORKER_LOG_LEVEL")
 	os.Unsetenv("DUROWORKER_OUTPUT")
 	t.Setenv("DUROWORKER_SHUTDOWN_TIMEOUT", "soon")
 	if code, _, stderr := runCLI(t, "worker"); code != exitUsage || !strings.Contains(stderr, "DUROWORKER_SHUTDOWN_TIMEOUT") {

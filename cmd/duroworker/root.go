@@ -148,6 +148,17 @@ failed, 5 timed out (docs/cli.md).`,
 // to the flags not given (flag > environment > default), warns about
 // deprecated flags and refuses -o json for commands that print no results.
 func prepare(cmd *cobra.Command) error {
+	// Before the environment is applied, Changed means "on the command
+	// line": DUROWORKER_OUTPUT=json exported for other commands does not
+	// stop a worker.
+	if noResults(cmd) {
+		if f := lookupFlag(cmd, "output"); f != nil && f.Changed && outputFor(cmd) != outputTable {
+			return usagef("%s prints no results: -o %s applies to the commands that do (start, status, list, ...)", cmd.CommandPath(), outputFor(cmd))
+		}
+		if f := lookupFlag(cmd, "json"); f != nil && f.Changed && f.Value.Type() == "bool" {
+			return usagef("%s prints no results: --json applies to the commands that do (start, status, list, ...)", cmd.CommandPath())
+		}
+	}
 	if err := applyEnv(cmd); err != nil {
 		return err
 	}
@@ -157,18 +168,7 @@ func prepare(cmd *cobra.Command) error {
 			_, warnErr = fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: --%s is deprecated: %s\n", f.Name, instead)
 		}
 	})
-	if warnErr != nil {
-		return warnErr
-	}
-	if noResults(cmd) {
-		if f := lookupFlag(cmd, "output"); f != nil && f.Changed && outputFor(cmd) != outputTable {
-			return usagef("%s prints no results: -o %s applies to the commands that do (start, status, list, ...)", cmd.CommandPath(), outputFor(cmd))
-		}
-		if f := lookupFlag(cmd, "json"); f != nil && f.Changed && f.Value.Type() == "bool" {
-			return usagef("%s prints no results: --json applies to the commands that do (start, status, list, ...)", cmd.CommandPath())
-		}
-	}
-	return nil
+	return warnErr
 }
 
 // noResults reports whether cmd or a parent prints no results.
