@@ -124,7 +124,7 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 		}
 	}()
 	serveCtx := ctx // --serve outlives --timeout, not an interruption
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", opts.Timeout))
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, opts.Timeout, reword(errTimedOut, "timed out after %s (--timeout)", opts.Timeout))
 	defer cancelTimeout()
 
 	st, err := startStore(ctx, opts.Store, func(msg string) { p.Printf("store: %s", msg) })

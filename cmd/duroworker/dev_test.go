@@ -117,8 +117,8 @@ func TestDevTimeout(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
 	code, stdout, stderr := runCLI(t, "dev", "--store", "miniredis", "--timeout", "300ms")
-	if code == 0 {
-		t.Fatal("a run cut short by --timeout exited 0")
+	if code != exitTimedOut {
+		t.Fatalf("a run cut short by --timeout exited %d, want %d", code, exitTimedOut)
 	}
 	if !strings.Contains(stderr, "duroworker: timed out after 300ms (--timeout)") {
 		t.Errorf("stderr does not explain the timeout")

@@ -22,7 +22,7 @@ const (
 	exitUsage    = 2 // a bad flag, argument or environment variable
 	exitNotFound = 3 // unknown instance, execution or dead letter
 	exitFailed   = 4 // the orchestration failed (wait, start --wait)
-	exitTimedOut = 5 // --timeout passed first (wait, start --wait)
+	exitTimedOut = 5 // --timeout passed first (wait, start --wait, dev)
 )
 
 // Sentinels of the outcomes that have their own exit status.
