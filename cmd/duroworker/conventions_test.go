@@ -494,6 +494,10 @@ func TestConventionsStartRequireServed(t *testing.T) {
 	if code != exitError || !strings.Contains(stderr, "no live worker serves examples::orchestration::hello version 9.9.9") {
 		t.Errorf("start --version 9.9.9 --require-served: exit %d, %q", code, stderr)
 	}
+	code, _, stderr = e.cli("start", helloName, "x", "--id", "served-4", "--version", "x.y", "--require-served")
+	if code != exitUsage || !strings.Contains(stderr, `invalid input: version "x.y" is not a semver version`) || strings.Contains(stderr, "warning") {
+		t.Errorf("start --version x.y --require-served: exit %d, %q", code, stderr)
+	}
 	code, _, stderr = e.cli("start", helloName, "x", "--id", "served-3", "--version", "9.9.9")
 	if code != exitOK || !strings.Contains(stderr, "warning: no live worker serves examples::orchestration::hello version 9.9.9") {
 		t.Errorf("start --version 9.9.9: exit %d, %q", code, stderr)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
@@ -171,6 +172,9 @@ func checkServed(ctx context.Context, cmd *cobra.Command, cn *conn, name, versio
 	what := name
 	if version != "" {
 		what += " version " + version
+	}
+	if _, verr := semver.StrictNewVersion(version); version != "" && verr != nil {
+		return nil // the start refuses the version (invalid input) and creates nothing
 	}
 	nodes, err := cn.client.ServedBy(ctx, name, version)
 	switch {
