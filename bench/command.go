@@ -23,6 +23,11 @@ import (
 	"github.com/duroworker/duroworker/bench/internal/workload"
 )
 
+// DeprecatedAnnotation marks a hidden flag kept as a deprecated alias; its
+// value says what to use instead. The duroworker command warns when such a
+// flag is given.
+const DeprecatedAnnotation = "duroworker_deprecated"
+
 // connectFunc opens the Redis the workloads run on; see NewCommand.
 type connectFunc = func(ctx context.Context, url string, log io.Writer) (rdb *redis.Client, peerURL string, closeAll func(), err error)
 
@@ -106,7 +111,11 @@ met or missed.`,
 	f := cmd.PersistentFlags()
 	f.StringVar(&cfg.redisURL, "redis", "", "Redis URL (redis://host:port/db); empty starts an embedded redis-server with persistence off")
 	f.BoolVar(&cfg.flush, "flush", false, "allow FLUSHDB of the --redis database between workloads (required with --redis)")
-	f.StringVar(&cfg.jsonFile, "json", "", "also write the header, every result, the medians and the targets to this JSON file")
+	f.StringVar(&cfg.jsonFile, "out", "", "also write the header, every result, the medians and the targets to this JSON file")
+	f.StringVar(&cfg.jsonFile, "json", "", "same as --out")
+	// Deprecated: hidden, and the duroworker command warns when it is used.
+	f.Lookup("json").Hidden = true
+	f.Lookup("json").Annotations = map[string][]string{DeprecatedAnnotation: {"use --out FILE"}}
 	f.IntVar(&cfg.runs, "runs", 1, "repeat every workload this many times and report the median with min-max")
 	f.StringVar(&cfg.vs, "vs", "", "comma-separated peers to run too: go-workflows, asynq")
 	f.IntVar(&cfg.orchConcurrency, "orch-concurrency", 0, "worker orchestration concurrency (0: worker default, 8)")
@@ -237,7 +246,7 @@ func newReportCommand() *cobra.Command {
 	var costs int
 	cmd := &cobra.Command{
 		Use:   "report FILE.json",
-		Short: "Print the tables and targets of a --json file again (--markdown for bench/RESULTS.md)",
+		Short: "Print the tables and targets of an --out file again (--markdown for bench/RESULTS.md)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])

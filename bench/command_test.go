@@ -45,7 +45,7 @@ func TestCommandRunsAWorkloadAndReportsIt(t *testing.T) {
 	calls := 0
 	connect := miniConnect(t, &calls)
 	file := filepath.Join(t.TempDir(), "drain.json")
-	out, errOut, err := runCommand(t, connect, "drain", "--n", "5", "--json", file)
+	out, errOut, err := runCommand(t, connect, "drain", "--n", "5", "--out", file)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}

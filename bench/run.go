@@ -21,7 +21,7 @@ import (
 // runPlan runs every case of plan, cfg.runs times, on duroworker and on the
 // peers of --vs that implement it, flushing the database before each, and
 // prints the header, the aggregated table and, when judge is set, the
-// targets; with --json it also writes the report file.
+// targets; with --out it also writes the report file.
 func runPlan(ctx context.Context, out, errOut io.Writer, cfg *config, plan []workload.Case, judge bool) error {
 	if cfg.runs < 1 {
 		cfg.runs = 1

@@ -65,7 +65,7 @@ func TestACLMinimumPermissions(t *testing.T) {
 	e.ok("start", approvalName, `{"timeout_ms":3600000}`, "--id", "acl-3")
 	e.waitRunning("acl-3")
 	e.ok("cancel", "acl-3", "by acl test")
-	e.fails("cancelled: by acl test", "wait", "acl-3", "--timeout", "30s")
+	e.failsWith(exitFailed, "cancelled: by acl test", "wait", "acl-3", "--timeout", "30s")
 	for _, args := range [][]string{{"status", "acl-1"}, {"info", "acl-1"}, {"list"}, {"history", "acl-1"}, {"queues"}, {"metrics"},
 		{"dlq", "list"}, {"sessions", "--owner", "acl-node"}, {"prune", "acl-1", "--keep-last", "1"}, {"delete", "acl-1"},
 		{"delete", "--completed-before", "0s"}} {

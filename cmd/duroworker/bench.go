@@ -22,12 +22,12 @@ func benchRedis(ctx context.Context, redisURL string, log io.Writer) (*redis.Cli
 	if redisURL != "" {
 		opt, err := parseRedisURL(redisURL)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, "", nil, asUsage(err)
 		}
 		rdb := redis.NewClient(opt)
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			_ = rdb.Close()
-			return nil, "", nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(redisURL), err, connHint(err, opt.TLSConfig != nil))
+			return nil, "", nil, connectError(redactURL(redisURL), err, opt.TLSConfig != nil)
 		}
 		return rdb, redisURL, func() { _ = rdb.Close() }, nil
 	}

@@ -9,22 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/queue"
-)
-
-// Environment variables read when the matching flag is not given.
-const (
-	envRedis  = "DUROWORKER_REDIS"
-	envPrefix = "DUROWORKER_PREFIX"
 )
 
 // defaultRedisURL is the --redis default when neither the flag nor
@@ -42,47 +36,63 @@ const pingTimeout = 5 * time.Second
 // waits until it is stopped.
 const loadingWait = 30 * time.Second
 
-// connFlags are the flags of every command that talks to Redis.
+// connFlags are the root flags that say which Redis and namespace to use:
+// --redis, --prefix and --tls-*, shared by every command that talks to
+// Redis (bench has its own --redis).
 type connFlags struct {
 	RedisURL string
 	Prefix   string
 	// TLS names the CA, client certificate and server name of a rediss://
 	// connection (--tls-ca, --tls-cert, --tls-key, --tls-server-name).
 	TLS queue.TLSFiles
-	// JSON asks for machine-readable output (commands that print results).
-	JSON bool
 }
 
-// addConnFlags adds --redis, --prefix and the --tls-* flags to cmd, and
-// --json when withJSON.
-func addConnFlags(cmd *cobra.Command, c *connFlags, withJSON bool) {
-	f := cmd.Flags()
-	f.StringVar(&c.RedisURL, "redis", defaultRedisURL,
-		"Redis URL: redis://[user:password@]host:port/db, or rediss:// for TLS (env "+envRedis+")")
-	f.StringVar(&c.Prefix, "prefix", queue.DefaultPrefix,
-		"key namespace shared by the workers and clients of one application (env "+envPrefix+")")
-	f.StringVar(&c.TLS.CA, "tls-ca", "", "rediss://: PEM file of the CA that signs the server's certificate (default: the system roots)")
-	f.StringVar(&c.TLS.Cert, "tls-cert", "", "rediss://: PEM file of a client certificate, for a server with tls-auth-clients (with --tls-key)")
-	f.StringVar(&c.TLS.Key, "tls-key", "", "rediss://: PEM file of the client certificate's private key (with --tls-cert)")
-	f.StringVar(&c.TLS.ServerName, "tls-server-name", "", "rediss://: name the server's certificate must carry (default: the URL's host)")
-	if withJSON {
-		f.BoolVar(&c.JSON, "json", false, "print machine-readable JSON instead of a table")
-	}
+// addRootFlags adds the persistent flags of the root command: the
+// connection flags, -o/--output and the hidden deprecated --json.
+func addRootFlags(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.String("redis", defaultRedisURL, "Redis URL: redis://[user:password@]host:port/db, or rediss:// for TLS")
+	f.String("prefix", queue.DefaultPrefix, "key namespace shared by the workers and clients of one application")
+	f.String("tls-ca", "", "rediss://: PEM file of the CA that signs the server's certificate (default: the system roots)")
+	f.String("tls-cert", "", "rediss://: PEM file of a client certificate, for a server with tls-auth-clients (with --tls-key)")
+	f.String("tls-key", "", "rediss://: PEM file of the client certificate's private key (with --tls-cert)")
+	f.String("tls-server-name", "", "rediss://: name the server's certificate must carry (default: the URL's host)")
+	out := outputTable
+	f.VarP(&out, "output", "o", "output format of the results: table, json (one indented document) or jsonl (one object per line)")
+	f.Bool("json", false, "same as -o json")
+	deprecate(f.Lookup("json"), "use -o json")
 }
 
-// resolve applies the environment variables to the flags that were not
-// given on the command line.
-func (c *connFlags) resolve(cmd *cobra.Command) {
-	if !cmd.Flags().Changed("redis") {
-		if v := os.Getenv(envRedis); v != "" {
-			c.RedisURL = v
-		}
+// lookupFlag finds a flag of cmd: its own, or one it inherits.
+func lookupFlag(cmd *cobra.Command, name string) *pflag.Flag {
+	if f := cmd.Flags().Lookup(name); f != nil {
+		return f
 	}
-	if !cmd.Flags().Changed("prefix") {
-		// set but empty is an error (validatePrefix), not the default
-		if v, ok := os.LookupEnv(envPrefix); ok {
-			c.Prefix = v
-		}
+	return cmd.InheritedFlags().Lookup(name)
+}
+
+// flagString is the value of flag name of cmd, "" when it has none.
+func flagString(cmd *cobra.Command, name string) string {
+	if f := lookupFlag(cmd, name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+// connectionFor returns the connection flags in effect for cmd: the root's
+// --redis, --prefix and --tls-* after the environment was applied (flag >
+// DUROWORKER_* > default). It is the one way a command learns which Redis
+// to use; open the connection with its connect method, or use runWithConn.
+func connectionFor(cmd *cobra.Command) *connFlags {
+	return &connFlags{
+		RedisURL: flagString(cmd, "redis"),
+		Prefix:   flagString(cmd, "prefix"),
+		TLS: queue.TLSFiles{
+			CA:         flagString(cmd, "tls-ca"),
+			Cert:       flagString(cmd, "tls-cert"),
+			Key:        flagString(cmd, "tls-key"),
+			ServerName: flagString(cmd, "tls-server-name"),
+		},
 	}
 }
 
@@ -224,7 +234,7 @@ func (c *conn) Close() {
 	_ = c.rdb.Close()
 }
 
-// connect resolves the flags, opens the connection and checks it with
+// connect opens the connection and checks it with
 // PING, waiting while Redis answers LOADING.
 //
 // A worker passes its logger: go-redis may then resend a command whose
@@ -233,13 +243,12 @@ func (c *conn) Close() {
 // -1), so a start or an event is reported as an error instead of being sent
 // twice, and go-redis's log lines are dropped (errors are returned).
 func (c *connFlags) connect(ctx context.Context, cmd *cobra.Command, logger *slog.Logger) (*conn, error) {
-	c.resolve(cmd)
 	opt, err := c.redisOptions()
 	if err != nil {
-		return nil, err
+		return nil, asUsage(err)
 	}
 	if err := validatePrefix(c.Prefix); err != nil {
-		return nil, err
+		return nil, asUsage(err)
 	}
 	setRedisLogger(logger)
 	if logger == nil {
@@ -249,7 +258,7 @@ func (c *connFlags) connect(ctx context.Context, cmd *cobra.Command, logger *slo
 	where := redactURL(c.RedisURL)
 	if err := pingUntilLoaded(ctx, rdb, logger); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w%s", where, err, connHint(err, opt.TLSConfig != nil))
+		return nil, connectError(where, err, opt.TLSConfig != nil)
 	}
 	store := queue.New(rdb, queue.Options{Prefix: c.Prefix})
 	if logger == nil {
@@ -293,6 +302,25 @@ func pingUntilLoaded(ctx context.Context, rdb *redis.Client, logger *slog.Logger
 	}
 }
 
+// connectError is the error of a failed first PING at where: a refusal of
+// the credentials or a permission is said as such, anything else as
+// "cannot reach Redis at WHERE: WHY", with raw Redis and network errors put
+// into words and the likely cause of a TLS failure named.
+func connectError(where string, err error, withTLS bool) error {
+	raw, words := redisWords(err)
+	switch {
+	case strings.HasPrefix(raw, "WRONGPASS"), strings.HasPrefix(raw, "NOAUTH"), strings.Contains(raw, "invalid password"):
+		return reword(err, "Redis at %s refused the credentials (check the user and password of the URL)", where)
+	case strings.HasPrefix(raw, "NOPERM"):
+		return reword(err, "Redis at %s: %s", where, words)
+	case raw != "":
+		return reword(err, "cannot reach Redis at %s: %s%s", where, words, connHint(err, withTLS))
+	case errors.Is(err, context.DeadlineExceeded):
+		return reword(err, "cannot reach Redis at %s: no answer within %s%s", where, pingTimeout, connHint(err, withTLS))
+	}
+	return reword(err, "cannot reach Redis at %s: %v%s", where, err, connHint(err, withTLS))
+}
+
 // connHint names the likely cause of a failed first PING, or is empty.
 func connHint(err error, withTLS bool) string {
 	msg := err.Error()
@@ -312,10 +340,6 @@ func connHint(err error, withTLS bool) string {
 		return fmt.Sprintf(" (no answer to the TLS handshake within %s: if the server does not use TLS, use a redis:// URL)", pingTimeout)
 	case !withTLS && (errors.Is(err, io.EOF) || strings.Contains(msg, "connection reset by peer")):
 		return " (the server closed the connection at once: if it expects TLS, use a rediss:// URL)"
-	case strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH"):
-		return " (check the user and password of the URL)"
-	case strings.HasPrefix(msg, "NOPERM"):
-		return " (the ACL user lacks a permission: see docs/operations.md, ACL and TLS)"
 	}
 	return ""
 }

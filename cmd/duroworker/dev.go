@@ -83,12 +83,12 @@ non-zero; a second Ctrl-C kills them.`,
 // SIGINT or SIGTERM.
 func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (err error) {
 	if opts.Timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive, got %s", opts.Timeout)
+		return usagef("--timeout must be positive, got %s", opts.Timeout)
 	}
 	switch opts.Store {
 	case storeAuto, storeRedisServer, storeMiniredis:
 	default:
-		return fmt.Errorf("--store %q: want %s, %s or %s", opts.Store, storeAuto, storeRedisServer, storeMiniredis)
+		return usagef("--store %q: want %s, %s or %s", opts.Store, storeAuto, storeRedisServer, storeMiniredis)
 	}
 	if parent == nil {
 		parent = context.Background()
@@ -124,7 +124,7 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 		}
 	}()
 	serveCtx := ctx // --serve outlives --timeout, not an interruption
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", opts.Timeout))
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, opts.Timeout, reword(errTimedOut, "timed out after %s (--timeout)", opts.Timeout))
 	defer cancelTimeout()
 
 	st, err := startStore(ctx, opts.Store, func(msg string) { p.Printf("store: %s", msg) })

@@ -117,8 +117,8 @@ func TestDevTimeout(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
 	code, stdout, stderr := runCLI(t, "dev", "--store", "miniredis", "--timeout", "300ms")
-	if code == 0 {
-		t.Fatal("a run cut short by --timeout exited 0")
+	if code != exitTimedOut {
+		t.Fatalf("a run cut short by --timeout exited %d, want %d", code, exitTimedOut)
 	}
 	if !strings.Contains(stderr, "duroworker: timed out after 300ms (--timeout)") {
 		t.Errorf("stderr does not explain the timeout")
@@ -155,15 +155,15 @@ func TestDevInterrupted(t *testing.T) {
 func TestDevBadFlags(t *testing.T) {
 	t.Parallel()
 	code, _, stderr := runCLI(t, "dev", "--store", "etcd")
-	if code != 1 || !strings.Contains(stderr, `--store "etcd"`) {
+	if code != exitUsage || !strings.Contains(stderr, `--store "etcd"`) {
 		t.Errorf("bad --store: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "dev", "--timeout", "0s")
-	if code != 1 || !strings.Contains(stderr, "--timeout must be positive") {
+	if code != exitUsage || !strings.Contains(stderr, "--timeout must be positive") {
 		t.Errorf("zero --timeout: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "nosuch")
-	if code != 1 || !strings.Contains(stderr, "unknown command") {
+	if code != exitUsage || !strings.Contains(stderr, "unknown command") {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -52,10 +52,7 @@ func runCLIIn(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, 
 	root := newRootCommand(&out, &errOut)
 	root.SetIn(stdin)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintf(&errOut, "duroworker: %s\n", printable(err.Error()))
-		code = 1
-	}
+	code = execute(context.Background(), root, args, &errOut)
 	t.Logf("duroworker %s: exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
 }
@@ -78,7 +75,7 @@ func TestRedisURLNeverShowsThePassword(t *testing.T) {
 	} {
 		for _, args := range [][]string{{"list", "--redis", c.url}, {"worker", "--redis", c.url}, {"bench", "drain", "--flush", "--redis", c.url}} {
 			code, _, stderr := runCLI(t, args...)
-			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") || strings.Contains(stderr, "S3%") ||
+			if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") || strings.Contains(stderr, "S3%") ||
 				strings.Contains(stderr, "cannot reach") {
 				t.Errorf("%s %q: exit %d, stderr %q; want %q without the password and without dialing", args[0], c.url, code, stderr, c.want)
 			}
@@ -96,7 +93,7 @@ func TestRedisURLFromEnvironmentNeverShowsThePassword(t *testing.T) {
 		{"rediss:/user:S3CRET@127.0.0.1:7160", "no host"},
 	} {
 		code, _, stderr := runProcess(t, []string{envRedis + "=" + c.url}, "status", "x")
-		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") {
+		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "S3CRET") {
 			t.Errorf("%s=%q: exit %d, stderr %q; want %q without the password", envRedis, c.url, code, stderr, c.want)
 		}
 	}
@@ -194,32 +191,32 @@ func TestHumanOutputEscapesTerminalControls(t *testing.T) {
 	}
 	e.json(&hist, "history", hostileID)
 	if len(hist.Events) != 2 || hist.CorruptEvents != 1 {
-		t.Fatalf("history --json: %+v", hist)
+		t.Fatalf("history -o json: %+v", hist)
 	}
 	var first replay.Event
 	var second jsonCorruptEvent
 	if err := json.Unmarshal(hist.Events[0], &first); err != nil || first.Name != hostileName || first.Input != hostileInput {
-		t.Errorf("history --json event 1: %+v %v", first, err)
+		t.Errorf("history -o json event 1: %+v %v", first, err)
 	}
 	if err := json.Unmarshal(hist.Events[1], &second); err != nil || !second.Corrupt || second.Raw != hostileCorrupt || second.Error == "" {
-		t.Errorf("history --json event 2: %+v %v", second, err)
+		t.Errorf("history -o json event 2: %+v %v", second, err)
 	}
 	var dl struct {
 		DeadLetters []jsonDeadLetter `json:"dead_letters"`
 	}
 	e.json(&dl, "dlq", "list")
 	if len(dl.DeadLetters) != 1 || dl.DeadLetters[0].Reason != hostileReason {
-		t.Errorf("dlq list --json changes the stored reason: %+v", dl)
+		t.Errorf("dlq list -o json changes the stored reason: %+v", dl)
 	}
 
 	// Errors that quote stored or given text are escaped too.
 	code, _, stderr := e.cli("wait", hostileID, "--timeout", "10ms")
-	if code != 1 || strings.Contains(stderr, "\u202e") || !strings.Contains(stderr, `\u202e`) {
+	if code != exitTimedOut || strings.Contains(stderr, "\u202e") || !strings.Contains(stderr, `\u202e`) {
 		t.Errorf("wait error: exit %d, %q", code, stderr)
 	}
 	// Names with controls are refused before anything is written.
-	e.fails("control character U+001B", "start", "evil\x1b]0;x\x07", "in")
-	e.fails("bidirectional text control U+202E", "start", "a\u202eb", "in")
+	e.failsWith(exitUsage, "control character U+001B", "start", "evil\x1b]0;x\x07", "in")
+	e.failsWith(exitUsage, "bidirectional text control U+202E", "start", "a\u202eb", "in")
 }
 
 // TestHistoryShowsACorruptEventOnARealRedis: the same corrupt-event
@@ -253,7 +250,7 @@ func TestDeadLetterIDsAreChecked(t *testing.T) {
 	e := miniEnv(t)
 	for _, args := range [][]string{{"dlq", "requeue", "x"}, {"dlq", "drop", "1-0-0"}, {"dlq", "drop", "1767225600000-x"}, {"dlq", "list", "--after", "yesterday"}} {
 		code, _, stderr := e.cli(args...)
-		if code != 1 || !strings.Contains(stderr, "is not a dead-letter id: want MILLISECONDS-SEQUENCE") || strings.Contains(stderr, "ERR") {
+		if code != exitUsage || !strings.Contains(stderr, "is not a dead-letter id: want MILLISECONDS-SEQUENCE") || strings.Contains(stderr, "ERR") {
 			t.Errorf("%s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 		}
 	}
@@ -278,7 +275,7 @@ func TestOversizedStdinSaysMoreThanTheLimit(t *testing.T) {
 	in := &countingReader{}
 	code, _, stderr := runCLIIn(t, io.LimitReader(in, 600<<20), "start", "n", "-", "--redis", e.url, "--prefix", e.prefix)
 	want := fmt.Sprintf("more than %d bytes", client.MaxPayloadBytes)
-	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, fmt.Sprint(client.MaxPayloadBytes+1)) {
+	if code != exitUsage || !strings.Contains(stderr, want) || strings.Contains(stderr, fmt.Sprint(client.MaxPayloadBytes+1)) {
 		t.Errorf("oversized stdin: exit %d, stderr %q; want %q", code, stderr, want)
 	}
 	if in.n > 2*client.MaxPayloadBytes {

@@ -20,13 +20,15 @@
 //	         (--metrics-addr serves Prometheus metrics).
 //	start, status, info, list, history, raise, enqueue, cancel, wait,
 //	delete, prune, dlq, sessions, queues, metrics
-//	         operate instances in a Redis (--redis, --prefix, --json);
+//	         operate instances in a Redis (--redis, --prefix, -o json);
 //	         see docs/cli.md.
 //	bench    run benchmark workloads (docs in bench/RESULTS.md).
 //	version  print the engine version and the Go version.
 //
-// Run `duroworker help <command>` for the flags of a command. Errors are
-// printed on stderr and make the command exit with status 1.
+// Run `duroworker help <command>` for the flags of a command. Every flag
+// can be set by an environment variable (DUROWORKER_<FLAG>, see docs/cli.md).
+// Errors are printed on stderr; the exit status tells them apart: 1 error,
+// 2 bad usage, 3 not found, 4 orchestration failed, 5 timed out.
 package main
 
 import (

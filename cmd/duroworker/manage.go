@@ -20,7 +20,7 @@ import (
 // duration ("36h", "90m"), a number of days ("7d") or an RFC 3339 time.
 func parseBefore(flag, s string, now time.Time) (time.Time, error) {
 	bad := func() (time.Time, error) {
-		return time.Time{}, fmt.Errorf("%s %q: want a duration such as 24h or 7d, or an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, s)
+		return time.Time{}, usagef("%s %q: want a duration such as 24h or 7d, or an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, s)
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
@@ -31,7 +31,7 @@ func parseBefore(flag, s string, now time.Time) (time.Time, error) {
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("%s %q: the duration must not be negative", flag, s)
+			return time.Time{}, usagef("%s %q: the duration must not be negative", flag, s)
 		}
 		return now.Add(-d), nil
 	}
@@ -57,7 +57,6 @@ type jsonDeleteResult struct {
 }
 
 func newDeleteCommand() *cobra.Command {
-	var c connFlags
 	var force bool
 	var before string
 	var limit int
@@ -79,21 +78,21 @@ is not.`,
 		Example: `  duroworker delete hello-1
   duroworker delete monitor-1 --force
   duroworker delete --completed-before 7d
-  duroworker delete --completed-before 2026-01-01T00:00:00Z --limit 500 --json`,
+  duroworker delete --completed-before 2026-01-01T00:00:00Z --limit 500 -o json`,
 		Args: argsBetween(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bulk := cmd.Flags().Changed("completed-before")
 			switch {
 			case bulk && len(args) > 0:
-				return errors.New("give either an instance ID or --completed-before, not both")
+				return usagef("give either an instance ID or --completed-before, not both")
 			case !bulk && len(args) == 0:
-				return errors.New("give an instance ID, or --completed-before for a bulk delete")
+				return usagef("give an instance ID, or --completed-before for a bulk delete")
 			case bulk && force:
-				return errors.New("--force applies to one instance: a bulk delete deletes ended instances only")
+				return usagef("--force applies to one instance: a bulk delete deletes ended instances only")
 			case !bulk && cmd.Flags().Changed("limit"):
-				return errors.New("--limit applies to a bulk delete (--completed-before)")
+				return usagef("--limit applies to a bulk delete (--completed-before)")
 			case limit < 1:
-				return fmt.Errorf("--limit must be positive, got %d", limit)
+				return usagef("--limit must be positive, got %d", limit)
 			}
 			var filter client.BulkDeleteFilter
 			if bulk {
@@ -103,7 +102,7 @@ is not.`,
 				}
 				filter = client.BulkDeleteFilter{CompletedBefore: t, Limit: limit}
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				var res client.DeleteResult
 				var err error
 				if bulk {
@@ -128,15 +127,14 @@ is not.`,
 					}
 					return err
 				}
-				if c.JSON {
-					return writeJSON(out, jsonDeleteResult{res.Instances, res.Executions, res.Events, res.QueueMessages})
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, jsonDeleteResult{res.Instances, res.Executions, res.Events, res.QueueMessages})
 				}
 				_, err = fmt.Fprintf(out, "deleted %s\n", describeDelete(res))
 				return err
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	f := cmd.Flags()
 	f.BoolVar(&force, "force", false, "delete the instance even if it (or a sub-orchestration) is still Pending or Running")
 	f.StringVar(&before, "completed-before", "", "bulk: delete ended root instances that ended before this (duration before now, e.g. 7d, or RFC 3339 time)")
@@ -150,7 +148,6 @@ func describeDelete(r client.DeleteResult) string {
 }
 
 func newPruneCommand() *cobra.Command {
-	var c connFlags
 	var keepLast int
 	var before string
 	cmd := &cobra.Command{
@@ -167,7 +164,7 @@ untouched.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if keepLast < 0 {
-				return fmt.Errorf("--keep-last must not be negative, got %d", keepLast)
+				return usagef("--keep-last must not be negative, got %d", keepLast)
 			}
 			opts := client.PruneOptions{KeepLast: keepLast}
 			if cmd.Flags().Changed("completed-before") {
@@ -177,13 +174,13 @@ untouched.`,
 				}
 				opts.CompletedBefore = t
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				res, err := cn.client.PruneExecutions(ctx, id, opts)
 				if err != nil {
 					return notFound(id, err)
 				}
-				if c.JSON {
-					return writeJSON(out, struct {
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, struct {
 						InstanceID string `json:"instance_id"`
 						Executions int    `json:"executions"`
 						Events     int    `json:"events"`
@@ -194,7 +191,6 @@ untouched.`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	cmd.Flags().IntVar(&keepLast, "keep-last", 0, "how many of the newest executions to keep (required)")
 	cmd.Flags().StringVar(&before, "completed-before", "", "delete only executions that ended before this (duration before now, e.g. 7d, or RFC 3339 time)")
 	_ = cmd.MarkFlagRequired("keep-last")
@@ -244,7 +240,6 @@ fresh attempts, or drop it to keep the instance failed.`,
 }
 
 func newDLQListCommand() *cobra.Command {
-	var c connFlags
 	var limit int
 	var after string
 	cmd := &cobra.Command{
@@ -252,22 +247,23 @@ func newDLQListCommand() *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Long: `list prints dead letters, oldest first: their id (also their time of
 arrival), kind (orchestration or activity), instance, execution, attempts and
-reason. When --limit were printed, it prints the --after of the next page.
---json includes the poisoned messages or work item.`,
+reason. When --limit were printed, it prints the --after of the next page
+("next: --after ID"; -o json: "next", null on the last page). -o json
+includes the poisoned messages or work item.`,
 		Example: `  duroworker dlq list
   duroworker dlq list --limit 10 --after 1767225600000-0
-  duroworker dlq list --json | jq -r '.dead_letters[].instance_id'`,
+  duroworker dlq list -o json | jq -r '.dead_letters[].instance_id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 1000 {
-				return fmt.Errorf("--limit must be between 1 and 1000, got %d", limit)
+				return usagef("--limit must be between 1 and 1000, got %d", limit)
 			}
 			if after != "" {
 				if err := checkDLQID("--after", after); err != nil {
 					return err
 				}
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				dls, err := cn.client.ListDeadLetters(ctx, after, limit)
 				if err != nil {
 					return err
@@ -276,16 +272,20 @@ reason. When --limit were printed, it prints the --after of the next page.
 				if len(dls) == limit {
 					next = dls[len(dls)-1].ID
 				}
-				if c.JSON {
+				if format := outputFor(cmd); format.machine() {
 					list := make([]jsonDeadLetter, 0, len(dls))
 					for _, d := range dls {
 						list = append(list, jsonDeadLetter{d.ID, d.Kind, d.InstanceID, d.ExecutionID, d.Reason, d.Attempts,
 							d.MaxAttempts, d.Time, d.Messages, d.HistoryLen, d.WorkBody, d.Bucket, d.Session, d.EventID})
 					}
-					return writeJSON(out, struct {
+					var nextp *string
+					if next != "" {
+						nextp = &next
+					}
+					return writeList(format, out, struct {
 						DeadLetters []jsonDeadLetter `json:"dead_letters"`
-						NextAfter   string           `json:"next_after"`
-					}{list, next})
+						Next        *string          `json:"next"`
+					}{list, nextp}, list, nextp)
 				}
 				if len(dls) == 0 {
 					_, err := fmt.Fprintln(out, "no dead letters")
@@ -301,13 +301,12 @@ reason. When --limit were printed, it prints the --after of the next page.
 					return err
 				}
 				if next != "" {
-					fmt.Fprintf(out, "more: --after %s\n", printable(next))
+					fmt.Fprintf(out, "next: --after %s\n", printable(next))
 				}
 				return nil
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	cmd.Flags().IntVar(&limit, "limit", 100, "largest number of dead letters to print (1 to 1000)")
 	cmd.Flags().StringVar(&after, "after", "", "start after this dead-letter id (default: from the oldest)")
 	return cmd
@@ -322,13 +321,13 @@ func checkDLQID(what, id string) error {
 	if dlqIDRE.MatchString(id) {
 		return nil
 	}
-	return fmt.Errorf("%s %q is not a dead-letter id: want MILLISECONDS-SEQUENCE as printed by dlq list, e.g. 1767225600000-0", what, id)
+	return usagef("%s %q is not a dead-letter id: want MILLISECONDS-SEQUENCE as printed by dlq list, e.g. 1767225600000-0", what, id)
 }
 
 func dlqError(id string, err error) error {
 	switch {
 	case errors.Is(err, client.ErrDeadLetterNotFound):
-		return fmt.Errorf("dead letter %q not found (see dlq list)", id)
+		return reword(err, "dead letter %q not found (see dlq list)", id)
 	case errors.Is(err, client.ErrNotRequeueable):
 		return fmt.Errorf("%w; drop it with: duroworker dlq drop %s", err, id)
 	}
@@ -336,7 +335,6 @@ func dlqError(id string, err error) error {
 }
 
 func newDLQRequeueCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "requeue DLQ_ID",
 		Short: "Run a dead letter's instance again with fresh attempts",
@@ -353,24 +351,22 @@ on since (deleted, or requeued already).`,
 			if err := checkDLQID("DLQ_ID", id); err != nil {
 				return err
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.RequeueDeadLetter(ctx, id); err != nil {
 					return dlqError(id, err)
 				}
-				if c.JSON {
-					return writeJSON(out, map[string]string{"requeued": id})
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, map[string]string{"requeued": id})
 				}
 				_, err := fmt.Fprintf(out, "requeued dead letter %s\n", printable(id))
 				return err
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
 func newDLQDropCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:     "drop DLQ_ID",
 		Short:   "Delete a dead letter; its instance stays failed",
@@ -382,19 +378,18 @@ func newDLQDropCommand() *cobra.Command {
 			if err := checkDLQID("DLQ_ID", id); err != nil {
 				return err
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.DropDeadLetter(ctx, id); err != nil {
 					return dlqError(id, err)
 				}
-				if c.JSON {
-					return writeJSON(out, map[string]string{"dropped": id})
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, map[string]string{"dropped": id})
 				}
 				_, err := fmt.Fprintf(out, "dropped dead letter %s\n", printable(id))
 				return err
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
@@ -408,7 +403,6 @@ type jsonSession struct {
 }
 
 func newSessionsCommand() *cobra.Command {
-	var c connFlags
 	var owners []string
 	cmd := &cobra.Command{
 		Use:   "sessions [SESSION_ID...] [--owner NODE]...",
@@ -421,18 +415,18 @@ named with --owner hold (a node's --node-id).
 The store keeps one set of sessions per owner and no index of all sessions,
 so there is no listing of every session: name the sessions or their owners.`,
 		Example: `  duroworker sessions --owner gpu-node-1
-  duroworker sessions --owner node-a,node-b --json
+  duroworker sessions --owner node-a,node-b -o json
   duroworker sessions cart-42`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && len(owners) == 0 {
-				return errors.New("name sessions (SESSION_ID...) or their owners (--owner NODE): the store has no index of all sessions")
+				return usagef("name sessions (SESSION_ID...) or their owners (--owner NODE): the store has no index of all sessions")
 			}
 			for _, o := range owners {
 				if strings.TrimSpace(o) == "" {
-					return errors.New("--owner is empty")
+					return usagef("--owner is empty")
 				}
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				ids := append([]string(nil), args...)
 				for _, o := range owners {
 					owned, err := cn.store.OwnedSessions(ctx, o)
@@ -463,13 +457,13 @@ so there is no listing of every session: name the sessions or their owners.`,
 					}
 					list = append(list, jsonSession{SessionID: id, Pinned: true, Owner: s.Owner, LeaseUntil: s.LeaseUntil, LastActivity: s.LastActivity})
 				}
-				if c.JSON {
+				if format := outputFor(cmd); format.machine() {
 					if list == nil {
 						list = []jsonSession{}
 					}
-					return writeJSON(out, struct {
+					return writeList(format, out, struct {
 						Sessions []jsonSession `json:"sessions"`
-					}{list})
+					}{list}, list, nil)
 				}
 				if len(list) == 0 {
 					_, err := fmt.Fprintf(out, "no sessions owned by %s\n", printable(strings.Join(owners, ", ")))
@@ -488,7 +482,6 @@ so there is no listing of every session: name the sessions or their owners.`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	cmd.Flags().StringSliceVar(&owners, "owner", nil, "list the sessions this worker node holds (repeatable, or comma-separated)")
 	return cmd
 }
@@ -511,7 +504,6 @@ func toJSONBuckets(bs []client.BucketDepth) []jsonBucket {
 }
 
 func newQueuesCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "queues",
 		Short: "Show the work waiting in every bucket, and whether a live worker serves it",
@@ -526,16 +518,16 @@ waits for a node that registers the orchestration name and version, or the
 activity and tag. Such work is eventually poisoned (see dlq) if a node
 fetches it to back it off; deploy a worker that serves it.`,
 		Example: `  duroworker queues
-  duroworker queues --json | jq '.orchestrations[] | select(.unserved)'`,
+  duroworker queues -o json | jq '.orchestrations[] | select(.unserved)'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				d, err := cn.client.GetQueueDepths(ctx)
 				if err != nil {
 					return err
 				}
-				if c.JSON {
-					return writeJSON(out, struct {
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, struct {
 						Orchestrations []jsonBucket `json:"orchestrations"`
 						Activities     []jsonBucket `json:"activities"`
 						Timers         int          `json:"timers"`
@@ -571,12 +563,10 @@ fetches it to back it off; deploy a worker that serves it.`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
 func newMetricsCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "metrics",
 		Short: "Show namespace-wide counters: instances by status, executions, events",
@@ -584,16 +574,16 @@ func newMetricsCommand() *cobra.Command {
 status, and the stored executions and history events (deletes and prunes
 subtract theirs). They are read in O(1), whatever the number of instances.`,
 		Example: `  duroworker metrics
-  duroworker metrics --json`,
+  duroworker metrics -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				m, err := cn.client.GetSystemMetrics(ctx)
 				if err != nil {
 					return err
 				}
-				if c.JSON {
-					return writeJSON(out, struct {
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, struct {
 						Instances  int64 `json:"instances"`
 						Pending    int64 `json:"pending"`
 						Running    int64 `json:"running"`
@@ -616,6 +606,5 @@ subtract theirs). They are read in O(1), whatever the number of instances.`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }

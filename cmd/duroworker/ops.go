@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
@@ -17,14 +18,15 @@ import (
 	"github.com/duroworker/duroworker/internal/replay"
 )
 
-// runWithConn connects with c, runs fn and closes the connection.
-// Management commands never let go-redis resend a command (see connect).
-func runWithConn(cmd *cobra.Command, c *connFlags, fn func(ctx context.Context, cn *conn, out io.Writer) error) error {
+// runWithConn connects to the Redis of connectionFor(cmd), runs fn with
+// the command's standard output and closes the connection. Management
+// commands never let go-redis resend a command (see connect).
+func runWithConn(cmd *cobra.Command, fn func(ctx context.Context, cn *conn, out io.Writer) error) error {
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cn, err := c.connect(ctx, cmd, nil)
+	cn, err := connectionFor(cmd).connect(ctx, cmd, nil)
 	if err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (c
 		if state == "" {
 			state = "unknown"
 		}
-		return st, fmt.Errorf("timed out after %s waiting for %s to end (still %s)", timeout, printable(id), printable(string(state)))
+		return st, reword(errTimedOut, "timed out after %s waiting for %s to end (still %s)", timeout, id, state)
 	}
 	return st, err
 }
@@ -62,22 +64,21 @@ func waitFor(ctx context.Context, cn *conn, id string, timeout time.Duration) (c
 // so that the exit status tells success from failure.
 func outcomeError(id string, st client.Status) error {
 	if st.State == client.StateFailed {
-		return fmt.Errorf("instance %s failed: %s", printable(id), fmtFailure(st.Failure))
+		return reword(errInstanceFailed, "instance %s failed: %s", id, fmtFailure(st.Failure))
 	}
 	return nil
 }
 
 func checkTimeout(d time.Duration) error {
 	if d < 0 {
-		return fmt.Errorf("--timeout must not be negative, got %s", d)
+		return usagef("--timeout must not be negative, got %s", d)
 	}
 	return nil
 }
 
 func newStartCommand() *cobra.Command {
-	var c connFlags
 	var id, version string
-	var wait bool
+	var wait, requireServed bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "start NAME [INPUT]",
@@ -89,9 +90,13 @@ orchestration decodes it as JSON (a string input may be given bare).
 Without --id, a random UUID is used and printed. The version is chosen by the
 registry policy of the worker that runs the first turn, unless --version
 names one. With --wait, start then waits for the instance to end and prints
-its outcome; it exits non-zero if the instance failed or --timeout passed.`,
+its outcome; it exits 4 if the instance failed, 5 if --timeout passed.
+
+start warns on stderr when no live worker serves NAME (at --version, or at
+the version of its registry's policy): the instance then stays Pending until
+one does. --require-served refuses to start it instead (exit 1).`,
 		Example: `  duroworker start examples::orchestration::hello world --id hello-1 --wait
-  duroworker start examples::orchestration::fan-out 10 --json
+  duroworker start examples::orchestration::fan-out 10 -o json
   duroworker start examples::orchestration::health-monitor '{"target":"db-1","interval_ms":1000,"cycles":3}' --version 1.0.1
   echo '{"timeout_ms":60000}' | duroworker start examples::orchestration::approval - --id approval-7`,
 		Args: argsBetween(1, 2),
@@ -100,7 +105,7 @@ its outcome; it exits non-zero if the instance failed or --timeout passed.`,
 				return err
 			}
 			if timeout > 0 && !wait {
-				return errors.New("--timeout needs --wait")
+				return usagef("--timeout needs --wait")
 			}
 			name := args[0]
 			input, err := payloadArg(cmd, args, 1)
@@ -110,16 +115,24 @@ its outcome; it exits non-zero if the instance failed or --timeout passed.`,
 			if !cmd.Flags().Changed("id") {
 				id = newInstanceID()
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
+				if requireServed {
+					if err := checkServed(ctx, cmd, cn, name, version, true); err != nil {
+						return err
+					}
+				}
 				if err := cn.client.StartVersioned(ctx, id, name, version, input); err != nil {
 					if errors.Is(err, client.ErrInstanceExists) {
-						return fmt.Errorf("instance %q already exists (delete it first, or choose another --id)", id)
+						return reword(err, "instance %q already exists (delete it first, or choose another --id)", id)
 					}
 					return err
 				}
+				if !requireServed {
+					_ = checkServed(ctx, cmd, cn, name, version, false)
+				}
 				if !wait {
-					if c.JSON {
-						return writeJSON(out, struct {
+					if format := outputFor(cmd); format.machine() {
+						return format.write(out, struct {
 							InstanceID string `json:"instance_id"`
 							Name       string `json:"name"`
 							Version    string `json:"version,omitempty"`
@@ -128,43 +141,68 @@ its outcome; it exits non-zero if the instance failed or --timeout passed.`,
 					_, err := fmt.Fprintf(out, "started %s as instance %s\n", printable(name), printable(id))
 					return err
 				}
-				if !c.JSON {
+				if !outputFor(cmd).machine() {
 					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", printable(name), printable(id))
 				}
 				st, err := waitFor(ctx, cn, id, timeout)
 				if err != nil {
 					return err
 				}
-				if err := printStatus(out, c.JSON, id, st); err != nil {
+				if err := printStatus(out, outputFor(cmd), id, st); err != nil {
 					return err
 				}
 				return outcomeError(id, st)
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	f := cmd.Flags()
 	f.StringVar(&id, "id", "", "instance id (default: a random UUID, printed)")
 	f.StringVar(&version, "version", "", "run this orchestration version (default: the worker's registry policy)")
 	f.BoolVar(&wait, "wait", false, "wait for the instance to end and print its outcome")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait: give up after this long (0: no limit)")
+	f.BoolVar(&requireServed, "require-served", false, "refuse to start the instance when no live worker serves the orchestration name and version")
 	return cmd
 }
 
+// checkServed warns on stderr when no live worker serves new executions of
+// orchestration name at version (called once the instance was created), or,
+// with require, returns the error that refuses the start (called before).
+// A check that cannot be made is an error only with require.
+func checkServed(ctx context.Context, cmd *cobra.Command, cn *conn, name, version string, require bool) error {
+	what := name
+	if version != "" {
+		what += " version " + version
+	}
+	if _, verr := semver.StrictNewVersion(version); version != "" && verr != nil {
+		return nil // the start refuses the version (invalid input) and creates nothing
+	}
+	nodes, err := cn.client.ServedBy(ctx, name, version)
+	switch {
+	case err != nil && require:
+		return fmt.Errorf("cannot tell which workers serve %s (--require-served): %w", what, err)
+	case err != nil:
+	case len(nodes) > 0:
+	case require:
+		return fmt.Errorf("no live worker serves %s: not started (--require-served)", what)
+	default:
+		fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: no live worker serves %s: the instance stays Pending until one does\n", printable(what))
+	}
+	return nil
+}
+
 func newStatusCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "status ID",
-		Short: "Print an instance's state, output or failure, and custom status",
-		Long: `status prints the state of instance ID (Pending, Running, Completed or
+		Short: "Print an instance's status, output or failure, and custom status",
+		Long: `status prints the status of instance ID (Pending, Running, Completed or
 Failed), the version and number of its current execution, its output or
 failure once it has ended, and its custom status. An unknown ID is an error.`,
 		Example: `  duroworker status hello-1
-  duroworker status hello-1 --json | jq -r .state`,
+  duroworker status hello-1 -o json | jq -r .status`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				st, err := cn.client.Status(ctx, id)
 				if err != nil {
 					return err
@@ -172,16 +210,14 @@ failure once it has ended, and its custom status. An unknown ID is an error.`,
 				if st.State == client.StateNotFound {
 					return notFound(id, client.ErrInstanceNotFound)
 				}
-				return printStatus(out, c.JSON, id, st)
+				return printStatus(out, outputFor(cmd), id, st)
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
 func newInfoCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "info ID",
 		Short: "Print everything the store knows of an instance, with its executions",
@@ -190,11 +226,11 @@ status, current execution, output or failure, creation and update times,
 parent instance, engine pin and custom status, followed by a table of its
 stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 		Example: `  duroworker info monitor-1
-  duroworker info monitor-1 --json`,
+  duroworker info monitor-1 -o json`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				info, err := cn.client.GetInstanceInfo(ctx, id)
 				if err != nil {
 					return notFound(id, err)
@@ -203,13 +239,13 @@ stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 				if err != nil {
 					return notFound(id, err)
 				}
-				if c.JSON {
+				if format := outputFor(cmd); format.machine() {
 					j := toJSONInstance(info)
 					j.Executions = make([]jsonExecution, 0, len(execs))
 					for _, e := range execs {
 						j.Executions = append(j.Executions, toJSONExecution(e))
 					}
-					return writeJSON(out, j)
+					return format.write(out, j)
 				}
 				output := cell(info.Output)
 				if info.Status != client.StateCompleted {
@@ -249,7 +285,6 @@ stored executions (continue-as-new starts a new one; prune deletes old ones).`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
@@ -260,11 +295,10 @@ func parseState(s string) (client.State, error) {
 			return st, nil
 		}
 	}
-	return "", fmt.Errorf("--status %q: want pending, running, completed or failed", s)
+	return "", usagef("--status %q: want pending, running, completed or failed", s)
 }
 
 func newListCommand() *cobra.Command {
-	var c connFlags
 	var status string
 	var limit, offset int
 	cmd := &cobra.Command{
@@ -272,13 +306,14 @@ func newListCommand() *cobra.Command {
 		Short: "List instances, oldest first",
 		Long: `list prints one page of instances, oldest first (by creation), optionally
 only those with --status. When there are more, it prints the --offset of
-the next page. With --status, the page is read from an index of that
+the next page ("next: --offset N"; -o json: "next", null on the last
+page). With --status, the page is read from an index of that
 status, so a page is short only when it is the last one. Offsets are
 positions in a live index: deletes between pages may make a page skip
 instances.`,
 		Example: `  duroworker list
   duroworker list --status failed --limit 20
-  duroworker list --status running --offset 100 --json`,
+  duroworker list --status running --offset 100 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := client.ListOptions{Offset: offset, Limit: limit}
@@ -290,25 +325,29 @@ instances.`,
 				opts.Status = st
 			}
 			if limit < 1 || limit > 1000 {
-				return fmt.Errorf("--limit must be between 1 and 1000, got %d", limit)
+				return usagef("--limit must be between 1 and 1000, got %d", limit)
 			}
 			if offset < 0 {
-				return fmt.Errorf("--offset must not be negative, got %d", offset)
+				return usagef("--offset must not be negative, got %d", offset)
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				page, err := cn.client.ListInstances(ctx, opts)
 				if err != nil {
 					return err
 				}
-				if c.JSON {
+				if format := outputFor(cmd); format.machine() {
 					list := make([]jsonInstance, 0, len(page.Instances))
 					for _, in := range page.Instances {
 						list = append(list, toJSONInstance(in))
 					}
-					return writeJSON(out, struct {
-						Instances  []jsonInstance `json:"instances"`
-						NextOffset int            `json:"next_offset"`
-					}{list, page.NextOffset})
+					var next *int
+					if page.NextOffset >= 0 {
+						next = &page.NextOffset
+					}
+					return writeList(format, out, struct {
+						Instances []jsonInstance `json:"instances"`
+						Next      *int           `json:"next"`
+					}{list, next}, list, next)
 				}
 				if len(page.Instances) == 0 {
 					fmt.Fprintln(out, "no instances")
@@ -324,13 +363,12 @@ instances.`,
 					}
 				}
 				if page.NextOffset >= 0 {
-					fmt.Fprintf(out, "more: --offset %d\n", page.NextOffset)
+					fmt.Fprintf(out, "next: --offset %d\n", page.NextOffset)
 				}
 				return nil
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	f := cmd.Flags()
 	f.StringVar(&status, "status", "", "only instances in this state: pending, running, completed or failed")
 	f.IntVar(&limit, "limit", 100, "largest page (1 to 1000)")
@@ -339,28 +377,27 @@ instances.`,
 }
 
 func newHistoryCommand() *cobra.Command {
-	var c connFlags
 	var execution int64
 	cmd := &cobra.Command{
 		Use:   "history ID",
 		Short: "Print the history events of one execution of an instance",
 		Long: `history prints the events of one execution of instance ID, one line per
 event: its id, kind, name and a short summary of its payload (input, result,
-error, timer due time, ...). --json prints the events in full, as stored
+error, timer due time, ...). -o json prints the events in full, as stored
 (docs/protocol.md). The default is the current execution; a Pending instance
 has none yet. Pruned executions are gone. An event that cannot be decoded is
-shown raw and marked (corrupt) ("corrupt": true with --json); the others are
+shown raw and marked (corrupt) ("corrupt": true with -o json); the others are
 shown as usual.`,
 		Example: `  duroworker history hello-1
   duroworker history monitor-1 --execution 2
-  duroworker history monitor-1 --json | jq '.events[] | select(.kind == "ActivityCompleted")'`,
+  duroworker history monitor-1 -o jsonl | jq -c 'select(.kind == "ActivityCompleted")'`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if execution < 0 {
-				return fmt.Errorf("--execution must not be negative, got %d", execution)
+				return usagef("--execution must not be negative, got %d", execution)
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				exec := execution
 				if exec == 0 {
 					info, err := cn.client.GetInstanceInfo(ctx, id)
@@ -375,7 +412,7 @@ shown as usual.`,
 					entries, err = readHistory(ctx, cn, id, exec)
 					switch {
 					case errors.Is(err, client.ErrExecutionNotFound):
-						return fmt.Errorf("instance %s has no execution %d (never started, or pruned)", printable(id), exec)
+						return reword(err, "instance %s has no execution %d (never started, or pruned)", id, exec)
 					case err != nil:
 						return notFound(id, err)
 					}
@@ -386,7 +423,7 @@ shown as usual.`,
 						corrupt++
 					}
 				}
-				if c.JSON {
+				if format := outputFor(cmd); format.machine() {
 					list := make([]any, 0, len(entries))
 					for _, h := range entries {
 						if h.err != nil {
@@ -395,12 +432,12 @@ shown as usual.`,
 							list = append(list, h.event)
 						}
 					}
-					return writeJSON(out, struct {
+					return writeList(format, out, struct {
 						InstanceID    string `json:"instance_id"`
 						Execution     int64  `json:"execution"`
 						Events        []any  `json:"events"`
 						CorruptEvents int    `json:"corrupt_events,omitempty"`
-					}{id, exec, list, corrupt})
+					}{id, exec, list, corrupt}, list, nil)
 				}
 				if exec == 0 {
 					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", printable(id))
@@ -428,7 +465,6 @@ shown as usual.`,
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	cmd.Flags().Int64Var(&execution, "execution", 0, "execution number (default: the current one)")
 	return cmd
 }
@@ -516,7 +552,6 @@ func eventPayload(e replay.Event) string {
 // newSendCommand builds raise and enqueue, which send a named message.
 func newSendCommand(use, short, long, example, what string,
 	send func(ctx context.Context, c *client.Client, id, name, data string) error) *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:     use,
 		Short:   short,
@@ -529,22 +564,21 @@ func newSendCommand(use, short, long, example, what string,
 			if err != nil {
 				return err
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := send(ctx, cn.client, id, name, data); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: it takes no more messages", printable(id))
+						return reword(err, "instance %s has already ended: it takes no more messages", id)
 					}
 					return notFound(id, err)
 				}
-				if c.JSON {
-					return writeJSON(out, map[string]string{"instance_id": id, what: name, "data": data})
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, map[string]string{"instance_id": id, what: name, "data": data})
 				}
 				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, printable(id))
 				return err
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
@@ -579,7 +613,6 @@ before the orchestration asks for it is kept, also across continue-as-new.`,
 }
 
 func newCancelCommand() *cobra.Command {
-	var c connFlags
 	cmd := &cobra.Command{
 		Use:   "cancel ID [REASON]",
 		Short: "Ask a running instance to end as failed (cancelled)",
@@ -597,55 +630,52 @@ Cancelling an unknown or ended instance is an error.`,
 			if err != nil {
 				return err
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				if err := cn.client.Cancel(ctx, id, reason); err != nil {
 					if errors.Is(err, client.ErrInstanceEnded) {
-						return fmt.Errorf("instance %s has already ended: nothing to cancel", printable(id))
+						return reword(err, "instance %s has already ended: nothing to cancel", id)
 					}
 					return notFound(id, err)
 				}
-				if c.JSON {
-					return writeJSON(out, map[string]string{"instance_id": id, "reason": reason})
+				if format := outputFor(cmd); format.machine() {
+					return format.write(out, map[string]string{"instance_id": id, "reason": reason})
 				}
 				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", printable(id))
 				return err
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	return cmd
 }
 
 func newWaitCommand() *cobra.Command {
-	var c connFlags
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "wait ID",
 		Short: "Wait for an instance to end and print its outcome",
 		Long: `wait blocks until instance ID completes or fails, then prints its status like
-the status command. It exits 0 when the instance completed, and non-zero
-when it failed, is unknown, or --timeout passed first.`,
+the status command. It exits 0 when the instance completed, 4 when it
+failed, 3 when there is no such instance and 5 when --timeout passed first.`,
 		Example: `  duroworker wait hello-1
-  duroworker wait monitor-1 --timeout 5m --json`,
+  duroworker wait monitor-1 --timeout 5m -o json`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := checkTimeout(timeout); err != nil {
 				return err
 			}
-			return runWithConn(cmd, &c, func(ctx context.Context, cn *conn, out io.Writer) error {
+			return runWithConn(cmd, func(ctx context.Context, cn *conn, out io.Writer) error {
 				st, err := waitFor(ctx, cn, id, timeout)
 				if err != nil {
 					return err
 				}
-				if err := printStatus(out, c.JSON, id, st); err != nil {
+				if err := printStatus(out, outputFor(cmd), id, st); err != nil {
 					return err
 				}
 				return outcomeError(id, st)
 			})
 		},
 	}
-	addConnFlags(cmd, &c, true)
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: no limit)")
 	return cmd
 }

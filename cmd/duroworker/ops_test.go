@@ -72,19 +72,26 @@ func (e *opsEnv) ok(args ...string) string {
 // fails runs the command and requires exit 1 with wantErr in stderr.
 func (e *opsEnv) fails(wantErr string, args ...string) string {
 	e.t.Helper()
-	code, stdout, stderr := e.cli(args...)
-	if code != 1 || !strings.Contains(stderr, wantErr) {
-		e.t.Errorf("duroworker %s: exit %d, stderr %q; want exit 1 and %q", strings.Join(args, " "), code, stderr, wantErr)
+	return e.failsWith(exitError, wantErr, args...)
+}
+
+// failsWith runs the command and requires exit status code with wantErr
+// in stderr.
+func (e *opsEnv) failsWith(code int, wantErr string, args ...string) string {
+	e.t.Helper()
+	got, stdout, stderr := e.cli(args...)
+	if got != code || !strings.Contains(stderr, wantErr) {
+		e.t.Errorf("duroworker %s: exit %d, stderr %q; want exit %d and %q", strings.Join(args, " "), got, stderr, code, wantErr)
 	}
 	return stdout
 }
 
-// json runs the command with --json, requires exit 0 and decodes stdout.
+// json runs the command with -o json, requires exit 0 and decodes stdout.
 func (e *opsEnv) json(v any, args ...string) {
 	e.t.Helper()
-	out := e.ok(append(args, "--json")...)
+	out := e.ok(append(args, "-o", "json")...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {
-		e.t.Fatalf("duroworker %s --json: %v in %q", strings.Join(args, " "), err, out)
+		e.t.Fatalf("duroworker %s -o json: %v in %q", strings.Join(args, " "), err, out)
 	}
 }
 
@@ -116,14 +123,14 @@ func (e *opsEnv) startWorker(args ...string) (stop func() (int, string)) {
 	return stop
 }
 
-// waitRunning polls `status --json` until the instance ran its first turn.
+// waitRunning polls `status -o json` until the instance ran its first turn.
 func (e *opsEnv) waitRunning(id string) {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var st jsonStatus
 		e.json(&st, "status", id)
-		if st.State == "Running" && st.ExecutionID > 0 {
+		if st.Status == "Running" && st.ExecutionID > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -184,13 +191,13 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	// start --wait: the worker processes the example.
 	out := e.ok("start", helloName, "world", "--id", "hello-1", "--wait", "--timeout", "30s")
 	mustMatch(t, "start --wait", `(?m)^started examples::orchestration::hello as instance hello-1`, out)
-	mustMatch(t, "start --wait", `(?m)^State:\s+Completed$`, out)
+	mustMatch(t, "start --wait", `(?m)^Status:\s+Completed$`, out)
 	mustMatch(t, "start --wait", `(?m)^Output:\s+Hello, world!$`, out)
 
 	var fan jsonStatus
 	e.json(&fan, "start", fanOutName, "10", "--wait", "--timeout", "30s")
-	if !uuidRE.MatchString(fan.InstanceID) || fan.State != "Completed" || fan.Output != "385" || fan.Version != "1.0.0" || fan.ExecutionID != 1 {
-		t.Errorf("start fan-out --json --wait: %+v", fan)
+	if !uuidRE.MatchString(fan.InstanceID) || fan.Status != "Completed" || fan.Output != "385" || fan.Version != "1.0.0" || fan.ExecutionID != 1 {
+		t.Errorf("start fan-out -o json --wait: %+v", fan)
 	}
 	out = e.ok("start", helloName, "again")
 	m := regexp.MustCompile(`(?m)^started examples::orchestration::hello as instance (\S+)$`).FindStringSubmatch(out)
@@ -203,19 +210,19 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	}
 	e.json(&started, "start", helloName, "json", "--id", "hello-json")
 	if started.InstanceID != "hello-json" || started.Name != helloName {
-		t.Errorf("start --json: %+v", started)
+		t.Errorf("start -o json: %+v", started)
 	}
 	e.fails(`instance "hello-1" already exists`, "start", helloName, "x", "--id", "hello-1")
 
 	// status
 	out = e.ok("status", "hello-1")
-	for _, p := range []string{`(?m)^Instance:\s+hello-1$`, `(?m)^State:\s+Completed$`, `(?m)^Version:\s+1\.0\.0$`, `(?m)^Execution:\s+1$`, `(?m)^Custom status:\s+\(not set\)$`} {
+	for _, p := range []string{`(?m)^Instance:\s+hello-1$`, `(?m)^Status:\s+Completed$`, `(?m)^Version:\s+1\.0\.0$`, `(?m)^Execution:\s+1$`, `(?m)^Custom status:\s+\(not set\)$`} {
 		mustMatch(t, "status", p, out)
 	}
 	var st map[string]any
 	e.json(&st, "status", "hello-1")
-	if st["state"] != "Completed" || st["output"] != "Hello, world!" || st["custom_status"] != nil || st["instance_id"] != "hello-1" {
-		t.Errorf("status --json: %v", st)
+	if st["status"] != "Completed" || st["state"] != nil || st["output"] != "Hello, world!" || st["custom_status"] != nil || st["instance_id"] != "hello-1" {
+		t.Errorf("status -o json: %v", st)
 	}
 
 	// info
@@ -229,7 +236,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	e.json(&info, "info", "hello-1")
 	if info.Name != helloName || info.Status != "Completed" || info.EnginePin != engine.Version || info.CreatedAt.IsZero() ||
 		len(info.Executions) != 1 || info.Executions[0].EventCount != 4 || info.Executions[0].Status != "Completed" {
-		t.Errorf("info --json: %+v", info)
+		t.Errorf("info -o json: %+v", info)
 	}
 
 	// list
@@ -237,12 +244,12 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	mustMatch(t, "list", `(?m)^INSTANCE\s+NAME\s+VERSION\s+STATUS\s+EXECUTION\s+CREATED\s+UPDATED$`, out)
 	mustMatch(t, "list", `(?m)^hello-1\s+examples::orchestration::hello\s+1\.0\.0\s+Completed\s+1\s`, out)
 	var page struct {
-		Instances  []jsonInstance `json:"instances"`
-		NextOffset int            `json:"next_offset"`
+		Instances []jsonInstance `json:"instances"`
+		Next      *int           `json:"next"`
 	}
 	e.json(&page, "list", "--status", "completed")
-	if len(page.Instances) < 3 || page.NextOffset != -1 {
-		t.Errorf("list --status completed --json: %+v", page)
+	if len(page.Instances) < 3 || page.Next != nil {
+		t.Errorf("list --status completed -o json: %+v", page)
 	}
 	for _, in := range page.Instances {
 		if in.Status != "Completed" {
@@ -250,7 +257,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 		}
 	}
 	out = e.ok("list", "--limit", "1")
-	mustMatch(t, "list --limit 1", `(?m)^more: --offset 1$`, out)
+	mustMatch(t, "list --limit 1", `(?m)^next: --offset 1$`, out)
 	if strings.Count(out, "examples::orchestration::") != 1 {
 		t.Errorf("list --limit 1 lists more than one instance:\n%s", out)
 	}
@@ -273,9 +280,9 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	}
 	e.json(&hist, "history", "hello-1", "--execution", "1")
 	if hist.Execution != 1 || len(hist.Events) != 4 || hist.Events[0].Kind != replay.EventOrchestrationStarted || hist.Events[3].Result != "Hello, world!" {
-		t.Errorf("history --json: %+v", hist)
+		t.Errorf("history -o json: %+v", hist)
 	}
-	e.fails("has no execution 2", "history", "hello-1", "--execution", "2")
+	e.failsWith(exitNotFound, "has no execution 2", "history", "hello-1", "--execution", "2")
 
 	// raise: an approval waits for the event.
 	e.ok("start", approvalName, `{"timeout_ms":3600000}`, "--id", "approval-1")
@@ -295,16 +302,16 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	var sent map[string]string
 	e.json(&sent, "enqueue", "approval-2", "inbox", "hello")
 	if sent["instance_id"] != "approval-2" || sent["queue"] != "inbox" || sent["data"] != "hello" {
-		t.Errorf("enqueue --json: %v", sent)
+		t.Errorf("enqueue -o json: %v", sent)
 	}
 	if out := e.ok("cancel", "approval-2", "by test"); out != "cancellation of approval-2 requested\n" {
 		t.Errorf("cancel: %q", out)
 	}
-	out = e.fails("instance approval-2 failed: ", "wait", "approval-2", "--timeout", "30s")
-	mustMatch(t, "wait cancelled", `(?m)^State:\s+Failed$`, out)
+	out = e.failsWith(exitFailed, "instance approval-2 failed: ", "wait", "approval-2", "--timeout", "30s")
+	mustMatch(t, "wait cancelled", `(?m)^Status:\s+Failed$`, out)
 	mustMatch(t, "wait cancelled", `(?m)^Failure:\s+.*cancelled: by test`, out)
 	e.fails("instance approval-2 has already ended", "cancel", "approval-2")
-	e.fails("timed out after 100ms waiting for", "start", approvalName, `{"timeout_ms":3600000}`, "--id", "approval-3", "--wait", "--timeout", "100ms")
+	e.failsWith(exitTimedOut, "timed out after 100ms waiting for", "start", approvalName, `{"timeout_ms":3600000}`, "--id", "approval-3", "--wait", "--timeout", "100ms")
 
 	// delete: a running instance needs --force.
 	e.waitRunning("approval-3")
@@ -312,11 +319,11 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	if out := e.ok("delete", "approval-3", "--force"); !strings.HasPrefix(out, "deleted 1 instance, 1 execution, ") {
 		t.Errorf("delete --force: %q", out)
 	}
-	e.fails(`instance "approval-3" not found`, "status", "approval-3")
+	e.failsWith(exitNotFound, `instance "approval-3" not found`, "status", "approval-3")
 	var del jsonDeleteResult
 	e.json(&del, "delete", "hello-1")
 	if del.Instances != 1 || del.Executions != 1 || del.Events != 4 {
-		t.Errorf("delete --json: %+v", del)
+		t.Errorf("delete -o json: %+v", del)
 	}
 
 	// prune: the health monitor continues as new twice.
@@ -331,11 +338,11 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	if len(info.Executions) != 1 || info.Executions[0].ExecutionID != 3 {
 		t.Errorf("executions after prune: %+v", info.Executions)
 	}
-	e.fails("has no execution 1", "history", "monitor-1", "--execution", "1")
+	e.failsWith(exitNotFound, "has no execution 1", "history", "monitor-1", "--execution", "1")
 	var pruned map[string]any
 	e.json(&pruned, "prune", "monitor-1", "--keep-last", "1")
 	if pruned["executions"] != 0.0 {
-		t.Errorf("second prune --json: %v", pruned)
+		t.Errorf("second prune -o json: %v", pruned)
 	}
 
 	// queues: work nobody serves is flagged.
@@ -357,7 +364,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 		}
 	}
 	if !found || depths.Timers == nil {
-		t.Errorf("queues --json: %+v", depths)
+		t.Errorf("queues -o json: %+v", depths)
 	}
 
 	// bulk delete of ended instances, oldest first.
@@ -381,7 +388,7 @@ func testLifecycle(t *testing.T, e *opsEnv) {
 	var met map[string]int64
 	e.json(&met, "metrics")
 	if met["instances"] != 1 || met["pending"] != 1 || met["running"] != 0 || met["failed"] != 0 {
-		t.Errorf("metrics --json: %v", met)
+		t.Errorf("metrics -o json: %v", met)
 	}
 }
 
@@ -457,34 +464,34 @@ func TestOpsDeadLettersAndSessions(t *testing.T) {
 	e.json(&sess, "sessions", "cart-42", "nope")
 	if len(sess.Sessions) != 2 || !sess.Sessions[0].Pinned || sess.Sessions[0].Owner != "sess-node" || sess.Sessions[0].LeaseUntil.IsZero() ||
 		sess.Sessions[1].Pinned || sess.Sessions[1].SessionID != "nope" {
-		t.Errorf("sessions --json: %+v", sess)
+		t.Errorf("sessions -o json: %+v", sess)
 	}
 	mustMatch(t, "sessions of an unknown session", `(?m)^nope\s+\(not pinned\)\s+-\s+-$`, e.ok("sessions", "nope"))
 	if out := e.ok("sessions", "--owner", "other-node"); out != "no sessions owned by other-node\n" {
 		t.Errorf("sessions of a node without any: %q", out)
 	}
-	e.fails("no index of all sessions", "sessions")
+	e.failsWith(exitUsage, "no index of all sessions", "sessions")
 
 	// Dead letters: an orchestration no worker registers is poisoned.
 	if out := e.ok("dlq", "list"); out != "no dead letters\n" {
 		t.Errorf("dlq list on an empty stream: %q", out)
 	}
-	out = e.fails("instance late-1 failed: ", "start", "LateOrch", "in", "--id", "late-1", "--wait", "--timeout", "30s")
+	out = e.failsWith(exitFailed, "instance late-1 failed: ", "start", "LateOrch", "in", "--id", "late-1", "--wait", "--timeout", "30s")
 	mustMatch(t, "poisoned", `(?m)^Failure:\s+\[poison\]`, out)
 	out = e.ok("dlq", "list")
 	mustMatch(t, "dlq list", `(?m)^ID\s+KIND\s+INSTANCE\s+EXECUTION\s+ATTEMPTS\s+TIME\s+REASON$`, out)
 	mustMatch(t, "dlq list", `(?m)^\d+-\d+\s+orchestration\s+late-1\s+\d+\s+3/2\s+\d{4}-\S+\s+poison: orchestration late-1 exceeded 3 attempts`, out)
 	var dl struct {
 		DeadLetters []jsonDeadLetter `json:"dead_letters"`
-		NextAfter   string           `json:"next_after"`
+		Next        *string          `json:"next"`
 	}
 	e.json(&dl, "dlq", "list")
 	if len(dl.DeadLetters) != 1 || dl.DeadLetters[0].InstanceID != "late-1" || dl.DeadLetters[0].Kind != "orchestration" ||
-		len(dl.DeadLetters[0].Messages) != 1 || dl.NextAfter != "" {
-		t.Fatalf("dlq list --json: %+v", dl)
+		len(dl.DeadLetters[0].Messages) != 1 || dl.Next != nil {
+		t.Fatalf("dlq list -o json: %+v", dl)
 	}
 	first := dl.DeadLetters[0].ID
-	mustMatch(t, "dlq list --limit 1", `(?m)^more: --after `+regexp.QuoteMeta(first)+`$`, e.ok("dlq", "list", "--limit", "1"))
+	mustMatch(t, "dlq list --limit 1", `(?m)^next: --after `+regexp.QuoteMeta(first)+`$`, e.ok("dlq", "list", "--limit", "1"))
 	if out := e.ok("dlq", "list", "--after", first); out != "no dead letters\n" {
 		t.Errorf("dlq list --after the last: %q", out)
 	}
@@ -507,16 +514,16 @@ func TestOpsDeadLettersAndSessions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.fails(fmt.Sprintf("dead letter %q not found", first), "dlq", "requeue", first)
+	e.failsWith(exitNotFound, fmt.Sprintf("dead letter %q not found", first), "dlq", "requeue", first)
 	var dropped map[string]string
 	e.json(&dropped, "dlq", "drop", second)
 	if dropped["dropped"] != second {
-		t.Errorf("dlq drop --json: %v", dropped)
+		t.Errorf("dlq drop -o json: %v", dropped)
 	}
 	if out := e.ok("dlq", "list"); out != "no dead letters\n" {
 		t.Errorf("dlq list after drop: %q", out)
 	}
-	e.fails(`dead letter "1-0" not found`, "dlq", "drop", "1-0")
+	e.failsWith(exitNotFound, `dead letter "1-0" not found`, "dlq", "drop", "1-0")
 	if st, _ := e.client.Status(ctx, "late-1"); st.State != client.StateFailed {
 		t.Errorf("late-1 after drop: %+v", st)
 	}
@@ -532,40 +539,41 @@ func TestOpsErrors(t *testing.T) {
 		{"status", "nope"}, {"info", "nope"}, {"history", "nope"}, {"raise", "nope", "ev"}, {"enqueue", "nope", "q"},
 		{"cancel", "nope"}, {"wait", "nope"}, {"delete", "nope"}, {"prune", "nope", "--keep-last", "1"},
 	} {
-		e.fails(notFound, args...)
+		e.failsWith(exitNotFound, notFound, args...)
 	}
 	for _, c := range []struct {
+		code int
 		want string
 		args []string
 	}{
-		{"--limit must be between 1 and 1000", []string{"list", "--limit", "0"}},
-		{`--status "bogus": want pending, running, completed or failed`, []string{"list", "--status", "bogus"}},
-		{"--offset must not be negative", []string{"list", "--offset", "-1"}},
-		{"--execution must not be negative", []string{"history", "x", "--execution", "-1"}},
-		{"give an instance ID, or --completed-before", []string{"delete"}},
-		{"not both", []string{"delete", "x", "--completed-before", "1h"}},
-		{"--force applies to one instance", []string{"delete", "--completed-before", "1h", "--force"}},
-		{"--limit applies to a bulk delete", []string{"delete", "x", "--limit", "3"}},
-		{`--completed-before "yesterday": want a duration`, []string{"delete", "--completed-before", "yesterday"}},
-		{`required flag(s) "keep-last" not set`, []string{"prune", "x"}},
-		{"--keep-last must not be negative", []string{"prune", "x", "--keep-last", "-2"}},
-		{"--timeout needs --wait", []string{"start", "n", "--timeout", "1s"}},
-		{"usage: duroworker start NAME [INPUT] [flags] (got 0 arguments; see --help)", []string{"start"}},
-		{"usage: duroworker raise ID EVENT [DATA] [flags] (got 1 argument", []string{"raise", "x"}},
-		{"usage: duroworker status ID [flags] (got 2 arguments", []string{"status", "x", "y"}},
-		{"unknown flag: --bogus", []string{"status", "x", "--bogus"}},
-		{"invalid input", []string{"start", "n", "--version", "not-semver"}},
-		{"--limit must be between 1 and 1000", []string{"dlq", "list", "--limit", "0"}},
-		{`"any" and "none" stand alone`, []string{"worker", "--tags", "any,gpu"}},
-		{"--tags \"gpu,,x\": empty tag", []string{"worker", "--tags", "gpu,,x"}},
-		{"--supported-replay-versions", []string{"worker", "--supported-replay-versions", "1..2..3"}},
-		{`--log-level "loud"`, []string{"worker", "--log-level", "loud"}},
-		{`--monitor-up-to "2.0.0"`, []string{"worker", "--monitor-up-to", "2.0.0"}},
-		{"--shutdown-timeout must be positive", []string{"worker", "--shutdown-timeout", "0s"}},
-		{"worker options: ActivityLockTimeout must not be negative, got -1s", []string{"worker", "--activity-lock", "-1s"}},
-		{"--metrics-addr 127.0.0.1:99999: listen tcp", []string{"worker", "--metrics-addr", "127.0.0.1:99999"}},
+		{exitUsage, "--limit must be between 1 and 1000", []string{"list", "--limit", "0"}},
+		{exitUsage, `--status "bogus": want pending, running, completed or failed`, []string{"list", "--status", "bogus"}},
+		{exitUsage, "--offset must not be negative", []string{"list", "--offset", "-1"}},
+		{exitUsage, "--execution must not be negative", []string{"history", "x", "--execution", "-1"}},
+		{exitUsage, "give an instance ID, or --completed-before", []string{"delete"}},
+		{exitUsage, "not both", []string{"delete", "x", "--completed-before", "1h"}},
+		{exitUsage, "--force applies to one instance", []string{"delete", "--completed-before", "1h", "--force"}},
+		{exitUsage, "--limit applies to a bulk delete", []string{"delete", "x", "--limit", "3"}},
+		{exitUsage, `--completed-before "yesterday": want a duration`, []string{"delete", "--completed-before", "yesterday"}},
+		{exitUsage, `required flag(s) "keep-last" not set`, []string{"prune", "x"}},
+		{exitUsage, "--keep-last must not be negative", []string{"prune", "x", "--keep-last", "-2"}},
+		{exitUsage, "--timeout needs --wait", []string{"start", "n", "--timeout", "1s"}},
+		{exitUsage, "usage: duroworker start NAME [INPUT] [flags] (got 0 arguments; see --help)", []string{"start"}},
+		{exitUsage, "usage: duroworker raise ID EVENT [DATA] [flags] (got 1 argument", []string{"raise", "x"}},
+		{exitUsage, "usage: duroworker status ID [flags] (got 2 arguments", []string{"status", "x", "y"}},
+		{exitUsage, "unknown flag: --bogus", []string{"status", "x", "--bogus"}},
+		{exitUsage, "invalid input", []string{"start", "n", "--version", "not-semver"}},
+		{exitUsage, "--limit must be between 1 and 1000", []string{"dlq", "list", "--limit", "0"}},
+		{exitUsage, `"any" and "none" stand alone`, []string{"worker", "--tags", "any,gpu"}},
+		{exitUsage, "--tags \"gpu,,x\": empty tag", []string{"worker", "--tags", "gpu,,x"}},
+		{exitUsage, "--supported-replay-versions", []string{"worker", "--supported-replay-versions", "1..2..3"}},
+		{exitUsage, `--log-level "loud"`, []string{"worker", "--log-level", "loud"}},
+		{exitUsage, `--monitor-up-to "2.0.0"`, []string{"worker", "--monitor-up-to", "2.0.0"}},
+		{exitUsage, "--shutdown-timeout must be positive", []string{"worker", "--shutdown-timeout", "0s"}},
+		{exitUsage, "worker options: ActivityLockTimeout must not be negative, got -1s", []string{"worker", "--activity-lock", "-1s"}},
+		{exitError, "--metrics-addr 127.0.0.1:99999: listen tcp", []string{"worker", "--metrics-addr", "127.0.0.1:99999"}},
 	} {
-		e.fails(c.want, c.args...)
+		e.failsWith(c.code, c.want, c.args...)
 	}
 
 	// Bad Redis URLs, never echoing the password, and an unreachable Redis.
@@ -576,7 +584,7 @@ func TestOpsErrors(t *testing.T) {
 		{"", "--redis is empty"},
 	} {
 		code, _, stderr := runCLI(t, "status", "x", "--redis", c.url)
-		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "s3cret") {
+		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "s3cret") {
 			t.Errorf("--redis %q: exit %d, stderr %q; want %q without the password", c.url, code, stderr, c.want)
 		}
 	}
@@ -594,11 +602,11 @@ func TestOpsErrors(t *testing.T) {
 		t.Errorf("worker with an unreachable Redis: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "status", "x", "--prefix", "a{b}")
-	if code != 1 || !strings.Contains(stderr, `--prefix: invalid key prefix: "a{b}" contains '{'`) {
+	if code != exitUsage || !strings.Contains(stderr, `--prefix: invalid key prefix: "a{b}" contains '{'`) {
 		t.Errorf("bad --prefix: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "dlq", "bogus")
-	if code != 1 || !strings.Contains(stderr, `unknown command "bogus" for "duroworker dlq"`) {
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "bogus" for "duroworker dlq"`) {
 		t.Errorf("dlq bogus: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -617,11 +625,11 @@ func TestOpsEnvironment(t *testing.T) {
 		t.Errorf("env-1 not in the environment's namespace: %+v %v", st, err)
 	}
 	code, _, stderr = runCLI(t, "status", "env-1", "--prefix", "other")
-	if code != 1 || !strings.Contains(stderr, `instance "env-1" not found`) {
+	if code != exitNotFound || !strings.Contains(stderr, `instance "env-1" not found`) {
 		t.Errorf("--prefix does not override %s: exit %d, %q", envPrefix, code, stderr)
 	}
 	code, _, stderr = runCLI(t, "status", "env-1", "--redis", "http://x")
-	if code != 1 || !strings.Contains(stderr, "invalid URL scheme") {
+	if code != exitUsage || !strings.Contains(stderr, "invalid URL scheme") {
 		t.Errorf("--redis does not override %s: exit %d, %q", envRedis, code, stderr)
 	}
 }
@@ -632,13 +640,13 @@ func TestOpsEnvironment(t *testing.T) {
 func TestOpsPrefixValidation(t *testing.T) {
 	for _, p := range []string{"*", "o*", "a b", "a\nb", "a?", "[a]"} {
 		code, _, stderr := runCLI(t, "status", "x", "--prefix", p, "--redis", "redis://127.0.0.1:1")
-		if code != 1 || !strings.Contains(stderr, "invalid key prefix") {
+		if code != exitUsage || !strings.Contains(stderr, "invalid key prefix") {
 			t.Errorf("--prefix %q: exit %d, stderr %q", p, code, stderr)
 		}
 	}
 	t.Setenv(envPrefix, "")
 	code, _, stderr := runCLI(t, "status", "x", "--redis", "redis://127.0.0.1:1")
-	if code != 1 || !strings.Contains(stderr, envPrefix+" is set to an empty string") {
+	if code != exitUsage || !strings.Contains(stderr, envPrefix+" is set to an empty string") {
 		t.Errorf("empty %s: exit %d, stderr %q", envPrefix, code, stderr)
 	}
 }
@@ -654,7 +662,7 @@ func TestOpsRefusesInvalidUTF8(t *testing.T) {
 		{"cancel", "u1", "why\xff"},
 	} {
 		code, _, stderr := e.cli(args...)
-		if code != 1 || !strings.Contains(stderr, "not valid UTF-8") {
+		if code != exitUsage || !strings.Contains(stderr, "not valid UTF-8") || strings.Contains(stderr, "warning") {
 			t.Errorf("%s with invalid UTF-8: exit %d, stderr %q", args[0], code, stderr)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,81 @@ import (
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
 )
+
+// outputFormat is the value of -o/--output.
+type outputFormat string
+
+// Output formats.
+const (
+	outputTable outputFormat = "table"
+	outputJSON  outputFormat = "json"
+	outputJSONL outputFormat = "jsonl"
+)
+
+// String implements pflag.Value.
+func (o *outputFormat) String() string { return string(*o) }
+
+// Set implements pflag.Value: it accepts table, json and jsonl.
+func (o *outputFormat) Set(s string) error {
+	switch f := outputFormat(strings.ToLower(strings.TrimSpace(s))); f {
+	case outputTable, outputJSON, outputJSONL:
+		*o = f
+		return nil
+	}
+	return fmt.Errorf("want table, json or jsonl")
+}
+
+// Type implements pflag.Value.
+func (o *outputFormat) Type() string { return "format" }
+
+// machine reports whether the format is for programs (json, jsonl).
+func (o outputFormat) machine() bool { return o == outputJSON || o == outputJSONL }
+
+// outputFor returns the output format in effect for cmd: the root's
+// -o/--output after the environment was applied, or json when the
+// deprecated --json was given. Every command that prints results reads it.
+func outputFor(cmd *cobra.Command) outputFormat {
+	if f := lookupFlag(cmd, "json"); f != nil && f.Value.Type() == "bool" && f.Value.String() == "true" {
+		if o := lookupFlag(cmd, "output"); o == nil || !o.Changed {
+			return outputJSON
+		}
+	}
+	if f := lookupFlag(cmd, "output"); f != nil {
+		if o, ok := f.Value.(*outputFormat); ok {
+			return *o
+		}
+	}
+	return outputTable
+}
+
+// write prints one result document: indented under json, on one line
+// under jsonl.
+func (o outputFormat) write(w io.Writer, v any) error {
+	if o == outputJSONL {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(v)
+	}
+	return writeJSON(w, v)
+}
+
+// writeList prints a list result: under json the document doc; under jsonl
+// one line per item and, when a next page follows (next neither nil nor a
+// nil pointer), a last line {"next": NEXT}.
+func writeList[T any](o outputFormat, w io.Writer, doc any, items []T, next any) error {
+	if o != outputJSONL {
+		return writeJSON(w, doc)
+	}
+	for _, it := range items {
+		if err := o.write(w, it); err != nil {
+			return err
+		}
+	}
+	if v := reflect.ValueOf(next); next == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return nil
+	}
+	return o.write(w, map[string]any{"next": next})
+}
 
 // writeJSON prints v as indented JSON followed by a newline.
 func writeJSON(w io.Writer, v any) error {
@@ -142,10 +218,12 @@ func customStatusPtr(s string, set bool) *string {
 	return &s
 }
 
-// notFound turns a missing instance into a clear error.
+// notFound shows a missing instance as one clear message, whatever the
+// layers that wrapped it said (they each name the id); the error still
+// matches client.ErrInstanceNotFound (exit status 3).
 func notFound(id string, err error) error {
 	if errors.Is(err, client.ErrInstanceNotFound) {
-		return fmt.Errorf("instance %q not found", id)
+		return reword(err, "instance %q not found", id)
 	}
 	return err
 }
@@ -167,7 +245,7 @@ func payloadArg(cmd *cobra.Command, args []string, i int) (string, error) {
 	}
 	payload := strings.TrimSuffix(string(b), "\n")
 	if len(payload) > client.MaxPayloadBytes {
-		return "", fmt.Errorf("the payload on standard input is more than %d bytes, the limit (client.MaxPayloadBytes)", client.MaxPayloadBytes)
+		return "", usagef("the payload on standard input is more than %d bytes, the limit (client.MaxPayloadBytes)", client.MaxPayloadBytes)
 	}
 	return payload, nil
 }
@@ -175,7 +253,7 @@ func payloadArg(cmd *cobra.Command, args []string, i int) (string, error) {
 // jsonStatus is the JSON form of an instance's status.
 type jsonStatus struct {
 	InstanceID          string               `json:"instance_id"`
-	State               string               `json:"state"`
+	Status              string               `json:"status"`
 	Version             string               `json:"version,omitempty"`
 	ExecutionID         int64                `json:"execution_id"`
 	Output              string               `json:"output"`
@@ -185,19 +263,19 @@ type jsonStatus struct {
 }
 
 func toJSONStatus(id string, st client.Status) jsonStatus {
-	return jsonStatus{InstanceID: id, State: string(st.State), Version: st.Version, ExecutionID: st.ExecutionID,
+	return jsonStatus{InstanceID: id, Status: string(st.State), Version: st.Version, ExecutionID: st.ExecutionID,
 		Output: st.Output, Failure: st.Failure,
 		CustomStatus: customStatusPtr(st.CustomStatus, st.CustomStatusSet), CustomStatusVersion: st.CustomStatusVersion}
 }
 
 // printStatus prints an instance's status as fields or JSON.
-func printStatus(w io.Writer, asJSON bool, id string, st client.Status) error {
-	if asJSON {
-		return writeJSON(w, toJSONStatus(id, st))
+func printStatus(w io.Writer, format outputFormat, id string, st client.Status) error {
+	if format.machine() {
+		return format.write(w, toJSONStatus(id, st))
 	}
 	rows := [][2]string{
 		{"Instance", cell(id)},
-		{"State", cell(string(st.State))},
+		{"Status", cell(string(st.State))},
 		{"Version", cell(st.Version)},
 		{"Execution", fmt.Sprint(st.ExecutionID)},
 	}
@@ -263,6 +341,6 @@ func argsBetween(min, max int) cobra.PositionalArgs {
 		if len(args) == 1 {
 			got = "1 argument"
 		}
-		return fmt.Errorf("usage: %s (got %s; see --help)", cmd.UseLine(), got)
+		return usagef("usage: %s (got %s; see --help)", cmd.UseLine(), got)
 	}
 }

@@ -115,16 +115,17 @@ func TestTLSConnections(t *testing.T) {
 	e.ok("status", "tls-1", "--tls-ca", pki.CA, "--tls-server-name", "localhost")
 
 	for _, c := range []struct {
+		code int
 		want string
 		args []string
 	}{
-		{"pass its CA with --tls-ca", []string{"status", "tls-1"}},
-		{"pass the name it carries with --tls-server-name", []string{"status", "tls-1", "--tls-ca", pki.CA, "--tls-server-name", "redis.example"}},
-		{"reading the TLS CA file", []string{"status", "tls-1", "--tls-ca", filepath.Join(t.TempDir(), "missing.crt")}},
-		{"holds no PEM certificate", []string{"status", "tls-1", "--tls-ca", pki.ServerKey}},
-		{"needs both a certificate file and a key file", []string{"status", "tls-1", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert}},
+		{exitError, "pass its CA with --tls-ca", []string{"status", "tls-1"}},
+		{exitError, "pass the name it carries with --tls-server-name", []string{"status", "tls-1", "--tls-ca", pki.CA, "--tls-server-name", "redis.example"}},
+		{exitUsage, "reading the TLS CA file", []string{"status", "tls-1", "--tls-ca", filepath.Join(t.TempDir(), "missing.crt")}},
+		{exitUsage, "holds no PEM certificate", []string{"status", "tls-1", "--tls-ca", pki.ServerKey}},
+		{exitUsage, "needs both a certificate file and a key file", []string{"status", "tls-1", "--tls-ca", pki.CA, "--tls-cert", pki.ClientCert}},
 	} {
-		e.fails(c.want, c.args...)
+		e.failsWith(c.code, c.want, c.args...)
 	}
 	// A plain URL to the TLS port, and TLS flags with a plain URL.
 	code, _, stderr := runCLI(t, "status", "x", "--redis", "redis://127.0.0.1:"+strconv.Itoa(tlsPort))
@@ -132,7 +133,7 @@ func TestTLSConnections(t *testing.T) {
 		t.Errorf("redis:// to a TLS port: exit %d, %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "status", "x", "--redis", srv.URL(), "--tls-ca", pki.CA)
-	if code != 1 || !strings.Contains(stderr, "need a rediss:// URL") {
+	if code != exitUsage || !strings.Contains(stderr, "need a rediss:// URL") {
 		t.Errorf("--tls-ca with redis://: exit %d, %q", code, stderr)
 	}
 	// TLS to the plain port: the server never answers the handshake.

@@ -25,7 +25,6 @@ import (
 
 // workerOptions are the flags of `duroworker worker`.
 type workerOptions struct {
-	conn                     connFlags
 	NodeID                   string
 	OrchestrationConcurrency int
 	ActivityConcurrency      int
@@ -78,7 +77,6 @@ store-wide counters are in "duroworker metrics" and "duroworker queues".`,
 			return runWorker(cmd, &opts)
 		},
 	}
-	addConnFlags(cmd, &opts.conn, false)
 	f := cmd.Flags()
 	f.StringVar(&opts.NodeID, "node-id", "", "node id, in logs and session ownership (default: <hostname>-<pid>-<random>); a restarted node with the same id gets its sessions back")
 	f.IntVar(&opts.OrchestrationConcurrency, "orchestration-concurrency", 0, fmt.Sprintf("orchestration turns run at once (0: %d; negative: no orchestrations)", worker.DefaultOrchestrationConcurrency))
@@ -220,21 +218,22 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	}
 	level, err := parseLogLevel(o.LogLevel)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	wo, err := o.workerSettings(logger)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	orchs, acts, err := exampleRegistries(o.MonitorUpTo)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cn, err := o.conn.connect(ctx, cmd, logger)
+	cf := connectionFor(cmd)
+	cn, err := cf.connect(ctx, cmd, logger)
 	if err != nil {
 		return err
 	}
@@ -271,7 +270,7 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 		replay = eff.SupportedReplayVersions.String()
 	}
 	logger.Info("worker started",
-		"node", w.NodeID(), "redis", cn.where, "prefix", o.conn.Prefix, "engine", engine.Version,
+		"node", w.NodeID(), "redis", cn.where, "prefix", cf.Prefix, "engine", engine.Version,
 		"orchestrations", fmt.Sprintf("basics, health-monitor up to %s", o.MonitorUpTo),
 		"orchestration_concurrency", eff.OrchestrationConcurrency, "activity_concurrency", eff.ActivityConcurrency,
 		"tags", eff.Tags.String(), "replay", replay, "max_attempts", eff.MaxAttempts)

@@ -14,7 +14,7 @@ import (
 	"github.com/duroworker/duroworker/bench/internal/result"
 )
 
-// File is what --json writes and "bench report" reads.
+// File is what --out writes and "bench report" reads.
 type File struct {
 	Header     Header             `json:"header"`
 	Command    string             `json:"command"`
