@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
 )
 
@@ -103,6 +104,12 @@ func TestConventionsVersionHasNoShorthand(t *testing.T) {
 	}
 	if code, stdout, _ := runCLI(t, "--version"); code != exitOK || !strings.HasPrefix(stdout, "duroworker engine ") {
 		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+	// version follows -o like the commands that print results
+	code, stdout, _ = runCLI(t, "version", "-o", "json")
+	var v versionInfo
+	if err := json.Unmarshal([]byte(stdout), &v); code != exitOK || err != nil || v.Engine != engine.Version {
+		t.Errorf("version -o json: exit %d, %q (%v)", code, stdout, err)
 	}
 	if _, out, _ := runCLI(t, "dev", "--help"); !strings.Contains(out, "-v, --verbose") {
 		t.Errorf("dev --help lacks -v, --verbose:\n%s", out)

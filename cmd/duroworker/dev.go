@@ -35,10 +35,12 @@ type devOptions struct {
 	Serve bool
 	// AllowEvictingRedis is worker.Options.AllowEvictingRedis for every node.
 	AllowEvictingRedis bool
+	// LogFormat is the workers' log format on stderr: text or json.
+	LogFormat string
 }
 
 func newDevCommand() *cobra.Command {
-	opts := devOptions{Store: storeAuto, Timeout: 60 * time.Second}
+	opts := devOptions{Store: storeAuto, Timeout: 60 * time.Second, LogFormat: logFormatText}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the example scenarios end to end against an embedded Redis",
@@ -74,6 +76,7 @@ non-zero; a second Ctrl-C kills them.`,
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "bound on the whole run")
 	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: let the worker nodes run on a store whose maxmemory-policy may evict keys (the embedded stores never do)")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log the workers at debug level on stderr, orchestration traces ([v1.0.x] ...) included")
+	f.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "the workers' log format on stderr: text or json")
 	return cmd
 }
 
@@ -89,6 +92,15 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	case storeAuto, storeRedisServer, storeMiniredis:
 	default:
 		return usagef("--store %q: want %s, %s or %s", opts.Store, storeAuto, storeRedisServer, storeMiniredis)
+	}
+	level := slog.LevelWarn
+	if opts.Verbose {
+		level = slog.LevelDebug
+	}
+	// One handler for every node, so that their lines never interleave.
+	logger, err := newLogger(stderr, opts.LogFormat, level)
+	if err != nil {
+		return err
 	}
 	if parent == nil {
 		parent = context.Background()
@@ -153,12 +165,6 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 
 	rdb := redis.NewClient(&redis.Options{Addr: st.Addr})
 	defer rdb.Close()
-	level := slog.LevelWarn
-	if opts.Verbose {
-		level = slog.LevelDebug
-	}
-	// One handler for every node, so that their lines never interleave.
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	setRedisLogger(logger) // go-redis's own lines at debug level, not raw on stderr
 	d := &devRun{
 		p:             p,

@@ -171,7 +171,7 @@ func TestDevBadFlags(t *testing.T) {
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	code, stdout, _ := runCLI(t, "version")
-	if code != 0 || !strings.HasPrefix(stdout, "duroworker engine "+engine.Version+"\ngo1.") {
+	if code != 0 || !strings.HasPrefix(stdout, "duroworker engine "+engine.Version+"\nmodule:  ") || !strings.Contains(stdout, "\ngo:      go1.") {
 		t.Errorf("version: exit %d, stdout %q", code, stdout)
 	}
 	code, stdout, _ = runCLI(t, "--version")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -27,4 +28,25 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // silences go-redis.
 func setRedisLogger(logger *slog.Logger) {
 	redis.SetLogger(redisLogger{log: logger})
+}
+
+// The values of --log-format.
+const (
+	logFormatText = "text"
+	logFormatJSON = "json"
+)
+
+// newLogger returns a logger writing to w at level in format: "text"
+// (slog's key=value lines) or "json" (one JSON object a line, for log
+// collectors). Any other format is an error naming the flag.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case logFormatText:
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case logFormatJSON:
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want %s or %s", format, logFormatText, logFormatJSON)
+	}
 }

@@ -35,6 +35,7 @@ type workerOptions struct {
 	Tags                     string
 	MaxSessions              int
 	LogLevel                 string
+	LogFormat                string
 	MetricsAddr              string
 	MonitorUpTo              string
 	BlockTimeout             time.Duration
@@ -43,7 +44,7 @@ type workerOptions struct {
 }
 
 func newWorkerCommand() *cobra.Command {
-	opts := workerOptions{ShutdownTimeout: 30 * time.Second, LogLevel: "info", MonitorUpTo: healthmonitor.LatestVersion}
+	opts := workerOptions{ShutdownTimeout: 30 * time.Second, LogLevel: "info", LogFormat: logFormatText, MonitorUpTo: healthmonitor.LatestVersion}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a worker node serving the built-in example orchestrations",
@@ -67,7 +68,12 @@ worker binary, a few lines of Go around worker.New: see docs/cli.md.
 --metrics-addr serves the worker's OpenTelemetry metrics (orchestration starts,
 completions, failures, poison, activity executions, turn and activity
 durations) on http://ADDR/metrics in the Prometheus text format. The
-store-wide counters are in "duroworker metrics" and "duroworker queues".`,
+store-wide counters are in "duroworker metrics" and "duroworker queues". The
+same server adds the Go runtime and process metrics (go_*, process_*) and two
+probes: /healthz answers 200 "ok" while the process runs, /readyz answers 200
+only when Redis answers PING within 1s and the node advertised itself within
+its last three heartbeats, and 503 with the reason otherwise, including from
+the moment SIGINT/SIGTERM starts the shutdown.`,
 		Example: `  duroworker worker --redis redis://10.0.0.5:6379/0 --node-id node-a
   DUROWORKER_REDIS=rediss://app:secret@redis.internal:6380/0 duroworker worker --tags default,gpu
   duroworker worker --monitor-up-to 1.0.0 --node-id old-node   # an old deployment, for a rolling upgrade
@@ -88,7 +94,8 @@ store-wide counters are in "duroworker metrics" and "duroworker queues".`,
 	f.StringVar(&opts.Tags, "tags", "default", `activity tags served: "default", "any", "none", "gpu,eu" or "default,gpu"`)
 	f.IntVar(&opts.MaxSessions, "max-sessions", 0, "sessions held at once (0: 10; negative: no session activities)")
 	f.StringVar(&opts.LogLevel, "log-level", opts.LogLevel, "log level on stderr: debug, info, warn or error")
-	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://ADDR/metrics, e.g. :9464 (default: none)")
+	f.StringVar(&opts.LogFormat, "log-format", opts.LogFormat, "log format on stderr: text or json")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://ADDR/metrics and the probes /healthz and /readyz, e.g. :9464 (default: none)")
 	f.StringVar(&opts.MonitorUpTo, "monitor-up-to", opts.MonitorUpTo, "highest health monitor version registered: "+strings.Join(healthmonitor.Versions(), ", "))
 	f.DurationVar(&opts.BlockTimeout, "block-timeout", 0, fmt.Sprintf("longest idle wait between fetches when no wake-up arrives (0: %s)", worker.DefaultBlockTimeout))
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "on SIGINT/SIGTERM, how long running work may take to finish before it is released to other nodes")
@@ -220,7 +227,10 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	if err != nil {
 		return asUsage(err)
 	}
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cmd.ErrOrStderr(), o.LogFormat, level)
+	if err != nil {
+		return asUsage(err)
+	}
 	wo, err := o.workerSettings(logger)
 	if err != nil {
 		return asUsage(err)
@@ -232,16 +242,12 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cf := connectionFor(cmd)
-	cn, err := cf.connect(ctx, cmd, logger)
-	if err != nil {
-		return err
-	}
-	defer cn.Close()
-
+	// The metrics server starts before the connection, so that /healthz
+	// answers (and /readyz says why not ready) while the node waits for a
+	// Redis that is loading its data set.
+	var ms *metricsServer
 	if o.MetricsAddr != "" {
-		ms, err := startMetrics(o.MetricsAddr)
-		if err != nil {
+		if ms, err = startMetrics(o.MetricsAddr); err != nil {
 			return err
 		}
 		defer func() {
@@ -252,6 +258,13 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 		wo.MeterProvider = ms.Provider
 		logger.Info("serving metrics", "url", "http://"+ms.Addr+"/metrics")
 	}
+	cf := connectionFor(cmd)
+	cn, err := cf.connect(ctx, cmd, logger)
+	if err != nil {
+		return err
+	}
+	defer cn.Close()
+
 	w, err := worker.New(cn.store, orchs, acts, wo)
 	if err != nil {
 		return err
@@ -265,6 +278,16 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 		return fmt.Errorf("starting the worker: %w", err)
 	}
 	eff := w.Options()
+	ready := &readiness{
+		ping:           func(ctx context.Context) error { return cn.rdb.Ping(ctx).Err() },
+		lastAdvertised: w.LastAdvertised,
+		// the node's advertisement lives three heartbeats: older than
+		// that, the fleet no longer sees it
+		maxAge: 3 * eff.NodeHeartbeat,
+	}
+	if ms != nil {
+		ms.SetReadiness(ready)
+	}
 	replay := "up to " + engine.Version
 	if eff.SupportedReplayVersions != nil {
 		replay = eff.SupportedReplayVersions.String()
@@ -280,6 +303,7 @@ func runWorker(cmd *cobra.Command, o *workerOptions) error {
 	if parent.Err() == nil {
 		why = "signal received"
 	}
+	ready.Drain() // /readyz: 503 from now on
 	logger.Info("shutting down", "node", w.NodeID(), "reason", why, "deadline", o.ShutdownTimeout)
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
