@@ -49,5 +49,6 @@ rolling upgrade of a versioned orchestration, against an embedded Redis.`,
 	root.AddCommand(newWorkerCommand(), newStartCommand(), newStatusCommand(), newInfoCommand(), newListCommand(),
 		newHistoryCommand(), newRaiseCommand(), newEnqueueCommand(), newCancelCommand(), newWaitCommand(),
 		newDeleteCommand(), newPruneCommand(), newDLQCommand(), newSessionsCommand(), newQueuesCommand(), newMetricsCommand())
+	root.AddCommand(newDashboardCommand())
 	return root
 }
