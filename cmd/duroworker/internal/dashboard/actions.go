@@ -33,8 +33,8 @@ type field struct{ Name, Value string }
 
 // doneData is the data of the page shown after an action.
 type doneData struct {
-	Message string
-	Link    string
+	Message  string
+	Link     string
 	LinkText string
 }
 

@@ -125,8 +125,8 @@ type instancesData struct {
 	// Total counts the instances of the status (all without one).
 	Total int64 `json:"total"`
 	// NextURL and FirstURL are the links of the pages (HTML only).
-	NextURL  string `json:"-"`
-	FirstURL string `json:"-"`
+	NextURL  string   `json:"-"`
+	FirstURL string   `json:"-"`
 	Statuses []string `json:"-"`
 }
 

@@ -90,7 +90,7 @@ func (h *Handler) parseTemplates() error {
 			}
 			return m, nil
 		},
-		"add":   func(a, b int) int { return a + b },
+		"add": func(a, b int) int { return a + b },
 	}
 	layout, err := fs.ReadFile(assets, "assets/layout.html")
 	if err != nil {
