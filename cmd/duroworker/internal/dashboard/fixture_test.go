@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -86,7 +87,7 @@ func newFixture(t *testing.T, real bool, cfg Config) *fixture {
 	f.client = client.New(f.store)
 	t.Cleanup(func() { _ = f.client.Close() })
 	orchs, acts := testRegistries(t)
-	w, err := worker.New(f.store, orchs, acts, worker.Options{NodeID: "node-1", MaxAttempts: 2,
+	w, err := worker.New(f.store, orchs, acts, worker.Options{NodeID: "node-1", MaxAttempts: 2, Logger: slog.New(slog.DiscardHandler),
 		UnregisteredBackoffBase: 10 * time.Millisecond, UnregisteredBackoffMax: 50 * time.Millisecond,
 		NodeHeartbeat: 50 * time.Millisecond, BlockTimeout: 50 * time.Millisecond})
 	if err != nil {
