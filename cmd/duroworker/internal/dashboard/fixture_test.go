@@ -111,11 +111,17 @@ func newFixture(t *testing.T, real bool, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = f.h.Close() })
+	srvFixture(f)
+	return f
+}
+
+// srvFixture serves f.h and gives f a client with a cookie jar.
+func srvFixture(f *fixture) {
 	f.srv = httptest.NewServer(f.h)
-	t.Cleanup(func() { f.srv.Close(); _ = f.h.Close() })
+	f.t.Cleanup(f.srv.Close)
 	jar, _ := cookiejar.New(nil)
 	f.http = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return f
 }
 
 // start starts an orchestration and, unless wait is false, waits for it.
