@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/client"
 )
@@ -416,8 +418,17 @@ func instanceTree(ctx context.Context, c *client.Client, info client.InstanceInf
 
 type nodeRow struct {
 	client.Node
-	Orchestrations []string `json:"orchestrations"`
-	Activities     []string `json:"activities"`
+	// Orchestrations are the orchestrations the node starts, each with
+	// the versions it takes explicitly; Policy means it also takes starts
+	// whose version its registry's policy picks.
+	Orchestrations []servedOrch `json:"orchestrations"`
+	Activities     []string     `json:"activities"`
+}
+
+type servedOrch struct {
+	Name     string   `json:"name"`
+	Policy   bool     `json:"policy"`
+	Versions []string `json:"versions"`
 }
 
 type versionCount struct {
@@ -446,7 +457,16 @@ func (h *Handler) fleet(r *http.Request, ns *nsState) (any, error) {
 	}
 	d := fleetData{Nodes: []nodeRow{}, Versions: []versionCount{}}
 	for _, n := range nodes {
-		row := nodeRow{Node: n, Orchestrations: []string{}, Activities: []string{}}
+		row := nodeRow{Node: n, Orchestrations: []servedOrch{}, Activities: []string{}}
+		orch := func(name string) *servedOrch {
+			for i := range row.Orchestrations {
+				if row.Orchestrations[i].Name == name {
+					return &row.Orchestrations[i]
+				}
+			}
+			row.Orchestrations = append(row.Orchestrations, servedOrch{Name: name, Versions: []string{}})
+			return &row.Orchestrations[len(row.Orchestrations)-1]
+		}
 		for _, raw := range n.Buckets {
 			b, err := capability.ParseBucket(raw)
 			if err != nil {
@@ -454,16 +474,20 @@ func (h *Handler) fleet(r *http.Request, ns *nsState) (any, error) {
 			}
 			switch b.Kind {
 			case capability.Start:
-				row.Orchestrations = append(row.Orchestrations, b.Name+" (policy)")
+				orch(b.Name).Policy = true
 			case capability.StartVersion:
-				row.Orchestrations = append(row.Orchestrations, b.Name+" @ "+b.Version)
+				o := orch(b.Name)
+				o.Versions = append(o.Versions, b.Version)
 			case capability.TaggedActivity:
 				row.Activities = append(row.Activities, b.Name+" #"+b.Tag)
 			case capability.Activity:
 				row.Activities = append(row.Activities, b.Name)
 			}
 		}
-		slices.Sort(row.Orchestrations)
+		slices.SortFunc(row.Orchestrations, func(a, b servedOrch) int { return strings.Compare(a.Name, b.Name) })
+		for _, o := range row.Orchestrations {
+			slices.SortFunc(o.Versions, compareVersions)
+		}
 		slices.Sort(row.Activities)
 		d.Nodes = append(d.Nodes, row)
 	}
@@ -513,6 +537,16 @@ func (h *Handler) fleet(r *http.Request, ns *nsState) (any, error) {
 		return strings.Compare(a.Version, b.Version)
 	})
 	return d, nil
+}
+
+// compareVersions orders semantic versions, falling back to text.
+func compareVersions(a, b string) int {
+	va, erra := semver.StrictNewVersion(a)
+	vb, errb := semver.StrictNewVersion(b)
+	if erra != nil || errb != nil {
+		return strings.Compare(a, b)
+	}
+	return va.Compare(vb)
 }
 
 // ---- queues

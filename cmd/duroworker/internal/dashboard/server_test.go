@@ -51,7 +51,7 @@ func TestPagesAndAPI(t *testing.T) {
 		{"/instances", []string{"greet-1", "wait-1", "lost-1", `href="/instances/greet-1?ns=dash"`}},
 		{"/instances/greet-1", []string{"Instance <span id=\"instance-id\" class=\"iid\">greet-1</span>", "Completed", "ActivityScheduled",
 			"SubOrchestrationScheduled", "OrchestrationCompleted", "result: hello child(ADA)", "&lt;b&gt;greeted&lt;/b&gt; ada", `<th>last</th>`, "Sub-orchestrations", "Greet", "input</th><td><pre id=\"input\">ada</pre>"}},
-		{"/fleet", []string{"node-1", "Greet (policy)", "Upper", "Instances per orchestration version", "Wait"}},
+		{"/fleet", []string{"node-1", "Greet <span class=\"versions\"><span class=\"badge\" title=\"takes starts whose version its policy picks\">policy</span>", "Upper", "Instances per orchestration version", "Wait"}},
 		{"/queues", []string{"Orchestration buckets", "Activity buckets"}},
 		{"/dlq", []string{dl, "lost-1", "poison"}},
 		{"/dlq/" + dl, []string{"Dead letter " + dl, "lost-1", "attempts"}},
