@@ -69,14 +69,14 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 	}
 	v := func(k string) string { return r.PostFormValue(k) }
 	id := v("id")
-	instURL := "/instances/" + url.PathEscape(id) + "?ns=" + url.QueryEscape(ns.Prefix)
+	instURL := "/instances/" + pathID(id) + "?ns=" + url.QueryEscape(ns.Prefix)
 	dlqURL := "/dlq?ns=" + url.QueryEscape(ns.Prefix)
 	if name == "start" && id == "" {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		id = "dash-" + hex.EncodeToString(b)
 		r.PostForm.Set("id", id)
-		instURL = "/instances/" + url.PathEscape(id) + "?ns=" + url.QueryEscape(ns.Prefix)
+		instURL = "/instances/" + pathID(id) + "?ns=" + url.QueryEscape(ns.Prefix)
 	}
 	if id == "" {
 		h.fail(w, r, http.StatusBadRequest, "no id given", false)

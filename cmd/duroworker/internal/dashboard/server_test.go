@@ -293,6 +293,14 @@ func TestVisible(t *testing.T) {
 	}
 }
 
+func TestPathID(t *testing.T) {
+	for in, want := range map[string]string{"a/b": "a%2Fb", "..": "%2E%2E", ".": "%2E", "x/../y": "x%2F..%2Fy", "q?x#f": "q%3Fx%23f", "v1.2": "v1.2"} {
+		if got := pathID(in); got != want {
+			t.Errorf("pathID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestStreamPred(t *testing.T) {
 	for in, want := range map[string]string{"5-3": "5-2", "5-0": "4-18446744073709551615"} {
 		if got, err := streamPred(in); err != nil || got != want {

@@ -37,6 +37,15 @@ func Visible(s string, keepLines bool) string {
 	return b.String()
 }
 
+// pathID escapes an id for one path segment. "." and ".." are escaped
+// too: browsers would resolve them as dot segments.
+func pathID(id string) string {
+	if id == "." || id == ".." {
+		return strings.ReplaceAll(id, ".", "%2E")
+	}
+	return url.PathEscape(id)
+}
+
 // maxShown bounds the payload text rendered in a page.
 const maxShown = 64 << 10
 
@@ -49,7 +58,7 @@ func (h *Handler) parseTemplates() error {
 			}
 			return Visible(s, true)
 		},
-		"pathid": func(s string) string { return url.PathEscape(s) },
+		"pathid": pathID,
 		"q":      url.QueryEscape,
 		"ts": func(t time.Time) string {
 			if t.IsZero() {
