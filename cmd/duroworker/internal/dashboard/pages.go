@@ -127,8 +127,10 @@ type instancesData struct {
 	// Total counts the instances of the status (all without one).
 	Total int64 `json:"total"`
 	// NextURL and FirstURL are the links of the pages (HTML only).
-	NextURL  string   `json:"-"`
-	FirstURL string   `json:"-"`
+	NextURL  string `json:"-"`
+	FirstURL string `json:"-"`
+	// LastURL starts at the newest page of the creation-time index.
+	LastURL  string   `json:"-"`
 	Statuses []string `json:"-"`
 }
 
@@ -251,6 +253,10 @@ func (h *Handler) instances(r *http.Request, ns *nsState) (any, error) {
 		base.Set("limit", strconv.Itoa(f.Limit))
 	}
 	d.FirstURL = "/instances?" + base.Encode()
+	if from.IsZero() && to.IsZero() {
+		base.Set("cursor", strconv.Itoa(max(0, int(m.Instances)-f.Limit)))
+		d.LastURL = "/instances?" + base.Encode()
+	}
 	if d.Next >= 0 {
 		base.Set("cursor", strconv.Itoa(d.Next))
 		d.NextURL = "/instances?" + base.Encode()
