@@ -77,7 +77,7 @@ non-zero; a second Ctrl-C kills them.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Store, "store", opts.Store, "embedded store: auto (redis-server if on PATH, else miniredis), redis-server or miniredis")
-	f.BoolVar(&opts.Serve, "serve", false, "after the scenarios, keep the store and 3 worker nodes up until Ctrl-C and print the Redis URL for the other commands")
+	f.BoolVar(&opts.Serve, "serve", false, "keep the store and 3 worker nodes up after the scenarios until Ctrl-C, print the Redis URL for the other commands, and serve the dashboard (see --port)")
 	f.IntVar(&opts.Port, "port", opts.Port, "with --serve: serve the dashboard (actions on) at http://127.0.0.1:PORT/ while the scenarios run and after; 0 picks a free port, -1 none")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "bound on the whole run")
 	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: let the worker nodes run on a store whose maxmemory-policy may evict keys (the embedded stores never do)")
