@@ -43,7 +43,7 @@ func TestConventionsHelpShowsPersistentFlagsAndGroups(t *testing.T) {
 	for title, cmds := range map[string][]string{
 		"Run:":        {"dev", "worker", "bench"},
 		"Instances:":  {"start", "status", "info", "list", "history", "raise", "enqueue", "cancel", "wait", "delete", "prune"},
-		"Operations:": {"dlq", "sessions", "queues", "metrics", "version"},
+		"Operations:": {"dashboard", "dlq", "sessions", "queues", "metrics", "version"},
 	} {
 		sec := section(help, title)
 		if sec == "" {

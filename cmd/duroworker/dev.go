@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/dashboard"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/examples/basics"
 	"github.com/duroworker/duroworker/examples/healthmonitor"
@@ -37,10 +40,13 @@ type devOptions struct {
 	AllowEvictingRedis bool
 	// LogFormat is the workers' log format on stderr: text or json.
 	LogFormat string
+	// Port is where --serve serves the dashboard on 127.0.0.1, from the
+	// start of the scenarios; 0 picks a free port, -1 serves none.
+	Port int
 }
 
 func newDevCommand() *cobra.Command {
-	opts := devOptions{Store: storeAuto, Timeout: 60 * time.Second, LogFormat: logFormatText}
+	opts := devOptions{Store: storeAuto, Timeout: 60 * time.Second, LogFormat: logFormatText, Port: 8088}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the example scenarios end to end against an embedded Redis",
@@ -64,7 +70,8 @@ its expected state. Ctrl-C stops the workers and the store cleanly and exits
 non-zero; a second Ctrl-C kills them.`,
 		Example: `  duroworker dev
   duroworker dev --store miniredis --verbose
-  duroworker dev --serve        # then, in another terminal: duroworker list --redis <printed URL> --prefix dev`,
+  duroworker dev --serve        # then open http://127.0.0.1:8088/ (the dashboard), or in another terminal: duroworker list --redis <printed URL> --prefix dev
+  duroworker dev --serve --port 9000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -72,7 +79,8 @@ non-zero; a second Ctrl-C kills them.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Store, "store", opts.Store, "embedded store: auto (redis-server if on PATH, else miniredis), redis-server or miniredis")
-	f.BoolVar(&opts.Serve, "serve", false, "after the scenarios, keep the store and 3 worker nodes up until Ctrl-C and print the Redis URL for the other commands")
+	f.BoolVar(&opts.Serve, "serve", false, "keep the store and 3 worker nodes up after the scenarios until Ctrl-C, print the Redis URL for the other commands, and serve the dashboard (see --port)")
+	f.IntVar(&opts.Port, "port", opts.Port, "with --serve: serve the dashboard (actions on) at http://127.0.0.1:PORT/ while the scenarios run and after; 0 picks a free port, -1 none")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "bound on the whole run")
 	f.BoolVar(&opts.AllowEvictingRedis, "allow-evicting-redis", false, "UNSAFE: let the worker nodes run on a store whose maxmemory-policy may evict keys (the embedded stores never do)")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log the workers at debug level on stderr, orchestration traces ([v1.0.x] ...) included")
@@ -175,6 +183,13 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	}
 	d.client = client.New(d.store)
 	defer d.client.Close()
+	if opts.Serve && opts.Port >= 0 {
+		stop, err := d.startDashboard(serveCtx, opts.Port)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	d.runScenarios(ctx)
 	d.stopAll()
@@ -229,6 +244,28 @@ func (d *devRun) serve(ctx context.Context, st *embeddedStore) error {
 	}
 	d.p.Printf("serve nodes stopped")
 	return nil
+}
+
+// startDashboard serves the dashboard of the dev namespace on
+// 127.0.0.1:port until the returned stop is called or ctx ends. Actions are
+// on: the store is a throwaway on loopback.
+func (d *devRun) startDashboard(ctx context.Context, port int) (stop func(), err error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("--port %d: %w", port, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	cfg := dashboard.Config{Namespaces: []dashboard.Namespace{{Prefix: "dev", Client: d.client, Store: d.store}},
+		AllowActions: true, SampleEvery: time.Second, Logger: d.logger}
+	go func() {
+		defer close(done)
+		err := serveDashboardOn(ctx, ln, cfg, func(url string) { d.p.Printf("dashboard: %s (actions on)", url) })
+		if err != nil {
+			d.p.Printf("dashboard: %v", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // devRun is the state of one dev run: the store, the client, the worker

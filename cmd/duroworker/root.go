@@ -135,10 +135,12 @@ failed, 5 timed out (docs/cli.md).`,
 	inGroup(groupInstances, newStartCommand(), newStatusCommand(), newInfoCommand(), newListCommand(),
 		newHistoryCommand(), newRaiseCommand(), newEnqueueCommand(), newCancelCommand(), newWaitCommand(),
 		newDeleteCommand(), newPruneCommand())
-	// Operations. A new command here (the coming "dashboard") gets its
-	// Redis with connectionFor(cmd) (or runWithConn) and its output format
-	// with outputFor(cmd); bindEnv below gives its flags their variables.
-	inGroup(groupOperations, newDLQCommand(), newSessionsCommand(), newQueuesCommand(), newMetricsCommand(),
+	// Operations. A new command here gets its Redis with connectionFor(cmd)
+	// (or runWithConn) and its output format with outputFor(cmd); bindEnv
+	// below gives its flags their variables.
+	dashboard := newDashboardCommand()
+	dashboard.Annotations = map[string]string{annotationNoResults: "true"}
+	inGroup(groupOperations, dashboard, newDLQCommand(), newSessionsCommand(), newQueuesCommand(), newMetricsCommand(),
 		newVersionCommand())
 	bindEnv(root)
 	return root

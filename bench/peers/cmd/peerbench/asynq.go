@@ -46,7 +46,7 @@ func asynqSettings(concurrency int, retry bool) string {
 		retries = "MaxRetry default 25"
 	}
 	return fmt.Sprintf("plain tasks (%s, never exercised), concurrency=%d task_check_interval=%s (default 1s), queue=default, redis_pool=%d",
-		retries, c.Concurrency, c.TaskCheckInterval, poolSize)
+		retries, c.Concurrency, c.TaskCheckInterval, poolSize(c.Concurrency))
 }
 
 func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
@@ -56,7 +56,7 @@ func runAsynq(ctx context.Context, rdb *redis.Client, cfg config) (result.Result
 	default:
 		return r, fmt.Errorf("asynq runs plain tasks: drain and steady only, not %q", cfg.workload)
 	}
-	crdb, rt := measure.CountedClient(rdb, poolSize)
+	crdb, rt := measure.CountedClient(rdb, poolSize(asynqConfig(cfg.concurrency).Concurrency))
 	defer crdb.Close()
 	cl := asynq.NewClientFromRedisClient(crdb)
 	defer cl.Close()

@@ -69,7 +69,7 @@ func goWorkflowsSettings(concurrency, pollers int, retry bool) string {
 	}
 	return fmt.Sprintf("redis backend (block timeout 2s default), workflow_pollers=%d activity_pollers=%d max_parallel_workflow_tasks=%s max_parallel_activity_tasks=%s polling_interval=0 executor_cache=%d ttl=%s, activity retry %s, redis_pool=%d",
 		o.WorkflowPollers, o.ActivityPollers, par(o.MaxParallelWorkflowTasks), par(o.MaxParallelActivityTasks),
-		o.WorkflowExecutorCacheSize, o.WorkflowExecutorCacheTTL, retries, poolSize)
+		o.WorkflowExecutorCacheSize, o.WorkflowExecutorCacheTTL, retries, poolSize(o.WorkflowPollers+o.ActivityPollers))
 }
 
 // State shared with the workflow and activity functions (one workload per
@@ -148,7 +148,8 @@ func GWTimer(ctx workflow.Context, ms int) (int, error) {
 func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (result.Result, error) {
 	r := result.Result{Params: cfg.params(), Settings: goWorkflowsSettings(cfg.concurrency, cfg.pollers, cfg.retry), Expected: int64(cfg.n)}
 	gw.retry = cfg.retry
-	crdb, rt := measure.CountedClient(rdb, poolSize)
+	wo := goWorkflowsOptions(cfg.concurrency, cfg.pollers)
+	crdb, rt := measure.CountedClient(rdb, poolSize(wo.WorkflowPollers+wo.ActivityPollers))
 	defer crdb.Close()
 	b, err := gwredis.NewRedisBackend(crdb, gwredis.WithKeyPrefix(gwPrefix),
 		gwredis.WithBackendOptions(backend.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
@@ -157,7 +158,6 @@ func runGoWorkflows(ctx context.Context, rdb *redis.Client, cfg config) (result.
 	}
 	defer b.Close()
 	c := client.New(b)
-	wo := goWorkflowsOptions(cfg.concurrency, cfg.pollers)
 	w := worker.New(b, &wo)
 	for _, wf := range []any{GWSequential, GWSteady, GWFanout, GWTimer} {
 		if err := w.RegisterWorkflow(wf); err != nil {

@@ -44,9 +44,19 @@ type config struct {
 	timeout     time.Duration
 }
 
-// poolSize is the connection pool of every peer's Redis client: the same
-// as duroworker's worker gets with its default concurrency (8 + 16 + 8).
-const poolSize = 32
+// minPoolSize is the smallest connection pool of a peer's Redis client: the
+// same as duroworker's worker gets with its default concurrency (8 + 16 + 8).
+const minPoolSize = 32
+
+// poolSize is the connection pool of a peer's Redis client when waiters
+// goroutines may each hold a connection at once (go-workflows' pollers sit
+// in blocking reads, asynq's processors each dequeue): one connection for
+// every waiter and 16 for everything else, at least minPoolSize. A smaller
+// pool starves the peer (go-workflows at 32+32 pollers on a pool of 32 ran
+// at 12 orch/s, every command waiting for a blocked poller's 2 s timeout).
+func poolSize(waiters int) int {
+	return max(minPoolSize, waiters+16)
+}
 
 func main() {
 	var cfg config
