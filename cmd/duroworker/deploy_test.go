@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/duroworker/duroworker/internal/redistest"
@@ -38,19 +39,26 @@ func drainBudget(t *testing.T, shutdown time.Duration) time.Duration {
 	return shutdown + w.Options().ActivityCancellationGrace + 4*time.Second
 }
 
-// workerFlag returns the flag of `duroworker worker` that the environment
-// variable DUROWORKER_X stands for (X lower-cased, underscores as dashes),
-// or "" if none.
+// workerInTree returns the worker command inside a whole root command, so
+// that it has the root's persistent flags (--redis, --prefix, ...).
+func workerInTree(t *testing.T) *cobra.Command {
+	t.Helper()
+	cmd, _, err := newRootCommand(&syncBuffer{}, &syncBuffer{}).Find([]string{"worker"})
+	if err != nil || cmd.Name() != "worker" {
+		t.Fatalf("no worker command: %v", err)
+	}
+	return cmd
+}
+
+// workerFlag returns the flag of `duroworker worker` (its own or a root
+// flag) that the environment variable env stands for, or "" if none.
 func workerFlag(env string) string {
-	rest, ok := strings.CutPrefix(env, "DUROWORKER_")
-	if !ok {
-		return ""
+	for _, v := range envVariables(newRootCommand(&syncBuffer{}, &syncBuffer{})) {
+		if v[0] == env && (v[2] == "duroworker" || v[2] == "duroworker worker") {
+			return strings.TrimPrefix(v[1], "--")
+		}
 	}
-	name := strings.ToLower(strings.ReplaceAll(rest, "_", "-"))
-	if newWorkerCommand().Flags().Lookup(name) == nil {
-		return ""
-	}
-	return name
+	return ""
 }
 
 // defaultShutdownTimeout is the worker command's --shutdown-timeout default.
@@ -256,7 +264,7 @@ func TestDeployKubernetesManifests(t *testing.T) {
 
 	// Every environment variable is a flag of the worker command, and its
 	// literal value parses as that flag.
-	cmd := newWorkerCommand()
+	cmd := workerInTree(t)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		flag := workerFlag(e.Name)
@@ -267,7 +275,7 @@ func TestDeployKubernetesManifests(t *testing.T) {
 		switch {
 		case e.Value != nil:
 			env[e.Name] = *e.Value
-			if err := cmd.Flags().Set(flag, *e.Value); err != nil {
+			if err := lookupFlag(cmd, flag).Value.Set(*e.Value); err != nil {
 				t.Errorf("env %s=%q: --%s: %v", e.Name, *e.Value, flag, err)
 			}
 		case e.ValueFrom == nil:
@@ -499,7 +507,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 		t.Fatalf("ExecStart %q: want duroworker worker ...", exec)
 	}
 	// The flags must parse as the worker command's (%H is the host name).
-	cmd := newWorkerCommand()
+	cmd := workerInTree(t)
 	args := strings.Split(strings.ReplaceAll(strings.Join(exec[2:], " "), "%H", "host"), " ")
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("ExecStart flags %q: %v", args, err)

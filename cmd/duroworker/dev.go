@@ -108,7 +108,7 @@ func runDev(parent context.Context, opts devOptions, stdout, stderr io.Writer) (
 	// One handler for every node, so that their lines never interleave.
 	logger, err := newLogger(stderr, opts.LogFormat, level)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	if parent == nil {
 		parent = context.Background()

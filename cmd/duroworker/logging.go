@@ -37,12 +37,13 @@ const (
 )
 
 // newLogger returns a logger writing to w at level in format: "text"
-// (slog's key=value lines) or "json" (one JSON object a line, for log
-// collectors). Any other format is an error naming the flag.
+// (slog's key=value lines; also the zero value "") or "json" (one JSON
+// object a line, for log collectors). Any other format is an error naming
+// the flag.
 func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
-	case logFormatText:
+	case logFormatText, "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case logFormatJSON:
 		return slog.New(slog.NewJSONHandler(w, opts)), nil

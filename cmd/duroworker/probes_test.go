@@ -236,7 +236,7 @@ func TestLogFormat(t *testing.T) {
 	}
 	for _, cmd := range []string{"worker", "dev"} {
 		code, _, stderr := runCLI(t, cmd, "--log-format", "xml")
-		if code != 1 || !strings.Contains(stderr, `duroworker: --log-format "xml": want text or json`) {
+		if code != exitUsage || !strings.Contains(stderr, `duroworker: --log-format "xml": want text or json`) {
 			t.Errorf("%s --log-format xml: exit %d, stderr %q", cmd, code, stderr)
 		}
 	}
