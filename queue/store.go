@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -167,7 +168,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 }
 
 // luaHelpers lists, for the scripts that need them, the helper files of
-// lua/ that loadScript puts in front of a script after common.lua. Every
+// lua/ that loadScript puts in front of a script, after the prelude. Every
 // other file of lua/ but common.lua is a script, with its KEYS documented in
 // its header (lua_keys_test.go checks them against what the Go code passes).
 var luaHelpers = map[string][]string{
@@ -176,23 +177,32 @@ var luaHelpers = map[string][]string{
 	"delete_bulk.lua": {"tree.lua", "index.lua"},
 }
 
-// loadScript returns the embedded script name with common.lua and then its
-// helper files (luaHelpers) in front.
+// loadScript returns the embedded script name with its helper files
+// (luaHelpers) and, in front, the definitions of common.lua that they use
+// (preludeFor).
 func loadScript(name string) *redis.Script { return redis.NewScript(scriptSource(name)) }
 
 // scriptSource is the source of loadScript(name).
 func scriptSource(name string) string {
-	var src strings.Builder
-	for _, f := range append(append([]string{"common.lua"}, luaHelpers[name]...), name) {
-		body, err := luaFiles.ReadFile("lua/" + f)
-		if err != nil {
-			panic("queue: embedded lua/" + f + " missing: " + err.Error())
-		}
-		src.Write(body)
-		src.WriteString("\n")
+	var body strings.Builder
+	for _, f := range append(append([]string(nil), luaHelpers[name]...), name) {
+		body.WriteString(luaFile(f))
+		body.WriteString("\n")
 	}
-	return src.String()
+	return preludeFor(commonDefinitions(), body.String()) + "\n" + body.String()
 }
+
+// luaFile returns the embedded file lua/name.
+func luaFile(name string) string {
+	b, err := luaFiles.ReadFile("lua/" + name)
+	if err != nil {
+		panic("queue: embedded lua/" + name + " missing: " + err.Error())
+	}
+	return string(b)
+}
+
+// commonDefinitions are the top-level definitions of common.lua.
+var commonDefinitions = sync.OnceValue(func() []preludeDefinition { return parsePrelude(luaFile("common.lua")) })
 
 // Keys returns the key builder of the Store's namespace.
 func (s *Store) Keys() Keys { return s.keys }

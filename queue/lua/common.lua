@@ -1,8 +1,9 @@
--- common.lua: helpers prepended to every script of package queue (it is not
--- run on its own). KEYS[1] of every script is the key prefix "{ns}:". Keys
--- that depend on data only known inside the script (an instance's ready
--- bucket, a work item's instance) are derived from it; they share the hash
--- tag of the prefix, so they live in the same cluster slot as KEYS[1].
+-- common.lua: helpers of the scripts of package queue (it is not run on its
+-- own); a script gets the definitions it uses in front of it (prelude.go:
+-- a definition starts with "local" at column 0, function bodies indented).
+-- KEYS[1] of every script is the key prefix "{ns}:". Keys that depend on
+-- data only known inside the script (an instance's ready bucket, a work
+-- item's instance) are derived from it; they share the hash tag of the prefix, so they live in the same cluster slot as KEYS[1].
 -- The key kinds below must match queue/keys.go.
 local P = KEYS[1]
 
