@@ -3,7 +3,8 @@
 -- a definition starts with "local" at column 0, function bodies indented).
 -- KEYS[1] of every script is the key prefix "{ns}:". Keys that depend on
 -- data only known inside the script (an instance's ready bucket, a work
--- item's instance) are derived from it; they share the hash tag of the prefix, so they live in the same cluster slot as KEYS[1].
+-- item's instance) are derived from it; they share the hash tag of the
+-- prefix, so they live in the same cluster slot as KEYS[1].
 -- The key kinds below must match queue/keys.go.
 local P = KEYS[1]
 
