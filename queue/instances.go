@@ -250,7 +250,15 @@ func (s *Store) Instance(ctx context.Context, instanceID string) (InstanceRecord
 // History returns the history events of one execution of an instance, oldest
 // first; it is empty when there are none (including for unknown instances).
 func (s *Store) History(ctx context.Context, instanceID string, executionID uint64) ([]string, error) {
-	events, err := s.rdb.LRange(ctx, s.keys.HistoryKey(instanceID, executionID), 0, -1).Result()
+	return s.HistoryRange(ctx, instanceID, executionID, 0, -1)
+}
+
+// HistoryRange returns the events start through stop (0-based, inclusive;
+// negative counts from the end, as LRANGE) of one execution's history, so
+// that a reader of the first event (the version an execution started on)
+// need not read the whole history.
+func (s *Store) HistoryRange(ctx context.Context, instanceID string, executionID uint64, start, stop int64) ([]string, error) {
+	events, err := s.rdb.LRange(ctx, s.keys.HistoryKey(instanceID, executionID), start, stop).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("reading history of %s execution %d: %w", instanceID, executionID, err)
 	}

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,7 +129,14 @@ func runDashboard(cmd *cobra.Command, opts dashboardOptions) error {
 	if err := checkListen(opts.Listen, cfg.HasAuth()); err != nil {
 		return asUsage(err)
 	}
-	ctx := cmd.Context()
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	// Until SIGINT/SIGTERM: then the server shuts down and the
+	// connections close before the command exits 0.
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	nss, closeAll, err := dashboardNamespaces(ctx, cmd)
 	if err != nil {
 		return err

@@ -22,11 +22,17 @@
 //	delete, prune, dlq, sessions, queues, metrics
 //	         operate instances in a Redis (--redis, --prefix, -o json);
 //	         see docs/cli.md.
+//	dashboard
+//	         serve the web dashboard of one or more namespaces
+//	         (docs/dashboard.md).
 //	bench    run benchmark workloads (docs in bench/RESULTS.md).
-//	version  print the engine version and the Go version.
+//	version  print the engine version, the build's module version and
+//	         commit, and the Go version.
 //
 // Run `duroworker help <command>` for the flags of a command. Every flag
-// can be set by an environment variable (DUROWORKER_<FLAG>, see docs/cli.md).
+// can be set by an environment variable (DUROWORKER_<FLAG> for the root's and
+// the worker's flags, DUROWORKER_<COMMAND>_<FLAG> for the others; see
+// docs/cli.md).
 // Errors are printed on stderr; the exit status tells them apart: 1 error,
 // 2 bad usage, 3 not found, 4 orchestration failed, 5 timed out.
 package main

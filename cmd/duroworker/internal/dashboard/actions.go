@@ -141,7 +141,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		done.Link, done.LinkText = dlqURL, "back to the dead letters"
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusConflict, name+" failed: "+err.Error(), false)
+		h.fail(w, r, statusOf(err, http.StatusConflict), name+" failed: "+err.Error(), false)
 		return
 	}
 	h.render(w, r, http.StatusOK, "done", done)

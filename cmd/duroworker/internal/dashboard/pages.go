@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/internal/replay"
 )
 
 // Bounds of the work one page does.
@@ -208,11 +210,14 @@ func (h *Handler) instances(r *http.Request, ns *nsState) (any, error) {
 		}
 	}
 	d.Scanning = f.Name != "" || f.Version != "" || f.IDPrefix != ""
-	batch := f.Limit
-	if d.Scanning {
-		batch = scanBatch
-	}
 	for {
+		// A scan reads up to scanBatch rows at a time, but never more
+		// rows than matches still fit on the page: a page stays within
+		// its limit, and Next is where the next page starts.
+		batch := f.Limit - len(d.Instances)
+		if d.Scanning {
+			batch = min(scanBatch, batch)
+		}
 		page, err := c.ListInstances(ctx, client.ListOptions{Status: client.State(f.Status), Offset: offset, Limit: batch})
 		if err != nil {
 			return nil, err
@@ -253,7 +258,9 @@ func (h *Handler) instances(r *http.Request, ns *nsState) (any, error) {
 		base.Set("limit", strconv.Itoa(f.Limit))
 	}
 	d.FirstURL = "/instances?" + base.Encode()
-	if from.IsZero() && to.IsZero() {
+	// The newest page is a position among all instances: only an
+	// unfiltered listing has one.
+	if from.IsZero() && to.IsZero() && f.Status == "" && !d.Scanning {
 		base.Set("cursor", strconv.Itoa(max(0, int(m.Instances)-f.Limit)))
 		d.LastURL = "/instances?" + base.Encode()
 	}
@@ -346,15 +353,23 @@ func (h *Handler) instance(r *http.Request, ns *nsState) (any, error) {
 	}
 	for _, x := range execs {
 		row := executionRow{ExecutionInfo: x}
-		hist, err := c.ReadHistory(ctx, id, x.ExecutionID)
-		if err != nil && !errors.Is(err, client.ErrExecutionNotFound) {
+		if x.ExecutionID == d.Execution {
+			hist, err := c.ReadHistory(ctx, id, x.ExecutionID)
+			if err != nil && !errors.Is(err, client.ErrExecutionNotFound) {
+				return nil, err
+			}
+			d.History = hist
+		}
+		// The version and engine an execution started on are in its first
+		// event: read that one only.
+		first, err := ns.Store.HistoryRange(ctx, id, uint64(x.ExecutionID), 0, 0)
+		if err != nil {
 			return nil, err
 		}
-		if len(hist) > 0 && hist[0].Kind == client.EventOrchestrationStarted {
-			row.Version, row.Engine = hist[0].Version, hist[0].Engine
-		}
-		if x.ExecutionID == d.Execution {
-			d.History = hist
+		if len(first) == 1 {
+			if ev, err := replay.DecodeEvent(first[0]); err == nil && ev.Kind == replay.EventOrchestrationStarted {
+				row.Version, row.Engine = ev.Version, ev.Engine
+			}
 		}
 		d.Executions = append(d.Executions, row)
 	}
@@ -526,11 +541,7 @@ func (h *Handler) fleet(r *http.Request, ns *nsState) (any, error) {
 		}
 	}
 	for _, vc := range counts {
-		if vc.Version != "" {
-			vc.ServedBy, _ = c.ServedBy(ctx, vc.Name, vc.Version)
-		} else {
-			vc.ServedBy, _ = c.ServedBy(ctx, vc.Name, "")
-		}
+		vc.ServedBy, _ = c.ServedBy(ctx, vc.Name, vc.Version)
 		if vc.ServedBy == nil {
 			vc.ServedBy = []string{}
 		}
@@ -591,11 +602,17 @@ type dlqData struct {
 	NextURL string `json:"-"`
 }
 
+// streamIDRE matches a dead letter id (a stream entry id) as a cursor.
+var streamIDRE = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
+
 func (h *Handler) dlq(r *http.Request, ns *nsState) (any, error) {
 	after := r.URL.Query().Get("after")
+	if after != "" && !streamIDRE.MatchString(after) {
+		return nil, badRequest("after=%q: not a dead letter id (MILLISECONDS-SEQUENCE)", after)
+	}
 	dls, err := ns.Client.ListDeadLetters(r.Context(), after, dlqPage)
 	if err != nil {
-		return nil, badRequest("%v", err)
+		return nil, err
 	}
 	d := dlqData{DeadLetters: dls}
 	if d.DeadLetters == nil {

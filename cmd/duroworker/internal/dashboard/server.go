@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -162,6 +163,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cache-Control", "no-store")
+	if !h.cfg.HasAuth() && !loopbackHost(r.Host) {
+		// Without credentials only a loopback name may reach the
+		// dashboard: a page whose own name was rebound to 127.0.0.1 (DNS
+		// rebinding) is same-origin to the browser, and would otherwise
+		// read the pages and post actions with their CSRF tokens.
+		http.Error(w, "this dashboard has no credentials and answers only on a loopback address (127.0.0.1, ::1, localhost)", http.StatusMisdirectedRequest)
+		return
+	}
 	if !h.authorized(r) {
 		hd.Set("WWW-Authenticate", `Basic realm="duroworker dashboard", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
@@ -191,6 +200,21 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return h.cfg.User != "" && equal(user, h.cfg.User) && equal(pass, h.cfg.Password)
 }
 
+// loopbackHost reports whether the Host header hostport names the
+// loopback interface.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // equal compares secrets in constant time (of their hashes).
 func equal(a, b string) bool {
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
@@ -208,6 +232,21 @@ func (h *Handler) namespace(r *http.Request) (*nsState, error) {
 		return nil, fmt.Errorf("no namespace %q", p)
 	}
 	return n, nil
+}
+
+// statusOf is the HTTP status of err: an httpError's own, 404 for what
+// does not exist, 400 for invalid input, otherwise fallback.
+func statusOf(err error, fallback int) int {
+	var he httpError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.Is(err, client.ErrInstanceNotFound), errors.Is(err, client.ErrDeadLetterNotFound), errors.Is(err, client.ErrExecutionNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, client.ErrInvalidInput):
+		return http.StatusBadRequest
+	}
+	return fallback
 }
 
 // view is what every HTML page template receives.
@@ -230,17 +269,7 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request, name string,
 	}
 	data, err := fn(r, ns)
 	if err != nil {
-		status := http.StatusInternalServerError
-		var he httpError
-		switch {
-		case errors.As(err, &he):
-			status = he.status
-		case errors.Is(err, client.ErrInstanceNotFound), errors.Is(err, client.ErrDeadLetterNotFound), errors.Is(err, client.ErrExecutionNotFound):
-			status = http.StatusNotFound
-		case errors.Is(err, client.ErrInvalidInput):
-			status = http.StatusBadRequest
-		}
-		h.fail(w, r, status, err.Error(), api)
+		h.fail(w, r, statusOf(err, http.StatusInternalServerError), err.Error(), api)
 		return
 	}
 	if api {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -83,7 +84,8 @@ func TestPagesAndAPI(t *testing.T) {
 		t.Errorf("tree of greet-1: %v", tree["tree"])
 	}
 	execs := tree["executions"].([]any)
-	if len(execs) != 1 || execs[0].(map[string]any)["version"] == nil {
+	// each execution's version and engine come from its first event
+	if len(execs) != 1 || execs[0].(map[string]any)["version"] == "" || execs[0].(map[string]any)["engine"] == "" {
 		t.Errorf("executions of greet-1: %v", execs)
 	}
 
@@ -216,7 +218,35 @@ func TestInstanceFilters(t *testing.T) {
 	if len(seen) != 27 {
 		t.Errorf("paging saw %d instances, want 27", len(seen))
 	}
-	_, body, _ := f.get("/instances?ns=dash&id=w-")
+	// A scan stays within the page's limit, and its pages cover every
+	// match once.
+	scanned := map[string]bool{}
+	cursor = "0"
+	for pages := 0; cursor != "-1"; pages++ {
+		got, v := ids("/api/instances?name=Greet&limit=5&cursor=" + cursor)
+		if len(got) > 5 {
+			t.Errorf("name=Greet&limit=5: %d rows", len(got))
+		}
+		for _, id := range got {
+			if scanned[id] || !strings.HasPrefix(id, "g-") {
+				t.Errorf("name=Greet paging: %s listed twice or does not match", id)
+			}
+			scanned[id] = true
+		}
+		cursor = fmt.Sprint(v["next"])
+		if pages > 10 {
+			t.Fatal("scan paging does not end")
+		}
+	}
+	if len(scanned) != 12 {
+		t.Errorf("name=Greet paging saw %d instances, want 12", len(scanned))
+	}
+	// Only an unfiltered listing links to its newest page.
+	_, body, _ := f.get("/instances?ns=dash&status=Completed")
+	mustNotContain(t, "newest link under a status filter", body, `id="last"`)
+	_, body, _ = f.get("/instances?ns=dash")
+	mustContain(t, "newest link", body, `id="last"`)
+	_, body, _ = f.get("/instances?ns=dash&id=w-")
 	mustContain(t, "scan note", body, "checked instance by instance", "this page read")
 	_, body, _ = f.get("/instances?ns=dash&limit=10")
 	mustContain(t, "next link", body, `id="next" href="/instances?cursor=10&amp;limit=10&amp;ns=dash"`)
@@ -340,6 +370,42 @@ func TestAuth(t *testing.T) {
 	}
 	if _, err := New(Config{Namespaces: f.h.cfg.Namespaces, User: "only-user"}); err == nil {
 		t.Error("New accepted a user without a password")
+	}
+}
+
+// TestHostWithoutCredentials: without credentials only a loopback Host is
+// served (a page whose name was rebound to 127.0.0.1 is refused); with
+// credentials any Host is, once authenticated.
+func TestHostWithoutCredentials(t *testing.T) {
+	f := newFixture(t, false, Config{})
+	get := func(host string, hdr ...string) int {
+		req, err := http.NewRequest("GET", f.srv.URL+"/api/overview", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		code, _, _ := f.do(req)
+		return code
+	}
+	for host, want := range map[string]int{
+		"127.0.0.1:8088": 200, "localhost:8088": 200, "LOCALHOST": 200, "[::1]:8088": 200, "127.1.2.3": 200,
+		"evil.example:8088": http.StatusMisdirectedRequest, "evil.example": http.StatusMisdirectedRequest,
+		"10.0.0.5:8088": http.StatusMisdirectedRequest, "localhost.evil.example": http.StatusMisdirectedRequest,
+	} {
+		if got := get(host); got != want {
+			t.Errorf("no credentials, Host %s: %d, want %d", host, got, want)
+		}
+	}
+	authed := newFixture(t, false, Config{Token: "tok"})
+	f = authed
+	if got := get("dash.example.com", "Authorization", "Bearer tok"); got != 200 {
+		t.Errorf("with credentials, another Host: %d", got)
+	}
+	if got := get("dash.example.com"); got != 401 {
+		t.Errorf("with credentials, another Host, no token: %d", got)
 	}
 }
 
