@@ -199,43 +199,39 @@ func TestInstanceFilters(t *testing.T) {
 	if got, _ := ids("/api/instances?status=Completed&to=" + from); len(got) != 24 {
 		t.Errorf("to: %d %v", len(got), got)
 	}
-	// Cursor paging: pages of 10 cover all 27 once.
-	seen := map[string]bool{}
-	cursor := "0"
-	for pages := 0; cursor != "-1"; pages++ {
-		got, v := ids("/api/instances?limit=10&cursor=" + cursor)
-		for _, id := range got {
-			if seen[id] {
-				t.Errorf("%s listed twice", id)
+	// pageAll follows the next cursors of query from 0 with pages of
+	// limit and returns every id listed, checking that each is listed once
+	// and that no page is longer than limit.
+	pageAll := func(query string, limit int) map[string]bool {
+		seen := map[string]bool{}
+		cursor := "0"
+		for pages := 0; cursor != "-1"; pages++ {
+			got, v := ids(fmt.Sprintf("/api/instances?%s&limit=%d&cursor=%s", query, limit, cursor))
+			if len(got) > limit {
+				t.Errorf("%s: a page of %d rows, limit %d", query, len(got), limit)
 			}
-			seen[id] = true
+			for _, id := range got {
+				if seen[id] {
+					t.Errorf("%s: %s listed twice", query, id)
+				}
+				seen[id] = true
+			}
+			cursor = fmt.Sprint(v["next"])
+			if pages > 30 {
+				t.Fatalf("%s: paging does not end", query)
+			}
 		}
-		cursor = fmt.Sprint(v["next"])
-		if pages > 5 {
-			t.Fatal("paging does not end")
-		}
+		return seen
 	}
-	if len(seen) != 27 {
+	// Cursor paging: pages of 10 cover all 27 once; a scan's pages of 5
+	// cover the 12 matches once.
+	if seen := pageAll("ns=dash", 10); len(seen) != 27 {
 		t.Errorf("paging saw %d instances, want 27", len(seen))
 	}
-	// A scan stays within the page's limit, and its pages cover every
-	// match once.
-	scanned := map[string]bool{}
-	cursor = "0"
-	for pages := 0; cursor != "-1"; pages++ {
-		got, v := ids("/api/instances?name=Greet&limit=5&cursor=" + cursor)
-		if len(got) > 5 {
-			t.Errorf("name=Greet&limit=5: %d rows", len(got))
-		}
-		for _, id := range got {
-			if scanned[id] || !strings.HasPrefix(id, "g-") {
-				t.Errorf("name=Greet paging: %s listed twice or does not match", id)
-			}
-			scanned[id] = true
-		}
-		cursor = fmt.Sprint(v["next"])
-		if pages > 10 {
-			t.Fatal("scan paging does not end")
+	scanned := pageAll("name=Greet", 5)
+	for id := range scanned {
+		if !strings.HasPrefix(id, "g-") {
+			t.Errorf("name=Greet listed %s", id)
 		}
 	}
 	if len(scanned) != 12 {
