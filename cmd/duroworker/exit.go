@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
 )
 
 // Exit statuses of the duroworker command (docs/cli.md, "Exit status").
@@ -175,5 +176,5 @@ func printError(w io.Writer, err error, format outputFormat) {
 			return
 		}
 	}
-	fmt.Fprintf(w, "duroworker: %s\n", printable(msg))
+	fmt.Fprintf(w, "duroworker: %s\n", textsafe.Escape(msg))
 }

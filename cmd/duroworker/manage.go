@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
 )
 
 // parseBefore parses a --completed-before value relative to now: a Go
@@ -186,7 +187,7 @@ untouched.`,
 						Events     int    `json:"events"`
 					}{id, res.Executions, res.Events})
 				}
-				_, err = fmt.Fprintf(out, "pruned %s (%s) of %s\n", plural(res.Executions, "execution"), plural(res.Events, "event"), printable(id))
+				_, err = fmt.Fprintf(out, "pruned %s (%s) of %s\n", plural(res.Executions, "execution"), plural(res.Events, "event"), textsafe.Escape(id))
 				return err
 			})
 		},
@@ -301,7 +302,7 @@ includes the poisoned messages or work item.`,
 					return err
 				}
 				if next != "" {
-					fmt.Fprintf(out, "next: --after %s\n", printable(next))
+					fmt.Fprintf(out, "next: --after %s\n", textsafe.Escape(next))
 				}
 				return nil
 			})
@@ -358,7 +359,7 @@ on since (deleted, or requeued already).`,
 				if format := outputFor(cmd); format.machine() {
 					return format.write(out, map[string]string{"requeued": id})
 				}
-				_, err := fmt.Fprintf(out, "requeued dead letter %s\n", printable(id))
+				_, err := fmt.Fprintf(out, "requeued dead letter %s\n", textsafe.Escape(id))
 				return err
 			})
 		},
@@ -385,7 +386,7 @@ func newDLQDropCommand() *cobra.Command {
 				if format := outputFor(cmd); format.machine() {
 					return format.write(out, map[string]string{"dropped": id})
 				}
-				_, err := fmt.Fprintf(out, "dropped dead letter %s\n", printable(id))
+				_, err := fmt.Fprintf(out, "dropped dead letter %s\n", textsafe.Escape(id))
 				return err
 			})
 		},
@@ -466,7 +467,7 @@ so there is no listing of every session: name the sessions or their owners.`,
 					}{list}, list, nil)
 				}
 				if len(list) == 0 {
-					_, err := fmt.Fprintf(out, "no sessions owned by %s\n", printable(strings.Join(owners, ", ")))
+					_, err := fmt.Fprintf(out, "no sessions owned by %s\n", textsafe.Escape(strings.Join(owners, ", ")))
 					return err
 				}
 				tw := newTable(out)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/replay"
 )
@@ -138,11 +139,11 @@ one does. --require-served refuses to start it instead (exit 1).`,
 							Version    string `json:"version,omitempty"`
 						}{id, name, version})
 					}
-					_, err := fmt.Fprintf(out, "started %s as instance %s\n", printable(name), printable(id))
+					_, err := fmt.Fprintf(out, "started %s as instance %s\n", textsafe.Escape(name), textsafe.Escape(id))
 					return err
 				}
 				if !outputFor(cmd).machine() {
-					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", printable(name), printable(id))
+					fmt.Fprintf(out, "started %s as instance %s; waiting for it to end\n", textsafe.Escape(name), textsafe.Escape(id))
 				}
 				st, err := waitFor(ctx, cn, id, timeout)
 				if err != nil {
@@ -185,7 +186,7 @@ func checkServed(ctx context.Context, cmd *cobra.Command, cn *conn, name, versio
 	case require:
 		return fmt.Errorf("no live worker serves %s: not started (--require-served)", what)
 	default:
-		fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: no live worker serves %s: the instance stays Pending until one does\n", printable(what))
+		fmt.Fprintf(cmd.ErrOrStderr(), "duroworker: warning: no live worker serves %s: the instance stays Pending until one does\n", textsafe.Escape(what))
 	}
 	return nil
 }
@@ -440,7 +441,7 @@ shown as usual.`,
 					}{id, exec, list, corrupt}, list, nil)
 				}
 				if exec == 0 {
-					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", printable(id))
+					_, err := fmt.Fprintf(out, "instance %s is Pending: no execution has started yet\n", textsafe.Escape(id))
 					return err
 				}
 				tw := newTable(out)
@@ -574,7 +575,7 @@ func newSendCommand(use, short, long, example, what string,
 				if format := outputFor(cmd); format.machine() {
 					return format.write(out, map[string]string{"instance_id": id, what: name, "data": data})
 				}
-				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, printable(id))
+				_, err := fmt.Fprintf(out, "sent %s %q to %s\n", what, name, textsafe.Escape(id))
 				return err
 			})
 		},
@@ -640,7 +641,7 @@ Cancelling an unknown or ended instance is an error.`,
 				if format := outputFor(cmd); format.machine() {
 					return format.write(out, map[string]string{"instance_id": id, "reason": reason})
 				}
-				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", printable(id))
+				_, err := fmt.Fprintf(out, "cancellation of %s requested\n", textsafe.Escape(id))
 				return err
 			})
 		},

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/duroworker/duroworker/client"
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
 	"github.com/duroworker/duroworker/engine"
 )
 
@@ -116,57 +116,13 @@ func fields(w io.Writer, rows [][2]string) error {
 }
 
 // cell makes s fit in one table cell: line breaks and tabs become spaces,
-// other non-printable characters are escaped (see printable), and an empty
+// other non-printable characters are escaped (textsafe.Escape), and an empty
 // s is "-".
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return printable(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(s))
-}
-
-// printable escapes what a terminal would interpret or hide, so that stored
-// data (payloads, ids, names, reasons) cannot move the cursor, set the
-// window title or reorder the text of human output: control characters
-// (C0 with ESC, DEL, C1) as \xNN or \uNNNN, bidirectional overrides and
-// isolates (U+202A-U+202E, U+2066-U+2069) and other invisible format
-// characters as \uNNNN, and invalid UTF-8 bytes as \xNN. Printable text,
-// spaces and backslashes are left as they are. JSON output does not use it.
-func printable(s string) string {
-	clean := true
-	for _, r := range s {
-		if r == utf8.RuneError || !showable(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case showable(r):
-			b.WriteString(s[i : i+size])
-		case r < 0x80:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case r <= 0xffff:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			fmt.Fprintf(&b, "\\U%08x", r)
-		}
-		i += size
-	}
-	return b.String()
-}
-
-// showable reports whether r prints as itself: a graphic character or a
-// space, not a control or format character.
-func showable(r rune) bool {
-	return r == ' ' || (unicode.IsGraphic(r) && !unicode.Is(unicode.Cf, r) && !unicode.IsSpace(r))
+	return textsafe.Escape(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ").Replace(s))
 }
 
 // short is cell cut to at most n runes, with "..." when cut.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
 )
 
 // readyPingTimeout bounds the Redis PING of one /readyz request. Probes
@@ -82,5 +84,5 @@ func readyzHandler(r *atomic.Pointer[readiness]) http.HandlerFunc {
 // reasonLine keeps a reason on one line: control characters escaped,
 // whitespace runs collapsed.
 func reasonLine(s string) string {
-	return strings.Join(strings.Fields(printable(s)), " ")
+	return strings.Join(strings.Fields(textsafe.Escape(s)), " ")
 }

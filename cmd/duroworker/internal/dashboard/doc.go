@@ -15,7 +15,8 @@
 // Config.AllowActions, are POST forms protected by a double-submit CSRF
 // token bound to a cookie plus an Origin check, and ask for a confirmation
 // page first. Everything read from the store (instance ids, names,
-// payloads) is untrusted: html/template escapes it, and Visible shows
+// payloads) is untrusted: html/template escapes it, and textsafe (the
+// same escaper as the CLI's human output) shows
 // control and bidirectional-override characters as \x.. / \u.... escapes
 // so that terminal escapes and reordering tricks render inert.
 //

@@ -299,26 +299,6 @@ func TestEscaping(t *testing.T) {
 }
 
 // TestVisible shows control, bidi and invalid characters as escapes.
-func TestVisible(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain <b>":        "plain <b>",
-		"a\x1b[31mb":       `a\x1b[31mb`,
-		"x\u202ey":         `x\u202ey`,
-		"zero\u200bwidth":  `zero\u200bwidth`,
-		"bad\xffutf8":      `bad\xffutf8`,
-		"line\nbreak\tok":  `line\x0abreak\x09ok`,
-		"c1\u009bcontrols": `c1\u009bcontrols`,
-		"del\x7f":          `del\x7f`,
-	} {
-		if got := Visible(in, false); got != want {
-			t.Errorf("Visible(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := Visible("a\nb\tc\x07", true); got != "a\nb\tc\\x07" {
-		t.Errorf("Visible keeping lines: %q", got)
-	}
-}
-
 func TestPathID(t *testing.T) {
 	for in, want := range map[string]string{"a/b": "a%2Fb", "..": "%2E%2E", ".": "%2E", "x/../y": "x%2F..%2Fy", "q?x#f": "q%3Fx%23f", "v1.2": "v1.2"} {
 		if got := pathID(in); got != want {

@@ -7,35 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
-)
 
-// Visible makes untrusted text safe to look at: control characters
-// (terminal escapes among them), invalid UTF-8 and the invisible or
-// reordering format characters (bidirectional overrides, zero-width
-// characters) are shown as \xHH or \uHHHH. Newlines and tabs are kept when
-// keepLines is true. html/template escapes the result for HTML.
-func Visible(s string, keepLines bool) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case keepLines && (r == '\n' || r == '\t'):
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029':
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
+	"github.com/duroworker/duroworker/cmd/duroworker/internal/textsafe"
+)
 
 // pathID escapes an id for one path segment. "." and ".." are escaped
 // too: browsers would resolve them as dot segments.
@@ -51,12 +25,12 @@ const maxShown = 64 << 10
 
 func (h *Handler) parseTemplates() error {
 	funcs := template.FuncMap{
-		"vis": func(s string) string { return Visible(s, false) },
+		"vis": textsafe.Escape,
 		"payload": func(s string) string {
 			if len(s) > maxShown {
-				return Visible(s[:maxShown], true) + fmt.Sprintf("\n… (%d more bytes: see the JSON API)", len(s)-maxShown)
+				return textsafe.EscapeKeepLines(s[:maxShown]) + fmt.Sprintf("\n… (%d more bytes: see the JSON API)", len(s)-maxShown)
 			}
-			return Visible(s, true)
+			return textsafe.EscapeKeepLines(s)
 		},
 		"pathid": pathID,
 		"q":      url.QueryEscape,
