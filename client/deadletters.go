@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/duroworker/duroworker/capability"
@@ -53,8 +54,12 @@ var (
 )
 
 // ListDeadLetters lists up to count dead letters after the id after ("" =
-// from the oldest), oldest first; a count of zero or less means 100.
+// from the oldest), oldest first; a count of zero or less means 100. A
+// malformed after is ErrInvalidInput.
 func (c *Client) ListDeadLetters(ctx context.Context, after string, count int) ([]DeadLetter, error) {
+	if after != "" && !deadLetterIDRE.MatchString(after) {
+		return nil, fmt.Errorf("%w: after %q is not a dead letter id: want MILLISECONDS-SEQUENCE", ErrInvalidInput, after)
+	}
 	dls, err := c.store.DeadLetters(ctx, after, count)
 	if err != nil {
 		return nil, err
@@ -71,6 +76,23 @@ func deadLetter(d queue.DeadLetter) DeadLetter {
 		Reason: d.Reason, Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Time: d.Time,
 		Messages: d.Messages, HistoryLen: d.HistoryLen,
 		WorkBody: d.WorkBody, Bucket: d.Bucket, Session: d.Session, EventID: d.EventID}
+}
+
+// deadLetterIDRE is the form of a dead-letter id: a Redis stream entry id.
+var deadLetterIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// GetDeadLetter returns one dead letter. It returns ErrInvalidInput for an
+// id that is not of the form MILLISECONDS-SEQUENCE and
+// ErrDeadLetterNotFound for one that does not exist.
+func (c *Client) GetDeadLetter(ctx context.Context, id string) (DeadLetter, error) {
+	if !deadLetterIDRE.MatchString(id) {
+		return DeadLetter{}, fmt.Errorf("%w: dead letter id %q: want MILLISECONDS-SEQUENCE", ErrInvalidInput, id)
+	}
+	d, err := c.store.DeadLetter(ctx, id)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	return deadLetter(d), nil
 }
 
 // DropDeadLetter deletes a dead letter; its instance stays failed.

@@ -170,19 +170,10 @@ func checkListen(addr string, hasAuth bool) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", addr, err)
 	}
-	if hasAuth || isLoopback(host) {
+	if hasAuth || dashboard.LoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("--listen %s is not a loopback address: refusing to serve the dashboard without credentials (set %s or --token-file, or %s or --basic-auth-file)", addr, envDashToken, envDashBasic)
-}
-
-// isLoopback reports whether host names only the loopback interface.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // serveDashboard serves the dashboard on addr until ctx ends, printing its

@@ -65,17 +65,7 @@ func TestDashboardCommand(t *testing.T) {
 		done <- run(ctx, []string{"dashboard", "--listen", "127.0.0.1:0", "--redis", "redis://" + m.Addr() + "/0", "--prefix", "one, two"}, &out, &errOut)
 	}()
 	urlRE := regexp.MustCompile(`dashboard: serving (http://\S+) \(read-only\)`)
-	var url string
-	deadline := time.Now().Add(30 * time.Second)
-	for url == "" {
-		if mm := urlRE.FindStringSubmatch(out.String()); mm != nil {
-			url = mm[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no URL printed:\n%s\n%s", out.String(), errOut.String())
-		} else {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	url := waitPrinted(t, &out, &errOut, urlRE, 30*time.Second)
 	get := func(path, auth string) (int, string) {
 		req, _ := http.NewRequest("GET", url+strings.TrimPrefix(path, "/"), nil)
 		if auth != "" {
@@ -118,25 +108,10 @@ func TestDevServeDashboard(t *testing.T) {
 		done <- runDev(ctx, devOptions{Store: storeMiniredis, Timeout: time.Minute, Serve: true, Port: 0}, &out, &errOut)
 	}()
 	urlRE := regexp.MustCompile(`dashboard: (http://127\.0\.0\.1:\d+/) \(actions on\)`)
-	var url string
-	deadline := time.Now().Add(time.Minute)
-	for url == "" {
-		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("dev --serve never printed the dashboard:\n%s", out.String())
-		} else {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	url := waitPrinted(t, &out, &errOut, urlRE, time.Minute)
 	// The rolling upgrade's instance shows its executions' versions.
-	deadline = time.Now().Add(time.Minute)
-	for !strings.Contains(out.String(), "serving: 3 worker nodes") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the scenarios did not end:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// (the scenarios have ended when the nodes are served)
+	waitPrinted(t, &out, &errOut, regexp.MustCompile(`(serving: 3 worker nodes)`), time.Minute)
 	resp, err := http.Get(url + "api/instances/monitor-1?ns=dev")
 	if err != nil {
 		t.Fatal(err)

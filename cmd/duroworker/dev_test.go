@@ -212,17 +212,7 @@ func TestDevServe(t *testing.T) {
 		done <- runDev(ctx, devOptions{Store: storeMiniredis, Timeout: time.Minute, Serve: true}, &out, &errOut)
 	}()
 	urlRE := regexp.MustCompile(`serving: 3 worker nodes on (redis://\S+),`)
-	var url string
-	deadline := time.Now().Add(time.Minute)
-	for url == "" {
-		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("dev --serve never printed its URL:\n%s\n%s", out.String(), errOut.String())
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	url := waitPrinted(t, &out, &errOut, urlRE, time.Minute)
 	code, stdout, stderr := runCLI(t, "start", "examples::orchestration::hello", "served", "--id", "from-cli",
 		"--redis", url, "--prefix", "dev", "--wait", "--timeout", "30s")
 	if code != 0 || !strings.Contains(stdout, "Completed") {
@@ -239,5 +229,21 @@ func TestDevServe(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "serve nodes stopped") {
 		t.Fatalf("no clean stop:\n%s", out.String())
+	}
+}
+
+// waitPrinted waits until out matches re and returns its first submatch;
+// it fails the test with both outputs after within.
+func waitPrinted(t *testing.T, out, errOut *syncBuffer, re *regexp.Regexp, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never printed %s:\n%s\n%s", re, out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -3,10 +3,8 @@ package dashboard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -602,15 +600,8 @@ type dlqData struct {
 	NextURL string `json:"-"`
 }
 
-// streamIDRE matches a dead letter id (a stream entry id) as a cursor.
-var streamIDRE = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
-
 func (h *Handler) dlq(r *http.Request, ns *nsState) (any, error) {
-	after := r.URL.Query().Get("after")
-	if after != "" && !streamIDRE.MatchString(after) {
-		return nil, badRequest("after=%q: not a dead letter id (MILLISECONDS-SEQUENCE)", after)
-	}
-	dls, err := ns.Client.ListDeadLetters(r.Context(), after, dlqPage)
+	dls, err := ns.Client.ListDeadLetters(r.Context(), r.URL.Query().Get("after"), dlqPage)
 	if err != nil {
 		return nil, err
 	}
@@ -626,40 +617,7 @@ func (h *Handler) dlq(r *http.Request, ns *nsState) (any, error) {
 }
 
 func (h *Handler) deadLetter(r *http.Request, ns *nsState) (any, error) {
-	id := r.PathValue("id")
-	prev, err := streamPred(id)
-	if err != nil {
-		return nil, badRequest("dead letter id %q: %v", id, err)
-	}
-	dls, err := ns.Client.ListDeadLetters(r.Context(), prev, 1)
-	if err != nil {
-		return nil, err
-	}
-	if len(dls) == 0 || dls[0].ID != id {
-		return nil, fmt.Errorf("dead letter %s: %w", id, client.ErrDeadLetterNotFound)
-	}
-	return dls[0], nil
-}
-
-// streamPred returns the stream id just before id (MS-SEQ), so that
-// reading after it starts at id.
-func streamPred(id string) (string, error) {
-	ms, seq, ok := strings.Cut(id, "-")
-	if !ok {
-		return "", errors.New("want MS-SEQ")
-	}
-	m, err1 := strconv.ParseUint(ms, 10, 64)
-	s, err2 := strconv.ParseUint(seq, 10, 64)
-	if err1 != nil || err2 != nil {
-		return "", errors.New("want MS-SEQ")
-	}
-	switch {
-	case s > 0:
-		return fmt.Sprintf("%d-%d", m, s-1), nil
-	case m > 0:
-		return fmt.Sprintf("%d-%d", m-1, uint64(1<<64-1)), nil
-	}
-	return "", errors.New("no dead letter has id 0-0")
+	return ns.Client.GetDeadLetter(r.Context(), r.PathValue("id"))
 }
 
 // ---- sessions

@@ -163,7 +163,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cache-Control", "no-store")
-	if !h.cfg.HasAuth() && !loopbackHost(r.Host) {
+	if !h.cfg.HasAuth() && !LoopbackHost(r.Host) {
 		// Without credentials only a loopback name may reach the
 		// dashboard: a page whose own name was rebound to 127.0.0.1 (DNS
 		// rebinding) is same-origin to the browser, and would otherwise
@@ -200,9 +200,10 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return h.cfg.User != "" && equal(user, h.cfg.User) && equal(pass, h.cfg.Password)
 }
 
-// loopbackHost reports whether the Host header hostport names the
-// loopback interface.
-func loopbackHost(hostport string) bool {
+// LoopbackHost reports whether hostport (a host, or host:port as in a
+// Host header or a listen address) names only the loopback interface:
+// "localhost" or a loopback IP.
+func LoopbackHost(hostport string) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h

@@ -307,19 +307,6 @@ func TestPathID(t *testing.T) {
 	}
 }
 
-func TestStreamPred(t *testing.T) {
-	for in, want := range map[string]string{"5-3": "5-2", "5-0": "4-18446744073709551615"} {
-		if got, err := streamPred(in); err != nil || got != want {
-			t.Errorf("streamPred(%q) = %q, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"0-0", "x", "1-x", ""} {
-		if _, err := streamPred(bad); err == nil {
-			t.Errorf("streamPred(%q) accepted", bad)
-		}
-	}
-}
-
 // TestAuth requires the bearer token or basic auth on every path.
 func TestAuth(t *testing.T) {
 	f := newFixture(t, false, Config{Token: "s3cret-token", User: "ops", Password: "pw"})
