@@ -43,7 +43,8 @@ func (w *Worker) LastAdvertised() time.Time {
 // fetches.
 const maxUnservedBuckets = 100
 
-// heartbeatLoop advertises the buckets this node serves and picks up buckets
+// heartbeatLoop advertises (after Start's first advertisement, every
+// NodeHeartbeat) the buckets this node serves and picks up buckets
 // that hold work no live node serves (an orchestration name or version, or an
 // activity, that no node has registered). Fetching those lets the worker
 // back the work off and finally poison it, instead of leaving it waiting
@@ -54,12 +55,12 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(w.opts.NodeHeartbeat)
 	defer tick.Stop()
 	for {
-		w.heartbeat(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		w.heartbeat(ctx)
 	}
 }
 

@@ -158,14 +158,16 @@ func (w *Worker) Options() Options { return w.opts }
 // anyway and the dispatchers retry.
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.started {
+		w.mu.Unlock()
 		return ErrAlreadyStarted
 	}
 	if err := w.checkEviction(ctx); err != nil {
+		w.mu.Unlock()
 		return err
 	}
 	if err := w.checkPermissions(ctx); err != nil {
+		w.mu.Unlock()
 		return err
 	}
 	w.started = true
@@ -183,7 +185,23 @@ func (w *Worker) Start(ctx context.Context) error {
 		"orchestrations", len(w.serves.Orchestrations), "activities", len(w.serves.Activities),
 		"orchestration_concurrency", w.opts.OrchestrationConcurrency, "activity_concurrency", w.opts.ActivityConcurrency,
 		"replay_cache", w.opts.ReplayCacheSize)
+	// Counted among the fetchers so that a Shutdown meanwhile withdraws the
+	// node only after this advertisement.
+	w.fetchers.Add(1)
+	w.mu.Unlock()
 
+	// Advertise before taking any work: a node that holds a lock is always
+	// in the node list, so that its death is noticed (dead-node reclaim)
+	// and operators and probes see it. A failure is logged and retried by
+	// the heartbeat loop, as later ones are.
+	w.heartbeat(fetchCtx)
+	w.fetchers.Done()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fetchCtx.Err() != nil { // Shutdown, or ctx ended, during the first heartbeat
+		return fetchCtx.Err()
+	}
 	w.fetchers.Add(2)
 	go w.listenWakeups(fetchCtx)
 	go w.heartbeatLoop(fetchCtx)
