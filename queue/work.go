@@ -41,6 +41,16 @@ type FetchWorkRequest struct {
 	// has not locked yet: they are locked first, if still pending for it.
 	// An entry beyond Max is put back at the end of its bucket's stream.
 	Read []ReadEntry
+	// RecoverReads also locks, first, the entries of the buckets that are
+	// pending for NodeID's consumer but that no lock holds: those a
+	// ReadWork delivered although its caller never saw the reply (a
+	// connection lost mid-read), and those an earlier process with the
+	// same NodeID read before it stopped. Without it they are taken back
+	// only after 5 minutes of idle time (or when the node is found dead).
+	// Set it on the first fetch of a process and after a failed read; it
+	// costs one XPENDING per bucket (looking at up to 1,000 pending entries
+	// of the node per bucket).
+	RecoverReads bool
 }
 
 // ReadEntry is a work stream entry that ReadWork delivered to a consumer
@@ -94,7 +104,11 @@ func (s *Store) FetchWork(ctx context.Context, req FetchWorkRequest) (FetchWorkR
 		buckets: req.Buckets, bucketKey: k.WorkStreamKey,
 		keys: func(id string) []string { return []string{k.Prefix(), k.fetchWorkRequestKey(id)} },
 		args: func(id string) []any {
-			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID}
+			recoverReads := "0"
+			if req.RecoverReads {
+				recoverReads = "1"
+			}
+			return []any{id, req.Max, millis(req.LockTimeout), req.SessionOwner, millis(req.SessionLease), req.MaxSessions, req.NodeID, recoverReads}
 		},
 		tail: tail,
 	}, decodeWorkItem)
@@ -126,8 +140,9 @@ func workConsumer(node string) string {
 // (one XREADGROUP ... BLOCK across them) and returns them unlocked: the
 // caller passes them to FetchWork (FetchWorkRequest.Read) to lock them. The
 // entries are pending for the caller's consumer from now on; if it never
-// locks them (a crash), a later fetch takes them back once they have been
-// idle for its lock timeout, like an expired lock. It returns no entries
+// locks them (a crash, a lost reply), a fetch of the same NodeID with
+// RecoverReads locks them, and any fetch takes them back once they have
+// been idle for 5 minutes. It returns no entries
 // when Block passes first. Streams that do not exist yet are created (with
 // their group).
 func (s *Store) ReadWork(ctx context.Context, req ReadWorkRequest) ([]ReadEntry, error) {
@@ -277,8 +292,8 @@ func decodeWorkItem(v any) (FetchedWork, error) {
 // miniredis), the reader reads on a client of its own instead and closes
 // that client's socket when the context ends: the server then drops the
 // blocked read, and an entry it delivered at that very moment stays
-// pending for the node until the 5-minute idle reclaim (see
-// docs/redis-layout.md, "Work streams"). This needs a *redis.Client under
+// pending for the node until a fetch of the node with RecoverReads or the
+// 5-minute idle reclaim (see docs/redis-layout.md, "Work streams"). This needs a *redis.Client under
 // the Store (not a cluster or ring client); otherwise Read waits out Block,
 // as ReadWork does. A WorkReader is not safe for concurrent use; Close it
 // when done.

@@ -338,6 +338,61 @@ func TestUnlockedReadIsTakenBackAfterTheIdleTime(t *testing.T) {
 	})
 }
 
+// TestRecoverReadsLocksTheNodesUnlockedEntries: an entry a blocking read
+// delivered to node n1 but that n1 never locked (the reply was lost, or the
+// process stopped between read and lock) is locked at once by a fetch of n1
+// with RecoverReads, at attempt 1 (it never ran), instead of after 5
+// minutes of idle time; another node's unlocked entries and n1's live locks
+// are left alone, and a fetch without RecoverReads does not look.
+func TestRecoverReadsLocksTheNodesUnlockedEntries(t *testing.T) {
+	forEach(t, func(t *testing.T, e *env) {
+		e.scheduleWork("i1", "a:x", "w1", "w2", "w3")
+		read := func(node string, n int) []ReadEntry {
+			t.Helper()
+			got, err := e.s.ReadWork(e.ctx, ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: node, Count: n, Block: time.Second})
+			wantErr(t, "ReadWork", err, nil)
+			if len(got) != n {
+				t.Fatalf("ReadWork(%s) read %+v, want %d", node, got, n)
+			}
+			return got
+		}
+		fetch := func(node string, recoverReads bool) []FetchedWork {
+			t.Helper()
+			res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{RequestID: fmt.Sprintf("w%d", reqSeq.Add(1)),
+				Buckets: []string{"a:x"}, Max: 1, LockTimeout: longLock, NodeID: node, RecoverReads: recoverReads})
+			wantErr(t, "FetchWork", err, nil)
+			return res.Items
+		}
+		// n1 locks w1 and runs it, then reads w2 but loses the reply; n2
+		// reads w3 and keeps it.
+		first := fetch("n1", false)
+		if len(first) != 1 {
+			t.Fatalf("first fetch: %+v", first)
+		}
+		lost := read("n1", 1)
+		kept := read("n2", 1)
+		if got := fetch("n1", false); len(got) != 0 {
+			t.Fatalf("a fetch without RecoverReads took %+v", got)
+		}
+		got := fetch("n1", true)
+		if len(got) != 1 || got[0].ID != lost[0].WorkID || got[0].Attempts != 1 {
+			t.Fatalf("recovered %+v, want %s at attempt 1", got, lost[0].WorkID)
+		}
+		if got := fetch("n1", true); len(got) != 0 {
+			t.Fatalf("a second recovery took %+v: the node's locks (%s, %s) are live", got, first[0].ID, lost[0].WorkID)
+		}
+		// The recovered lock is a lock like any other: acked with its token.
+		wantErr(t, "AckWork", e.s.AckWork(e.ctx, got[0].ID, got[0].Token, "done"), nil)
+		// n2's read is n2's to lock.
+		res, err := e.s.FetchWork(e.ctx, FetchWorkRequest{RequestID: fmt.Sprintf("w%d", reqSeq.Add(1)),
+			Buckets: []string{"a:x"}, Max: 10, LockTimeout: longLock, NodeID: "n2", Read: kept})
+		wantErr(t, "FetchWork n2", err, nil)
+		if len(res.Items) != 1 || res.Items[0].ID != kept[0].WorkID {
+			t.Fatalf("n2 locked %+v, want %s", res.Items, kept[0].WorkID)
+		}
+	})
+}
+
 // TestDelayedDueHash: wqdue holds the earliest due time of each bucket's
 // delayed set, so that a fetch reads one hash instead of every delayed set;
 // a fetch that promotes moves it on, and drops it when the set is empty.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/duroworker/duroworker/capability"
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
 	"github.com/duroworker/duroworker/internal/redistest"
@@ -348,5 +350,153 @@ func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
 	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
 	if strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
 		t.Fatalf("activity runs %v: want node-a attempt 1, then node-b attempt 2", got)
+	}
+}
+
+// TestRestartedNodeTakesBackItsUnlockedReads: a process that stopped
+// between a blocking read and the fetch that locks what it read leaves the
+// entry pending for its node in the stream's group, where only the
+// 5-minute idle reclaim would find it (the node is not dead: it is back).
+// The first fetch of a worker with the same NodeID locks it at once, at
+// attempt 1 (it never ran).
+func TestRestartedNodeTakesBackItsUnlockedReads(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		orchs := engine.NewOrchestrationRegistry().Register("Echo", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+			return ctx.ScheduleActivity("Echo", in).Get()
+		}).MustBuild()
+		var attempts atomic.Int32
+		acts := engine.NewActivityRegistry().Register("Echo", func(ctx *engine.ActivityContext, in string) (string, error) {
+			attempts.Store(int32(ctx.Attempt()))
+			return in, nil
+		}).MustBuild()
+		e.startWorker(orchs, nil, worker.Options{NodeID: "orchestrator", Tags: worker.NoActivities()})
+		ctx := context.Background()
+		if err := e.client.Start(ctx, "r", "Echo", "back"); err != nil {
+			t.Fatal(err)
+		}
+		// The earlier process of node "restarted" reads the activity and stops.
+		var read []queue.ReadEntry
+		eventually(t, 20*time.Second, "the activity read by the earlier process", func() bool {
+			var err error
+			read, err = e.store.ReadWork(ctx, queue.ReadWorkRequest{Buckets: []string{capability.ActivityBucket("Echo")},
+				NodeID: "restarted", Count: 1, Block: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(read) == 1
+		})
+		e.startWorker(nil, acts, worker.Options{NodeID: "restarted", ActivityLockTimeout: 4 * time.Minute})
+		if st := e.wait("r"); st.State != client.StateCompleted || st.Output != "back" {
+			t.Fatalf("status %+v", st)
+		}
+		if n := attempts.Load(); n != 1 {
+			t.Fatalf("the recovered activity ran at attempt %d, want 1", n)
+		}
+	})
+}
+
+// lostReplies is a go-redis hook that loses (after Redis applied it) the
+// reply of the first blocking work read that delivered entries, and of the
+// first orchestration fetch and the first work fetch that locked
+// something: the calls fail as when a connection drops mid-reply.
+type lostReplies struct {
+	mu   sync.Mutex
+	lost map[string]bool
+}
+
+func (h *lostReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lostReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *lostReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := next(ctx, cmd); err != nil {
+			return err
+		}
+		class := ""
+		switch c := cmd.(type) {
+		case *redis.XStreamSliceCmd:
+			if cmd.Name() == "xreadgroup" && len(c.Val()) > 0 {
+				class = "read"
+			}
+		case *redis.Cmd:
+			if reply, err := c.Slice(); err == nil && len(reply) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") {
+				for _, a := range cmd.Args() {
+					if s, ok := a.(string); ok && (strings.Contains(s, ":fr:o:") || strings.Contains(s, ":fr:w:")) {
+						class = s[strings.Index(s, ":fr:")+1 : strings.Index(s, ":fr:")+5]
+						break
+					}
+				}
+			}
+		}
+		if class == "" {
+			return nil
+		}
+		h.mu.Lock()
+		first := !h.lost[class]
+		h.lost[class] = true
+		h.mu.Unlock()
+		if !first {
+			return nil
+		}
+		err := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+		cmd.SetErr(err)
+		return err
+	}
+}
+
+func (h *lostReplies) classes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for c := range h.lost {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLostReadAndFetchRepliesStrandNothing: when the reply of a blocking
+// work read or of a fetch is lost after Redis applied the call, the work it
+// delivered or locked is run at once, not after its lock or idle time (4
+// minutes here): the worker recovers its node's unlocked reads on the next
+// fetch, and retries a failed fetch under the same request id, which
+// answers with what the lost call locked.
+func TestLostReadAndFetchRepliesStrandNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(srv.Client(t).Options())
+	hook := &lostReplies{lost: map[string]bool{}}
+	rdb.AddHook(hook)
+	t.Cleanup(func() { _ = rdb.Close() })
+	e := newEnv(t, rdb, true)
+	orchs := engine.NewOrchestrationRegistry().Register("Echo", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+		return ctx.ScheduleActivity("Echo", in).Get()
+	}).MustBuild()
+	var runs atomic.Int32
+	acts := engine.NewActivityRegistry().Register("Echo", func(ctx *engine.ActivityContext, in string) (string, error) {
+		runs.Add(1)
+		return in, nil
+	}).MustBuild()
+	// Separate nodes and no eager dispatch: every turn and activity goes
+	// through a fetch, and the activity through a blocking read first.
+	const lock = 4 * time.Minute
+	e.startWorker(orchs, nil, worker.Options{NodeID: "orchestrator", Tags: worker.NoActivities(),
+		OrchestrationLockTimeout: lock, DisableEagerDispatch: true})
+	e.startWorker(nil, acts, worker.Options{NodeID: "runner", ActivityLockTimeout: lock, DisableEagerDispatch: true})
+	ctx := context.Background()
+	if err := e.client.Start(ctx, "lost", "Echo", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.wait("lost"); st.State != client.StateCompleted || st.Output != "x" {
+		t.Fatalf("status %+v", st)
+	}
+	if got := hook.classes(); !slices.Equal(got, []string{"fr:o", "fr:w", "read"}) {
+		t.Fatalf("lost replies of %v; want an orchestration fetch, a work fetch and a read", got)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the activity ran %d times, want 1", n)
 	}
 }

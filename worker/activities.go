@@ -43,6 +43,12 @@ func (w *Worker) activityLoop(ctx context.Context) {
 	// the next fetch. fetch and block run on this goroutine, one after the
 	// other.
 	var read []queue.ReadEntry
+	// recoverReads asks the next fetch to lock the entries pending for this
+	// node that no fetch locked: on the first fetch (an earlier process
+	// with this NodeID may have stopped between a read and its lock), and
+	// after a failed read (Redis may have delivered entries whose reply
+	// was lost). Otherwise those wait 5 minutes.
+	recoverReads := true
 	reader := w.store.NewWorkReader()
 	defer reader.Close()
 	request := func(n int) queue.FetchWorkRequest {
@@ -53,6 +59,13 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		w.sess.FetchFields(&req)
 		return req
 	}
+	// Entries read but not locked when the loop ends (Shutdown during a
+	// failed fetch's backoff) go back to the others at once.
+	defer func() {
+		if len(read) > 0 {
+			w.releaseRead(request(len(read)), read)
+		}
+	}()
 	dispatch(ctx, w, dispatcher[queue.FetchedWork]{
 		what:      "activities",
 		kick:      w.workKick,
@@ -61,17 +74,19 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		// worker may not take now (at Sessions.MaxSessions); do not spin
 		// on it. New work still wakes the loop at once.
 		minIdle: minEmptyFetchWait,
-		fetch: func(n int) ([]queue.FetchedWork, time.Duration, error) {
+		fetch: func(requestID string, n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := request(n)
-			req.Read = read
+			req.RequestID, req.Read, req.RecoverReads = requestID, read, recoverReads
 			res, err := w.store.FetchWork(ctx, req)
 			if err == nil {
-				read = nil
+				read, recoverReads = nil, false
 			}
 			return res.Items, res.NextWake, err
 		},
 		block: func(ctx context.Context, free int, wait time.Duration) {
-			read = w.blockForWork(ctx, reader, request(free), wait)
+			var ok bool
+			read, ok = w.blockForWork(ctx, reader, request(free), wait)
+			recoverReads = recoverReads || !ok
 		},
 	}, w.actPool)
 }
@@ -83,21 +98,22 @@ func (w *Worker) activityLoop(ctx context.Context) {
 // read waits out wait, which Shutdown then waits for). Entries a read
 // returns once ctx has ended are locked and released again at once (each
 // goes back to its stream, the delivery not counted, no session claimed):
-// should that fail, they are taken back like expired locks.
-func (w *Worker) blockForWork(ctx context.Context, reader *queue.WorkReader, req queue.FetchWorkRequest, wait time.Duration) []queue.ReadEntry {
+// should that fail, they are taken back like expired locks. ok is false
+// when the read failed (it may have delivered entries it could not return).
+func (w *Worker) blockForWork(ctx context.Context, reader *queue.WorkReader, req queue.FetchWorkRequest, wait time.Duration) (entries []queue.ReadEntry, ok bool) {
 	entries, err := reader.Read(ctx, queue.ReadWorkRequest{Buckets: req.Buckets, NodeID: req.NodeID, Count: req.Max, Block: wait})
 	if ctx.Err() != nil {
 		if len(entries) > 0 {
 			w.releaseRead(req, entries)
 		}
-		return nil
+		return nil, true
 	}
 	if err != nil {
 		w.log.Warn("waiting for activities failed", "err", err)
 		idleWait(ctx, nil, min(wait, time.Second))
-		return nil
+		return nil, false
 	}
-	return entries
+	return entries, true
 }
 
 // releaseRead locks and abandons entries read but not to be run (shutdown),

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // dispatcher describes one fetch loop: orchestration turns or activities.
@@ -15,7 +17,12 @@ type dispatcher[T any] struct {
 	reconnect chan struct{} // the wake-up subscription reconnected: ends an error backoff
 	minIdle   time.Duration // shortest wait after an empty fetch
 	before    func()        // runs before each fetch, if set
-	fetch     func(n int) (items []T, nextWake time.Duration, err error)
+	// fetch locks up to n items under requestID: the same id until a fetch
+	// succeeds, so that a retry after an error whose reply was lost gets
+	// back what that fetch locked (a fetch script answers a request id it
+	// already ran with the items it locked, see queue.FetchWorkRequest)
+	// instead of leaving them locked, unrun, until their locks expire.
+	fetch func(requestID string, n int) (items []T, nextWake time.Duration, err error)
 	// block, if set, replaces the idle wait after a fetch that did not fill
 	// its slots: it waits (at most wait) for new work itself, with free
 	// slots to fill, and returns when there may be some.
@@ -198,13 +205,15 @@ func (p *pool[T]) release() {
 // dispatch runs d until ctx ends: it waits for a free slot, fetches as many
 // items as there are free slots, runs each on a goroutine of its pool, backs off
 // on store errors (100 ms doubling to 5 s, cut short when the wake-up
-// subscription reconnects: Redis is reachable again), and after a fetch that
+// subscription reconnects: Redis is reachable again; the retry reuses the
+// failed fetch's request id), and after a fetch that
 // did not fill its slots blocks until kicked, until the earliest known due
 // item, or for BlockTimeout.
 func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]) {
 	slots := p.slots
 	defer p.close() // idle pool goroutines end; busy ones finish their item
 	errs := 0
+	requestID := ""
 	for ctx.Err() == nil {
 		if d.before != nil {
 			d.before()
@@ -225,7 +234,10 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 			}
 			break
 		}
-		items, nextWake, err := d.fetch(n)
+		if requestID == "" {
+			requestID = uuid.NewString()
+		}
+		items, nextWake, err := d.fetch(requestID, n)
 		for i := len(items); i < n; i++ {
 			<-slots
 		}
@@ -240,6 +252,7 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 			idleWait(ctx, d.reconnect, errorBackoff(errs))
 			continue
 		}
+		requestID = ""
 		select { // a reconnect seen while fetching normally is stale
 		case <-d.reconnect:
 		default:

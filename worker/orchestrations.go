@@ -36,9 +36,9 @@ func (w *Worker) orchestrationLoop(ctx context.Context) {
 			default:
 			}
 		},
-		fetch: func(n int) ([]queue.OrchestrationItem, time.Duration, error) {
+		fetch: func(requestID string, n int) ([]queue.OrchestrationItem, time.Duration, error) {
 			res, err := w.store.FetchOrchestrations(ctx, queue.FetchOrchestrationsRequest{
-				RequestID:     uuid.NewString(),
+				RequestID:     requestID,
 				Buckets:       w.orchestrationFetchBuckets(),
 				Max:           n,
 				MaxMessages:   DefaultMaxMessagesPerTurn,

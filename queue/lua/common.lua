@@ -555,8 +555,11 @@ end
 -- Fetch bounds of lock_work: the entries a reclaim lists beyond the free
 -- slots, the entries a fetch reads past those it locks (session items it
 -- cannot claim), and how long a session item that bounced twice within
--- that time waits before it goes back into its stream.
+-- that time waits before it goes back into its stream. WQ_RECOVER_SCAN
+-- bounds the caller's own pending entries a recovery looks at per stream
+-- (its live locks among them).
 local WQ_RECLAIM_SLACK, WQ_WAIT_WINDOW, WQ_WAIT_DEFER_MS = 16, 64, 100
+local WQ_RECOVER_SCAN = 1000
 
 -- lock_work locks up to max ready work items of the streams keys[i] of
 -- buckets[i] (i = 1..#buckets) for the caller; it is the core of
@@ -568,8 +571,13 @@ local WQ_RECLAIM_SLACK, WQ_WAIT_WINDOW, WQ_WAIT_DEFER_MS = 16, 64, 100
 --   opt (may be nil): me, lease, maxsess: the session owner id ("" or nil:
 --     takes no session work), lease ms and session capacity as in
 --     fetch_work.lua; pre: entries the caller read itself (a blocking
---     XREADGROUP), each {bucket index, entry id, work id}, locked first.
--- Steps: (1) the pre-read entries still pending for the caller; (2) take
+--     XREADGROUP), each {bucket index, entry id, work id}, locked first;
+--     recover: also lock the entries pending for the caller's consumer that
+--     no lock holds (a read whose reply was lost, or the reads of an earlier
+--     process under the same node id), as pre-read entries.
+-- Steps: (1) the pre-read entries still pending for the caller, then, with
+-- recover, its other unlocked pending entries (XPENDING ... <consumer>, at
+-- most WQ_RECOVER_SCAN per stream); (2) take
 -- back expired locks: XPENDING IDLE <lock> lists entries idle at least that
 -- long (renewals reset the idle time), each is checked against wi:<id>
 -- (an entry whose item is gone is dropped; a live lock of a longer timeout
@@ -682,6 +690,31 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
             readd(i, p[2], p[3], dc, num(f[3]))
           else
             wq_remove(keys[i], p[2])
+          end
+        end
+      end
+    end
+  end
+
+  -- (1b) entries pending for the caller that it never locked; one with a
+  -- lock (live, or expired: step 2 takes that back) is left alone
+  if opt.recover then
+    for i = 1, #buckets do
+      if #locked >= max then break end
+      local key = keys[i]
+      local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(WQ_RECOVER_SCAN), cons)
+      if type(r) == 'table' and not r.err then
+        for _, p in ipairs(r) do
+          if #locked >= max then break end
+          local eid, dc = p[1], tonumber(p[4])
+          local e = redis.call('XRANGE', key, eid, eid)
+          local wid = e[1] and e[1][2][2]
+          local f = wid and redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok')
+          if not f or f[1] ~= buckets[i] or f[2] ~= eid then
+            wq_remove(key, eid) -- the item is gone or carried by another entry
+          elseif (f[3] or '') == '' and not seen[wid] then
+            seen[wid] = true
+            take(i, eid, wid, dc)
           end
         end
       end

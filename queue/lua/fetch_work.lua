@@ -6,13 +6,16 @@
 -- ARGV[5] session lease ms   ARGV[6] max sessions the owner may hold
 -- ARGV[7] node id of the caller (may be ""): recorded with each lock, as in
 --   fetch_orch.lua, and the consumer name in the streams' group ("-" if "")
--- ARGV[7+i] bucket name i (same order as KEYS[2+i]), then triples (bucket
+-- ARGV[8] "1": also lock the entries pending for the caller's consumer that
+--   it read but never locked (lock_work's recover), else "0"
+-- ARGV[8+i] bucket name i (same order as KEYS[2+i]), then triples (bucket
 --   name, entry id, work id) of entries the caller read itself with a
 --   blocking XREADGROUP, locked first when still pending for it
 -- Steps: move the due items of each served bucket's delayed set wqd:<bucket>
 -- (at most PROMOTE per bucket; wqdue says which have any) into its stream,
 -- then lock_work (common.lua):
--- the pre-read entries, expired locks taken back, new entries read.
+-- the pre-read entries (and, with ARGV[8], the caller's other unlocked
+-- ones), expired locks taken back, new entries read.
 -- Session items: an item of a session owned (live lease) by another owner is
 -- moved to that owner's node stream "s:<owner>"; a session without a live
 -- owner is claimed for ARGV[4] if it holds fewer than ARGV[6] sessions, else
@@ -42,13 +45,13 @@ local rec = redis.call('GET', KEYS[2])
 if rec then return replay_fetch(rec, req, k_wi, build_item, 1) end
 
 local buckets, keys = {}, {}
-for i = 1, nb do buckets[i], keys[i] = ARGV[7 + i], KEYS[2 + i] end
+for i = 1, nb do buckets[i], keys[i] = ARGV[8 + i], KEYS[2 + i] end
 local best = wq_promote_due(buckets, PROMOTE, now)
 local pre = {}
-for j = 8 + nb, #ARGV - 2, 3 do pre[#pre + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2]} end
+for j = 9 + nb, #ARGV - 2, 3 do pre[#pre + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2]} end
 
 local items, locked, wake = lock_work(buckets, keys, max, lock, ARGV[7], req, now,
-  {me = ARGV[4], lease = tonumber(ARGV[5]), maxsess = tonumber(ARGV[6]), pre = pre})
+  {me = ARGV[4], lease = tonumber(ARGV[5]), maxsess = tonumber(ARGV[6]), pre = pre, recover = ARGV[8] == '1'})
 if wake and (not best or wake < best) then best = wake end
 
 if #locked > 0 then
