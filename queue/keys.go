@@ -200,6 +200,11 @@ func (k Keys) nodeLocksKey(nodeID string) string { return k.base + "nlocks:" + n
 // the node has been live without a lapse.
 func (k Keys) nodeSinceKey() string { return k.base + "nodesince" }
 
+// nodeTTLKey is the hash of listed node id -> the liveness (ms) its
+// heartbeats give it, which ReclaimDeadNodes reads for a node that lapsed
+// before the caller became live.
+func (k Keys) nodeTTLKey() string { return k.base + "nodettl" }
+
 // childrenKey is the set of instances created by acks of instanceID with
 // ChildStart.ParentInstanceID = instanceID.
 func (k Keys) childrenKey(instanceID string) string { return k.base + kindChildren + instanceID }

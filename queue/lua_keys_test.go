@@ -565,6 +565,7 @@ func TestLuaKeyHelpersMatchKeys(t *testing.T) {
 		"K_INSTANCES":    {"K_INSTANCES", k.instancesKey()},
 		"K_STATS":        {"K_STATS", k.StatsKey()},
 		"K_NODE_SINCE":   {"K_NODE_SINCE", k.nodeSinceKey()},
+		"K_NODE_TTL":     {"K_NODE_TTL", k.nodeTTLKey()},
 		"CH_WAKE_ORCH":   {"CH_WAKE_ORCH", k.WakeOrchChannel()},
 		"CH_ENDED":       {"CH_ENDED", k.EndedChannel()},
 	}

@@ -312,8 +312,9 @@ func TestShutdownWithdrawsTheNodeBeforeWaiting(t *testing.T) {
 }
 
 // TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock kills a worker process
-// while its activity runs under a 30 s lock: as soon as the node's liveness
-// lapses (three heartbeats), another process reclaims the lock and runs the
+// while its activity runs under a 30 s lock, and starts its replacement
+// only once the killed node's liveness (three heartbeats) has lapsed: the
+// replacement, live for that long in turn, reclaims the lock and runs the
 // activity again, long before the lock would have expired.
 func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
 	if testing.Short() {
@@ -338,6 +339,11 @@ func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
 	})
 	killed := time.Now()
 	a.kill()
+	eventually(t, 10*time.Second, "node-a's liveness lapsed", func() bool {
+		score, err := rdb.ZScore(ctx, store.Keys().NodesKey(), "node-a").Result()
+		now, terr := rdb.Time(ctx).Result()
+		return err == nil && terr == nil && score < float64(now.UnixMilli())
+	})
 	startProc(t, srv, "reclaim", "node-b", "-activity-lock", lock.String())
 	// The only assertion on time: the work comes back before the lock
 	// timeout (from the kill, which is after the lock was taken).

@@ -4,7 +4,7 @@
 -- '' for none)   ARGV[4..] bucket names
 -- Returns 1. The node counts as live until now + ttl (Redis clock); its
 -- bucket set node:<id> and its description nodeinfo:<id> expire at the same
--- time.
+-- time; nodettl keeps the ttl (see reclaim_nodes.lua).
 local node, ttl = ARGV[1], tonumber(ARGV[2])
 
 -- validate
@@ -36,4 +36,5 @@ else
   redis.call('DEL', k_nodeinfo(node))
 end
 redis.call('ZADD', K_NODES, now + ttl, node)
+redis.call('HSET', K_NODE_TTL, node, ttl)
 return 1

@@ -372,6 +372,11 @@ end
 -- lapsed or it was not listed).
 local K_NODE_SINCE = P .. 'nodesince'
 
+-- K_NODE_TTL maps each listed node to the liveness (ms) its heartbeats give
+-- it (advertise.lua's ttl): a node that is alive shows up again within that
+-- long of Redis answering it.
+local K_NODE_TTL = P .. 'nodettl'
+
 -- NODE_FORGET_MS is how long a node whose liveness lapsed is kept, with
 -- its lock list, before forget_dead_nodes drops it: every live worker's
 -- heartbeat (reclaim_nodes.lua) gets that long to take its locks over, so
@@ -382,12 +387,13 @@ local NODE_FORGET_MS = 60000
 
 -- forget_dead_nodes removes the nodes whose liveness lapsed more than
 -- NODE_FORGET_MS before now, with what is kept about them (nlocks:<node>,
--- their nodesince field).
+-- their nodesince and nodettl fields).
 local function forget_dead_nodes(now)
   local before = '(' .. I(now - NODE_FORGET_MS)
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', before)) do
     redis.call('DEL', k_nlocks(node))
     redis.call('HDEL', K_NODE_SINCE, node)
+    redis.call('HDEL', K_NODE_TTL, node)
   end
   redis.call('ZREMRANGEBYSCORE', K_NODES, '-inf', before)
 end

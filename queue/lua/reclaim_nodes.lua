@@ -4,8 +4,13 @@
 -- A node is dead when its liveness (its score in nodes) lapsed while the
 -- caller was live without a lapse (nodesince): the caller's own heartbeats
 -- went through then, so the dead node's silence was not an outage of Redis.
--- After an outage that lapsed every node, nobody qualifies and the locks
--- expire at their deadlines as before. For each dead node, each lock listed
+-- A node that lapsed before the caller became live (the caller started
+-- after it died, or both lapsed in an outage of Redis) is dead too once the
+-- caller has been live for longer than that node's ttl (nodettl): alive, it
+-- would have advertised again by then. So right after an outage that
+-- lapsed every node nobody qualifies, and a replacement started after a
+-- node died takes its locks over a ttl later (while the dead node is still
+-- listed: NODE_FORGET_MS). For each dead node, each lock listed
 -- in nlocks:<node> that is still the node's gets its deadline set to now and
 -- its bucket entry scored now (a work item's stream entry passes to the
 -- consumer WQ_FREE with a long idle time): the next fetch takes it over with
@@ -29,6 +34,18 @@ local woken_o = {}
 -- only nodes that lapsed while the caller was live (outage-lapsed nodes,
 -- kept until forget_dead_nodes drops them, would fill the page)
 local dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'LIMIT', 0, 10)
+-- and nodes that lapsed before the caller's liveness began, once silent
+-- for their ttl of it (a page of 100 of them; unserved.lua forgets lapsed
+-- nodes after NODE_FORGET_MS)
+if #dead < 10 then
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. I(since), 'LIMIT', 0, 100)) do
+    local ttl = tonumber(redis.call('HGET', K_NODE_TTL, node) or '')
+    if ttl and now - since > ttl then
+      dead[#dead + 1] = node
+      if #dead >= 10 then break end
+    end
+  end
+end
 for _, node in ipairs(dead) do
   if n >= limit then break end
   local lk = k_nlocks(node)
@@ -83,6 +100,7 @@ for _, node in ipairs(dead) do
   if redis.call('SCARD', lk) == 0 and n < limit then
     redis.call('ZREM', K_NODES, node)
     redis.call('HDEL', K_NODE_SINCE, node)
+    redis.call('HDEL', K_NODE_TTL, node)
   end
 end
 publish_all(CH_WAKE_ORCH, woken_o)

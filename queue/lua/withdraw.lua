@@ -6,5 +6,6 @@
 redis.call('DEL', k_node(ARGV[1]), k_nodeinfo(ARGV[1]))
 redis.call('ZREM', K_NODES, ARGV[1])
 redis.call('HDEL', K_NODE_SINCE, ARGV[1])
+redis.call('HDEL', K_NODE_TTL, ARGV[1])
 redis.call('DEL', k_nlocks(ARGV[1]))
 return 1

@@ -123,6 +123,56 @@ var nodeCases = []testCase{
 			}
 		}
 	}},
+	{"a_node_dead_before_the_reclaimer_started_is_reclaimed_a_ttl_later", func(e *env) {
+		// n1 dies and lapses before n2 (its replacement) comes up, so n2
+		// never saw n1 lapse. Right away n1 could be a node silenced by an
+		// outage of Redis; once n2 has been live for n1's ttl without n1
+		// advertising again, n1 is dead and its locks are taken over.
+		e.create("i1", "o:b", "start")
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		old := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
+		if len(old) != 1 {
+			e.t.Fatalf("n1 fetched %v", itemIDs(old))
+		}
+		e.pass(e.nodeTTL() + time.Millisecond) // n1 lapses
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		n, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+		e.must("ReclaimDeadNodes", err)
+		if r := e.instance("i1"); n != 0 || !r.Locked {
+			e.t.Fatalf("n1's lock was reclaimed by a node live for less than n1's ttl (%d reclaimed): %+v", n, r)
+		}
+		var got []queue.OrchestrationItem
+		e.after(e.nodeTTL()+time.Millisecond, "the lock of a node dead before the reclaimer started taken over", func() bool {
+			e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+			_, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+			e.must("ReclaimDeadNodes", err)
+			got = e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n2"}).Items
+			return len(got) == 1
+		})
+		if got[0].Token == old[0].Token || got[0].Attempts != 2 {
+			e.t.Fatalf("reclaimed item = %+v (old token %s)", got[0], old[0].Token)
+		}
+		wantErr(e.t, "dead node's renew", e.s.RenewOrchestrationLock(e.ctx, "i1", old[0].Token, longLock), queue.ErrLockLost)
+	}},
+	{"a_node_back_from_an_outage_within_its_ttl_keeps_its_locks", func(e *env) {
+		// Every node lapsed in an outage; n2 is back first, n1 a moment
+		// later (within its ttl of n2's return): n1 is alive and keeps its
+		// lock however long n2 stays live.
+		e.create("i1", "o:b", "start")
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, e.nodeTTL()))
+		if n := len(e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1", LockTimeout: 10 * e.nodeTTL()}).Items); n != 1 {
+			e.t.Fatalf("n1 fetched %d items", n)
+		}
+		e.pass(e.nodeTTL() + time.Millisecond) // the outage
+		e.must("advertise n2", e.s.AdvertiseNode(e.ctx, "n2", []string{"o:b"}, longLock))
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b"}, longLock))
+		e.pass(e.nodeTTL() + time.Millisecond)
+		n, err := e.s.ReclaimDeadNodes(e.ctx, "n2", 0)
+		e.must("ReclaimDeadNodes", err)
+		if r := e.instance("i1"); n != 0 || !r.Locked || r.Attempts != 1 {
+			e.t.Fatalf("the lock of n1, live again, was reclaimed (%d reclaimed): %+v", n, r)
+		}
+	}},
 	{"no_reclaim_after_an_outage_that_lapsed_every_node", func(e *env) {
 		// Redis was unreachable for longer than the nodes' liveness: every
 		// node lapsed, the survivors come back, and none of them takes the
