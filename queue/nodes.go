@@ -153,20 +153,46 @@ func (s *Store) WithdrawNode(ctx context.Context, nodeID string) error {
 // lock timeouts. Only locks fetched with a NodeID are recorded and
 // reclaimed. Fencing is kept: the dead node's late ack, renewal or abandon
 // fails with ErrLockLost. A node that withdrew (WithdrawNode, graceful
-// shutdown) keeps its locks, and after an outage of Redis that lapsed every
-// node nothing is reclaimed (locks then expire at their deadlines). Workers
-// call it on each heartbeat, before UnservedBuckets (which forgets dead
-// nodes). It returns the number of locks reclaimed.
+// shutdown) keeps its locks. A node that lapsed before nodeID became live
+// counts as dead only once nodeID has been live for that node's own
+// liveness (the ttl of its AdvertiseNode): right after an outage of Redis
+// that lapsed every node nothing is reclaimed (the nodes were alive and
+// advertise again), while a replacement started after a node died takes
+// its locks over that much later. Workers call it on each heartbeat, before
+// UnservedBuckets (which forgets dead nodes). It returns the number of
+// locks reclaimed.
 func (s *Store) ReclaimDeadNodes(ctx context.Context, nodeID string, limit int) (int, error) {
+	return s.reclaimLocks(ctx, "reclaiming dead nodes' locks", nodeID, limit, false)
+}
+
+// ReclaimEarlierLocks expires at once, at most limit of them, the locks
+// still recorded for nodeID, which a process starting under nodeID holds
+// none of: they are those of an earlier process with the same node id
+// (killed, or restarted before its liveness lapsed, as a Kubernetes pod
+// keeps its name), taken over by the next fetch like a dead node's (see
+// ReclaimDeadNodes) instead of waiting out their lock timeouts. Entries
+// that process read but never locked are freed too. Workers call it in
+// Start, before they take any lock; a second process running under the
+// same node id at the same time would lose its locks. It returns the
+// number of locks reclaimed.
+func (s *Store) ReclaimEarlierLocks(ctx context.Context, nodeID string, limit int) (int, error) {
+	return s.reclaimLocks(ctx, "reclaiming an earlier process's locks", nodeID, limit, true)
+}
+
+func (s *Store) reclaimLocks(ctx context.Context, what, nodeID string, limit int, own bool) (int, error) {
 	if nodeID == "" {
-		return 0, errors.New("reclaiming dead nodes' locks: the caller's node id is required")
+		return 0, fmt.Errorf("%s: the caller's node id is required", what)
 	}
 	if limit <= 0 {
 		limit = 1000
 	}
-	n, err := s.reclaimNodes.Run(ctx, s.rdb, []string{s.keys.Prefix()}, nodeID, limit).Int()
+	flag := "0"
+	if own {
+		flag = "1"
+	}
+	n, err := s.reclaimNodes.Run(ctx, s.rdb, []string{s.keys.Prefix()}, nodeID, limit, flag).Int()
 	if err != nil {
-		return 0, fmt.Errorf("reclaiming dead nodes' locks: %w", mapScriptError(err))
+		return 0, fmt.Errorf("%s: %w", what, mapScriptError(err))
 	}
 	return n, nil
 }

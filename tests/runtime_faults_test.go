@@ -506,3 +506,45 @@ func TestLostReadAndFetchRepliesStrandNothing(t *testing.T) {
 		t.Fatalf("the activity ran %d times, want 1", n)
 	}
 }
+
+// TestRestartedNodesEarlierLocksAreReclaimedAtStart kills a worker process
+// while its activity runs under a 30 s lock and restarts it at once under
+// the same node id (as a Kubernetes pod keeps its name), before the node's
+// liveness lapses, so no dead-node reclaim applies: the new process takes
+// the earlier one's locks back when it starts and runs the activity again,
+// long before the lock would have expired.
+func TestRestartedNodesEarlierLocksAreReclaimedAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := queue.New(rdb, queue.Options{Prefix: "restart"})
+	c := client.New(store)
+	defer c.Close()
+	ctx := context.Background()
+	runs := "{restart}:test:runs"
+	const lock = 30 * time.Second
+
+	a := startProc(t, srv, "restart", "node-a", "-activity-lock", lock.String())
+	if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
+		n, _ := rdb.LLen(ctx, runs).Result()
+		return n == 1
+	})
+	killed := time.Now()
+	a.kill()
+	startProc(t, srv, "restart", "node-a", "-activity-lock", lock.String())
+	wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
+	defer cancel()
+	st, err := c.Wait(wctx, "slow")
+	if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on node-a" {
+		t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
+	}
+	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
+	if strings.Join(got, " ") != "node-a:slow:1 node-a:slow:2" {
+		t.Fatalf("activity runs %v: want attempt 1, then attempt 2 by the restarted process", got)
+	}
+}

@@ -47,7 +47,9 @@ const (
 // documented default.
 type Options struct {
 	// NodeID identifies this worker process in logs and activity contexts.
-	// If empty, it is "<hostname>-<pid>-<random>".
+	// If empty, it is "<hostname>-<pid>-<random>". Run one process per
+	// NodeID at a time: a process that starts under a NodeID takes back at
+	// once the locks an earlier one left (a restart under a stable name).
 	NodeID string
 
 	// OrchestrationConcurrency is the number of orchestration turns run at

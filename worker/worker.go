@@ -149,9 +149,12 @@ func (w *Worker) NodeID() string { return w.opts.NodeID }
 // Options returns the options in effect, defaults applied.
 func (w *Worker) Options() Options { return w.opts }
 
-// Start checks that Redis lets this worker use the wake-up channels,
-// subscribes to wake-ups and starts the dispatchers. It returns once they
-// run; they stop when ctx is cancelled or Shutdown is called. It fails,
+// Start checks that Redis lets this worker use the wake-up channels, takes
+// back the locks an earlier process under the same NodeID left (see
+// queue.Store.ReclaimEarlierLocks; run one process per NodeID at a time),
+// advertises the node, subscribes to wake-ups and starts the dispatchers.
+// It returns once they run; they stop when ctx is cancelled or Shutdown is
+// called. It fails,
 // starting nothing, when the Redis user lacks a permission the worker needs
 // (its scripts publish on the channels &{prefix}:* after their writes, and
 // the worker subscribes to them); when Redis cannot be reached it starts
@@ -190,11 +193,24 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.fetchers.Add(1)
 	w.mu.Unlock()
 
+	// Both steps below are bounded, as checkPermissions is: when Redis does
+	// not answer, the worker starts anyway and the heartbeat loop retries.
+	startCtx, cancelStart := context.WithTimeout(fetchCtx, 5*time.Second)
+	defer cancelStart()
+	// Locks recorded under this node id now are an earlier process's
+	// (this one holds none yet): take them back now, not at their deadlines.
+	if n, err := w.store.ReclaimEarlierLocks(startCtx, w.opts.NodeID, 0); err != nil {
+		if fetchCtx.Err() == nil {
+			w.log.Warn("reclaiming the locks of an earlier process of this node failed; they expire at their deadlines", "err", err)
+		}
+	} else if n > 0 {
+		w.log.Info("reclaimed the locks of an earlier process of this node", "locks", n)
+	}
 	// Advertise before taking any work: a node that holds a lock is always
 	// in the node list, so that its death is noticed (dead-node reclaim)
 	// and operators and probes see it. A failure is logged and retried by
 	// the heartbeat loop, as later ones are.
-	w.heartbeat(fetchCtx)
+	w.heartbeat(startCtx)
 	w.fetchers.Done()
 
 	w.mu.Lock()

@@ -1,6 +1,9 @@
 -- reclaim_nodes.lua: expire at once the locks held by worker nodes that died.
 -- KEYS[1] prefix "{ns}:"
 -- ARGV[1] node id of the caller (a live node)   ARGV[2] max locks reclaimed (> 0)
+-- ARGV[3] "1": reclaim the caller's own locks instead, those of an earlier
+--   process under the same node id (the caller starts and holds none yet);
+--   the caller need not be live, and stays listed
 -- A node is dead when its liveness (its score in nodes) lapsed while the
 -- caller was live without a lapse (nodesince): the caller's own heartbeats
 -- went through then, so the dead node's silence was not an outage of Redis.
@@ -23,29 +26,32 @@
 -- A withdrawn node (graceful shutdown) is not in nodes: its running work
 -- keeps its locks.
 -- Returns the number of locks reclaimed.
-local me, limit = ARGV[1], tonumber(ARGV[2])
+local me, limit, own = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local now = now_ms()
-local my = tonumber(redis.call('ZSCORE', K_NODES, me) or '')
-local since = tonumber(redis.call('HGET', K_NODE_SINCE, me) or '')
-if not my or my < now or not since then return 0 end
-
-local n = 0
-local woken_o = {}
--- only nodes that lapsed while the caller was live (outage-lapsed nodes,
--- kept until forget_dead_nodes drops them, would fill the page)
-local dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'LIMIT', 0, 10)
--- and nodes that lapsed before the caller's liveness began, once silent
--- for their ttl of it (a page of 100 of them; unserved.lua forgets lapsed
--- nodes after NODE_FORGET_MS)
-if #dead < 10 then
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. I(since), 'LIMIT', 0, 100)) do
-    local ttl = tonumber(redis.call('HGET', K_NODE_TTL, node) or '')
-    if ttl and now - since > ttl then
-      dead[#dead + 1] = node
-      if #dead >= 10 then break end
+local dead = {me}
+if not own then
+  local my = tonumber(redis.call('ZSCORE', K_NODES, me) or '')
+  local since = tonumber(redis.call('HGET', K_NODE_SINCE, me) or '')
+  if not my or my < now or not since then return 0 end
+  -- only nodes that lapsed while the caller was live (outage-lapsed nodes,
+  -- kept until forget_dead_nodes drops them, would fill the page)
+  dead = redis.call('ZRANGEBYSCORE', K_NODES, I(since), '(' .. now, 'LIMIT', 0, 10)
+  -- and nodes that lapsed before the caller's liveness began, once silent
+  -- for their ttl of it (a page of 100 of them; unserved.lua forgets lapsed
+  -- nodes after NODE_FORGET_MS)
+  if #dead < 10 then
+    for _, node in ipairs(redis.call('ZRANGEBYSCORE', K_NODES, '-inf', '(' .. I(since), 'LIMIT', 0, 100)) do
+      local ttl = tonumber(redis.call('HGET', K_NODE_TTL, node) or '')
+      if ttl and now - since > ttl then
+        dead[#dead + 1] = node
+        if #dead >= 10 then break end
+      end
     end
   end
 end
+
+local n = 0
+local woken_o = {}
 for _, node in ipairs(dead) do
   if n >= limit then break end
   local lk = k_nlocks(node)
@@ -97,7 +103,7 @@ for _, node in ipairs(dead) do
       end
     end
   end
-  if redis.call('SCARD', lk) == 0 and n < limit then
+  if not own and redis.call('SCARD', lk) == 0 and n < limit then
     redis.call('ZREM', K_NODES, node)
     redis.call('HDEL', K_NODE_SINCE, node)
     redis.call('HDEL', K_NODE_TTL, node)

@@ -173,6 +173,43 @@ var nodeCases = []testCase{
 			e.t.Fatalf("the lock of n1, live again, was reclaimed (%d reclaimed): %+v", n, r)
 		}
 	}},
+	{"an_earlier_process_locks_are_reclaimed_by_its_successor", func(e *env) {
+		// The process of node n1 locked a turn and an activity and read a
+		// second activity, then was killed; a new process starts under the
+		// same node id before n1's liveness lapses. ReclaimEarlierLocks
+		// frees all three at once, fenced, with the lock attempts counted
+		// and the read not counted.
+		e.create("i1", "o:b", "start")
+		e.startWork("a:x", "w1", "w2")
+		e.must("advertise n1", e.s.AdvertiseNode(e.ctx, "n1", []string{"o:b", "a:x"}, longLock))
+		oldTurn := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
+		oldWork := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Max: 1}).Items
+		if len(oldTurn) != 1 || len(oldWork) != 1 {
+			e.t.Fatalf("n1 locked %d turns and %d work items", len(oldTurn), len(oldWork))
+		}
+		read, err := e.s.ReadWork(e.ctx, queue.ReadWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1", Count: 1, Block: time.Second})
+		e.must("ReadWork", err)
+		if len(read) != 1 {
+			e.t.Fatalf("n1 read %d entries", len(read))
+		}
+		n, err := e.s.ReclaimEarlierLocks(e.ctx, "n1", 0)
+		e.must("ReclaimEarlierLocks", err)
+		if n != 3 {
+			e.t.Fatalf("reclaimed %d, want 2 locks and 1 read", n)
+		}
+		turn := e.fetch(queue.FetchOrchestrationsRequest{Buckets: []string{"o:b"}, NodeID: "n1"}).Items
+		if len(turn) != 1 || turn[0].Token == oldTurn[0].Token || turn[0].Attempts != 2 {
+			e.t.Fatalf("turn after the reclaim = %+v (old token %s)", turn, oldTurn[0].Token)
+		}
+		work := e.fetchWork(queue.FetchWorkRequest{Buckets: []string{"a:x"}, NodeID: "n1"}).Items
+		attempts := map[string]int{}
+		for _, w := range work {
+			attempts[w.ID] = w.Attempts
+		}
+		wantEqual(e.t, "attempts after the reclaim", map[string]int{oldWork[0].ID: 2, read[0].WorkID: 1}, attempts)
+		wantErr(e.t, "the earlier process's turn ack", e.ackErr(queue.OrchestrationAck{InstanceID: "i1", Token: oldTurn[0].Token}), queue.ErrLockLost)
+		wantErr(e.t, "the earlier process's work ack", e.s.AckWork(e.ctx, oldWork[0].ID, oldWork[0].Token, "late"), queue.ErrLockLost)
+	}},
 	{"no_reclaim_after_an_outage_that_lapsed_every_node", func(e *env) {
 		// Redis was unreachable for longer than the nodes' liveness: every
 		// node lapsed, the survivors come back, and none of them takes the
