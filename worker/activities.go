@@ -53,7 +53,7 @@ func (w *Worker) activityLoop(ctx context.Context) {
 	defer reader.Close()
 	request := func(n int) queue.FetchWorkRequest {
 		req := queue.FetchWorkRequest{
-			RequestID: uuid.NewString(), Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
+			Buckets: w.activityFetchBuckets(), Max: n, LockTimeout: w.opts.ActivityLockTimeout,
 			NodeID: w.opts.NodeID,
 		}
 		w.sess.FetchFields(&req)

@@ -213,7 +213,9 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 	slots := p.slots
 	defer p.close() // idle pool goroutines end; busy ones finish their item
 	errs := 0
-	requestID := ""
+	// requestID and requestMax name the failed fetch that the next one
+	// retries; "" when the last fetch succeeded.
+	requestID, requestMax := "", 0
 	for ctx.Err() == nil {
 		if d.before != nil {
 			d.before()
@@ -234,8 +236,10 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 			}
 			break
 		}
-		if requestID == "" {
-			requestID = uuid.NewString()
+		// A retry may answer with up to requestMax items: it keeps the id
+		// only when they fit the free slots (eager claims take slots too).
+		if requestID == "" || n < requestMax {
+			requestID, requestMax = uuid.NewString(), n
 		}
 		items, nextWake, err := d.fetch(requestID, n)
 		for i := len(items); i < n; i++ {
@@ -252,7 +256,7 @@ func dispatch[T any](ctx context.Context, w *Worker, d dispatcher[T], p *pool[T]
 			idleWait(ctx, d.reconnect, errorBackoff(errs))
 			continue
 		}
-		requestID = ""
+		requestID, requestMax = "", 0
 		select { // a reconnect seen while fetching normally is stale
 		case <-d.reconnect:
 		default:

@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestPoolReservations: eager dispatch reserves free slots only (never
@@ -55,4 +58,72 @@ func TestPoolReservations(t *testing.T) {
 	if len(ran) != 2 || ran[0] != 7 || ran[1] != 8 {
 		t.Fatalf("ran %v, want [7 8]", ran)
 	}
+}
+
+// TestDispatchRetriesAFailedFetchUnderItsRequestID: a fetch that failed
+// (its reply may have been lost after Redis applied it) is retried under
+// the same request id, so that the store answers with what it locked; a
+// fetch after a success gets a new id, and so does a retry with fewer free
+// slots than the failed fetch asked for (its answer might not fit them).
+func TestDispatchRetriesAFailedFetchUnderItsRequestID(t *testing.T) {
+	w := &Worker{log: quietLogger(), opts: Options{BlockTimeout: time.Hour}}
+	type call struct {
+		id string
+		n  int
+	}
+	calls, replies := make(chan call), make(chan error)
+	reserve := make(chan int, 1)
+	p := newPool(w, 3, func(int, func()) {})
+	kick, reconnect := make(chan struct{}, 1), make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dispatch(ctx, w, dispatcher[int]{what: "test", kick: kick, reconnect: reconnect,
+			before: func() { // eager dispatch taking slots, when asked
+				select {
+				case k := <-reserve:
+					if got := p.reserve(k); got != k {
+						t.Errorf("reserve(%d) = %d", k, got)
+					}
+				default:
+				}
+			},
+			fetch: func(id string, n int) ([]int, time.Duration, error) {
+				calls <- call{id, n}
+				return nil, 0, <-replies
+			}}, p)
+	}()
+	next := func(what string) call {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", what)
+			return call{}
+		}
+	}
+	first := next("first fetch")
+	replies <- errors.New("reply lost")
+	reconnect <- struct{}{} // Redis answers again: the backoff ends
+	if retry := next("retry"); retry != first {
+		t.Fatalf("retry %+v, want the failed fetch's %+v", retry, first)
+	}
+	replies <- nil // nothing locked: the dispatcher idles until kicked
+	kick <- struct{}{}
+	fresh := next("fetch after a success")
+	if fresh.id == first.id || fresh.n != 3 {
+		t.Fatalf("fetch after a success %+v, want a new id for 3 slots", fresh)
+	}
+	replies <- errors.New("reply lost")
+	reserve <- 2
+	reconnect <- struct{}{}
+	if smaller := next("retry with one free slot"); smaller.id == fresh.id || smaller.n != 1 {
+		t.Fatalf("retry with one free slot %+v, want a new id for 1 slot (failed: %+v)", smaller, fresh)
+	}
+	replies <- nil
+	cancel()
+	<-done
+	p.settle(2, nil)
 }
