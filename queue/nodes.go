@@ -52,6 +52,9 @@ type Node struct {
 	// Description is what the node said about itself (zero if it said
 	// nothing, or lapsed).
 	Description NodeDescription
+	// TTL is the liveness each of its advertisements gives it (zero if
+	// unknown): a live node advertises again well within it.
+	TTL time.Duration
 }
 
 // AdvertiseNode records that worker node nodeID is live for ttl and serves
@@ -103,14 +106,10 @@ func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
 		return nil, nil
 	}
 	pipe := s.rdb.Pipeline()
-	members := make([]*redis.StringSliceCmd, len(entries))
-	infos := make([]*redis.StringCmd, len(entries))
-	since := make([]*redis.StringCmd, len(entries))
+	reads := make([]nodeReads, len(entries))
 	for i, e := range entries {
 		id, _ := e.Member.(string)
-		members[i] = pipe.SMembers(ctx, s.keys.nodeKey(id))
-		infos[i] = pipe.Get(ctx, s.keys.nodeInfoKey(id))
-		since[i] = pipe.HGet(ctx, s.keys.nodeSinceKey(), id)
+		reads[i] = s.readNode(ctx, pipe, id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("listing nodes: %w", err)
@@ -118,23 +117,64 @@ func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
 	nodes := make([]Node, 0, len(entries))
 	for i, e := range entries {
 		id, _ := e.Member.(string)
-		n := Node{ID: id, LiveUntil: time.UnixMilli(int64(e.Score)), Live: int64(e.Score) >= now.UnixMilli()}
-		if ms, err := strconv.ParseInt(since[i].Val(), 10, 64); err == nil {
-			n.LiveSince = time.UnixMilli(ms)
-		}
-		if n.Live {
-			n.Buckets = members[i].Val()
-			slices.Sort(n.Buckets)
-			if raw := infos[i].Val(); raw != "" {
-				// A description that does not parse (another version's
-				// writer) is shown as none rather than failing the list.
-				_ = json.Unmarshal([]byte(raw), &n.Description)
-			}
-		}
-		nodes = append(nodes, n)
+		nodes = append(nodes, reads[i].node(id, int64(e.Score), now))
 	}
 	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
 	return nodes, nil
+}
+
+// GetNode returns worker node nodeID as ListNodes would, and false when it
+// is not listed (never advertised, withdrawn, or lapsed over a minute ago).
+func (s *Store) GetNode(ctx context.Context, nodeID string) (Node, bool, error) {
+	pipe := s.rdb.Pipeline()
+	now := pipe.Time(ctx)
+	score := pipe.ZScore(ctx, s.keys.NodesKey(), nodeID)
+	r := s.readNode(ctx, pipe, nodeID)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Node{}, false, fmt.Errorf("reading node %s: %w", nodeID, err)
+	}
+	if errors.Is(score.Err(), redis.Nil) {
+		return Node{}, false, nil
+	}
+	return r.node(nodeID, int64(score.Val()), now.Val()), true, nil
+}
+
+// nodeReads are the pipelined reads of one node's keys.
+type nodeReads struct {
+	members    *redis.StringSliceCmd
+	info       *redis.StringCmd
+	since, ttl *redis.StringCmd
+}
+
+func (s *Store) readNode(ctx context.Context, pipe redis.Pipeliner, id string) nodeReads {
+	return nodeReads{
+		members: pipe.SMembers(ctx, s.keys.nodeKey(id)),
+		info:    pipe.Get(ctx, s.keys.nodeInfoKey(id)),
+		since:   pipe.HGet(ctx, s.keys.nodeSinceKey(), id),
+		ttl:     pipe.HGet(ctx, s.keys.nodeTTLKey(), id),
+	}
+}
+
+// node builds the Node of id, scored (live until) score ms, at server time
+// now.
+func (r nodeReads) node(id string, score int64, now time.Time) Node {
+	n := Node{ID: id, LiveUntil: time.UnixMilli(score), Live: score >= now.UnixMilli()}
+	if ms, err := strconv.ParseInt(r.since.Val(), 10, 64); err == nil {
+		n.LiveSince = time.UnixMilli(ms)
+	}
+	if ms, err := strconv.ParseInt(r.ttl.Val(), 10, 64); err == nil {
+		n.TTL = time.Duration(ms) * time.Millisecond
+	}
+	if n.Live {
+		n.Buckets = r.members.Val()
+		slices.Sort(n.Buckets)
+		if raw := r.info.Val(); raw != "" {
+			// A description that does not parse (another version's
+			// writer) is shown as none rather than failing the list.
+			_ = json.Unmarshal([]byte(raw), &n.Description)
+		}
+	}
+	return n
 }
 
 // WithdrawNode forgets nodeID at once (on graceful shutdown).

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"time"
@@ -26,6 +27,50 @@ func (w *Worker) describe() *queue.NodeDescription {
 		d.ActivityConcurrency = w.opts.ActivityConcurrency
 	}
 	return d
+}
+
+// checkNodeIDFree refuses to start under a NodeID that another live process
+// advertises: Start takes back the locks recorded under its NodeID (see
+// queue.Store.ReclaimEarlierLocks), which would be that process's. A node
+// still listed as live may also be an earlier process of this node that
+// died (a restart under a stable name): the check waits until its
+// advertisement lapses (dead: Start goes on) or is renewed (alive:
+// ErrNodeIDInUse), for at most its ttl. When Redis does not answer, Start
+// goes on, as with its other checks.
+func (w *Worker) checkNodeIDFree(ctx context.Context) error {
+	first, listed, err := w.store.GetNode(ctx, w.opts.NodeID)
+	if err != nil || !listed || !first.Live {
+		return nil
+	}
+	wait := first.TTL
+	if wait <= 0 || wait > time.Minute {
+		wait = time.Minute
+	}
+	w.log.Info("this node id is advertised by another process; waiting for it to lapse or advertise again",
+		"host", first.Description.Host, "pid", first.Description.PID, "live_until", first.LiveUntil, "at_most", wait)
+	deadline := time.Now().Add(wait + time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		n, listed, err := w.store.GetNode(ctx, w.opts.NodeID)
+		if err != nil {
+			continue
+		}
+		if !listed || !n.Live {
+			return nil // lapsed or withdrawn: that process is gone
+		}
+		if n.LiveUntil.After(first.LiveUntil) {
+			d := n.Description
+			return fmt.Errorf("%w: %s (host %q, pid %d, started %s); give each process its own NodeID",
+				ErrNodeIDInUse, w.opts.NodeID, d.Host, d.PID, time.UnixMilli(d.Started).UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 // LastAdvertised returns when this node last advertised itself to Redis

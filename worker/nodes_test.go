@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/engine"
@@ -80,4 +82,46 @@ func TestStartedWorkerIsListedAndServes(t *testing.T) {
 	if ids, err := c.ServedBy(ctx, "Echo", ""); err != nil || len(ids) != 0 {
 		t.Fatalf("ServedBy after shutdown = %v, %v", ids, err)
 	}
+}
+
+// TestSecondProcessUnderALiveNodeIDIsRefused: Start refuses a NodeID that
+// another live worker advertises (it would take that worker's locks back
+// as an earlier process's), after seeing it advertise again; once that
+// worker has shut down (withdrawn), the same NodeID starts at once.
+func TestSecondProcessUnderALiveNodeIDIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	store := queue.New(srv.Client(t), queue.Options{Prefix: "dup"})
+	opts := Options{Logger: quietLogger(), NodeID: "dup", NodeHeartbeat: 100 * time.Millisecond}
+	first, err := New(store, echoOrchestrations(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(store, echoOrchestrations(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(ctx); !errors.Is(err, ErrNodeIDInUse) {
+		t.Fatalf("second Start under a live node id = %v, want ErrNodeIDInUse", err)
+	}
+	if err := second.Shutdown(ctx); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Shutdown of the refused worker = %v, want ErrNotStarted", err)
+	}
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third, err := New(store, echoOrchestrations(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Start(ctx); err != nil {
+		t.Fatalf("Start after the node withdrew: %v", err)
+	}
+	defer third.Shutdown(ctx)
 }

@@ -47,9 +47,10 @@ const (
 // documented default.
 type Options struct {
 	// NodeID identifies this worker process in logs and activity contexts.
-	// If empty, it is "<hostname>-<pid>-<random>". Run one process per
-	// NodeID at a time: a process that starts under a NodeID takes back at
-	// once the locks an earlier one left (a restart under a stable name).
+	// If empty, it is "<hostname>-<pid>-<random>". One process per NodeID
+	// at a time: a process that starts under a NodeID takes back the locks
+	// an earlier one left (a restart under a stable name), and Start fails
+	// with ErrNodeIDInUse while another live process advertises it.
 	NodeID string
 
 	// OrchestrationConcurrency is the number of orchestration turns run at

@@ -40,6 +40,9 @@ import (
 var (
 	ErrAlreadyStarted = errors.New("worker already started")
 	ErrNotStarted     = errors.New("worker not started")
+	// ErrNodeIDInUse is returned by Start when another live process
+	// advertises the worker's NodeID (see Options.NodeID).
+	ErrNodeIDInUse = errors.New("node id in use by another live process")
 )
 
 // Worker runs orchestrations and activities from one store. Create it with
@@ -151,7 +154,8 @@ func (w *Worker) Options() Options { return w.opts }
 
 // Start checks that Redis lets this worker use the wake-up channels, takes
 // back the locks an earlier process under the same NodeID left (see
-// queue.Store.ReclaimEarlierLocks; run one process per NodeID at a time),
+// queue.Store.ReclaimEarlierLocks; it fails with ErrNodeIDInUse while
+// another live process advertises the NodeID),
 // advertises the node, subscribes to wake-ups and starts the dispatchers.
 // It returns once they run; they stop when ctx is cancelled or Shutdown is
 // called. It fails,
@@ -170,6 +174,10 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	if err := w.checkPermissions(ctx); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	if err := w.checkNodeIDFree(ctx); err != nil {
 		w.mu.Unlock()
 		return err
 	}

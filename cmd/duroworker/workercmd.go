@@ -84,7 +84,7 @@ the moment SIGINT/SIGTERM starts the shutdown.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.NodeID, "node-id", "", "node id, in logs and session ownership (default: <hostname>-<pid>-<random>); a restarted node with the same id gets its sessions back")
+	f.StringVar(&opts.NodeID, "node-id", "", "node id, in logs and session ownership (default: <hostname>-<pid>-<random>); a restarted node with the same id gets its sessions and locks back; one process per id at a time")
 	f.IntVar(&opts.OrchestrationConcurrency, "orchestration-concurrency", 0, fmt.Sprintf("orchestration turns run at once (0: %d; negative: no orchestrations)", worker.DefaultOrchestrationConcurrency))
 	f.IntVar(&opts.ActivityConcurrency, "activity-concurrency", 0, fmt.Sprintf("activities run at once (0: %d; negative: no activities)", worker.DefaultActivityConcurrency))
 	f.DurationVar(&opts.OrchestrationLock, "orchestration-lock", 0, fmt.Sprintf("instance lock of a turn, renewed while it runs (0: %s)", worker.DefaultOrchestrationLockTimeout))
