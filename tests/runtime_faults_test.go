@@ -312,50 +312,67 @@ func TestShutdownWithdrawsTheNodeBeforeWaiting(t *testing.T) {
 }
 
 // TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock kills a worker process
-// while its activity runs under a 30 s lock, and starts its replacement
-// only once the killed node's liveness (three heartbeats) has lapsed: the
-// replacement, live for that long in turn, reclaims the lock and runs the
-// activity again, long before the lock would have expired.
+// while its activity runs under a 30 s lock and starts another, which runs
+// the activity again long before the lock would have expired:
+//   - replacement: a new node id, started only once the killed node's
+//     liveness (three heartbeats) has lapsed; live for that long in turn,
+//     it reclaims the dead node's lock;
+//   - restart: the same node id at once (as a Kubernetes pod keeps its
+//     name), before the node lapses, so that no dead-node reclaim applies:
+//     the new process waits for the old advertisement to lapse, then takes
+//     the earlier process's locks back as it starts.
 func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	store := queue.New(rdb, queue.Options{Prefix: "reclaim"})
-	c := client.New(store)
-	defer c.Close()
-	ctx := context.Background()
-	runs := "{reclaim}:test:runs"
-	const lock = 30 * time.Second
+	for _, tc := range []struct {
+		name, next string
+		waitLapse  bool
+	}{
+		{name: "replacement", next: "node-b", waitLapse: true},
+		{name: "restart", next: "node-a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := srv.Client(t)
+			store := queue.New(rdb, queue.Options{Prefix: "reclaim"})
+			c := client.New(store)
+			defer c.Close()
+			ctx := context.Background()
+			runs := "{reclaim}:test:runs"
+			const lock = 30 * time.Second
 
-	a := startProc(t, srv, "reclaim", "node-a", "-activity-lock", lock.String())
-	if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
-		n, _ := rdb.LLen(ctx, runs).Result()
-		return n == 1
-	})
-	killed := time.Now()
-	a.kill()
-	eventually(t, 10*time.Second, "node-a's liveness lapsed", func() bool {
-		score, err := rdb.ZScore(ctx, store.Keys().NodesKey(), "node-a").Result()
-		now, terr := rdb.Time(ctx).Result()
-		return err == nil && terr == nil && score < float64(now.UnixMilli())
-	})
-	startProc(t, srv, "reclaim", "node-b", "-activity-lock", lock.String())
-	// The only assertion on time: the work comes back before the lock
-	// timeout (from the kill, which is after the lock was taken).
-	wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
-	defer cancel()
-	st, err := c.Wait(wctx, "slow")
-	if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on node-b" {
-		t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
-	}
-	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
-	if strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
-		t.Fatalf("activity runs %v: want node-a attempt 1, then node-b attempt 2", got)
+			a := startProc(t, srv, "reclaim", "node-a", "-activity-lock", lock.String())
+			if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "activity started on node-a", func() bool {
+				n, _ := rdb.LLen(ctx, runs).Result()
+				return n == 1
+			})
+			killed := time.Now()
+			a.kill()
+			if tc.waitLapse {
+				eventually(t, 10*time.Second, "node-a's liveness lapsed", func() bool {
+					score, err := rdb.ZScore(ctx, store.Keys().NodesKey(), "node-a").Result()
+					now, terr := rdb.Time(ctx).Result()
+					return err == nil && terr == nil && score < float64(now.UnixMilli())
+				})
+			}
+			startProc(t, srv, "reclaim", tc.next, "-activity-lock", lock.String())
+			// The only assertion on time: the work comes back before the
+			// lock timeout (from the kill, which is after the lock was taken).
+			wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
+			defer cancel()
+			st, err := c.Wait(wctx, "slow")
+			if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on "+tc.next {
+				t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
+			}
+			got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
+			if want := "node-a:slow:1 " + tc.next + ":slow:2"; strings.Join(got, " ") != want {
+				t.Fatalf("activity runs %v, want %s", got, want)
+			}
+		})
 	}
 }
 
@@ -504,47 +521,5 @@ func TestLostReadAndFetchRepliesStrandNothing(t *testing.T) {
 	}
 	if n := runs.Load(); n != 1 {
 		t.Fatalf("the activity ran %d times, want 1", n)
-	}
-}
-
-// TestRestartedNodesEarlierLocksAreReclaimedAtStart kills a worker process
-// while its activity runs under a 30 s lock and restarts it at once under
-// the same node id (as a Kubernetes pod keeps its name), before the node's
-// liveness lapses, so no dead-node reclaim applies: the new process takes
-// the earlier one's locks back when it starts and runs the activity again,
-// long before the lock would have expired.
-func TestRestartedNodesEarlierLocksAreReclaimedAtStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	store := queue.New(rdb, queue.Options{Prefix: "restart"})
-	c := client.New(store)
-	defer c.Close()
-	ctx := context.Background()
-	runs := "{restart}:test:runs"
-	const lock = 30 * time.Second
-
-	a := startProc(t, srv, "restart", "node-a", "-activity-lock", lock.String())
-	if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
-		n, _ := rdb.LLen(ctx, runs).Result()
-		return n == 1
-	})
-	killed := time.Now()
-	a.kill()
-	startProc(t, srv, "restart", "node-a", "-activity-lock", lock.String())
-	wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
-	defer cancel()
-	st, err := c.Wait(wctx, "slow")
-	if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on node-a" {
-		t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
-	}
-	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
-	if strings.Join(got, " ") != "node-a:slow:1 node-a:slow:2" {
-		t.Fatalf("activity runs %v: want attempt 1, then attempt 2 by the restarted process", got)
 	}
 }

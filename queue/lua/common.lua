@@ -702,23 +702,32 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
     end
   end
 
+  -- pending_item returns the work id, token and lock deadline of the item
+  -- that entry eid of stream i carries, or nil (the entry dropped) when the
+  -- item is gone or carried by another entry.
+  local function pending_item(i, eid)
+    local e = redis.call('XRANGE', keys[i], eid, eid)
+    local wid = e[1] and e[1][2][2]
+    local f = wid and redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok', 'ldl')
+    if not f or f[1] ~= buckets[i] or f[2] ~= eid then
+      wq_remove(keys[i], eid)
+      return nil
+    end
+    return wid, f[3] or '', num(f[4])
+  end
+
   -- (1b) entries pending for the caller that it never locked; one with a
   -- lock (live, or expired: step 2 takes that back) is left alone
   if opt.recover then
     for i = 1, #buckets do
       if #locked >= max then break end
-      local key = keys[i]
-      local r = redis.pcall('XPENDING', key, WQ_GROUP, '-', '+', I(WQ_RECOVER_SCAN), cons)
+      local r = redis.pcall('XPENDING', keys[i], WQ_GROUP, '-', '+', I(WQ_RECOVER_SCAN), cons)
       if type(r) == 'table' and not r.err then
         for _, p in ipairs(r) do
           if #locked >= max then break end
           local eid, dc = p[1], tonumber(p[4])
-          local e = redis.call('XRANGE', key, eid, eid)
-          local wid = e[1] and e[1][2][2]
-          local f = wid and redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok')
-          if not f or f[1] ~= buckets[i] or f[2] ~= eid then
-            wq_remove(key, eid) -- the item is gone or carried by another entry
-          elseif (f[3] or '') == '' and not seen[wid] then
+          local wid, tok = pending_item(i, eid)
+          if wid and tok == '' and not seen[wid] then
             seen[wid] = true
             take(i, eid, wid, dc)
           end
@@ -736,12 +745,8 @@ local function lock_work(buckets, keys, max, lock, node, tokpfx, now, opt)
       for _, p in ipairs(r) do
         if #locked >= max then break end
         local eid, dc = p[1], tonumber(p[4])
-        local e = redis.call('XRANGE', key, eid, eid)
-        local wid = e[1] and e[1][2][2]
-        local f = wid and redis.call('HMGET', k_wi(wid), 'bucket', 'eid', 'tok', 'ldl')
-        if not f or f[1] ~= buckets[i] or f[2] ~= eid then
-          wq_remove(key, eid) -- the item is gone
-        elseif (f[3] or '') == '' or num(f[4]) <= now then
+        local wid, tok, ldl = pending_item(i, eid)
+        if wid and (tok == '' or ldl <= now) then
           seen[wid] = true
           redis.call('XCLAIM', key, WQ_GROUP, cons, '0', eid, 'TIME', dtime, 'RETRYCOUNT', I(dc + 1), 'JUSTID')
           take(i, eid, wid, dc + 1, true)
