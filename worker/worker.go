@@ -154,15 +154,14 @@ func (w *Worker) Options() Options { return w.opts }
 
 // Start checks that Redis lets this worker use the wake-up channels, takes
 // back the locks an earlier process under the same NodeID left (see
-// queue.Store.ReclaimEarlierLocks; it fails with ErrNodeIDInUse while
-// another live process advertises the NodeID),
-// advertises the node, subscribes to wake-ups and starts the dispatchers.
-// It returns once they run; they stop when ctx is cancelled or Shutdown is
-// called. It fails,
-// starting nothing, when the Redis user lacks a permission the worker needs
-// (its scripts publish on the channels &{prefix}:* after their writes, and
-// the worker subscribes to them); when Redis cannot be reached it starts
-// anyway and the dispatchers retry.
+// queue.Store.ReclaimEarlierLocks), advertises the node, subscribes to
+// wake-ups and starts the dispatchers. It returns once they run; they stop
+// when ctx is cancelled or Shutdown is called. It fails, starting nothing,
+// when the Redis user lacks a permission the worker needs (its scripts
+// publish on the channels &{prefix}:* after their writes, and the worker
+// subscribes to them), and with ErrNodeIDInUse while another live process
+// advertises the NodeID; when Redis cannot be reached it starts anyway and
+// the dispatchers retry.
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	if w.started {
