@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -137,6 +138,19 @@ func TestListNodesDescribesLiveAndLapsedNodes(t *testing.T) {
 		if c.Live || len(c.Buckets) != 0 || c.Description != (NodeDescription{}) {
 			t.Fatalf("lapsed node = %+v", c)
 		}
+		if bn.TTL != time.Minute || c.TTL != 50*time.Millisecond {
+			t.Fatalf("TTLs %v and %v, want the advertised 1m and 50ms", bn.TTL, c.TTL)
+		}
+		// GetNode reads one node as ListNodes does.
+		if one, ok, err := s.GetNode(ctx, "b-node"); err != nil || !ok || !reflect.DeepEqual(one, bn) {
+			t.Fatalf("GetNode(b-node) = %+v, %v, %v; ListNodes had %+v", one, ok, err, bn)
+		}
+		if one, ok, err := s.GetNode(ctx, "c-node"); err != nil || !ok || one.Live {
+			t.Fatalf("GetNode(c-node) = %+v, %v, %v; want it listed, lapsed", one, ok, err)
+		}
+		if _, ok, err := s.GetNode(ctx, "nobody"); err != nil || ok {
+			t.Fatalf("GetNode(nobody) = %v, %v; want not listed", ok, err)
+		}
 
 		// Advertising again without a description drops the old one.
 		if err := s.AdvertiseNode(ctx, "b-node", []string{"o:X"}, time.Minute); err != nil {
@@ -154,6 +168,9 @@ func TestListNodesDescribesLiveAndLapsedNodes(t *testing.T) {
 			if n.ID == "b-node" {
 				t.Fatalf("withdrawn node listed: %+v", n)
 			}
+		}
+		if _, ok, err := s.GetNode(ctx, "b-node"); err != nil || ok {
+			t.Fatalf("GetNode of a withdrawn node = %v, %v; want not listed", ok, err)
 		}
 	})
 }
