@@ -47,9 +47,9 @@ type FetchWorkRequest struct {
 	// connection lost mid-read), and those an earlier process with the
 	// same NodeID read before it stopped. Without it they are taken back
 	// only after 5 minutes of idle time (or when the node is found dead).
-	// Set it on the first fetch of a process and after a failed read; it
-	// costs one XPENDING per bucket (looking at up to 1,000 pending entries
-	// of the node per bucket).
+	// Workers set it on their first fetch, after a failed read, and at
+	// most every heartbeat otherwise; it costs one XPENDING per bucket
+	// (looking at up to 1,000 pending entries of the node per bucket).
 	RecoverReads bool
 }
 

@@ -523,3 +523,50 @@ func TestLostReadAndFetchRepliesStrandNothing(t *testing.T) {
 		t.Fatalf("the activity ran %d times, want 1", n)
 	}
 }
+
+// TestLiveNodeRecoversAnEntryAnotherReaderTookInItsName: an entry that a
+// read other than the worker's own delivered to the worker's node (a read
+// an earlier process left blocked in Redis, delivering after the new
+// process started) is locked by the worker's periodic recovery (once every
+// NodeHeartbeat), not left for the 5-minute idle reclaim.
+func TestLiveNodeRecoversAnEntryAnotherReaderTookInItsName(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, e *env) {
+		release, holding := make(chan struct{}), make(chan struct{}, 1)
+		orchs := engine.NewOrchestrationRegistry().Register("Call", func(ctx *engine.OrchestrationContext, in string) (string, error) {
+			return ctx.ScheduleActivity(in, in).Get()
+		}).MustBuild()
+		acts := engine.NewActivityRegistry().
+			Register("Hold", func(ctx *engine.ActivityContext, in string) (string, error) {
+				holding <- struct{}{}
+				<-release
+				return in, nil
+			}).
+			Register("Echo", func(ctx *engine.ActivityContext, in string) (string, error) { return in, nil }).
+			MustBuild()
+		e.startWorker(orchs, nil, worker.Options{NodeID: "orchestrator", Tags: worker.NoActivities()})
+		e.startWorker(nil, acts, worker.Options{NodeID: "n1", ActivityConcurrency: 1, NodeHeartbeat: 100 * time.Millisecond})
+		ctx := context.Background()
+		if err := e.client.Start(ctx, "hold", "Call", "Hold"); err != nil {
+			t.Fatal(err)
+		}
+		<-holding // n1's only slot is busy: it reads nothing now
+		if err := e.client.Start(ctx, "echo", "Call", "Echo"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "Echo read in n1's name by another reader", func() bool {
+			read, err := e.store.ReadWork(ctx, queue.ReadWorkRequest{Buckets: []string{capability.ActivityBucket("Echo")},
+				NodeID: "n1", Count: 1, Block: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(read) == 1
+		})
+		close(release)
+		if st := e.wait("echo"); st.State != client.StateCompleted || st.Output != "Echo" {
+			t.Fatalf("status %+v", st)
+		}
+		if st := e.wait("hold"); st.Output != "Hold" {
+			t.Fatalf("status %+v", st)
+		}
+	})
+}

@@ -45,10 +45,13 @@ func (w *Worker) activityLoop(ctx context.Context) {
 	var read []queue.ReadEntry
 	// recoverReads asks the next fetch to lock the entries pending for this
 	// node that no fetch locked: on the first fetch (an earlier process
-	// with this NodeID may have stopped between a read and its lock), and
-	// after a failed read (Redis may have delivered entries whose reply
-	// was lost). Otherwise those wait 5 minutes.
-	recoverReads := true
+	// with this NodeID may have stopped between a read and its lock), after
+	// a failed read (Redis may have delivered entries whose reply was
+	// lost), and otherwise at most every NodeHeartbeat (a read an earlier
+	// process left blocked in Redis can deliver after this process
+	// started, and a lost reply is not always seen as an error). Without
+	// it those entries wait 5 minutes.
+	recoverReads, lastRecovery := true, time.Time{}
 	reader := w.store.NewWorkReader()
 	defer reader.Close()
 	request := func(n int) queue.FetchWorkRequest {
@@ -76,9 +79,13 @@ func (w *Worker) activityLoop(ctx context.Context) {
 		minIdle: minEmptyFetchWait,
 		fetch: func(requestID string, n int) ([]queue.FetchedWork, time.Duration, error) {
 			req := request(n)
+			recoverReads = recoverReads || time.Since(lastRecovery) >= w.opts.NodeHeartbeat
 			req.RequestID, req.Read, req.RecoverReads = requestID, read, recoverReads
 			res, err := w.store.FetchWork(ctx, req)
 			if err == nil {
+				if recoverReads {
+					lastRecovery = time.Now()
+				}
 				read, recoverReads = nil, false
 			}
 			return res.Items, res.NextWake, err
