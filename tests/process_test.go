@@ -156,10 +156,16 @@ func TestRollingUpgradeOfThreeProcesses(t *testing.T) {
 	defer c.Close()
 	ctx := context.Background()
 
+	// Each instance loops through 8 rounds of a 2 s durable timer, so it
+	// outlasts the rollout (three graceful stops and starts) even on a
+	// loaded machine. With 400 ms rounds the old nodes could finish every
+	// instance before the first upgraded node was ready (4 of 8 runs
+	// failed so with two busy loops on 2 cores).
+	const round = "2s"
 	nodes := []*proc{
-		startProc(t, srv, "roll", "n1", "-versions", "1.0.0", "-loop-timer", "400ms"),
-		startProc(t, srv, "roll", "n2", "-versions", "1.0.0", "-loop-timer", "400ms"),
-		startProc(t, srv, "roll", "n3", "-versions", "1.0.0", "-loop-timer", "400ms"),
+		startProc(t, srv, "roll", "n1", "-versions", "1.0.0", "-loop-timer", round),
+		startProc(t, srv, "roll", "n2", "-versions", "1.0.0", "-loop-timer", round),
+		startProc(t, srv, "roll", "n3", "-versions", "1.0.0", "-loop-timer", round),
 	}
 	const n = 20
 	for i := 0; i < n; i++ {
@@ -170,7 +176,7 @@ func TestRollingUpgradeOfThreeProcesses(t *testing.T) {
 	for i, p := range nodes {
 		time.Sleep(400 * time.Millisecond)
 		p.stop()
-		nodes[i] = startProc(t, srv, "roll", fmt.Sprintf("n%d-v2", i+1), "-versions", "1.0.0,2.0.0", "-loop-timer", "400ms")
+		nodes[i] = startProc(t, srv, "roll", fmt.Sprintf("n%d-v2", i+1), "-versions", "1.0.0,2.0.0", "-loop-timer", round)
 	}
 	upgraded := 0
 	ids := make([]string, n)
