@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/duroworker/duroworker/client"
 	"github.com/duroworker/duroworker/internal/redistest"
 	"github.com/duroworker/duroworker/queue"
@@ -104,6 +106,46 @@ func (p *proc) stop() {
 	}
 }
 
+// killedMidActivity is a redis-server whose namespace prefix had worker
+// process node-a SIGKILLed while it ran instance "slow"'s activity.
+type killedMidActivity struct {
+	srv    *redistest.Server
+	rdb    *redis.Client
+	store  *queue.Store
+	client *client.Client
+	prefix string
+	killed time.Time // just after the activity's lock was taken
+}
+
+// killMidActivity starts node-a with activity lock lock, starts "slow"
+// (sleeping sleep), and kills node-a once the activity runs.
+func killMidActivity(t *testing.T, prefix string, lock time.Duration, sleep string) *killedMidActivity {
+	t.Helper()
+	k := &killedMidActivity{srv: redistest.Start(t), prefix: prefix}
+	k.rdb = k.srv.Client(t)
+	k.store = queue.New(k.rdb, queue.Options{Prefix: prefix})
+	k.client = client.New(k.store)
+	t.Cleanup(func() { _ = k.client.Close() })
+	a := startProc(t, k.srv, prefix, "node-a", "-activity-lock", lock.String())
+	ctx := context.Background()
+	if err := k.client.Start(ctx, "slow", "Slow", sleep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
+		return len(k.runs(t)) == 1
+	})
+	k.killed = time.Now()
+	a.kill()
+	return k
+}
+
+// runs lists the activity runs, "<node>:<instance>:<attempt>" each.
+func (k *killedMidActivity) runs(t *testing.T) []string {
+	t.Helper()
+	got, _ := k.rdb.LRange(context.Background(), "{"+k.prefix+"}:test:runs", 0, -1).Result()
+	return got
+}
+
 // TestSIGKILLMidActivityRedelivers kills a worker process while its activity
 // runs: after the activity's lock expires another process runs it again
 // (attempt 2) and the orchestration completes.
@@ -111,32 +153,15 @@ func TestSIGKILLMidActivityRedelivers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	store := queue.New(rdb, queue.Options{Prefix: "kill"})
-	c := client.New(store)
-	defer c.Close()
-	ctx := context.Background()
-	runs := "{kill}:test:runs"
-
-	a := startProc(t, srv, "kill", "node-a", "-activity-lock", "1s")
-	if err := c.Start(ctx, "slow", "Slow", "2s"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "activity started on node-a", func() bool {
-		n, _ := rdb.LLen(ctx, runs).Result()
-		return n == 1
-	})
-	a.kill()
-	startProc(t, srv, "kill", "node-b", "-activity-lock", "1s")
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	k := killMidActivity(t, "kill", time.Second, "2s")
+	startProc(t, k.srv, "kill", "node-b", "-activity-lock", "1s")
+	wctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := c.Wait(wctx, "slow")
+	st, err := k.client.Wait(wctx, "slow")
 	if err != nil || st.State != client.StateCompleted || st.Output != "slept 2s on node-b" {
 		t.Fatalf("%+v %v", st, err)
 	}
-	got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
-	if strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
+	if got := k.runs(t); strings.Join(got, " ") != "node-a:slow:1 node-b:slow:2" {
 		t.Fatalf("activity runs %v: want node-a attempt 1, then node-b attempt 2", got)
 	}
 }

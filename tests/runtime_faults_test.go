@@ -156,15 +156,21 @@ func TestUnreadableOrEmptyHistoryIsPoisoned(t *testing.T) {
 // the second is sent, applied by Redis, and its reply lost (connection
 // reset); later calls go through.
 type flakyAcks struct {
+	commandHook
 	markers []string
 	mu      sync.Mutex
 	calls   map[string]int
 }
 
-func (h *flakyAcks) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *flakyAcks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+// commandHook passes dials and pipelines through: the fault hooks here
+// act on single commands (ProcessHook) only.
+type commandHook struct{}
+
+func (commandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
+
 func (h *flakyAcks) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		class := ""
@@ -333,42 +339,26 @@ func TestSIGKILLedNodesWorkIsReclaimedBeforeItsLock(t *testing.T) {
 		{name: "restart", next: "node-a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := redistest.Start(t)
-			rdb := srv.Client(t)
-			store := queue.New(rdb, queue.Options{Prefix: "reclaim"})
-			c := client.New(store)
-			defer c.Close()
-			ctx := context.Background()
-			runs := "{reclaim}:test:runs"
 			const lock = 30 * time.Second
-
-			a := startProc(t, srv, "reclaim", "node-a", "-activity-lock", lock.String())
-			if err := c.Start(ctx, "slow", "Slow", "1s"); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, 30*time.Second, "activity started on node-a", func() bool {
-				n, _ := rdb.LLen(ctx, runs).Result()
-				return n == 1
-			})
-			killed := time.Now()
-			a.kill()
+			k := killMidActivity(t, "reclaim", lock, "1s")
+			ctx := context.Background()
 			if tc.waitLapse {
 				eventually(t, 10*time.Second, "node-a's liveness lapsed", func() bool {
-					score, err := rdb.ZScore(ctx, store.Keys().NodesKey(), "node-a").Result()
-					now, terr := rdb.Time(ctx).Result()
+					score, err := k.rdb.ZScore(ctx, k.store.Keys().NodesKey(), "node-a").Result()
+					now, terr := k.rdb.Time(ctx).Result()
 					return err == nil && terr == nil && score < float64(now.UnixMilli())
 				})
 			}
-			startProc(t, srv, "reclaim", tc.next, "-activity-lock", lock.String())
+			startProc(t, k.srv, "reclaim", tc.next, "-activity-lock", lock.String())
 			// The only assertion on time: the work comes back before the
 			// lock timeout (from the kill, which is after the lock was taken).
-			wctx, cancel := context.WithDeadline(ctx, killed.Add(lock-2*time.Second))
+			wctx, cancel := context.WithDeadline(ctx, k.killed.Add(lock-2*time.Second))
 			defer cancel()
-			st, err := c.Wait(wctx, "slow")
+			st, err := k.client.Wait(wctx, "slow")
 			if err != nil || st.State != client.StateCompleted || st.Output != "slept 1s on "+tc.next {
 				t.Fatalf("not redelivered before the %s lock timeout: %+v %v", lock, st, err)
 			}
-			got, _ := rdb.LRange(ctx, runs, 0, -1).Result()
+			got := k.runs(t)
 			if want := "node-a:slow:1 " + tc.next + ":slow:2"; strings.Join(got, " ") != want {
 				t.Fatalf("activity runs %v, want %s", got, want)
 			}
@@ -423,14 +413,11 @@ func TestRestartedNodeTakesBackItsUnlockedReads(t *testing.T) {
 // first orchestration fetch and the first work fetch that locked
 // something: the calls fail as when a connection drops mid-reply.
 type lostReplies struct {
+	commandHook
 	mu   sync.Mutex
 	lost map[string]bool
 }
 
-func (h *lostReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *lostReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 func (h *lostReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if err := next(ctx, cmd); err != nil {
