@@ -25,11 +25,8 @@ func TestStartedWorkerIsListedAndServes(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	store := queue.New(srv.Client(t), queue.Options{Prefix: "fleet"})
-	w, err := New(store, echoOrchestrations(), nil, Options{Logger: quietLogger(), NodeID: "node-a",
+	w := newEchoWorker(t, store, Options{Logger: quietLogger(), NodeID: "node-a",
 		OrchestrationConcurrency: 3, ActivityConcurrency: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !w.LastAdvertised().IsZero() {
 		t.Fatal("advertised before Start")
 	}
@@ -96,17 +93,11 @@ func TestSecondProcessUnderALiveNodeIDIsRefused(t *testing.T) {
 	ctx := context.Background()
 	store := queue.New(srv.Client(t), queue.Options{Prefix: "dup"})
 	opts := Options{Logger: quietLogger(), NodeID: "dup", NodeHeartbeat: 100 * time.Millisecond}
-	first, err := New(store, echoOrchestrations(), nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := newEchoWorker(t, store, opts)
 	if err := first.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	second, err := New(store, echoOrchestrations(), nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := newEchoWorker(t, store, opts)
 	if err := second.Start(ctx); !errors.Is(err, ErrNodeIDInUse) {
 		t.Fatalf("second Start under a live node id = %v, want ErrNodeIDInUse", err)
 	}
@@ -116,12 +107,19 @@ func TestSecondProcessUnderALiveNodeIDIsRefused(t *testing.T) {
 	if err := first.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	third, err := New(store, echoOrchestrations(), nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	third := newEchoWorker(t, store, opts)
 	if err := third.Start(ctx); err != nil {
 		t.Fatalf("Start after the node withdrew: %v", err)
 	}
 	defer third.Shutdown(ctx)
+}
+
+// newEchoWorker returns a worker of store that runs echoOrchestrations.
+func newEchoWorker(t *testing.T, store *queue.Store, opts Options) *Worker {
+	t.Helper()
+	w, err := New(store, echoOrchestrations(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
